@@ -1,0 +1,241 @@
+"""The ``tuneall`` command line: a thin layer over the Python API.
+
+User errors (:class:`tuneall.errors.TuneallError`) become one line on stderr and exit code 2; nothing else is caught.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tuneall.errors import ConfigError, TuneallError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own usage errors: one line, exit 2
+        self.exit(2, f"tuneall: error: {message}\n")
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _add_budget(p: argparse.ArgumentParser, required: bool = True) -> None:
+    from tuneall.budget import DEFAULT_MIN_STEPS, UNITS
+
+    p.add_argument("--budget", required=required, help="training compute budget C, e.g. 1e10")
+    p.add_argument("--unit", default="param-steps", help=f"budget unit: {' | '.join(UNITS)} (default param-steps)")
+    p.add_argument("--min-steps", type=int, default=DEFAULT_MIN_STEPS, help="minimum SGD steps per member")
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="digits", help="cifar10 | cifar100 | digits | mnist1d | synthetic")
+    p.add_argument("--data-dir", default=None, help="where datasets live (default $TUNEALL_DATA or ~/.cache/tuneall)")
+
+
+def _add_optim(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 0.05)")
+    p.add_argument("--momentum", type=float, default=None, help="SGD momentum (default 0.9)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (default 128)")
+
+
+def _space_from_args(args) -> "object":
+    """A space file, or an ad-hoc space built from --family/--widths/--depths/--k flags."""
+    from tuneall.space import load_space, parse_space, with_fixed
+
+    flags = {"width": args.widths, "depth": args.depths, "k": args.k}
+    optim = {"lr": args.lr, "momentum": args.momentum, "batch_size": args.batch_size}
+    optim = {key: v for key, v in optim.items() if v is not None}
+    if args.space and (args.family or any(v is not None for v in flags.values())):
+        raise ConfigError("give either --space or --family/--widths/--depths/--k, not both")
+    if args.space or not (args.family or any(v is not None for v in flags.values())):
+        return with_fixed(load_space(args.space), **optim)
+    doc = {"name": "command-line", "families": [args.family or "cnn3"], **optim}
+    doc.update({key: v for key, v in flags.items() if v is not None})
+    return parse_space(doc)
+
+
+def cmd_plan(args) -> int:
+    from tuneall.api import plan
+
+    feasible, infeasible = plan(
+        budget=args.budget, unit=args.unit, min_steps=args.min_steps, dataset=args.dataset,
+        space=_space_from_args(args),
+    )
+    if args.json:
+        print(json.dumps({"feasible": feasible.to_dict("records"), "infeasible": infeasible.to_dict("records")},
+                         default=str, indent=1))
+        return 0
+    cols = ["family", "width", "depth", "k", "params_per_member", "total_params", "steps", "train_flops", "spent"]
+    print(f"{len(feasible)} feasible allocation(s) for C = {float(args.budget):.4g} {args.unit} on {args.dataset} "
+          f"(at least {args.min_steps} steps per member):")
+    print(feasible[cols].to_string(index=False))
+    if len(infeasible):
+        print(f"\n{len(infeasible)} infeasible:")
+        for reason in infeasible["reason"]:
+            print(f"  {reason}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from tuneall.api import train
+
+    def progress(r, i, res):
+        state = "DIVERGED" if res.diverged else f"loss {res.final_loss:.4f}"
+        print(f"  repeat {r} member {i} (seed {res.seed}): {res.steps_done}/{res.steps} steps, {state}, "
+              f"{res.train_time_s:.1f}s", flush=True)
+
+    result = train(
+        dataset=args.dataset, budget=args.budget, unit=args.unit, min_steps=args.min_steps, family=args.family or "cnn3",
+        width=args.width, depth=args.depth, k=args.k, data_fraction=args.data_fraction, seeds=args.seeds,
+        rule=args.rule, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size, data_dir=args.data_dir,
+        device=args.device, progress=None if args.json else progress,
+    )
+    if args.json:
+        print(json.dumps({"plan": result.plan.row(), "metrics": result.metrics(), "members": result.members},
+                         default=str, indent=1))
+        return 0
+    p = result.plan
+    print(f"\n{p.allocation.family} w={p.allocation.width:g} d={p.depth} k={p.k}: {p.params_per_member:,} params per "
+          f"member, {p.steps} steps each, status {result.status}")
+    print("members:")
+    for m in result.members:
+        print(f"  repeat {m['repeat']} member {m['member']}: acc {m['acc']:.4f}  nll {m['nll']:.4f}  "
+              f"ece {m['ece']:.4f}{'  DIVERGED' if m['diverged'] else ''}")
+    s = result.summary
+    print(f"ensemble ({args.rule}) over {len(result.repeats)} seed(s):")
+    for name in ("ensemble_acc", "ensemble_nll", "ensemble_ece", "member_acc_mean", "disagreement"):
+        print(f"  {name:16s} {s[name + '_mean']:.4f} ± {s[name + '_std']:.4f}  (worst {s[name + '_worst']:.4f})")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from tuneall.api import search
+
+    front = search(
+        budget=args.budget, unit=args.unit, min_steps=args.min_steps, dataset=args.dataset, data_dir=args.data_dir,
+        space=args.space, searcher=args.searcher, trials=args.trials, concurrency=args.concurrency, seeds=args.seeds,
+        rule=args.rule, objectives=args.objectives, cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial, parallel_members=args.parallel_members, name=args.name,
+        storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
+        seed=args.seed, max_failures=args.max_failures, lr=args.lr, momentum=args.momentum,
+        batch_size=args.batch_size, argv=["tuneall", *sys.argv[1:]] if argv_is_cli() else None, verbose=args.verbose,
+    )
+    _print_outcome(front.attrs.get("results_dir"), front)
+    return 0
+
+
+def argv_is_cli() -> bool:
+    return bool(sys.argv) and sys.argv[0].endswith("tuneall")
+
+
+def _print_outcome(results_dir, front) -> None:
+    if front.empty:
+        print("\nNo trial trained successfully; see the trials table.")
+    else:
+        b = front.iloc[0]
+        print(f"\nBest allocation: {b['family']} width {b['width']:g} depth {int(b['depth'])} k={int(b['k'])} "
+              f"({int(b['steps'])} steps per member): ensemble accuracy {b['ensemble_acc_mean']:.4f} "
+              f"± {b['ensemble_acc_std']:.4f}")
+    if results_dir:
+        print(f"Summary: {results_dir}/summary.md")
+
+
+def cmd_report(args) -> int:
+    from tuneall.report import build_report
+
+    front = build_report(args.results_dir)
+    _print_outcome(args.results_dir, front)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tuneall", description="Find the best way to spend a training compute budget.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("plan", help="list feasible allocations for a budget, without training")
+    _add_budget(p)
+    _add_data(p)
+    p.add_argument("--space", default=None, help="search space YAML (path or name in search_spaces/)")
+    p.add_argument("--family", default=None, help="model family (instead of --space)")
+    p.add_argument("--widths", type=_floats, default=None, help="comma-separated width multipliers")
+    p.add_argument("--depths", type=_ints, default=None, help="comma-separated depths")
+    p.add_argument("--k", type=_ints, default=None, help="comma-separated ensemble sizes")
+    _add_optim(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("train", help="train and evaluate one allocation")
+    _add_budget(p)
+    _add_data(p)
+    p.add_argument("--family", default="cnn3")
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--depth", type=int, default=None)
+    p.add_argument("--k", type=int, default=1, help="ensemble size")
+    p.add_argument("--data-fraction", type=float, default=1.0)
+    p.add_argument("--seeds", type=int, default=3, help="repeats over seeds (default 3)")
+    p.add_argument("--rule", default="mean", help="ensemble combination: mean | geometric | vote")
+    p.add_argument("--device", default="cpu")
+    _add_optim(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    from tuneall.tuner import OBJECTIVES, SEARCHERS
+
+    p = sub.add_parser("search", help="search the best allocation for a budget with Ray Tune + Optuna")
+    _add_budget(p)
+    _add_data(p)
+    p.add_argument("--space", default=None, help="search space YAML (path or name in search_spaces/; default paper)")
+    p.add_argument("--searcher", default="tpe", help=f"{' | '.join(SEARCHERS)} (grid: every feasible point)")
+    p.add_argument("--trials", type=int, default=20, help="number of trials (ignored by grid)")
+    p.add_argument("--concurrency", type=int, default=None, help="trials at a time (default: as CPUs allow)")
+    p.add_argument("--seeds", type=int, default=3, help="repeats of each allocation over seeds (default 3)")
+    p.add_argument("--rule", default="mean", help="ensemble combination: mean | geometric | vote")
+    p.add_argument("--objectives", default="ensemble_acc_mean",
+                   help=f"comma-separated metric[:min|max]; several = multi-objective. One of {', '.join(OBJECTIVES)}")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
+    p.add_argument("--parallel-members", action="store_true",
+                   help="train a trial's members as parallel Ray tasks, one placement-group bundle each")
+    p.add_argument("--name", default=None, help="results directory name (default from dataset, budget, space)")
+    p.add_argument("--storage-path", default="results", help="where results directories go (default ./results)")
+    p.add_argument("--address", default=None, help="an existing Ray cluster HOST:PORT (default: start a local Ray)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    p.add_argument("--dashboard", action="store_true", help="start the Ray dashboard on 127.0.0.1")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed and base seed of the members")
+    p.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose process dies")
+    p.add_argument("--verbose", type=int, default=1, help="Ray Tune verbosity 0-3")
+    _add_optim(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("report", help="rebuild the frontier, figures and summary of a results directory")
+    p.add_argument("results_dir")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TuneallError as e:
+        print(f"tuneall: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tuneall: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

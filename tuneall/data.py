@@ -1,0 +1,415 @@
+"""Datasets as in-memory CPU tensors, behind a small name registry.
+
+Every dataset is float32 inputs normalised per channel with statistics of its *training* split, int64 labels, no
+augmentation. ``dataset_info`` is static so a budget can be planned without the data; ``load_dataset`` reads,
+downloads or generates the data and caches it in-process (treat the returned tensors as read-only: they are shared).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import math
+import numbers
+import os
+import pathlib
+import pickle
+import random
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zlib
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from tuneall.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about a dataset: what a planner needs without loading anything."""
+
+    name: str
+    input_shape: tuple[int, ...]  # (C, H, W) for images, (C, L) for 1-D signals; no batch dim
+    num_classes: int
+    n_train: int  # full training split size (before data_fraction)
+    n_test: int
+
+    @property
+    def spatial_dims(self) -> int:
+        return len(self.input_shape) - 1
+
+    @property
+    def in_channels(self) -> int:
+        return self.input_shape[0]
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing tensors with == is elementwise, not a bool
+class Dataset:
+    """A loaded dataset; ``x_train`` holds the data_fraction subset, ``info.n_train`` the full split size."""
+
+    info: DatasetInfo
+    x_train: torch.Tensor  # float32, normalised
+    y_train: torch.Tensor  # int64
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    data_fraction: float
+
+
+# Synthetic defaults: small enough that a test trains a model on it in seconds.
+SYNTHETIC_SHAPE = (3, 16, 16)
+SYNTHETIC_N_TRAIN, SYNTHETIC_N_TEST = 2048, 512
+# Prototype amplitude relative to unit noise. Measured with cnn3 (w=1, 15 epochs, Adam): 0.15 -> 18 %, 0.25 -> 49 %,
+# 0.35 -> 84 % test accuracy, so 0.3 leaves room for bigger budgets to win; a linear model gets ~100 % at 0.3.
+SYNTHETIC_SIGNAL = 0.3
+
+# 1797 digits, stratified 80/20 split with random_state=0 (sklearn rounds the test share up: 360).
+DIGITS_TEST_SIZE, DIGITS_SEED = 0.2, 0
+
+_INFOS = {
+    "cifar10": DatasetInfo("cifar10", (3, 32, 32), 10, 50000, 10000),
+    "cifar100": DatasetInfo("cifar100", (3, 32, 32), 100, 50000, 10000),
+    "digits": DatasetInfo("digits", (1, 8, 8), 10, 1437, 360),
+    "mnist1d": DatasetInfo("mnist1d", (1, 40), 10, 4000, 1000),
+    "synthetic": DatasetInfo("synthetic", SYNTHETIC_SHAPE, 10, SYNTHETIC_N_TRAIN, SYNTHETIC_N_TEST),
+}
+
+# CIFAR archives: module-level so tests can point them at small archives or unreachable URLs.
+CIFAR_URLS = {
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+}
+CIFAR_MD5 = {
+    "cifar10": "c58f30108f718f92721af3b95e74349a",
+    "cifar100": "eb9058c3a382ffc7106e4002c42a8d85",
+}
+# name -> (archive file, folder inside it, train members, test member, label key)
+_CIFAR_LAYOUT = {
+    "cifar10": (
+        "cifar-10-python.tar.gz",
+        "cifar-10-batches-py",
+        [f"data_batch_{i}" for i in range(1, 6)],
+        "test_batch",
+        b"labels",
+    ),
+    "cifar100": ("cifar-100-python.tar.gz", "cifar-100-python", ["train"], "test", b"fine_labels"),
+}
+DOWNLOAD_TIMEOUT_S = 60
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by :func:`dataset_info` and :func:`load_dataset`, sorted."""
+    return sorted(_INFOS)
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Static description of a dataset; never touches disk or network."""
+    try:
+        return _INFOS[name]
+    except (KeyError, TypeError):
+        raise DataError(f"unknown dataset {name!r}; valid datasets: {', '.join(list_datasets())}") from None
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path:
+    """Where datasets live: ``data_dir``, else $TUNEALL_DATA, else $XDG_CACHE_HOME/tuneall or ~/.cache/tuneall."""
+    if data_dir is not None and str(data_dir) != "":
+        return pathlib.Path(data_dir).expanduser()
+    if os.environ.get("TUNEALL_DATA"):
+        return pathlib.Path(os.environ["TUNEALL_DATA"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME")
+    # The XDG spec says relative values are invalid and must be ignored.
+    base = pathlib.Path(cache) if cache and os.path.isabs(cache) else pathlib.Path.home() / ".cache"
+    return base / "tuneall"
+
+
+def load_dataset(
+    name: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    data_fraction: float = 1.0,
+    fraction_seed: int = 0,
+    download: bool = True,
+) -> Dataset:
+    """Load a dataset (cached in-process), keeping a seeded ``data_fraction`` of its training split."""
+    dataset_info(name)  # unknown names fail before any option check or disk access
+    _check_fraction(data_fraction, fraction_seed)
+    # Only datasets that live on disk depend on the directory; keying the others on None avoids duplicate copies.
+    root = str(resolve_data_dir(data_dir).resolve()) if name in ("cifar10", "cifar100", "mnist1d") else None
+    return with_fraction(_load_full(name, root, bool(download)), data_fraction, fraction_seed)
+
+
+def clear_cache() -> None:
+    """Forget the in-process dataset cache (tests; freeing memory)."""
+    _load_full.cache_clear()
+
+
+def with_fraction(dataset: Dataset, data_fraction: float, fraction_seed: int = 0) -> Dataset:
+    """Keep max(num_classes, round(fraction * n_train)) seeded training rows; the test split is untouched.
+
+    For one seed the subsets are nested (a smaller fraction keeps a prefix of the same permutation), so runs at
+    different fractions differ only in the extra data.
+    """
+    _check_fraction(data_fraction, fraction_seed)
+    n_full = dataset.x_train.shape[0]
+    n = min(n_full, max(dataset.info.num_classes, round(data_fraction * n_full)))
+    if n == n_full:
+        return replace(dataset, data_fraction=float(data_fraction))
+    gen = torch.Generator().manual_seed(int(fraction_seed))
+    idx = torch.randperm(n_full, generator=gen)[:n].sort().values
+    return replace(
+        dataset,
+        x_train=dataset.x_train[idx].contiguous(),
+        y_train=dataset.y_train[idx].contiguous(),
+        data_fraction=float(data_fraction),
+    )
+
+
+def make_synthetic(
+    input_shape: tuple[int, ...] = (3, 32, 32),
+    num_classes: int = 10,
+    n_train: int = SYNTHETIC_N_TRAIN,
+    n_test: int = SYNTHETIC_N_TEST,
+    seed: int = 0,
+    *,
+    signal: float = SYNTHETIC_SIGNAL,
+) -> Dataset:
+    """Seeded learnable data of any shape: x = signal * prototype[y] + N(0, 1), one random prototype per class.
+
+    The teacher is class-conditional rather than a random linear map of x because a linear teacher over all pixels
+    is position-dependent and cnn3's global average pooling cannot learn it (measured: chance accuracy).
+    """
+    shape = tuple(input_shape)
+    if len(shape) < 2 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ConfigError(f"input_shape={input_shape!r}: expected positive ints (C, L) or (C, H, W)")
+    for field, value, low in (("num_classes", num_classes, 2), ("n_train", n_train, 1), ("n_test", n_test, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"{field}={value!r}: expected an int >= {low}")
+    if not isinstance(signal, (int, float)) or not math.isfinite(signal) or signal <= 0:
+        raise ConfigError(f"signal={signal!r}: expected a finite number > 0")
+    gen = torch.Generator().manual_seed(int(seed))
+    prototypes = torch.randn(num_classes, *shape, generator=gen)
+
+    def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # Balanced labels (as balanced as n allows) so small splits still contain every class.
+        y = (torch.arange(n) % num_classes)[torch.randperm(n, generator=gen)]
+        return signal * prototypes[y] + torch.randn(n, *shape, generator=gen), y
+
+    x_train, y_train = split(n_train)
+    x_test, y_test = split(n_test)
+    info = DatasetInfo("synthetic", shape, num_classes, n_train, n_test)
+    return _finish(info, x_train, y_train, x_test, y_test)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _check_fraction(data_fraction: float, fraction_seed: int) -> None:
+    ok = isinstance(data_fraction, numbers.Real) and not isinstance(data_fraction, bool)
+    if not ok or not math.isfinite(data_fraction) or not 0 < data_fraction <= 1:
+        raise ConfigError(f"data_fraction={data_fraction!r}: expected a number in (0, 1]")
+    if not isinstance(fraction_seed, numbers.Integral) or isinstance(fraction_seed, bool):
+        raise ConfigError(f"fraction_seed={fraction_seed!r}: expected an int")
+
+
+@functools.lru_cache(maxsize=8)
+def _load_full(name: str, root: str | None, download: bool) -> Dataset:
+    if name in _CIFAR_LAYOUT:
+        return _load_cifar(name, pathlib.Path(root), download)
+    if name == "mnist1d":
+        return _load_mnist1d(pathlib.Path(root))
+    if name == "digits":
+        return _load_digits()
+    return make_synthetic(SYNTHETIC_SHAPE, 10, SYNTHETIC_N_TRAIN, SYNTHETIC_N_TEST, seed=0)
+
+
+def _finish(info: DatasetInfo, x_train, y_train, x_test, y_test) -> Dataset:
+    """Convert to contiguous float32/int64 CPU tensors and normalise per channel with training statistics."""
+    x_train = torch.as_tensor(x_train, dtype=torch.float32).contiguous()
+    x_test = torch.as_tensor(x_test, dtype=torch.float32).contiguous()
+    dims = [0] + list(range(2, x_train.dim()))  # every axis except the channel one
+    var, mean = torch.var_mean(x_train, dim=dims, correction=0, keepdim=True)
+    std = var.sqrt().clamp_min(1e-8)  # a constant channel would otherwise divide by zero
+    x_train.sub_(mean).div_(std)  # in place: CIFAR's float copy is already 600 MB
+    x_test.sub_(mean).div_(std)
+    y_train = torch.as_tensor(y_train, dtype=torch.int64).contiguous()
+    y_test = torch.as_tensor(y_test, dtype=torch.int64).contiguous()
+    info = replace(info, n_train=int(x_train.shape[0]), n_test=int(x_test.shape[0]))
+    return Dataset(info, x_train, y_train, x_test, y_test, 1.0)
+
+
+def _load_digits() -> Dataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()  # bundled with scikit-learn: no download
+    x = bunch.images.astype(np.float32)[:, None]  # (N, 1, 8, 8)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, bunch.target, test_size=DIGITS_TEST_SIZE, stratify=bunch.target, random_state=DIGITS_SEED
+    )
+    return _finish(_INFOS["digits"], x_tr, y_tr, x_te, y_te)
+
+
+def _load_mnist1d(root: pathlib.Path) -> Dataset:
+    info = _INFOS["mnist1d"]
+    path = root / "mnist1d-default-seed42.npz"
+    arrays = None
+    if path.is_file():
+        try:
+            with np.load(path) as f:
+                arrays = {k: f[k] for k in ("x", "y", "x_test", "y_test")}
+        except (OSError, ValueError, KeyError, EOFError, zlib.error) as exc:
+            # Only a cache of data we can regenerate: rebuild rather than fail.
+            log.warning("ignoring unreadable mnist1d cache %s (%s); regenerating", path, exc)
+    if arrays is None:
+        arrays = _generate_mnist1d()
+        _save_npz_atomic(path, arrays)
+    return _finish(info, arrays["x"][:, None], arrays["y"], arrays["x_test"][:, None], arrays["y_test"])
+
+
+def _generate_mnist1d() -> dict[str, np.ndarray]:
+    # The package's own generator with its default args (5000 samples, 80/20, length 40, seed 42), never its
+    # get_dataset(), which downloads. Measured 2.2-2.5 s, plus ~1.2 s to import mnist1d (it pulls in matplotlib),
+    # hence the .npz cache (loads in ~5 ms).
+    import mnist1d.data
+
+    # make_dataset seeds the global `random` and numpy RNGs; restore them so loading data has no side effects.
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        d = mnist1d.data.make_dataset(mnist1d.data.get_dataset_args())
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    return {k: np.ascontiguousarray(d[k]) for k in ("x", "y", "x_test", "y_test")}
+
+
+def _save_npz_atomic(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)  # atomic: concurrent trials never read a half-written cache
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        # A read-only data dir only costs regeneration next time; the data itself is fine.
+        log.warning("could not cache mnist1d at %s (%s)", path, exc)
+
+
+def _load_cifar(name: str, root: pathlib.Path, download: bool) -> Dataset:
+    archive_name, folder, train_members, test_member, label_key = _CIFAR_LAYOUT[name]
+    archive, extracted = root / archive_name, root / folder
+    members = train_members + [test_member]
+    if archive.is_file():
+        _verify_md5(name, archive)
+        batches = _read_tar(name, archive, folder, members)
+    elif all((extracted / m).is_file() for m in members):
+        batches = {}
+        for m in members:
+            try:
+                with open(extracted / m, "rb") as f:
+                    batches[m] = pickle.load(f, encoding="bytes")
+            except (OSError, EOFError, pickle.UnpicklingError, ValueError) as exc:
+                raise DataError(f"{name}: cannot read {extracted / m} ({_one_line(exc)}); delete {extracted}") from None
+    else:
+        url = CIFAR_URLS[name]
+        hint = f"put {archive_name} at {archive} (from {url}), or set --data-dir / TUNEALL_DATA to its directory"
+        if not download:
+            raise DataError(f"{name}: {archive} not found and download is off; {hint}")
+        try:
+            _download(url, archive, CIFAR_MD5[name], name)
+        except DataError:
+            raise
+        except Exception as exc:  # noqa: BLE001  any network/disk failure means "go and fetch it by hand"
+            raise DataError(f"{name}: {archive} not found and downloading failed ({_one_line(exc)}); {hint}") from None
+        batches = _read_tar(name, archive, folder, members)
+
+    def stack(ms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for m in ms:
+            batch = batches[m]
+            if isinstance(batch, dict):  # real archives have bytes keys (Python 2 pickles); accept re-pickled str ones
+                batch = {k.encode() if isinstance(k, str) else k: v for k, v in batch.items()}
+            x = np.asarray(batch.get(b"data")) if isinstance(batch, dict) else None
+            y = np.asarray(batch.get(label_key, []), dtype=np.int64) if x is not None else None
+            num_classes = _INFOS[name].num_classes
+            if x is None or x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072 or y.shape != (len(x),):
+                raise DataError(f"{name}: member {m} is not a CIFAR batch (uint8 (N, 3072) data + labels)")
+            if len(y) and (y.min() < 0 or y.max() >= num_classes):
+                raise DataError(f"{name}: member {m} has labels outside 0..{num_classes - 1}")
+            xs.append(x.reshape(-1, 3, 32, 32))  # rows are 1024 R, then G, then B values
+            ys.append(y)
+        if sum(map(len, xs)) == 0:
+            raise DataError(f"{name}: members {', '.join(ms)} hold no images; the data is incomplete")
+        return np.concatenate(xs), np.concatenate(ys)
+
+    x_tr, y_tr = stack(train_members)
+    x_te, y_te = stack([test_member])
+    return _finish(_INFOS[name], torch.from_numpy(x_tr), y_tr, torch.from_numpy(x_te), y_te)
+
+
+def _md5(path: pathlib.Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _verify_md5(name: str, path: pathlib.Path) -> None:
+    got, expected = _md5(path), CIFAR_MD5[name]
+    if got != expected:
+        raise DataError(
+            f"{name}: {path} has md5 {got}, expected {expected}; it is corrupt or incomplete, "
+            f"delete it and re-download it from {CIFAR_URLS[name]}"
+        )
+
+
+def _read_tar(name: str, archive: pathlib.Path, folder: str, members: list[str]) -> dict[str, object]:
+    # Read the pickles straight out of the archive: no extraction, nothing else written to disk. The md5 check
+    # before this is what makes unpickling the archive's contents safe.
+    out: dict[str, object] = {}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for m in members:
+                f = tar.extractfile(f"{folder}/{m}")
+                if f is None:
+                    raise KeyError(f"{folder}/{m} is not a file")
+                with f:
+                    out[m] = pickle.load(f, encoding="bytes")
+    except (tarfile.TarError, OSError, EOFError, KeyError, pickle.UnpicklingError, ValueError, zlib.error) as exc:
+        raise DataError(
+            f"{name}: cannot read {archive} ({_one_line(exc)}); delete it and re-download it from {CIFAR_URLS[name]}"
+        ) from None
+    return out
+
+
+def _download(url: str, dest: pathlib.Path, md5: str, name: str) -> None:
+    """Fetch ``url`` to ``dest`` via a temp file, renamed into place only once its md5 matches."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s to %s", url, dest)
+    fd, tmp = tempfile.mkstemp(prefix=dest.name, suffix=".part", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
+            shutil.copyfileobj(resp, f, 1 << 20)
+        got = _md5(pathlib.Path(tmp))
+        if got != md5:
+            raise DataError(f"{name}: download from {url} has md5 {got}, expected {md5}; try again later")
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

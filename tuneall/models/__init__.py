@@ -1,0 +1,27 @@
+"""Model families. Importing this package registers every built-in family."""
+
+from tuneall.models._registry import (
+    ModelFamily,
+    check_arch,
+    count_params,
+    create_model,
+    get_family,
+    list_models,
+    param_count,
+    register_model,
+    scaled,
+)
+from tuneall.models import cnn  # noqa: F401  (registers cnn3)
+from tuneall.models import resnet, wrn  # noqa: F401  (register resnet, wrn)
+
+__all__ = [
+    "ModelFamily",
+    "check_arch",
+    "count_params",
+    "create_model",
+    "get_family",
+    "list_models",
+    "param_count",
+    "register_model",
+    "scaled",
+]

@@ -1,0 +1,116 @@
+"""Planning without training: every point of a space through the trial factory, feasible or with its reason."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tuneall.budget import Budget
+from tuneall.data import DatasetInfo, dataset_info
+from tuneall.errors import BudgetError, ConfigError
+from tuneall.factory import Allocation, Infeasible, TrialPlan, make_trial_plan, max_feasible_k
+from tuneall.space import AXES, Axis, Choice, SearchSpace, grid
+from tuneall.train import TrainConfig
+
+
+def point_to_allocation(point: dict) -> tuple[Allocation, TrainConfig]:
+    """Split a search-space point into the allocation and the optimiser settings."""
+    alloc = Allocation(
+        family=point["family"], width=float(point["width"]), depth=point.get("depth"), k=int(point["k"]),
+        data_fraction=float(point.get("data_fraction", 1.0)),
+    )
+    train = TrainConfig(
+        lr=float(point.get("lr", TrainConfig.lr)), momentum=float(point.get("momentum", TrainConfig.momentum)),
+        batch_size=int(point.get("batch_size", TrainConfig.batch_size)),
+    )
+    return alloc, train
+
+
+def plan_point(point: dict, budget: Budget, info: DatasetInfo, **kw) -> TrialPlan:
+    alloc, train = point_to_allocation(point)
+    return make_trial_plan(alloc, budget, info, train, **kw)
+
+
+def plan_space(space: SearchSpace, budget: Budget, dataset: str = "digits") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(feasible, infeasible) tables for every grid point of ``space`` under ``budget``.
+
+    Raises :class:`BudgetError` naming the smallest feasible budget when nothing is feasible.
+    """
+    info = dataset_info(dataset)
+    feasible, infeasible = [], []
+    min_need: tuple[float, str] | None = None
+    seen = set()
+    for point in grid(space):
+        key = tuple(sorted(point.items(), key=lambda kv: kv[0]))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            feasible.append(plan_point(point, budget, info).row())
+        except Infeasible as e:
+            infeasible.append({**point, "reason": str(e), "min_budget": e.min_budget})
+            label = f"{point['family']} w={point['width']:g} k={point['k']}"
+            if min_need is None or e.min_budget < min_need[0]:
+                min_need = (e.min_budget, label)
+        except ConfigError as e:  # e.g. a depth that one of the space's families cannot build
+            infeasible.append({**point, "reason": str(e), "min_budget": float("nan")})
+    if not feasible:
+        hint = f"; the smallest feasible budget is {min_need[0]:.4g} {budget.unit} ({min_need[1]})" if min_need else ""
+        raise BudgetError(
+            f"budget {budget.value:.4g} {budget.unit} is too small for any allocation in space {space.name!r} "
+            f"with at least {budget.min_steps} steps per member{hint}"
+        )
+    sort = ["family", "width", "depth", "k", "data_fraction"]
+    f = pd.DataFrame(feasible).sort_values(sort, na_position="first", ignore_index=True)
+    i = pd.DataFrame(infeasible, columns=["family", *AXES, "reason", "min_budget"])
+    return f, i
+
+
+def _suggest(trial, name: str, axis: Axis):
+    """Sample one axis with Optuna; a one-value choice is a constant and is not sampled."""
+    if isinstance(axis, Choice):
+        if len(axis.values) == 1:
+            return axis.values[0]
+        return trial.suggest_categorical(name, list(axis.values))
+    if axis.integer:
+        return trial.suggest_int(name, int(axis.low), int(axis.high), log=axis.log)
+    return trial.suggest_float(name, axis.low, axis.high, log=axis.log)
+
+
+class DefineByRun:
+    """Optuna define-by-run function for a space: architecture and settings first, then only the k that fit.
+
+    Feasibility is monotone in k (more members, fewer steps each), so the feasible ensemble sizes are a prefix of the
+    sorted choices, or a shortened range: sampling k last from that prefix never proposes an infeasible k. A point whose
+    architecture cannot be trained even at the smallest k is still sampled over the full k axis and reaches Optuna as
+    an infeasible trial (the trainable reports it so). A class, not a closure, so Ray can pickle the searcher.
+    """
+
+    def __init__(self, space: SearchSpace, budget: Budget, dataset: str | DatasetInfo):
+        self.space, self.budget = space, budget
+        self.info = dataset if isinstance(dataset, DatasetInfo) else dataset_info(dataset)
+
+    def __call__(self, trial) -> dict:
+        space = self.space
+        multi = len(space.families) > 1
+        fam = _suggest(trial, "family", Choice(space.families))
+        point = {"family": fam}
+        for key in AXES:
+            if key == "k":
+                continue
+            name = f"{key}_{fam}" if multi and key in space.per_family.get(fam, {}) else key
+            point[key] = _suggest(trial, name, space.axis(key, fam))
+        alloc, train = point_to_allocation({**point, "k": 1})
+        try:
+            kmax = max_feasible_k(alloc, self.budget, self.info, train)
+        except ConfigError:
+            kmax = 0  # e.g. a depth this family cannot build: the trainable reports it as infeasible
+        axis = space.axis("k", fam)
+        if isinstance(axis, Choice):
+            values = sorted(axis.values)
+            n_ok = sum(v <= kmax for v in values)
+            point["k"] = values[trial.suggest_int("k_index", 0, (n_ok or len(values)) - 1)] if len(values) > 1 \
+                else values[0]
+        else:
+            high = min(int(axis.high), kmax) if kmax >= axis.low else int(axis.high)
+            point["k"] = trial.suggest_int("k", int(axis.low), high, log=axis.log)
+        return point

@@ -1,0 +1,120 @@
+"""Results directory -> trials table, frontier tables, figures and ``summary.md``. ``tuneall report DIR`` reruns
+:func:`build_report` from what is on disk, training nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from tuneall.errors import ConfigError
+from tuneall.frontier import ALLOCATION_COLUMNS, PLAN_COLUMNS, best_allocation, best_per, frontier, summarize_trials
+from tuneall.metrics import ENSEMBLE_METRICS
+
+TRIAL_COLUMNS = ["trial_id", "repeat", "status", *ALLOCATION_COLUMNS, *PLAN_COLUMNS, *ENSEMBLE_METRICS,
+                 "n_diverged", "train_time_s", "wall_time_s", "reason", "error"]
+
+
+def trial_rows(trial_id: str, config: dict, metrics: dict, error: str | None) -> list[dict]:
+    """Rows of the trials table for one trial: one per repeat (one row with no repeat if it never trained)."""
+    point = config.get("point", config)
+    base = {"trial_id": trial_id, **{c: point.get(c) for c in ALLOCATION_COLUMNS}}
+    base.update({c: metrics[c] for c in (*ALLOCATION_COLUMNS, *PLAN_COLUMNS) if c in metrics})
+    if error is not None or not metrics:
+        return [{**base, "status": "failed", "error": (error or "no result reported").splitlines()[0]}]
+    base.update({c: metrics.get(c) for c in ("status", "n_diverged", "train_time_s", "wall_time_s", "reason")})
+    repeats = json.loads(metrics.get("repeats_json") or "[]")
+    if not repeats:
+        return [base]
+    return [{**base, "repeat": r, **rep} for r, rep in enumerate(repeats)]
+
+
+def write_trials_table(grid, out: Path) -> pd.DataFrame:
+    """The trials table from a Ray Tune ResultGrid, as CSV and Parquet: one row per trial and repeat."""
+    rows = []
+    for result in grid:
+        metrics = dict(result.metrics or {})
+        trial_id = metrics.get("trial_id") or Path(result.path).name
+        rows += trial_rows(trial_id, result.config or {}, metrics, str(result.error) if result.error else None)
+    df = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+    df.to_csv(out / "trials.csv", index=False)
+    df.to_parquet(out / "trials.parquet", index=False)
+    return df
+
+
+def load_trials(results_dir: str | Path) -> pd.DataFrame:
+    path = Path(results_dir) / "trials.csv"
+    if not path.exists():
+        raise ConfigError(f"{results_dir} is not a tuneall results directory (no trials.csv)")
+    return pd.read_csv(path)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return ""
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _md_table(df: pd.DataFrame, cols: list[str]) -> str:
+    cols = [c for c in cols if c in df]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df[cols].itertuples(index=False)]
+    return "\n".join(lines)
+
+
+SHOW = ["family", "width", "depth", "k", "data_fraction", "params_per_member", "total_params", "steps",
+        "ensemble_acc_mean", "ensemble_acc_std", "ensemble_acc_worst", "member_acc_mean_mean", "ensemble_nll_mean",
+        "inference_flops", "train_time_s"]
+
+
+def build_report(results_dir: str | Path) -> pd.DataFrame:
+    """Write trials_summary.csv, frontier.csv, best_per_k.csv, best_per_width.csv, figures and summary.md."""
+    from tuneall import plots
+
+    out = Path(results_dir)
+    trials = load_trials(out)
+    summary = summarize_trials(trials)
+    front = frontier(summary)
+    per_k, per_width = best_per(summary, "k"), best_per(summary, "width")
+    summary.to_csv(out / "trials_summary.csv", index=False)
+    front.to_csv(out / "frontier.csv", index=False)
+    per_k.to_csv(out / "best_per_k.csv", index=False)
+    per_width.to_csv(out / "best_per_width.csv", index=False)
+    figures = plots.write_figures(out, summary, front)
+
+    meta = json.loads((out / "tuneall.json").read_text()) if (out / "tuneall.json").exists() else {}
+    conf = meta.get("config", {})
+    counts = summary["status"].value_counts().to_dict()
+    best = best_allocation(summary)
+    lines = [f"# tuneall search: {out.name}", ""]
+    if conf:
+        b = conf.get("budget", {})
+        lines += [f"Budget C = {b.get('value', float('nan')):.4g} {b.get('unit', '')} (at least {b.get('min_steps')} "
+                  f"steps per member) on `{conf.get('dataset')}`, space `{conf.get('space', {}).get('name')}`, "
+                  f"searcher `{conf.get('searcher')}`, {conf.get('seeds')} seed(s) per allocation.", ""]
+    if meta.get("command"):
+        lines += ["Command: `" + " ".join(meta["command"]) + "`", ""]
+    lines += ["Trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), ""]
+    if best is not None:
+        lines += ["## Best allocation", "",
+                  f"**{best['family']} width {best['width']:g}, depth {int(best['depth'])}, k = {int(best['k'])}** "
+                  f"(data fraction {best['data_fraction']:g}): {int(best['steps'])} steps per member, "
+                  f"{int(best['params_per_member']):,} parameters per member; ensemble accuracy "
+                  f"{best['ensemble_acc_mean']:.4f} ± {best['ensemble_acc_std']:.4f} (worst seed "
+                  f"{best['ensemble_acc_worst']:.4f}); mean member accuracy {best['member_acc_mean_mean']:.4f}.", ""]
+    else:
+        lines += ["No trial trained successfully.", ""]
+    lines += ["## Pareto frontier", "", "Not beaten at once on ensemble accuracy (up), total parameters, inference "
+              "FLOPs and training time (down).", "", _md_table(front, SHOW), "",
+              "## Best allocation per ensemble size k", "", _md_table(per_k, SHOW), "",
+              "## Best allocation per width", "", _md_table(per_width, SHOW), ""]
+    if figures:
+        lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures] + [""]
+    lines += ["Files: `trials.csv` / `trials.parquet` (one row per trial and repeat), `trials_summary.csv`, "
+              "`frontier.csv`, `best_per_k.csv`, `best_per_width.csv`, `tuneall.json` (config, command, versions).", ""]
+    (out / "summary.md").write_text("\n".join(lines))
+    return front

@@ -1,0 +1,201 @@
+"""Search spaces: YAML files in ``search_spaces/`` -> validated :class:`SearchSpace` -> points.
+
+A point is a plain dict (family, width, depth, k, data_fraction, lr, momentum, batch_size); only the trial factory
+(:mod:`tuneall.factory`) turns a point into a trial plan. This module enumerates the grid of a space, and builds the
+Optuna define-by-run function that samples the architecture first and then only the ensemble sizes that fit.
+
+YAML schema (every key optional except ``families``)::
+
+    name: paper
+    description: text
+    families: [cnn3]                  # or one name
+    width: [0.5, 1, 2]                # list = choice; scalar = fixed; {low, high, log} = range
+    depth: null                       # null = each family's default depth
+    k: {low: 1, high: 16}             # ints; only the feasible k are sampled
+    data_fraction: 1.0
+    lr: 0.05
+    momentum: 0.9
+    batch_size: 128
+    per_family: {wrn: {width: [1, 2], depth: [16, 28]}}   # width/depth overrides per family
+    grid_points: 5                    # how many points a range contributes to grid search / planning
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from tuneall.errors import ConfigError
+from tuneall.models import get_family
+
+SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+DEFAULT_SPACE = "paper"
+
+AXES = ("width", "depth", "k", "data_fraction", "lr", "momentum", "batch_size")
+_INT_AXES = {"depth", "k", "batch_size"}
+_TOP_KEYS = {"name", "description", "families", "per_family", "grid_points", *AXES}
+
+
+@dataclass(frozen=True)
+class Choice:
+    values: tuple
+
+    def grid(self, n: int) -> list:
+        return list(self.values)
+
+
+@dataclass(frozen=True)
+class Range:
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    def grid(self, n: int) -> list:
+        if self.integer and (self.high - self.low + 1) <= n:
+            return list(range(int(self.low), int(self.high) + 1))
+        if self.log:
+            vals = [self.low * (self.high / self.low) ** (i / max(1, n - 1)) for i in range(n)]
+        else:
+            vals = [self.low + (self.high - self.low) * i / max(1, n - 1) for i in range(n)]
+        return sorted({int(round(v)) for v in vals}) if self.integer else [float(f"{v:.6g}") for v in vals]
+
+
+Axis = Union[Choice, Range]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    families: tuple[str, ...]
+    axes: dict[str, Axis]  # AXES -> axis; depth Choice((None,)) means the family default
+    per_family: dict[str, dict[str, Axis]] = field(default_factory=dict)
+    description: str = ""
+    grid_points: int = 5
+    source: str = ""  # the YAML text it was loaded from, kept for the results directory
+
+    def axis(self, name: str, family: str) -> Axis:
+        return self.per_family.get(family, {}).get(name, self.axes[name])
+
+
+_DEFAULTS: dict[str, Any] = {
+    "width": 1.0, "depth": None, "k": 1, "data_fraction": 1.0, "lr": 0.05, "momentum": 0.9, "batch_size": 128,
+}
+
+
+def _check_value(key: str, v: Any) -> Any:
+    if key == "depth" and v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ConfigError(f"search space key {key!r}: expected a number, got {v!r}")
+    if key in _INT_AXES:
+        if int(v) != v:
+            raise ConfigError(f"search space key {key!r}: expected an integer, got {v!r}")
+        v = int(v)
+    lows = {"k": 1, "depth": 1, "batch_size": 1, "momentum": 0}
+    if key in lows and v < lows[key]:
+        raise ConfigError(f"search space key {key!r}: must be >= {lows[key]}, got {v!r}")
+    if key in ("width", "lr") and v <= 0:
+        raise ConfigError(f"search space key {key!r}: must be > 0, got {v!r}")
+    if key == "data_fraction" and not 0 < v <= 1:
+        raise ConfigError(f"search space key {key!r}: must be in (0, 1], got {v!r}")
+    return v
+
+
+def _parse_axis(key: str, raw: Any) -> Axis:
+    if isinstance(raw, dict):
+        unknown = set(raw) - {"low", "high", "log"}
+        if unknown:
+            raise ConfigError(f"search space key {key!r}: unknown field {sorted(unknown)[0]!r} (allowed: low, high, log)")
+        if "low" not in raw or "high" not in raw:
+            raise ConfigError(f"search space key {key!r}: a range needs both 'low' and 'high'")
+        low, high = _check_value(key, raw["low"]), _check_value(key, raw["high"])
+        if low is None or high is None:
+            raise ConfigError(f"search space key {key!r}: range bounds must be numbers")
+        if low > high:
+            raise ConfigError(f"search space key {key!r}: empty range, `low <= high` must hold (low={low}, high={high})")
+        log = raw.get("log", False)
+        if not isinstance(log, bool):
+            raise ConfigError(f"search space key {key!r}: 'log' must be true or false, got {log!r}")
+        if log and low <= 0:
+            raise ConfigError(f"search space key {key!r}: a log range needs low > 0, got {low}")
+        return Range(low, high, log, key in _INT_AXES)
+    values = raw if isinstance(raw, list) else [raw]
+    if not values:
+        raise ConfigError(f"search space key {key!r}: empty list")
+    return Choice(tuple(dict.fromkeys(_check_value(key, v) for v in values)))
+
+
+def parse_space(doc: Any, name: str = "space", source: str = "") -> SearchSpace:
+    """Validate a loaded YAML document; every error names the offending key."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"search space {name!r}: expected a mapping of keys, got {type(doc).__name__}")
+    unknown = set(doc) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"search space {name!r}: unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    fams = doc.get("families")
+    if fams is None:
+        raise ConfigError(f"search space {name!r}: missing key 'families'")
+    fams = fams if isinstance(fams, list) else [fams]
+    if not fams or not all(isinstance(f, str) for f in fams):
+        raise ConfigError(f"search space key 'families': expected a non-empty list of family names, got {fams!r}")
+    for f in fams:
+        get_family(f)  # unknown family -> ConfigError listing the valid ones
+    axes = {key: _parse_axis(key, doc.get(key, _DEFAULTS[key])) for key in AXES}
+    per_family: dict[str, dict[str, Axis]] = {}
+    for fam, over in (doc.get("per_family") or {}).items():
+        if fam not in fams:
+            raise ConfigError(f"search space key 'per_family': {fam!r} is not one of the space's families {fams}")
+        if not isinstance(over, dict) or set(over) - {"width", "depth"}:
+            raise ConfigError(f"search space key 'per_family.{fam}': only 'width' and 'depth' may be overridden")
+        per_family[fam] = {key: _parse_axis(key, v) for key, v in over.items()}
+    gp = doc.get("grid_points", 5)
+    if isinstance(gp, bool) or not isinstance(gp, int) or gp < 1:
+        raise ConfigError(f"search space key 'grid_points': expected an integer >= 1, got {gp!r}")
+    return SearchSpace(
+        name=str(doc.get("name", name)), families=tuple(fams), axes=axes, per_family=per_family,
+        description=str(doc.get("description", "")), grid_points=gp, source=source,
+    )
+
+
+def load_space(spec: str | Path | None = None) -> SearchSpace:
+    """Load a space from a YAML path, or by name from ``search_spaces/`` (default: ``paper``)."""
+    spec = spec or DEFAULT_SPACE
+    path = Path(spec)
+    if not path.exists() and path.suffix == "" and (SPACES_DIR / f"{spec}.yaml").exists():
+        path = SPACES_DIR / f"{spec}.yaml"
+    if not path.exists():
+        names = sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+        raise ConfigError(f"search space {str(spec)!r} not found (a YAML path, or one of: {', '.join(names)})")
+    text = path.read_text()
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"search space {str(path)!r}: invalid YAML{where}: {getattr(e, 'problem', e)}") from None
+    return parse_space(doc, name=path.stem, source=text)
+
+
+def grid(space: SearchSpace) -> list[dict]:
+    """Every point of the space's grid (ranges contribute ``grid_points`` values), feasible or not."""
+    points = []
+    for fam in space.families:
+        axes = {key: space.axis(key, fam).grid(space.grid_points) for key in AXES}
+        for combo in itertools.product(*axes.values()):
+            points.append({"family": fam, **dict(zip(AXES, combo))})
+    return points
+
+
+def with_fixed(space: SearchSpace, **values: Any) -> SearchSpace:
+    """A copy of ``space`` with the given axes fixed to one value each (e.g. an ``--lr`` given on the command line)."""
+    unknown = set(values) - set(AXES)
+    if unknown:
+        raise ConfigError(f"cannot fix unknown axis {sorted(unknown)[0]!r}")
+    axes = {**space.axes, **{key: _parse_axis(key, v) for key, v in values.items()}}
+    return replace(space, axes=axes)

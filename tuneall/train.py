@@ -1,0 +1,138 @@
+"""Training members and evaluating them: SGD with momentum, fixed learning rate and batch size, no schedule (seed 000).
+
+Data are in-memory tensors; a batch is an index slice of a seeded permutation (no DataLoader, no per-item Python).
+A member whose loss turns non-finite stops at once and is reported as diverged, never raised.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch.nn import functional as F
+
+from tuneall.errors import ConfigError
+from tuneall.models import create_model
+
+# How often (in steps) the divergence flag is read back: reading forces a device sync, so not every step on a GPU.
+_DIVERGENCE_CHECK_EVERY = 10
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser settings shared by every member of a trial."""
+
+    lr: float = 0.05  # fixed learning rate, no schedule
+    momentum: float = 0.9
+    batch_size: int = 128
+    weight_decay: float = 0.0
+    device: str = "cpu"
+    eval_batch_size: int = 2048  # test-set batch for inference-mode evaluation
+
+    def __post_init__(self):
+        for name in ("lr", "momentum", "weight_decay"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
+                raise ConfigError(f"{name} must be a finite number {'> 0' if name == 'lr' else '>= 0'}, got {v!r}")
+        for name in ("batch_size", "eval_batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, but got {v!r}")
+
+
+@dataclass
+class MemberResult:
+    """One trained member: its test-set probabilities at each evaluation step, and how training went."""
+
+    seed: int
+    steps: int  # steps planned
+    steps_done: int  # steps run (fewer if it diverged)
+    diverged: bool
+    final_loss: float  # mean training loss over the last steps run (nan if diverged)
+    train_time_s: float
+    test_probs: dict[int, torch.Tensor] = field(default_factory=dict)  # step -> (N, C) float32 on CPU
+
+
+class BatchSampler:
+    """Index batches from seeded per-epoch permutations; drops the ragged tail so every step sees ``batch_size``."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, device: str = "cpu"):
+        self.n, self.bs = n, min(batch_size, n)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.device = device
+        self._perm = torch.empty(0, dtype=torch.long)
+        self._pos = 0
+
+    def next(self) -> torch.Tensor:
+        if self._pos + self.bs > self._perm.numel():
+            self._perm = torch.randperm(self.n, generator=self.gen).to(self.device)
+            self._pos = 0
+        idx = self._perm[self._pos : self._pos + self.bs]
+        self._pos += self.bs
+        return idx
+
+
+@torch.inference_mode()
+def predict_proba(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Softmax probabilities of ``model`` on ``x`` in eval mode, batched, returned float32 on CPU."""
+    was_training = model.training
+    model.eval()
+    out = torch.cat([torch.softmax(model(x[i : i + batch_size]).float(), -1) for i in range(0, len(x), batch_size)])
+    model.train(was_training)
+    return out.cpu()
+
+
+def train_member(
+    family: str,
+    width: float,
+    depth: int | None,
+    data,  # tuneall.data.Dataset
+    steps: int,
+    seed: int,
+    cfg: TrainConfig = TrainConfig(),
+    eval_steps: tuple[int, ...] = (),
+) -> MemberResult:
+    """Train one member for ``steps`` SGD steps from ``seed`` (init and data order) and evaluate it on the test set.
+
+    The member is evaluated after ``steps`` and after every step count in ``eval_steps`` (anytime evaluation: under a
+    fixed learning rate, the model at step T' < T is the model a T'-step run with the same seed would produce).
+    """
+    info = data.info
+    device = torch.device(cfg.device)
+    torch.manual_seed(seed)
+    model = create_model(family, width, depth, info.in_channels, info.num_classes, info.spatial_dims).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    x_test = data.x_test.to(device)
+    sampler = BatchSampler(len(x_train), cfg.batch_size, seed=seed + 7919, device=cfg.device)
+    evals = sorted({s for s in eval_steps if 0 < s < steps} | {steps})
+
+    result = MemberResult(seed, steps, 0, False, float("nan"), 0.0)
+    bad = torch.zeros((), dtype=torch.bool, device=device)
+    recent = torch.zeros((), device=device)
+    recent_n = 0
+    tail = max(1, min(50, steps // 10))  # steps averaged into final_loss
+    t0 = time.perf_counter()
+    model.train()
+    for step in range(1, steps + 1):
+        idx = sampler.next()
+        loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        bad |= ~torch.isfinite(loss.detach())
+        if step > steps - tail:
+            recent += loss.detach()
+            recent_n += 1
+        if (step % _DIVERGENCE_CHECK_EVERY == 0 or step in evals) and bool(bad):
+            result.diverged = True
+            break
+        result.steps_done = step
+        if step in evals:
+            result.test_probs[step] = predict_proba(model, x_test, cfg.eval_batch_size)
+    result.train_time_s = time.perf_counter() - t0
+    if not result.diverged and recent_n:
+        result.final_loss = float(recent / recent_n)
+    return result

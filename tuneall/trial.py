@@ -1,0 +1,96 @@
+"""Running a trial plan: train its k members for every repeat, evaluate members and ensemble, aggregate over seeds."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from tuneall import metrics as M
+from tuneall.factory import TrialPlan
+from tuneall.train import MemberResult, train_member
+
+STATUSES = ("ok", "infeasible", "diverged", "failed")
+
+
+@dataclass
+class TrialResult:
+    plan: TrialPlan
+    status: str  # "ok" or "diverged" (infeasible points never train; failures are recorded by the search)
+    summary: dict[str, float]  # M.aggregate over repeats: <metric>_mean / _std / _worst
+    repeats: list[dict[str, float]]  # ensemble metrics per repeat
+    members: list[dict] = field(default_factory=list)  # one row per (repeat, member)
+    train_time_s: float = 0.0  # sum of member training times
+    wall_time_s: float = 0.0
+
+    def metrics(self) -> dict:
+        """Flat metrics for reporting to Ray Tune and for the trials table."""
+        return {
+            "status": self.status,
+            **self.summary,
+            "n_diverged": sum(m["diverged"] for m in self.members),
+            "train_time_s": self.train_time_s,
+            "wall_time_s": self.wall_time_s,
+        }
+
+
+def _probs_or_uniform(r: MemberResult, step: int, n: int, c: int) -> torch.Tensor:
+    # A diverged member contributes no information: a uniform prediction keeps the ensemble metrics finite.
+    p = r.test_probs.get(step)
+    return p if p is not None and torch.isfinite(p).all() else torch.full((n, c), 1.0 / c)
+
+
+def evaluate_members(
+    results: list[MemberResult], labels: torch.Tensor, num_classes: int, step: int, rule: str
+) -> tuple[dict[str, float], list[dict]]:
+    """Ensemble metrics and per-member rows of k members at ``step``."""
+    n = labels.shape[0]
+    probs = torch.stack([_probs_or_uniform(r, step, n, num_classes) for r in results])
+    rows = [
+        {"member": i, "seed": r.seed, **M.member_metrics(probs[i], labels), "steps_done": r.steps_done,
+         "diverged": r.diverged, "final_loss": r.final_loss, "train_time_s": r.train_time_s}
+        for i, r in enumerate(results)
+    ]
+    return M.evaluate_ensemble(probs, labels, rule), rows
+
+
+def train_sequential(plan: TrialPlan, data, progress=None) -> list[list[MemberResult]]:
+    """Train every member of every repeat one after another in this process: results[repeat][member]."""
+    a = plan.allocation
+    out = []
+    for r, seeds in enumerate(plan.seeds):
+        out.append([])
+        for i, seed in enumerate(seeds):
+            res = train_member(a.family, a.width, plan.depth, data, plan.steps, seed, plan.train)
+            out[-1].append(res)
+            if progress:
+                progress(r, i, res)
+    return out
+
+
+def run_trial(plan: TrialPlan, data, rule: str = "mean", progress=None, trainer=train_sequential) -> TrialResult:
+    """Train and evaluate every member of ``plan`` on ``data`` (a :class:`tuneall.data.Dataset`).
+
+    ``trainer(plan, data, progress)`` returns member results per repeat; it may train them in parallel.
+    """
+    if rule not in M.COMBINE_RULES:
+        raise ValueError(f"unknown combination rule {rule!r}; valid: {', '.join(M.COMBINE_RULES)}")
+    if abs(data.data_fraction - plan.allocation.data_fraction) > 1e-12:
+        raise ValueError(f"data has data_fraction={data.data_fraction}, plan wants {plan.allocation.data_fraction}")
+    t0 = time.perf_counter()
+    repeats, members = [], []
+    for r, results in enumerate(trainer(plan, data, progress)):
+        ens, rows = evaluate_members(results, data.y_test, data.info.num_classes, plan.steps, rule)
+        repeats.append(ens)
+        members += [{"repeat": r, **row} for row in rows]
+    diverged = any(m["diverged"] for m in members)
+    return TrialResult(
+        plan=plan,
+        status="diverged" if diverged else "ok",
+        summary=M.aggregate(repeats),
+        repeats=repeats,
+        members=members,
+        train_time_s=sum(m["train_time_s"] for m in members),
+        wall_time_s=time.perf_counter() - t0,
+    )

@@ -1,0 +1,309 @@
+"""``tuneall search``: the Ray Tune Tuner with Optuna (through ``OptunaSearch``) over a search space.
+
+Every trial goes through the trial factory (:func:`tuneall.planning.plan_point`) inside the trainable: an infeasible
+point is reported with status ``infeasible`` and told to Optuna as a constraint violation, never raised. The trials
+table, frontier, figures and summary are written to the results directory by :mod:`tuneall.report`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tuneall.budget import Budget
+from tuneall.errors import ConfigError, TuneallError
+from tuneall.factory import Infeasible, Resources
+from tuneall.space import SearchSpace
+
+SEARCHERS = ("tpe", "random", "grid", "nsga2")
+# Trial-level metrics an objective may name, with the direction that is better.
+OBJECTIVES = {
+    "ensemble_acc_mean": "max", "ensemble_acc_worst": "max", "ensemble_nll_mean": "min", "ensemble_ece_mean": "min",
+    "total_params": "min", "inference_flops": "min", "train_time_s": "min",
+}
+DEFAULT_OBJECTIVE = "ensemble_acc_mean"
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    budget: Budget
+    space: SearchSpace
+    dataset: str = "digits"
+    data_dir: str | None = None
+    searcher: str = "tpe"
+    trials: int = 20  # ignored by grid search, which runs every feasible point
+    concurrency: int | None = None  # default: as many trials as the CPUs hold
+    seeds: int = 3  # repeats of each allocation over seeds
+    rule: str = "mean"  # ensemble combination
+    objectives: tuple[tuple[str, str], ...] = ((DEFAULT_OBJECTIVE, "max"),)
+    resources: Resources = field(default_factory=Resources)
+    name: str | None = None
+    storage_path: str = "results"
+    address: str | None = None  # an existing Ray cluster; None starts a local Ray
+    num_cpus: int | None = None  # CPUs of the local Ray (default: all)
+    dashboard: bool = False
+    seed: int = 0  # sampler seed and base seed of the members
+    max_failures: int = 0
+
+    def __post_init__(self):
+        if self.searcher not in SEARCHERS:
+            raise ConfigError(f"unknown searcher {self.searcher!r}; valid: {', '.join(SEARCHERS)}")
+        for name in ("trials", "seeds"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, but got {v!r}")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ConfigError(f"concurrency must be >= 1, but got {self.concurrency!r}")
+        if self.resources.cpus <= 0 or self.resources.gpus < 0:
+            raise ConfigError(f"cpus per trial must be > 0 and gpus per trial >= 0, got {self.resources}")
+        if self.searcher == "nsga2" and len(self.objectives) < 2:
+            raise ConfigError("searcher 'nsga2' is multi-objective: give at least two --objectives")
+
+    @property
+    def metric(self) -> list[str]:
+        return [m for m, _ in self.objectives]
+
+    @property
+    def mode(self) -> list[str]:
+        return [d for _, d in self.objectives]
+
+    @property
+    def run_name(self) -> str:
+        return self.name or f"{self.dataset}-{self.budget.value:.3g}-{self.space.name}-{self.searcher}"
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.storage_path).expanduser().resolve() / self.run_name
+
+
+def parse_objectives(text: str) -> tuple[tuple[str, str], ...]:
+    """'ensemble_acc_mean,inference_flops' or 'a:max,b:min' -> ((metric, mode), ...)."""
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, _, mode = part.partition(":")
+        if name not in OBJECTIVES:
+            raise ConfigError(f"unknown objective {name!r}; valid: {', '.join(OBJECTIVES)}")
+        mode = mode or OBJECTIVES[name]
+        if mode not in ("min", "max"):
+            raise ConfigError(f"objective {name!r}: mode must be min or max, got {mode!r}")
+        out.append((name, mode))
+    if not out:
+        raise ConfigError("--objectives needs at least one metric")
+    return tuple(out)
+
+
+def _worst(mode: str) -> float:
+    # A finite stand-in for "no result": Optuna learns the point is bad; the constraint marks it infeasible.
+    return 0.0 if mode == "max" else 1e30
+
+
+def trial_metrics(config: dict, ctx: dict, data) -> dict:
+    """Run one trial from its sampled ``config`` and return the flat metrics reported to Ray Tune."""
+    import torch
+
+    from tuneall.planning import plan_point
+    from tuneall.trial import run_trial, train_sequential
+
+    point = config.get("point", config)
+    res: Resources = ctx["resources"]
+    torch.set_num_threads(max(1, int(res.cpus)))  # one trial, its own CPUs: no oversubscription
+    base = {"family": point["family"], "width": point["width"], "k": point["k"]}
+    try:
+        plan = plan_point(point, ctx["budget"], data.info, repeats=ctx["seeds"], base_seed=ctx["seed"],
+                          resources=res)
+    except (Infeasible, ConfigError) as e:
+        return {**base, "status": "infeasible", "reason": str(e), "constraint": 1.0,
+                **{m: _worst(d) for m, d in ctx["objectives"]}}
+    if res.gpus > 0:
+        import dataclasses
+
+        plan = dataclasses.replace(plan, train=dataclasses.replace(plan.train, device="cuda"))
+    from tuneall.data import with_fraction
+
+    trial_data = with_fraction(data, plan.allocation.data_fraction)
+    trainer = _ray_member_trainer(res) if res.parallel_members else train_sequential
+    result = run_trial(plan, trial_data, rule=ctx["rule"], trainer=trainer)
+    out = {**plan.row(), **result.metrics(), "repeats_json": json.dumps(result.repeats),
+           "constraint": 1.0 if result.status == "diverged" else 0.0}
+    for m, d in ctx["objectives"]:  # a diverged trial still reports real, finite values
+        if not math.isfinite(out.get(m, float("nan"))):
+            out[m] = _worst(d)
+    return out
+
+
+def _ray_member_trainer(res: Resources):
+    """Train members as Ray tasks, member i in bundle i + 1 of the trial's placement group (parallel members)."""
+    import ray
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    def trainer(plan, data, progress=None):
+        pg = ray.util.get_current_placement_group()
+        data_ref = ray.put(data)
+        task = ray.remote(_train_member_task)
+        a = plan.allocation
+        refs = [
+            [task.options(num_cpus=res.cpus, num_gpus=res.gpus, scheduling_strategy=PlacementGroupSchedulingStrategy(
+                pg, placement_group_bundle_index=i + 1)).remote(a.family, a.width, plan.depth, data_ref, plan.steps,
+                                                                 seed, plan.train, res.cpus)
+             for i, seed in enumerate(seeds)]
+            for seeds in plan.seeds
+        ]
+        return [ray.get(r) for r in refs]
+
+    return trainer
+
+
+def _train_member_task(family, width, depth, data, steps, seed, train, cpus):
+    import torch
+
+    from tuneall.train import train_member
+
+    torch.set_num_threads(max(1, int(cpus)))
+    return train_member(family, width, depth, data, steps, seed, train)
+
+
+def _trainable(config: dict, ctx: dict, data) -> None:
+    from ray import tune
+
+    tune.report(trial_metrics(config, ctx, data))
+
+
+def _make_searcher(cfg: SearchConfig, space_fn, study_storage=None):
+    import optuna
+
+    from tuneall._optuna import ConstrainedOptunaSearch
+
+    if cfg.searcher == "random":
+        sampler = optuna.samplers.RandomSampler(seed=cfg.seed)
+    elif cfg.searcher == "nsga2":
+        sampler = optuna.samplers.NSGAIISampler(seed=cfg.seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=cfg.seed)
+    metric, mode = (cfg.metric, cfg.mode) if len(cfg.objectives) > 1 else (cfg.metric[0], cfg.mode[0])
+    return ConstrainedOptunaSearch(space=space_fn, metric=metric, mode=mode, sampler=sampler, storage=study_storage,
+                                   study_name=cfg.run_name)
+
+
+def provenance(cfg: SearchConfig, argv: list[str] | None) -> dict:
+    """What makes a results directory reproducible: resolved config, command, versions, git revision."""
+    import importlib.metadata as md
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        rev = None
+    versions = {}
+    for pkg in ("tuneall", "torch", "ray", "optuna", "pandas", "numpy"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    conf = asdict(cfg)
+    conf["space"] = {"name": cfg.space.name, "yaml": cfg.space.source}
+    return {"config": conf, "command": argv if argv is not None else sys.argv, "git_revision": rev,
+            "versions": versions, "python": platform.python_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def _init_ray(cfg: SearchConfig) -> bool:
+    """Connect to ``cfg.address`` or start a local Ray; returns True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kw = dict(configure_logging=True, logging_level="WARNING", log_to_driver=True)
+    if cfg.address:
+        try:
+            ray.init(address=cfg.address, **kw)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise ConfigError(f"cannot reach the Ray cluster at --address {cfg.address}: {str(e).splitlines()[0]}") \
+                from None
+        return True
+    ray.init(num_cpus=cfg.num_cpus, include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1", **kw)
+    if cfg.dashboard:
+        url = ray.get_runtime_context().dashboard_url if hasattr(ray.get_runtime_context(), "dashboard_url") else None
+        print(f"Ray dashboard: http://{url or '127.0.0.1:8265'} (bound to 127.0.0.1; token authentication on)")
+    return True
+
+
+def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 1):
+    """Run the search and write the results directory; returns the frontier table (pandas)."""
+    from tuneall.data import load_dataset
+    from tuneall.planning import DefineByRun, plan_space
+    from tuneall.report import build_report, write_trials_table
+
+    out = cfg.results_dir
+    if out.exists():
+        raise ConfigError(f"results directory {out} already exists; choose another --name or remove it")
+    # Everything a user can get wrong is checked before Ray starts or anything is written.
+    feasible, _ = plan_space(cfg.space, cfg.budget, cfg.dataset)  # raises with the smallest feasible budget
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    started = _init_ray(cfg)
+    try:
+        return _fit(cfg, data, feasible, out, argv, verbose, build_report, write_trials_table, DefineByRun)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
+def _fit(cfg, data, feasible, out, argv, verbose, build_report, write_trials_table, DefineByRun):
+    import ray
+    from ray import tune
+
+    ctx = {"budget": cfg.budget, "seeds": cfg.seeds, "seed": cfg.seed, "rule": cfg.rule,
+           "resources": cfg.resources, "objectives": cfg.objectives}
+    res = cfg.resources
+    # With parallel members a trial's placement group has one bundle per member, so it depends on the sampled k.
+    trainable = tune.with_resources(
+        tune.with_parameters(_trainable, ctx=ctx, data=data),
+        lambda config: tune.PlacementGroupFactory(res.bundles(int(config.get("point", config).get("k", 1)))),
+    )
+    cpus = ray.cluster_resources().get("CPU", 1)
+    per_trial = sum(b.get("CPU", 0) for b in res.bundles(int(feasible["k"].min())))
+    concurrency = cfg.concurrency or max(1, int(cpus // per_trial))
+    if cfg.searcher == "grid":
+        points = feasible[["family", "width", "depth", "k", "data_fraction", "lr", "momentum", "batch_size"]]
+        param_space = {"point": tune.grid_search([_plain(p) for p in points.to_dict("records")])}
+        tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency)
+        searcher = None
+    else:
+        searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset))
+        param_space = None
+        tune_config = tune.TuneConfig(search_alg=searcher, num_samples=cfg.trials, max_concurrent_trials=concurrency)
+    run_config = tune.RunConfig(
+        name=cfg.run_name, storage_path=str(out.parent), verbose=verbose,
+        failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+    )
+    tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+    print(f"tuneall: searching {cfg.space.name!r} on {cfg.dataset} at C = {cfg.budget}: {cfg.searcher}, "
+          f"{len(feasible) if cfg.searcher == 'grid' else cfg.trials} trials, {concurrency} at a time, "
+          f"{cfg.seeds} seed(s) each -> {out}", flush=True)
+    grid = tuner.fit()
+    (out / "tuneall.json").write_text(json.dumps(provenance(cfg, argv), indent=1, default=str))
+    write_trials_table(grid, out)
+    if searcher is not None:
+        searcher._ot_study.trials_dataframe().to_csv(out / "optuna_trials.csv", index=False)
+    return build_report(out)
+
+
+def _plain(record: dict) -> dict:
+    """numpy scalars -> Python numbers; NaN depth -> None (the family default)."""
+    out = {}
+    for key, v in record.items():
+        v = v.item() if hasattr(v, "item") else v
+        out[key] = None if isinstance(v, float) and math.isnan(v) else v
+    return out
+
+
+__all__ = ["SearchConfig", "run_search", "parse_objectives", "SEARCHERS", "OBJECTIVES", "TuneallError"]
