@@ -122,3 +122,36 @@ def search(
     front = run_search(cfg, argv=argv, verbose=verbose)
     front.attrs["results_dir"] = str(cfg.results_dir)
     return front
+
+
+def design(
+    family: str,
+    width: float,
+    depth: int | None,
+    k: int,
+    dataset: str = "cifar10",
+    budget: float | str | None = None,
+    unit: str = DEFAULT_UNIT,
+    min_steps: int = DEFAULT_MIN_STEPS,
+) -> pd.DataFrame:
+    """Seed 001's single network, deq and weq ensembles side by side (with steps per member if a budget is given)."""
+    from tuneall.design import design_classes
+    from tuneall.factory import Infeasible
+
+    info = dataset_info(dataset)
+    classes = design_classes(family, width, depth, k, in_channels=info.in_channels, num_classes=info.num_classes,
+                             spatial_dims=info.spatial_dims)
+    single = classes[0].total_params
+    rows = []
+    for c in classes:
+        row = {"class": c.name, "family": c.family, "width": c.width, "depth": c.depth, "k": c.k,
+               "params_per_member": c.params_per_member, "total_params": c.total_params,
+               "fraction_of_single": round(c.total_params / single, 4)}
+        if budget is not None:
+            try:
+                p = make_trial_plan(Allocation(c.family, c.width, c.depth, c.k), Budget(budget, unit, min_steps), info)
+                row["steps"] = p.steps
+            except Infeasible:
+                row["steps"] = "infeasible"
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -66,8 +66,35 @@ def _space_from_args(args) -> "object":
     return parse_space(doc)
 
 
+def _design_mode(args) -> bool:
+    """`plan --family F --width W --depth D --k K` without a budget shows seed 001's three design classes."""
+    one = lambda v: v is not None and len(v) == 1  # noqa: E731
+    return bool(args.family) and one(args.widths) and one(args.k) and args.space is None and (
+        args.budget is None or args.design)
+
+
+def cmd_design(args) -> int:
+    from tuneall.api import design
+
+    table = design(family=args.family, width=args.widths[0], depth=args.depths[0] if args.depths else None,
+                   k=args.k[0], dataset=args.dataset, budget=args.budget, unit=args.unit, min_steps=args.min_steps)
+    if args.json:
+        print(table.to_json(orient="records", indent=1))
+        return 0
+    print(f"Design classes of seed 001 for {args.family} width {args.widths[0]:g} and k = {args.k[0]} on "
+          f"{args.dataset} (each ensemble the largest that fits k x |member| <= |single|):")
+    print(table.to_string(index=False))
+    return 0
+
+
 def cmd_plan(args) -> int:
     from tuneall.api import plan
+
+    if _design_mode(args):
+        return cmd_design(args)
+    if args.budget is None:
+        raise ConfigError("--budget is required (without it, give --family, --width, --depth and --k to see the "
+                          "design classes)")
 
     feasible, infeasible = plan(
         budget=args.budget, unit=args.unit, min_steps=args.min_steps, dataset=args.dataset,
@@ -78,6 +105,10 @@ def cmd_plan(args) -> int:
                          default=str, indent=1))
         return 0
     cols = ["family", "width", "depth", "k", "params_per_member", "total_params", "steps", "train_flops", "spent"]
+    if feasible["design"].notna().any():  # seed 001's design classes: show which single network each came from
+        cols = ["design", "base_width", "base_depth", *cols]
+    if feasible["data_fraction"].ne(1.0).any():
+        cols.insert(cols.index("k") + 1, "data_fraction")
     print(f"{len(feasible)} feasible allocation(s) for C = {float(args.budget):.4g} {args.unit} on {args.dataset} "
           f"(at least {args.min_steps} steps per member):")
     print(feasible[cols].to_string(index=False))
@@ -164,14 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tuneall", description="Find the best way to spend a training compute budget.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("plan", help="list feasible allocations for a budget, without training")
-    _add_budget(p)
+    p = sub.add_parser("plan", help="list feasible allocations for a budget, or seed 001's design classes")
+    _add_budget(p, required=False)
     _add_data(p)
     p.add_argument("--space", default=None, help="search space YAML (path or name in search_spaces/)")
     p.add_argument("--family", default=None, help="model family (instead of --space)")
     p.add_argument("--widths", type=_floats, default=None, help="comma-separated width multipliers")
     p.add_argument("--depths", type=_ints, default=None, help="comma-separated depths")
     p.add_argument("--k", type=_ints, default=None, help="comma-separated ensemble sizes")
+    p.add_argument("--design", action="store_true",
+                   help="with one family/width/depth/k and a --budget: the design classes with their steps")
     _add_optim(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_plan)

@@ -36,6 +36,7 @@ class Allocation:
     depth: int | None = None  # None: the family's default depth
     k: int = 1  # ensemble size
     data_fraction: float = 1.0
+    design: str | None = None  # seed 001's design class this allocation was derived from, if any
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class TrialPlan:
             "depth": self.depth,
             "k": a.k,
             "data_fraction": a.data_fraction,
+            "design": a.design,
             "params_per_member": self.params_per_member,
             "total_params": self.total_params,
             "steps": self.steps,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
 from tuneall.metrics import ENSEMBLE_METRICS
 
-ALLOCATION_COLUMNS = ["family", "width", "depth", "k", "data_fraction", "lr", "momentum", "batch_size"]
+ALLOCATION_COLUMNS = ["family", "width", "depth", "k", "data_fraction", "design", "lr", "momentum", "batch_size"]
 PLAN_COLUMNS = ["params_per_member", "total_params", "steps", "train_flops", "inference_flops", "budget", "unit",
                 "spent"]
+COST_COLUMNS = ["time_per_step_s", "time_per_epoch_s", "epochs", "latency_ms_per_image", "peak_mem_mb", "mem_kind"]
 # The frontier's objectives: ensemble accuracy up; inference cost (parameters, FLOPs) and training time down.
 FRONTIER_OBJECTIVES = (("ensemble_acc_mean", "max"), ("total_params", "min"), ("inference_flops", "min"),
                        ("train_time_s", "min"))
@@ -18,8 +21,8 @@ FRONTIER_OBJECTIVES = (("ensemble_acc_mean", "max"), ("total_params", "min"), ("
 def summarize_trials(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per trial: its allocation, plan and status, with mean / std / worst of each metric over repeats."""
     first = trials.groupby("trial_id", sort=False).first()
-    keep = [c for c in ["status", "reason", "error", *ALLOCATION_COLUMNS, *PLAN_COLUMNS, "n_diverged",
-                        "train_time_s", "wall_time_s"] if c in first]
+    keep = [c for c in ["status", "reason", "error", *ALLOCATION_COLUMNS, *PLAN_COLUMNS, *COST_COLUMNS,
+                        "n_diverged", "train_time_s", "wall_time_s", "curve_json"] if c in first]
     out = first[keep].copy()
     g = trials.groupby("trial_id", sort=False)
     for name, better in ENSEMBLE_METRICS.items():
@@ -29,7 +32,30 @@ def summarize_trials(trials: pd.DataFrame) -> pd.DataFrame:
         out[f"{name}_std"] = g[name].std(ddof=1).fillna(0.0)
         out[f"{name}_worst"] = g[name].min() if better == "max" else g[name].max()
     out["repeats"] = g["repeat"].count()
-    return out.reset_index()
+    return add_time_to_target(out.reset_index())
+
+
+def add_time_to_target(summary: pd.DataFrame) -> pd.DataFrame:
+    """Seed 001's time to accuracy: training time until the ensemble first reaches the best single model's accuracy.
+
+    The target is the best k = 1 accuracy among the trials at the same budget; the time is read off the trial's
+    anytime curve (ensemble accuracy at log-spaced steps) as steps x time per step x k (members one after another).
+    """
+    out = summary.copy()
+    out["time_to_target_s"] = np.nan
+    if "curve_json" not in out or "time_per_step_s" not in out:
+        return out
+    ok = out["status"] == "ok"
+    singles = out[ok & (out["k"] == 1)]
+    if singles.empty:
+        return out
+    target = singles["ensemble_acc_mean"].max()
+    for i in out.index[ok]:
+        curve = json.loads(out.at[i, "curve_json"]) if isinstance(out.at[i, "curve_json"], str) else []
+        hit = next((step for step, acc in curve if acc >= target - 1e-12), None)
+        if hit is not None:
+            out.at[i, "time_to_target_s"] = hit * out.at[i, "time_per_step_s"] * out.at[i, "k"]
+    return out
 
 
 def pareto_mask(df: pd.DataFrame, objectives=FRONTIER_OBJECTIVES) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 
 from tuneall.budget import Budget
@@ -12,11 +14,16 @@ from tuneall.space import AXES, Axis, Choice, SearchSpace, grid
 from tuneall.train import TrainConfig
 
 
+def _base(point: dict) -> dict:
+    """The single network a design-class point was derived from (empty for plain points)."""
+    return {"base_width": point["width"], "base_depth": point.get("depth")} if point.get("design") else {}
+
+
 def point_to_allocation(point: dict) -> tuple[Allocation, TrainConfig]:
     """Split a search-space point into the allocation and the optimiser settings."""
     alloc = Allocation(
         family=point["family"], width=float(point["width"]), depth=point.get("depth"), k=int(point["k"]),
-        data_fraction=float(point.get("data_fraction", 1.0)),
+        data_fraction=float(point.get("data_fraction", 1.0)), design=point.get("design"),
     )
     train = TrainConfig(
         lr=float(point.get("lr", TrainConfig.lr)), momentum=float(point.get("momentum", TrainConfig.momentum)),
@@ -25,9 +32,22 @@ def point_to_allocation(point: dict) -> tuple[Allocation, TrainConfig]:
     return alloc, train
 
 
+def resolve_design(alloc: Allocation, info: DatasetInfo) -> Allocation:
+    """For a seed-001 point, the members' architecture: the single network itself, or its deq / weq ensemble."""
+    if alloc.design in (None, "single"):
+        return replace(alloc, k=1) if alloc.design else alloc
+    from tuneall.design import design_classes
+
+    classes = design_classes(alloc.family, alloc.width, alloc.depth, alloc.k, in_channels=info.in_channels,
+                             num_classes=info.num_classes, spatial_dims=info.spatial_dims)
+    member = next(c for c in classes if c.name == alloc.design)
+    return replace(alloc, width=member.width, depth=member.depth, k=member.k)
+
+
 def plan_point(point: dict, budget: Budget, info: DatasetInfo, **kw) -> TrialPlan:
+    """A search-space point through the trial factory (design classes resolved first)."""
     alloc, train = point_to_allocation(point)
-    return make_trial_plan(alloc, budget, info, train, **kw)
+    return make_trial_plan(resolve_design(alloc, info), budget, info, train, **kw)
 
 
 def plan_space(space: SearchSpace, budget: Budget, dataset: str = "digits") -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -45,7 +65,7 @@ def plan_space(space: SearchSpace, budget: Budget, dataset: str = "digits") -> t
             continue
         seen.add(key)
         try:
-            feasible.append(plan_point(point, budget, info).row())
+            feasible.append({**plan_point(point, budget, info).row(), **_base(point)})
         except Infeasible as e:
             infeasible.append({**point, "reason": str(e), "min_budget": e.min_budget})
             label = f"{point['family']} w={point['width']:g} k={point['k']}"
@@ -99,11 +119,17 @@ class DefineByRun:
                 continue
             name = f"{key}_{fam}" if multi and key in space.per_family.get(fam, {}) else key
             point[key] = _suggest(trial, name, space.axis(key, fam))
-        alloc, train = point_to_allocation({**point, "k": 1})
-        try:
-            kmax = max_feasible_k(alloc, self.budget, self.info, train)
-        except ConfigError:
-            kmax = 0  # e.g. a depth this family cannot build: the trainable reports it as infeasible
+        if space.designs:
+            point["design"] = _suggest(trial, "design", Choice(space.designs))
+            if point["design"] == "single":
+                return {**point, "k": 1}
+            kmax = 10**9  # deq / weq members are derived from k; infeasible ones are reported as such
+        else:
+            alloc, train = point_to_allocation({**point, "k": 1})
+            try:
+                kmax = max_feasible_k(alloc, self.budget, self.info, train)
+            except ConfigError:
+                kmax = 0  # e.g. a depth this family cannot build: the trainable reports it as infeasible
         axis = space.axis("k", fam)
         if isinstance(axis, Choice):
             values = sorted(axis.values)

@@ -10,11 +10,19 @@ from pathlib import Path
 import pandas as pd
 
 from tuneall.errors import ConfigError
-from tuneall.frontier import ALLOCATION_COLUMNS, PLAN_COLUMNS, best_allocation, best_per, frontier, summarize_trials
+from tuneall.frontier import (
+    ALLOCATION_COLUMNS,
+    COST_COLUMNS,
+    PLAN_COLUMNS,
+    best_allocation,
+    best_per,
+    frontier,
+    summarize_trials,
+)
 from tuneall.metrics import ENSEMBLE_METRICS
 
 TRIAL_COLUMNS = ["trial_id", "repeat", "status", *ALLOCATION_COLUMNS, *PLAN_COLUMNS, *ENSEMBLE_METRICS,
-                 "n_diverged", "train_time_s", "wall_time_s", "reason", "error"]
+                 *COST_COLUMNS, "n_diverged", "train_time_s", "wall_time_s", "curve_json", "reason", "error"]
 
 
 def trial_rows(trial_id: str, config: dict, metrics: dict, error: str | None) -> list[dict]:
@@ -24,7 +32,8 @@ def trial_rows(trial_id: str, config: dict, metrics: dict, error: str | None) ->
     base.update({c: metrics[c] for c in (*ALLOCATION_COLUMNS, *PLAN_COLUMNS) if c in metrics})
     if error is not None or not metrics:
         return [{**base, "status": "failed", "error": (error or "no result reported").splitlines()[0]}]
-    base.update({c: metrics.get(c) for c in ("status", "n_diverged", "train_time_s", "wall_time_s", "reason")})
+    base.update({c: metrics.get(c) for c in ("status", *COST_COLUMNS, "n_diverged", "train_time_s", "wall_time_s",
+                                             "curve_json", "reason")})
     repeats = json.loads(metrics.get("repeats_json") or "[]")
     if not repeats:
         return [base]
@@ -69,6 +78,8 @@ def _md_table(df: pd.DataFrame, cols: list[str]) -> str:
 SHOW = ["family", "width", "depth", "k", "data_fraction", "params_per_member", "total_params", "steps",
         "ensemble_acc_mean", "ensemble_acc_std", "ensemble_acc_worst", "member_acc_mean_mean", "ensemble_nll_mean",
         "inference_flops", "train_time_s"]
+COSTS = ["family", "width", "depth", "k", "ensemble_acc_mean", "time_per_step_s", "time_per_epoch_s",
+         "time_to_target_s", "latency_ms_per_image", "peak_mem_mb", "inference_flops"]
 
 
 def build_report(results_dir: str | Path) -> pd.DataFrame:
@@ -112,6 +123,19 @@ def build_report(results_dir: str | Path) -> pd.DataFrame:
               "FLOPs and training time (down).", "", _md_table(front, SHOW), "",
               "## Best allocation per ensemble size k", "", _md_table(per_k, SHOW), "",
               "## Best allocation per width", "", _md_table(per_width, SHOW), ""]
+    ok = summary[summary["status"] == "ok"]
+    if "design" in ok and ok["design"].notna().any():
+        per_design = best_per(summary, "design")
+        per_design.to_csv(out / "best_per_design.csv", index=False)
+        lines += ["## Best allocation per design class (seed 001)", "",
+                  _md_table(per_design, ["design", *COSTS[:5], "ensemble_acc_std", *COSTS[5:]]), ""]
+    if "time_per_step_s" in ok and len(ok):
+        kind = ok["mem_kind"].dropna().iloc[0] if "mem_kind" in ok and ok["mem_kind"].notna().any() else "?"
+        lines += ["## Costs (seed 001)", "",
+                  "Training time per step and per epoch (all members, one after another); time to reach the best "
+                  "single model's accuracy at this budget (from the anytime curve; blank if never reached); inference "
+                  f"latency per image at batch 256 (members one after another); peak training memory ({kind}).", "",
+                  _md_table(ok.sort_values("ensemble_acc_mean", ascending=False), COSTS), ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures] + [""]
     lines += ["Files: `trials.csv` / `trials.parquet` (one row per trial and repeat), `trials_summary.csv`, "

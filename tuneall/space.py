@@ -17,6 +17,7 @@ YAML schema (every key optional except ``families``)::
     momentum: 0.9
     batch_size: 128
     per_family: {wrn: {width: [1, 2], depth: [16, 28]}}   # width/depth overrides per family
+    design: [single, deq, weq]        # seed 001: width/depth are the single network's; deq/weq members derived
     grid_points: 5                    # how many points a range contributes to grid search / planning
 """
 
@@ -38,7 +39,8 @@ DEFAULT_SPACE = "paper"
 
 AXES = ("width", "depth", "k", "data_fraction", "lr", "momentum", "batch_size")
 _INT_AXES = {"depth", "k", "batch_size"}
-_TOP_KEYS = {"name", "description", "families", "per_family", "grid_points", *AXES}
+_TOP_KEYS = {"name", "description", "families", "per_family", "grid_points", "design", *AXES}
+DESIGNS = ("single", "deq", "weq")  # seed 001's design classes (tuneall.design)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class SearchSpace:
     description: str = ""
     grid_points: int = 5
     source: str = ""  # the YAML text it was loaded from, kept for the results directory
+    # Seed 001's design classes to sample; then width/depth are the single network's and k the ensembles' size.
+    designs: tuple[str, ...] = ()
 
     def axis(self, name: str, family: str) -> Axis:
         return self.per_family.get(family, {}).get(name, self.axes[name])
@@ -154,12 +158,17 @@ def parse_space(doc: Any, name: str = "space", source: str = "") -> SearchSpace:
         if not isinstance(over, dict) or set(over) - {"width", "depth"}:
             raise ConfigError(f"search space key 'per_family.{fam}': only 'width' and 'depth' may be overridden")
         per_family[fam] = {key: _parse_axis(key, v) for key, v in over.items()}
+    designs = doc.get("design", [])
+    designs = designs if isinstance(designs, list) else [designs]
+    bad = [d for d in designs if d not in DESIGNS]
+    if bad:
+        raise ConfigError(f"search space key 'design': unknown design class {bad[0]!r}; valid: {', '.join(DESIGNS)}")
     gp = doc.get("grid_points", 5)
     if isinstance(gp, bool) or not isinstance(gp, int) or gp < 1:
         raise ConfigError(f"search space key 'grid_points': expected an integer >= 1, got {gp!r}")
     return SearchSpace(
         name=str(doc.get("name", name)), families=tuple(fams), axes=axes, per_family=per_family,
-        description=str(doc.get("description", "")), grid_points=gp, source=source,
+        description=str(doc.get("description", "")), grid_points=gp, source=source, designs=tuple(designs),
     )
 
 
@@ -188,7 +197,13 @@ def grid(space: SearchSpace) -> list[dict]:
     for fam in space.families:
         axes = {key: space.axis(key, fam).grid(space.grid_points) for key in AXES}
         for combo in itertools.product(*axes.values()):
-            points.append({"family": fam, **dict(zip(AXES, combo))})
+            point = {"family": fam, **dict(zip(AXES, combo))}
+            if not space.designs:
+                points.append(point)
+            for design in space.designs:
+                # The single network is one member whatever k the ensembles have: list it once.
+                if design != "single" or point["k"] == min(axes["k"]):
+                    points.append({**point, "design": design, "k": 1 if design == "single" else point["k"]})
     return points
 
 

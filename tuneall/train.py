@@ -7,6 +7,7 @@ A member whose loss turns non-finite stops at once and is reported as diverged, 
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -53,6 +54,76 @@ class MemberResult:
     final_loss: float  # mean training loss over the last steps run (nan if diverged)
     train_time_s: float
     test_probs: dict[int, torch.Tensor] = field(default_factory=dict)  # step -> (N, C) float32 on CPU
+    eval_time_s: float = 0.0  # time spent evaluating (not in train_time_s)
+    peak_mem_bytes: int = 0  # see PeakMemory: CUDA peak allocation, or peak RSS increase on CPU
+    mem_kind: str = ""
+    latency_s_per_image: float = float("nan")  # inference at LATENCY_BATCH inputs per forward
+
+
+LATENCY_BATCH = 256  # batch size at which inference latency per image is measured
+
+
+class PeakMemory:
+    """Peak training memory: CUDA's peak allocator statistic on a GPU; on CPU, the peak increase of the process's
+    resident set size over its size at the start, sampled every 10 ms by a thread (PyTorch's CPU allocator has no
+    peak statistic)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.peak, self._stop = device, 0, None
+        self.kind = "cuda_max_allocated" if device.type == "cuda" else "cpu_rss_delta"
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            return self
+        import threading
+
+        self._base = _rss_bytes()
+        self._stop = threading.Event()
+
+        def sample():
+            while not self._stop.is_set():
+                self.peak = max(self.peak, _rss_bytes() - self._base)
+                self._stop.wait(0.01)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
+        else:
+            self._stop.set()
+            self._thread.join()
+        return False
+
+
+def _rss_bytes() -> int:
+    """Current resident set size (Linux /proc; elsewhere the lifetime peak, which only ever grows)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@torch.inference_mode()
+def inference_latency(model: torch.nn.Module, x: torch.Tensor, repeats: int = 3) -> float:
+    """Median seconds per input of an eval-mode forward pass over a batch of LATENCY_BATCH inputs."""
+    model.eval()
+    batch = x[:LATENCY_BATCH]
+    times = []
+    for _ in range(repeats + 1):  # the first pass warms up caches and is dropped
+        t = time.perf_counter()
+        model(batch)
+        if batch.device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return sorted(times[1:])[len(times[1:]) // 2] / len(batch)
 
 
 class BatchSampler:
@@ -110,12 +181,24 @@ def train_member(
     evals = sorted({s for s in eval_steps if 0 < s < steps} | {steps})
 
     result = MemberResult(seed, steps, 0, False, float("nan"), 0.0)
-    bad = torch.zeros((), dtype=torch.bool, device=device)
-    recent = torch.zeros((), device=device)
-    recent_n = 0
-    tail = max(1, min(50, steps // 10))  # steps averaged into final_loss
     t0 = time.perf_counter()
     model.train()
+    with PeakMemory(device) as mem:
+        mean_tail_loss = _sgd_loop(model, opt, sampler, x_train, y_train, x_test, evals, cfg, result)
+    result.peak_mem_bytes, result.mem_kind = int(mem.peak), mem.kind
+    result.train_time_s = time.perf_counter() - t0 - result.eval_time_s
+    if not result.diverged:
+        result.final_loss = mean_tail_loss
+        result.latency_s_per_image = inference_latency(model, x_test)
+    return result
+
+
+def _sgd_loop(model, opt, sampler, x_train, y_train, x_test, evals, cfg, result: MemberResult) -> float:
+    """Run result.steps SGD steps, evaluating at ``evals``; fills ``result``; returns the mean loss of the last steps."""
+    steps = result.steps
+    bad = torch.zeros((), dtype=torch.bool, device=x_train.device)
+    tail_sum, tail_n = torch.zeros((), device=x_train.device), 0
+    tail = max(1, min(50, steps // 10))  # steps averaged into final_loss
     for step in range(1, steps + 1):
         idx = sampler.next()
         loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
@@ -124,15 +207,14 @@ def train_member(
         opt.step()
         bad |= ~torch.isfinite(loss.detach())
         if step > steps - tail:
-            recent += loss.detach()
-            recent_n += 1
+            tail_sum += loss.detach()
+            tail_n += 1
         if (step % _DIVERGENCE_CHECK_EVERY == 0 or step in evals) and bool(bad):
             result.diverged = True
             break
         result.steps_done = step
         if step in evals:
+            te = time.perf_counter()
             result.test_probs[step] = predict_proba(model, x_test, cfg.eval_batch_size)
-    result.train_time_s = time.perf_counter() - t0
-    if not result.diverged and recent_n:
-        result.final_loss = float(recent / recent_n)
-    return result
+            result.eval_time_s += time.perf_counter() - te
+    return float(tail_sum / tail_n) if tail_n else float("nan")

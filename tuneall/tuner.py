@@ -133,6 +133,7 @@ def trial_metrics(config: dict, ctx: dict, data) -> dict:
     trainer = _ray_member_trainer(res) if res.parallel_members else train_sequential
     result = run_trial(plan, trial_data, rule=ctx["rule"], trainer=trainer)
     out = {**plan.row(), **result.metrics(), "repeats_json": json.dumps(result.repeats),
+           "curve_json": json.dumps(result.curve),
            "constraint": 1.0 if result.status == "diverged" else 0.0}
     for m, d in ctx["objectives"]:  # a diverged trial still reports real, finite values
         if not math.isfinite(out.get(m, float("nan"))):
@@ -145,7 +146,7 @@ def _ray_member_trainer(res: Resources):
     import ray
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    def trainer(plan, data, progress=None):
+    def trainer(plan, data, progress=None, eval_steps=()):
         pg = ray.util.get_current_placement_group()
         data_ref = ray.put(data)
         task = ray.remote(_train_member_task)
@@ -153,7 +154,7 @@ def _ray_member_trainer(res: Resources):
         refs = [
             [task.options(num_cpus=res.cpus, num_gpus=res.gpus, scheduling_strategy=PlacementGroupSchedulingStrategy(
                 pg, placement_group_bundle_index=i + 1)).remote(a.family, a.width, plan.depth, data_ref, plan.steps,
-                                                                 seed, plan.train, res.cpus)
+                                                                 seed, plan.train, res.cpus, eval_steps)
              for i, seed in enumerate(seeds)]
             for seeds in plan.seeds
         ]
@@ -162,13 +163,13 @@ def _ray_member_trainer(res: Resources):
     return trainer
 
 
-def _train_member_task(family, width, depth, data, steps, seed, train, cpus):
+def _train_member_task(family, width, depth, data, steps, seed, train, cpus, eval_steps):
     import torch
 
     from tuneall.train import train_member
 
     torch.set_num_threads(max(1, int(cpus)))
-    return train_member(family, width, depth, data, steps, seed, train)
+    return train_member(family, width, depth, data, steps, seed, train, eval_steps)
 
 
 def _trainable(config: dict, ctx: dict, data) -> None:

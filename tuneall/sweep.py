@@ -1,0 +1,331 @@
+"""``tuneall sweep``: the allocation study over several budgets, at about the cost of the largest one.
+
+Anytime reuse. Under seed 000's fixed learning rate and no schedule, a member trained for T steps passes through
+every T' < T, and ``train_member(eval_steps=...)`` evaluates it there. The ensemble of k members at step T' is the
+allocation (k, w, T') of a budget C' with T' = floor(C' / (k P)), so each allocation is trained once, at the largest
+budget of the sweep (the most steps; feasibility only grows with C), and every smaller budget's cell is filled from
+that run. Member seeds depend on (repeat, member) only, never on the budget, so a reused cell equals a fresh run of
+that allocation with the same seeds (tests/test_sweep.py checks it bit for bit).
+
+A data fraction keeps reuse exact: it selects a fixed seeded subset, independent of T, and batches are slices of a
+seeded sequence of permutations of that subset, so the first T' batches of a T-step run are those of a T'-step run.
+An LR schedule tied to the total steps would break it: :func:`reuse_blocker` names such a setting, and the sweep
+falls back to fresh runs per budget (as with ``reuse=False``) and says so in ``sweep.json`` and the summary.
+
+Trials are Ray Tune trials (a grid over the jobs), so a sweep runs on a cluster like a search does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from tuneall.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget, parse_budget
+from tuneall.errors import BudgetError, ConfigError
+from tuneall.factory import Infeasible, Resources
+from tuneall.metrics import COMBINE_RULES
+from tuneall.space import SearchSpace, grid, load_space
+
+
+def parse_budgets(spec) -> tuple[float, ...]:
+    """'1e8,3e8,1e9' or 'LOW:HIGH:N' (N log-spaced budgets, ends included) -> sorted budgets; BudgetError if bad."""
+    if not isinstance(spec, str):
+        values = [parse_budget(v) for v in spec]
+    elif ":" in spec:
+        parts = spec.split(":")
+        if len(parts) != 3:
+            raise BudgetError(f"--budgets range must be LOW:HIGH:N such as 1e8:1e10:5, but got {spec!r}")
+        lo, hi = parse_budget(parts[0].strip()), parse_budget(parts[1].strip())
+        try:
+            n = int(parts[2].strip())
+        except ValueError:
+            raise BudgetError(f"--budgets range LOW:HIGH:N needs an integer N, but got N={parts[2]!r}") from None
+        if n < 2 or hi <= lo:
+            raise BudgetError(f"--budgets range LOW:HIGH:N needs LOW < HIGH and N >= 2, but got {spec!r}")
+        # 6 significant digits: readable names, and the exact ends the user typed.
+        values = [lo] + [float(f"{lo * (hi / lo) ** (i / (n - 1)):.6g}") for i in range(1, n - 1)] + [hi]
+    else:
+        values = [parse_budget(v.strip()) for v in spec.split(",") if v.strip()]
+    if len(set(values)) != len(values):
+        raise BudgetError(f"--budgets lists a budget twice: {spec!r}")
+    if len(values) < 2:
+        raise BudgetError(f"a sweep needs at least 2 budgets, but got {len(values)} ({spec!r}); use `search` for one")
+    return tuple(sorted(values))
+
+
+def reuse_blocker(train) -> str | None:
+    """Why anytime reuse would not be exact for these optimiser settings (None: it is exact)."""
+    schedule = getattr(train, "lr_schedule", None)
+    if schedule not in (None, "", "constant", "none"):
+        return f"learning-rate schedule {schedule!r} depends on the total steps"
+    return None
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    budgets: tuple[float, ...]
+    space: SearchSpace | None = None  # the grid of allocations (every grid point is a candidate)
+    points: tuple[dict, ...] | None = None  # or explicit points (e.g. seed 001's design pairs)
+    unit: str = DEFAULT_UNIT
+    min_steps: int = DEFAULT_MIN_STEPS
+    dataset: str = "digits"
+    data_dir: str | None = None
+    seeds: int = 3
+    rules: tuple[str, ...] = ("mean",)  # the first is the primary rule of the per-budget reports
+    reuse: bool = True
+    resources: Resources = field(default_factory=Resources)
+    concurrency: int | None = None
+    name: str | None = None
+    storage_path: str = "results"
+    address: str | None = None
+    num_cpus: int | None = None
+    dashboard: bool = False
+    seed: int = 0
+    max_failures: int = 0
+    per_budget_reports: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "budgets", parse_budgets(list(self.budgets)))
+        for c in self.budgets:
+            Budget(c, self.unit, self.min_steps)  # unit and min_steps validated once, with the project's messages
+        if (self.space is None) == (self.points is None):
+            raise ConfigError("a sweep needs exactly one of space or points")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ConfigError(f"seeds must be an integer >= 1, but got {self.seeds!r}")
+        bad = [r for r in self.rules if r not in COMBINE_RULES]
+        if not self.rules or bad:
+            raise ConfigError(f"unknown combination rule {bad[0] if bad else ''!r}; valid: {', '.join(COMBINE_RULES)}")
+        if self.resources.cpus <= 0 or self.resources.gpus < 0:
+            raise ConfigError(f"cpus per trial must be > 0 and gpus per trial >= 0, got {self.resources}")
+
+    @property
+    def run_name(self) -> str:
+        label = self.space.name if self.space is not None else "points"
+        return self.name or f"sweep-{self.dataset}-{self.budgets[0]:.3g}-{self.budgets[-1]:.3g}-{label}"
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.storage_path).expanduser().resolve() / self.run_name
+
+
+def _points(cfg: SweepConfig) -> list[dict]:
+    pts = list(cfg.points) if cfg.points is not None else grid(cfg.space)
+    seen, out = set(), []
+    for p in pts:
+        key = json.dumps(p, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            out.append(dict(p))
+    return out
+
+
+def plan_sweep(cfg: SweepConfig) -> tuple[list[dict], pd.DataFrame]:
+    """(jobs, cells): the Ray Tune jobs (a point and the budgets one training run fills) and the planned cells,
+    feasible or with the reason. With reuse a point is one job over every budget where it is feasible; without,
+    one job per (point, budget)."""
+    from tuneall.data import dataset_info
+    from tuneall.planning import plan_point
+
+    info = dataset_info(cfg.dataset)
+    jobs, cells = [], []
+    for point in _points(cfg):
+        feasible = []
+        for c in cfg.budgets:
+            try:
+                plan = plan_point(point, Budget(c, cfg.unit, cfg.min_steps), info, repeats=cfg.seeds)
+            except (Infeasible, ConfigError) as e:
+                cells.append({**point, "budget": c, "feasible": False, "reason": str(e)})
+                continue
+            cost = plan.k * cfg.seeds * plan.steps
+            cells.append({**point, **plan.row(), "budget": c, "feasible": True, "member_steps": cost, "reason": ""})
+            feasible.append((c, cost))
+        if feasible and cfg.reuse and reuse_blocker(_train_of(point)) is None:
+            jobs.append({"point": point, "budgets": [c for c, _ in feasible], "member_steps": max(m for _, m in
+                                                                                                   feasible)})
+        else:
+            jobs += [{"point": point, "budgets": [c], "member_steps": m} for c, m in feasible]
+    if not jobs:
+        raise BudgetError(f"no allocation is feasible at any of the budgets {', '.join(f'{c:.4g}' for c in cfg.budgets)}"
+                          f" {cfg.unit} with at least {cfg.min_steps} steps per member; raise the budgets")
+    jobs.sort(key=lambda j: -j["member_steps"])  # longest first: better packing of the trials
+    return jobs, pd.DataFrame(cells)
+
+
+def _train_of(point: dict):
+    from tuneall.planning import point_to_allocation
+
+    return point_to_allocation(point)[1]
+
+
+def run_job(job: dict, ctx: dict, data) -> dict:
+    """Train a job's members once, at its largest budget's steps, and evaluate every budget's cell from that run."""
+    from tuneall.data import with_fraction
+    from tuneall.planning import plan_point
+    from tuneall.train import train_member
+    from tuneall.trial import evaluate_members
+
+    point = job["point"]
+    plans = {c: plan_point(point, Budget(c, ctx["unit"], ctx["min_steps"]), data.info, repeats=ctx["seeds"],
+                           base_seed=ctx["seed"]) for c in job["budgets"]}
+    top = max(plans.values(), key=lambda p: p.steps)
+    # What makes a reused cell exact: its members have the seeds a fresh run at that budget would have.
+    assert all(p.seeds == top.seeds and p.allocation == top.allocation for p in plans.values())
+    train = top.train if ctx["gpus"] <= 0 else replace(top.train, device="cuda")
+    a, evals = top.allocation, tuple(sorted({p.steps for p in plans.values()}))
+    part = with_fraction(data, a.data_fraction)
+    members = [[train_member(a.family, a.width, top.depth, part, top.steps, s, train, eval_steps=evals) for s in seeds]
+               for seeds in top.seeds]
+    flat = [m for rep in members for m in rep]
+    per_epoch = max(1, len(part.x_train) // min(train.batch_size, len(part.x_train)))
+    base = {"base_width": point["width"], "base_depth": point.get("depth")} if point.get("design") else {}
+    rows = []
+    for c, p in plans.items():
+        for rule in ctx["rules"]:
+            for r, results in enumerate(members):
+                ens, _ = evaluate_members(results, part.y_test, part.info.num_classes, p.steps, rule)
+                missing = sum(p.steps not in m.test_probs for m in results)  # diverged at or before T'
+                rows.append({**p.row(), **base, "rule": rule, "repeat": r, "status": "diverged" if missing else "ok",
+                             "n_diverged": missing, "epochs": p.steps / per_epoch, "trained_steps": top.steps,
+                             "reused": p.steps < top.steps, **ens,
+                             # members train one after another: a cell's share of the run is its share of the steps
+                             "train_time_s": sum(m.train_time_s for m in results) * p.steps / top.steps})
+    return {"status": "ok", "member_steps": sum(m.steps_done for m in flat),
+            "planned_member_steps": len(flat) * top.steps, "trained_steps": top.steps, "budgets_filled": len(plans),
+            "train_time_s": sum(m.train_time_s for m in flat), "cells_json": json.dumps(rows, default=str)}
+
+
+def _trainable(config: dict, ctx: dict, data) -> None:
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(max(1, int(ctx["cpus"])))  # one trial, its own CPUs: no oversubscription
+    tune.report(run_job(config["job"], ctx, data))
+
+
+def _provenance(cfg: SweepConfig, argv) -> dict:
+    from tuneall.space import parse_space
+    from tuneall.tuner import provenance
+
+    # provenance() reads the space's name and YAML; explicit points have neither, so stand in a named empty space.
+    space = cfg.space or replace(parse_space({"families": ["cnn3"]}, name="points"), name="points")
+    meta = provenance(replace(cfg, space=space, points=None), argv)
+    if cfg.points is not None:
+        meta["config"]["points"] = list(cfg.points)
+    return meta
+
+
+def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1) -> Path:
+    """Run the sweep with Ray Tune and write the results directory; returns its path."""
+    from tuneall.data import load_dataset
+    from tuneall.sweep_report import build_sweep_report, write_budget_reports
+    from tuneall.tuner import _init_ray
+
+    out = cfg.results_dir
+    if out.exists():
+        raise ConfigError(f"results directory {out} already exists; choose another --name or remove it")
+    jobs, planned = plan_sweep(cfg)  # user errors before Ray starts or anything is written
+    blockers = {b for b in (reuse_blocker(_train_of(j["point"])) for j in jobs) if b}
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    started = _init_ray(cfg)
+    t0 = time.perf_counter()
+    try:
+        grid_result = _fit(cfg, jobs, data, out, verbose)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    wall = time.perf_counter() - t0
+    cells, job_rows = _collect(grid_result, cfg)
+    cells.to_csv(out / "cells.csv", index=False)
+    cells.to_parquet(out / "cells.parquet", index=False)
+    pd.DataFrame(job_rows).to_csv(out / "jobs.csv", index=False)
+    planned.to_csv(out / "planned_cells.csv", index=False)
+    feas = planned[planned["feasible"]]
+    top = feas[feas["budget"] == feas["budget"].max()]
+    meta = _provenance(cfg, argv)
+    meta["sweep"] = {
+        "budgets": list(cfg.budgets), "jobs": len(jobs), "reuse": cfg.reuse and not blockers,
+        "reuse_note": ("anytime reuse: each allocation trained once at its largest feasible budget" if cfg.reuse
+                       and not blockers else "fresh runs per budget: " + ("; ".join(sorted(blockers)) if blockers
+                                                                            else "reuse=False")),
+        "member_steps_trained": int(sum(j.get("member_steps", 0) or 0 for j in job_rows)),
+        "member_steps_largest_budget": int(top["member_steps"].sum()),
+        "member_steps_without_reuse": int(feas["member_steps"].sum()),
+        "wall_time_s": wall, "failed_jobs": int(sum(j["status"] != "ok" for j in job_rows)),
+    }
+    (out / "sweep.json").write_text(json.dumps(meta, indent=1, default=str))
+    if cfg.per_budget_reports:
+        write_budget_reports(out, cells, planned, meta)
+    build_sweep_report(out)
+    return out
+
+
+def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int):
+    import ray
+    from ray import tune
+
+    res = cfg.resources
+    ctx = {"unit": cfg.unit, "min_steps": cfg.min_steps, "seeds": cfg.seeds, "seed": cfg.seed,
+           "rules": list(cfg.rules), "cpus": res.cpus, "gpus": res.gpus}
+    trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx, data=data),
+                                    {"cpu": res.cpus, **({"gpu": res.gpus} if res.gpus else {})})
+    concurrency = cfg.concurrency or max(1, int(ray.cluster_resources().get("CPU", 1) // res.cpus))
+    print(f"tuneall: sweeping {len(cfg.budgets)} budgets {cfg.budgets[0]:.3g}..{cfg.budgets[-1]:.3g} {cfg.unit} on "
+          f"{cfg.dataset}: {len(jobs)} trials ({'anytime reuse' if cfg.reuse else 'fresh per budget'}), "
+          f"{concurrency} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
+    tuner = tune.Tuner(
+        trainable, param_space={"job": tune.grid_search(jobs)},
+        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency),
+        run_config=tune.RunConfig(name=cfg.run_name, storage_path=str(out.parent), verbose=verbose,
+                                  failure_config=tune.FailureConfig(max_failures=cfg.max_failures)),
+    )
+    return tuner.fit()
+
+
+def _collect(grid_result, cfg: SweepConfig) -> tuple[pd.DataFrame, list[dict]]:
+    """Cells table (one row per allocation, budget, rule, repeat) and one row per job from the Ray Tune results."""
+    rows, jobs = [], []
+    for result in grid_result:
+        m, job = dict(result.metrics or {}), (result.config or {}).get("job", {})
+        tid = m.get("trial_id") or Path(result.path).name
+        err = str(result.error).splitlines()[0] if result.error else None
+        if err or "cells_json" not in m:
+            for c in job.get("budgets", []):
+                rows.append({**job.get("point", {}), "budget": c, "status": "failed", "error": err or "no result",
+                             "job": tid})
+            jobs.append({"job": tid, **job.get("point", {}), "status": "failed", "error": err})
+            continue
+        rows += [{**r, "job": tid} for r in json.loads(m["cells_json"])]
+        jobs.append({"job": tid, **job["point"], "status": "ok", "budgets": len(job["budgets"]),
+                     **{k: m.get(k) for k in ("member_steps", "planned_member_steps", "trained_steps",
+                                              "train_time_s")}})
+    return pd.DataFrame(rows), jobs
+
+
+def sweep(budgets, dataset: str = "digits", space: SearchSpace | str | None = None, points=None,
+          unit: str = DEFAULT_UNIT, min_steps: int = DEFAULT_MIN_STEPS, seeds: int = 3, rules=("mean",),
+          reuse: bool = True, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, lr: float | None = None,
+          momentum: float | None = None, batch_size: int | None = None, argv=None, verbose: int = 1,
+          **kw) -> Path:
+    """Python API of ``tuneall sweep``: budgets as '1e6,3e6,1e7', 'LOW:HIGH:N' or a list; returns the results dir."""
+    from tuneall.space import with_fixed
+
+    fixed = {key: v for key, v in (("lr", lr), ("momentum", momentum), ("batch_size", batch_size)) if v is not None}
+    if points is None:
+        sp = space if isinstance(space, SearchSpace) else load_space(space)
+        sp, pts = with_fixed(sp, **fixed), None
+    else:
+        sp, pts = None, tuple({**p, **fixed} for p in points)
+    rules = tuple(r.strip() for r in rules.split(",")) if isinstance(rules, str) else tuple(rules)
+    cfg = SweepConfig(budgets=parse_budgets(budgets), space=sp, points=pts, unit=unit, min_steps=min_steps,
+                      dataset=dataset, seeds=seeds, rules=rules, reuse=reuse,
+                      resources=Resources(cpus_per_trial, gpus_per_trial), **kw)
+    return run_sweep(cfg, argv=argv, verbose=verbose)
+
+
+__all__ = ["SweepConfig", "parse_budgets", "plan_sweep", "reuse_blocker", "run_job", "run_sweep", "sweep"]
