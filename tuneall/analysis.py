@@ -24,7 +24,7 @@ def _keys(df: pd.DataFrame) -> list[str]:
 def _filled(df: pd.DataFrame) -> pd.DataFrame:
     """Missing text keys (``design`` of a plain allocation) as '' so that grouping and pivoting keep those rows."""
     fill = {c: "" for c in _keys(df) if df[c].dtype == object or df[c].isna().all()}
-    return df.fillna(fill) if fill else df
+    return df.astype({c: object for c in fill}).fillna(fill) if fill else df
 
 
 def summarize_cells(cells: pd.DataFrame, metric: str = "ensemble_acc") -> pd.DataFrame:

@@ -9,7 +9,7 @@ from tuneall.data import dataset_info, load_dataset
 from tuneall.factory import Allocation, make_trial_plan
 from tuneall.planning import plan_space
 from tuneall.space import SearchSpace, load_space
-from tuneall.train import TrainConfig
+from tuneall.training import TrainConfig
 from tuneall.trial import TrialResult, run_trial
 
 
@@ -91,6 +91,8 @@ def search(
     dashboard: bool = False,
     seed: int = 0,
     max_failures: int = 0,
+    resume: bool = False,
+    study_storage: str | None = None,
     lr: float | None = None,
     momentum: float | None = None,
     batch_size: int | None = None,
@@ -118,6 +120,7 @@ def search(
         objectives=parse_objectives(objectives) if isinstance(objectives, str) else tuple(objectives),
         resources=Resources(cpus_per_trial, gpus_per_trial, parallel_members), name=name, storage_path=storage_path,
         address=address, num_cpus=num_cpus, dashboard=dashboard, seed=seed, max_failures=max_failures,
+        resume=resume, study_storage=study_storage,
     )
     front = run_search(cfg, argv=argv, verbose=verbose)
     front.attrs["results_dir"] = str(cfg.results_dir)
@@ -155,3 +158,13 @@ def design(
                 row["steps"] = "infeasible"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def resume(results_dir: str, address: str | None = None, num_cpus: int | None = None, verbose: int = 1) -> pd.DataFrame:
+    """Continue an interrupted search from its results directory: finished trials are kept, never re-run."""
+    from tuneall.tuner import config_from_dir, run_search
+
+    cfg = config_from_dir(results_dir, address=address, num_cpus=num_cpus)
+    front = run_search(cfg, verbose=verbose)
+    front.attrs["results_dir"] = str(cfg.results_dir)
+    return front

@@ -24,6 +24,8 @@ DEFAULT_MIN_STEPS = 50
 
 def parse_budget(value: object) -> float:
     """A budget from user input ('1e10', 3e7, ...): a positive finite number, else :class:`BudgetError`."""
+    if isinstance(value, bool):
+        raise BudgetError(f"budget must be a positive number such as 1e10, but got {value!r}")
     try:
         c = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):

@@ -31,6 +31,17 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _finite(v):
+    """NaN and infinities -> None, so that --json output is strict JSON."""
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
+
+
 def _add_budget(p: argparse.ArgumentParser, required: bool = True) -> None:
     from tuneall.budget import DEFAULT_MIN_STEPS, UNITS
 
@@ -101,8 +112,9 @@ def cmd_plan(args) -> int:
         space=_space_from_args(args),
     )
     if args.json:
-        print(json.dumps({"feasible": feasible.to_dict("records"), "infeasible": infeasible.to_dict("records")},
-                         default=str, indent=1))
+        # to_json writes NaN as null, so the output is strict JSON.
+        print(json.dumps({"feasible": json.loads(feasible.to_json(orient="records")),
+                          "infeasible": json.loads(infeasible.to_json(orient="records"))}, indent=1))
         return 0
     cols = ["family", "width", "depth", "k", "params_per_member", "total_params", "steps", "train_flops", "spent"]
     if feasible["design"].notna().any():  # seed 001's design classes: show which single network each came from
@@ -134,8 +146,8 @@ def cmd_train(args) -> int:
         device=args.device, progress=None if args.json else progress,
     )
     if args.json:
-        print(json.dumps({"plan": result.plan.row(), "metrics": result.metrics(), "members": result.members},
-                         default=str, indent=1))
+        print(json.dumps(_finite({"plan": result.plan.row(), "metrics": result.metrics(), "members": result.members}),
+                         default=str, indent=1, allow_nan=False))
         return 0
     p = result.plan
     print(f"\n{p.allocation.family} w={p.allocation.width:g} d={p.depth} k={p.k}: {p.params_per_member:,} params per "
@@ -160,7 +172,8 @@ def cmd_search(args) -> int:
         rule=args.rule, objectives=args.objectives, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, parallel_members=args.parallel_members, name=args.name,
         storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
-        seed=args.seed, max_failures=args.max_failures, lr=args.lr, momentum=args.momentum,
+        seed=args.seed, max_failures=args.max_failures, resume=args.resume, study_storage=args.study_storage,
+        lr=args.lr, momentum=args.momentum,
         batch_size=args.batch_size, argv=["tuneall", *sys.argv[1:]] if argv_is_cli() else None, verbose=args.verbose,
     )
     _print_outcome(front.attrs.get("results_dir"), front)
@@ -183,11 +196,38 @@ def _print_outcome(results_dir, front) -> None:
         print(f"Summary: {results_dir}/summary.md")
 
 
+def cmd_resume(args) -> int:
+    from tuneall.api import resume
+
+    front = resume(args.results_dir, address=args.address, num_cpus=args.num_cpus, verbose=args.verbose)
+    _print_outcome(front.attrs.get("results_dir"), front)
+    return 0
+
+
 def cmd_report(args) -> int:
     from tuneall.report import build_report
 
     front = build_report(args.results_dir)
     _print_outcome(args.results_dir, front)
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from tuneall.sweep import parse_budgets, sweep
+
+    budgets = parse_budgets(args.budgets)  # bad --budgets: BudgetError -> one line, exit 2
+    out = sweep(
+        budgets, dataset=args.dataset, space=_space_from_args(args), unit=args.unit, min_steps=args.min_steps,
+        seeds=args.seeds, rules=args.rules, reuse=not args.no_reuse, cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial, argv=["tuneall", *sys.argv[1:]] if argv_is_cli() else None,
+        verbose=args.verbose, data_dir=args.data_dir, concurrency=args.concurrency, name=args.name,
+        storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus, seed=args.seed,
+        max_failures=args.max_failures,
+    )
+    meta = json.loads((out / "sweep.json").read_text())["sweep"]
+    print(f"\n{meta['reuse_note']}: {meta['member_steps_trained']:,} member-steps trained (largest budget alone: "
+          f"{meta['member_steps_largest_budget']:,}; fresh at every budget: {meta['member_steps_without_reuse']:,})")
+    print(f"Summary: {out}/summary.md")
     return 0
 
 
@@ -248,9 +288,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dashboard", action="store_true", help="start the Ray dashboard on 127.0.0.1")
     p.add_argument("--seed", type=int, default=0, help="sampler seed and base seed of the members")
     p.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose process dies")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted search in its results directory (finished trials are kept)")
+    p.add_argument("--study-storage", default=None,
+                   help="Optuna storage URL, e.g. sqlite:///study.db (default: a journal file in the results dir)")
     p.add_argument("--verbose", type=int, default=1, help="Ray Tune verbosity 0-3")
     _add_optim(p)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("resume", help="continue an interrupted search from its results directory")
+    p.add_argument("results_dir")
+    p.add_argument("--address", default=None, help="an existing Ray cluster HOST:PORT")
+    p.add_argument("--num-cpus", type=int, default=None)
+    p.add_argument("--verbose", type=int, default=1)
+    p.set_defaults(func=cmd_resume)
+
+    from tuneall.budget import DEFAULT_MIN_STEPS
+
+    p = sub.add_parser("sweep", help="the allocation study over several budgets, at about the cost of the largest")
+    p.add_argument("--budgets", required=True, help="comma-separated budgets (1e6,3e6,1e7) or LOW:HIGH:N log-spaced")
+    p.add_argument("--unit", default="param-steps", help="budget unit: param-steps | flops (default param-steps)")
+    p.add_argument("--min-steps", type=int, default=DEFAULT_MIN_STEPS, help="minimum SGD steps per member")
+    _add_data(p)
+    p.add_argument("--space", default=None, help="search space YAML (path or name in search_spaces/; default paper)")
+    p.add_argument("--family", default=None, help="model family (instead of --space)")
+    p.add_argument("--widths", type=_floats, default=None, help="comma-separated width multipliers")
+    p.add_argument("--depths", type=_ints, default=None, help="comma-separated depths")
+    p.add_argument("--k", type=_ints, default=None, help="comma-separated ensemble sizes")
+    p.add_argument("--seeds", type=int, default=3, help="repeats of each allocation over seeds (default 3)")
+    p.add_argument("--rules", default="mean", help="comma-separated ensemble combinations: mean,geometric,vote")
+    p.add_argument("--no-reuse", action="store_true", help="train every budget's cells fresh (no anytime reuse)")
+    p.add_argument("--concurrency", type=int, default=None, help="trials at a time (default: as CPUs allow)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
+    p.add_argument("--name", default=None, help="results directory name (default from dataset, budgets, space)")
+    p.add_argument("--storage-path", default="results", help="where results directories go (default ./results)")
+    p.add_argument("--address", default=None, help="an existing Ray cluster HOST:PORT (default: start a local Ray)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="base seed of the members")
+    p.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose process dies")
+    p.add_argument("--verbose", type=int, default=1, help="Ray Tune verbosity 0-3")
+    _add_optim(p)
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="rebuild the frontier, figures and summary of a results directory")
     p.add_argument("results_dir")

@@ -14,7 +14,7 @@ from tuneall.data import DatasetInfo, dataset_info
 from tuneall.errors import BudgetError, ConfigError
 from tuneall.models import check_arch, param_count
 from tuneall.models.flops import inference_flops, train_flops_per_step
-from tuneall.train import TrainConfig
+from tuneall.training import TrainConfig
 
 SEED_STRIDE = 1000  # member i of repeat r has seed base + r * SEED_STRIDE + i
 

@@ -11,7 +11,7 @@ from tuneall.data import DatasetInfo, dataset_info
 from tuneall.errors import BudgetError, ConfigError
 from tuneall.factory import Allocation, Infeasible, TrialPlan, make_trial_plan, max_feasible_k
 from tuneall.space import AXES, Axis, Choice, SearchSpace, grid
-from tuneall.train import TrainConfig
+from tuneall.training import TrainConfig
 
 
 def _base(point: dict) -> dict:

@@ -40,13 +40,11 @@ def trial_rows(trial_id: str, config: dict, metrics: dict, error: str | None) ->
     return [{**base, "repeat": r, **rep} for r, rep in enumerate(repeats)]
 
 
-def write_trials_table(grid, out: Path) -> pd.DataFrame:
-    """The trials table from a Ray Tune ResultGrid, as CSV and Parquet: one row per trial and repeat."""
+def write_trials_table(records: list[dict], out: Path) -> pd.DataFrame:
+    """The trials table from the journal's records, as CSV and Parquet: one row per trial and repeat."""
     rows = []
-    for result in grid:
-        metrics = dict(result.metrics or {})
-        trial_id = metrics.get("trial_id") or Path(result.path).name
-        rows += trial_rows(trial_id, result.config or {}, metrics, str(result.error) if result.error else None)
+    for rec in records:
+        rows += trial_rows(rec["trial_id"], rec.get("config") or {}, rec.get("metrics") or {}, rec.get("error"))
     df = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
     df.to_csv(out / "trials.csv", index=False)
     df.to_parquet(out / "trials.parquet", index=False)
@@ -102,6 +100,9 @@ def build_report(results_dir: str | Path) -> pd.DataFrame:
     counts = summary["status"].value_counts().to_dict()
     best = best_allocation(summary)
     lines = [f"# tuneall search: {out.name}", ""]
+    if meta.get("state") in ("running", "interrupted"):
+        lines += [f"**INCOMPLETE: this search was interrupted ({meta['state']}); the tables below hold only the "
+                  f"{summary['trial_id'].nunique()} trial(s) that finished. Continue it with `--resume`.**", ""]
     if conf:
         b = conf.get("budget", {})
         lines += [f"Budget C = {b.get('value', float('nan')):.4g} {b.get('unit', '')} (at least {b.get('min_steps')} "

@@ -149,10 +149,17 @@ def parse_space(doc: Any, name: str = "space", source: str = "") -> SearchSpace:
     if not fams or not all(isinstance(f, str) for f in fams):
         raise ConfigError(f"search space key 'families': expected a non-empty list of family names, got {fams!r}")
     for f in fams:
-        get_family(f)  # unknown family -> ConfigError listing the valid ones
+        try:
+            get_family(f)
+        except ConfigError as e:
+            raise ConfigError(f"search space key 'families': {e}") from None
     axes = {key: _parse_axis(key, doc.get(key, _DEFAULTS[key])) for key in AXES}
     per_family: dict[str, dict[str, Axis]] = {}
-    for fam, over in (doc.get("per_family") or {}).items():
+    per_family_doc = doc.get("per_family") or {}
+    if not isinstance(per_family_doc, dict):
+        raise ConfigError(f"search space key 'per_family': expected a mapping of family -> overrides, "
+                          f"got {type(per_family_doc).__name__}")
+    for fam, over in per_family_doc.items():
         if fam not in fams:
             raise ConfigError(f"search space key 'per_family': {fam!r} is not one of the space's families {fams}")
         if not isinstance(over, dict) or set(over) - {"width", "depth"}:
@@ -178,10 +185,13 @@ def load_space(spec: str | Path | None = None) -> SearchSpace:
     path = Path(spec)
     if not path.exists() and path.suffix == "" and (SPACES_DIR / f"{spec}.yaml").exists():
         path = SPACES_DIR / f"{spec}.yaml"
-    if not path.exists():
+    if not path.is_file():
         names = sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
-        raise ConfigError(f"search space {str(spec)!r} not found (a YAML path, or one of: {', '.join(names)})")
-    text = path.read_text()
+        raise ConfigError(f"search space {str(spec)!r} not found (a YAML file, or one of: {', '.join(names)})")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"search space {str(path)!r} cannot be read as UTF-8 text: {e}") from None
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -165,7 +165,7 @@ def run_job(job: dict, ctx: dict, data) -> dict:
     """Train a job's members once, at its largest budget's steps, and evaluate every budget's cell from that run."""
     from tuneall.data import with_fraction
     from tuneall.planning import plan_point
-    from tuneall.train import train_member
+    from tuneall.training import train_member
     from tuneall.trial import evaluate_members
 
     point = job["point"]
@@ -280,7 +280,7 @@ def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int):
           f"{concurrency} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
     tuner = tune.Tuner(
         trainable, param_space={"job": tune.grid_search(jobs)},
-        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency),
+        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=True),
         run_config=tune.RunConfig(name=cfg.run_name, storage_path=str(out.parent), verbose=verbose,
                                   failure_config=tune.FailureConfig(max_failures=cfg.max_failures)),
     )

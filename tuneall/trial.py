@@ -9,7 +9,7 @@ import torch
 
 from tuneall import metrics as M
 from tuneall.factory import TrialPlan
-from tuneall.train import MemberResult, train_member
+from tuneall.training import MemberResult, train_member
 
 STATUSES = ("ok", "infeasible", "diverged", "failed")
 

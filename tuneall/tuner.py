@@ -17,8 +17,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tuneall import journal
 from tuneall.budget import Budget
-from tuneall.errors import ConfigError, TuneallError
+from tuneall.errors import ConfigError
 from tuneall.factory import Infeasible, Resources
 from tuneall.space import SearchSpace
 
@@ -51,6 +52,8 @@ class SearchConfig:
     dashboard: bool = False
     seed: int = 0  # sampler seed and base seed of the members
     max_failures: int = 0
+    resume: bool = False  # continue the search in an existing results directory
+    study_storage: str | None = None  # Optuna RDB URL (e.g. sqlite:///study.db); default: a journal file in the dir
 
     def __post_init__(self):
         if self.searcher not in SEARCHERS:
@@ -166,7 +169,7 @@ def _ray_member_trainer(res: Resources):
 def _train_member_task(family, width, depth, data, steps, seed, train, cpus, eval_steps):
     import torch
 
-    from tuneall.train import train_member
+    from tuneall.training import train_member
 
     torch.set_num_threads(max(1, int(cpus)))
     return train_member(family, width, depth, data, steps, seed, train, eval_steps)
@@ -215,6 +218,21 @@ def provenance(cfg: SearchConfig, argv: list[str] | None) -> dict:
             "versions": versions, "python": platform.python_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
+def _check_reachable(address: str, timeout_s: float = 3.0) -> None:
+    """Fail fast on an unreachable HOST:PORT (ray.init would retry for minutes before giving up)."""
+    import socket
+
+    if address == "auto" or "://" in address:
+        return  # Ray resolves these itself
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address must be HOST:PORT (e.g. 10.0.0.1:6379), but got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ConfigError(f"cannot reach the Ray cluster at --address {address}: {e.strerror or e}") from None
+
+
 def _init_ray(cfg: SearchConfig) -> bool:
     """Connect to ``cfg.address`` or start a local Ray; returns True when this call started it."""
     import ray
@@ -223,34 +241,61 @@ def _init_ray(cfg: SearchConfig) -> bool:
         return False
     kw = dict(configure_logging=True, logging_level="WARNING", log_to_driver=True)
     if cfg.address:
+        _check_reachable(cfg.address)
         try:
             ray.init(address=cfg.address, **kw)
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise ConfigError(f"cannot reach the Ray cluster at --address {cfg.address}: {str(e).splitlines()[0]}") \
                 from None
         return True
-    ray.init(num_cpus=cfg.num_cpus, include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1", **kw)
     if cfg.dashboard:
-        url = ray.get_runtime_context().dashboard_url if hasattr(ray.get_runtime_context(), "dashboard_url") else None
-        print(f"Ray dashboard: http://{url or '127.0.0.1:8265'} (bound to 127.0.0.1; token authentication on)")
+        import importlib.util
+
+        if importlib.util.find_spec("aiohttp") is None:
+            raise ConfigError('--dashboard needs Ray\'s dashboard packages: pip install -e ".[dashboard]"')
+    ctx = ray.init(num_cpus=cfg.num_cpus, include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1", **kw)
+    if cfg.dashboard:
+        print(f"Ray dashboard: http://{ctx.dashboard_url} (bound to 127.0.0.1; Ray token authentication on)")
     return True
 
 
+# What must match for --resume to continue a results directory (everything that changes what a trial computes).
+_RESUME_KEYS = ("budget", "dataset", "searcher", "seeds", "rule", "objectives", "seed")
+
+
+def _check_resumable(cfg: SearchConfig, out: Path) -> None:
+    meta_path = out / "tuneall.json"
+    if not meta_path.exists():
+        raise ConfigError(f"{out} is not a tuneall search directory (no tuneall.json); refusing to touch it")
+    old = json.loads(meta_path.read_text()).get("config", {})
+    new = json.loads(json.dumps(asdict(cfg), default=str))
+    for key in _RESUME_KEYS:
+        if json.loads(json.dumps(old.get(key), default=str)) != new.get(key):
+            raise ConfigError(f"{out} belongs to a different search ({key} was {old.get(key)!r}, now "
+                              f"{new.get(key)!r}); choose another --name")
+    if old.get("space", {}).get("yaml") != cfg.space.source:
+        raise ConfigError(f"{out} belongs to a different search (its search space differs); choose another --name")
+
+
 def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 1):
-    """Run the search and write the results directory; returns the frontier table (pandas)."""
+    """Run (or with ``cfg.resume`` continue) the search and write the results directory; returns the frontier."""
     from tuneall.data import load_dataset
-    from tuneall.planning import DefineByRun, plan_space
-    from tuneall.report import build_report, write_trials_table
+    from tuneall.planning import plan_space
 
     out = cfg.results_dir
-    if out.exists():
-        raise ConfigError(f"results directory {out} already exists; choose another --name or remove it")
+    if out.exists() and not cfg.resume:
+        raise ConfigError(f"results directory {out} already exists; pass --resume to continue it, or choose "
+                          "another --name")
+    if cfg.resume and not out.exists():
+        raise ConfigError(f"nothing to resume: {out} does not exist")
+    if cfg.resume:
+        _check_resumable(cfg, out)
     # Everything a user can get wrong is checked before Ray starts or anything is written.
     feasible, _ = plan_space(cfg.space, cfg.budget, cfg.dataset)  # raises with the smallest feasible budget
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     started = _init_ray(cfg)
     try:
-        return _fit(cfg, data, feasible, out, argv, verbose, build_report, write_trials_table, DefineByRun)
+        return _fit(cfg, data, feasible, out, argv, verbose)
     finally:
         if started:
             import ray
@@ -258,10 +303,51 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
             ray.shutdown()
 
 
-def _fit(cfg, data, feasible, out, argv, verbose, build_report, write_trials_table, DefineByRun):
+def _study_storage(cfg: SearchConfig, out: Path):
+    """Optuna storage: ``--study-storage`` URL, else a journal file in the results directory (survives a kill)."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if cfg.study_storage:
+        try:
+            return optuna.storages.RDBStorage(cfg.study_storage)
+        except Exception as e:  # noqa: BLE001 - any URL or driver problem is the user's to fix
+            raise ConfigError(f"--study-storage {cfg.study_storage!r} is not usable: {str(e).splitlines()[0]}") \
+                from None
+    return optuna.storages.JournalStorage(JournalFileBackend(str(out / "optuna.journal")))
+
+
+def _requeue_unfinished(searcher, finished_keys: set) -> int:
+    """Optuna trials left RUNNING by a killed driver: mark them failed and enqueue their points to run again."""
+    import optuna
+
+    study = searcher._ot_study
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        if journal.point_key(t.params) not in finished_keys:
+            study.enqueue_trial(t.params, skip_if_exists=False)
+            n += 1
+    return n
+
+
+def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose):
     import ray
     from ray import tune
 
+    from tuneall._callbacks import JournalCallback
+    from tuneall.planning import DefineByRun, plan_point
+    from tuneall.report import build_report, write_trials_table
+    from tuneall.space import grid as space_grid
+
+    out.mkdir(parents=True, exist_ok=True)
+    meta = provenance(cfg, argv)
+    if cfg.resume:  # keep the command that started the search; record the resumes
+        old = json.loads((out / "tuneall.json").read_text())
+        meta = {**old, "resumes": [*old.get("resumes", []), {"command": meta["command"], "at": meta["created"]}]}
+    (out / "tuneall.json").write_text(json.dumps({**meta, "state": "running"}, indent=1, default=str))
+    done = journal.read(out)
+    done_keys = {journal.point_key(r["config"]) for r in done}
     ctx = {"budget": cfg.budget, "seeds": cfg.seeds, "seed": cfg.seed, "rule": cfg.rule,
            "resources": cfg.resources, "objectives": cfg.objectives}
     res = cfg.resources
@@ -273,38 +359,76 @@ def _fit(cfg, data, feasible, out, argv, verbose, build_report, write_trials_tab
     cpus = ray.cluster_resources().get("CPU", 1)
     per_trial = sum(b.get("CPU", 0) for b in res.bundles(int(feasible["k"].min())))
     concurrency = cfg.concurrency or max(1, int(cpus // per_trial))
+    searcher = None
     if cfg.searcher == "grid":
-        points = feasible[["family", "width", "depth", "k", "data_fraction", "lr", "momentum", "batch_size"]]
-        param_space = {"point": tune.grid_search([_plain(p) for p in points.to_dict("records")])}
+        points = [p for p in space_grid(cfg.space) if _is_feasible(p, cfg, data.info, plan_point)]
+        todo = [p for p in points if journal.point_key(p) not in done_keys]
+        total = len(points)
+        param_space = {"point": tune.grid_search(todo)}
         tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency)
-        searcher = None
     else:
-        searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset))
+        searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset), _study_storage(cfg, out))
+        requeued = _requeue_unfinished(searcher, done_keys) if cfg.resume else 0
+        todo, total = range(max(0, cfg.trials - len(done))), cfg.trials
         param_space = None
-        tune_config = tune.TuneConfig(search_alg=searcher, num_samples=cfg.trials, max_concurrent_trials=concurrency)
+        tune_config = tune.TuneConfig(search_alg=searcher, num_samples=max(1, len(todo)),
+                                      max_concurrent_trials=concurrency)
+        if cfg.resume:
+            print(f"tuneall: resuming: {len(done)} finished trial(s) kept, {requeued} interrupted one(s) run again, "
+                  f"{len(todo)} to go", flush=True)
     run_config = tune.RunConfig(
-        name=cfg.run_name, storage_path=str(out.parent), verbose=verbose,
+        name=cfg.run_name, storage_path=str(out.parent), verbose=verbose, callbacks=[JournalCallback(str(out))],
         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
     )
-    tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
     print(f"tuneall: searching {cfg.space.name!r} on {cfg.dataset} at C = {cfg.budget}: {cfg.searcher}, "
-          f"{len(feasible) if cfg.searcher == 'grid' else cfg.trials} trials, {concurrency} at a time, "
-          f"{cfg.seeds} seed(s) each -> {out}", flush=True)
-    grid = tuner.fit()
-    (out / "tuneall.json").write_text(json.dumps(provenance(cfg, argv), indent=1, default=str))
-    write_trials_table(grid, out)
+          f"{total} trials, {concurrency} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
+    if len(todo):
+        tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
+    records = journal.read(out)
+    complete = len(records) >= total
+    (out / "tuneall.json").write_text(json.dumps({**meta, "state": "complete" if complete else "interrupted"},
+                                                 indent=1, default=str))
+    write_trials_table(records, out)
     if searcher is not None:
         searcher._ot_study.trials_dataframe().to_csv(out / "optuna_trials.csv", index=False)
-    return build_report(out)
+    front = build_report(out)
+    if not complete:
+        print(f"tuneall: search interrupted after {len(records)} of {total} trials; continue it with the same "
+              f"command plus --resume", flush=True)
+    return front
 
 
-def _plain(record: dict) -> dict:
-    """numpy scalars -> Python numbers; NaN depth -> None (the family default)."""
-    out = {}
-    for key, v in record.items():
-        v = v.item() if hasattr(v, "item") else v
-        out[key] = None if isinstance(v, float) and math.isnan(v) else v
-    return out
+def _is_feasible(point: dict, cfg: SearchConfig, info, plan_point) -> bool:
+    try:
+        plan_point(point, cfg.budget, info)
+        return True
+    except (Infeasible, ConfigError):
+        return False
 
 
-__all__ = ["SearchConfig", "run_search", "parse_objectives", "SEARCHERS", "OBJECTIVES", "TuneallError"]
+def config_from_dir(results_dir: str | Path, **overrides) -> SearchConfig:
+    """The SearchConfig a results directory was made with (for ``tuneall resume DIR``)."""
+    from tuneall.space import parse_space
+
+    out = Path(results_dir).expanduser().resolve()
+    meta_path = out / "tuneall.json"
+    if not meta_path.exists():
+        raise ConfigError(f"{out} is not a tuneall search directory (no tuneall.json)")
+    import yaml
+
+    conf = json.loads(meta_path.read_text())["config"]
+    space_src = conf.pop("space")["yaml"]
+    conf.update(
+        budget=Budget(**conf["budget"]),
+        space=parse_space(yaml.safe_load(space_src), source=space_src),
+        objectives=tuple(tuple(o) for o in conf["objectives"]),
+        resources=Resources(**conf["resources"]),
+        name=out.name,
+        storage_path=str(out.parent),
+        resume=True,
+    )
+    conf.update(overrides)
+    return SearchConfig(**conf)
+
+
+__all__ = ["SearchConfig", "run_search", "config_from_dir", "parse_objectives", "SEARCHERS", "OBJECTIVES"]
