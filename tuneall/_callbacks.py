@@ -14,6 +14,8 @@ class JournalCallback(Callback):
         self.results_dir = results_dir
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        if "status" not in (trial.last_result or {}):
+            return  # stopped before it reported (Ctrl-C): not finished, so a resume runs it again
         journal.append(self.results_dir, {"trial_id": trial.trial_id, "config": trial.config,
                                           "metrics": dict(trial.last_result or {}), "error": None})
 

@@ -177,7 +177,7 @@ def cmd_search(args) -> int:
         batch_size=args.batch_size, argv=["tuneall", *sys.argv[1:]] if argv_is_cli() else None, verbose=args.verbose,
     )
     _print_outcome(front.attrs.get("results_dir"), front)
-    return 0
+    return 0 if front.attrs.get("complete", True) else 130
 
 
 def argv_is_cli() -> bool:
@@ -201,7 +201,7 @@ def cmd_resume(args) -> int:
 
     front = resume(args.results_dir, address=args.address, num_cpus=args.num_cpus, verbose=args.verbose)
     _print_outcome(front.attrs.get("results_dir"), front)
-    return 0
+    return 0 if front.attrs.get("complete", True) else 130
 
 
 def cmd_report(args) -> int:

@@ -22,7 +22,8 @@ from tuneall.frontier import (
 from tuneall.metrics import ENSEMBLE_METRICS
 
 TRIAL_COLUMNS = ["trial_id", "repeat", "status", *ALLOCATION_COLUMNS, *PLAN_COLUMNS, *ENSEMBLE_METRICS,
-                 *COST_COLUMNS, "n_diverged", "train_time_s", "wall_time_s", "curve_json", "reason", "error"]
+                 *COST_COLUMNS, "n_diverged", "train_time_s", "wall_time_s", "curve_json", "node_id", "reason",
+                 "error"]
 
 
 def trial_rows(trial_id: str, config: dict, metrics: dict, error: str | None) -> list[dict]:
@@ -33,7 +34,7 @@ def trial_rows(trial_id: str, config: dict, metrics: dict, error: str | None) ->
     if error is not None or not metrics:
         return [{**base, "status": "failed", "error": (error or "no result reported").splitlines()[0]}]
     base.update({c: metrics.get(c) for c in ("status", *COST_COLUMNS, "n_diverged", "train_time_s", "wall_time_s",
-                                             "curve_json", "reason")})
+                                             "curve_json", "node_id", "reason")})
     repeats = json.loads(metrics.get("repeats_json") or "[]")
     if not repeats:
         return [base]

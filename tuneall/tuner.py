@@ -176,9 +176,11 @@ def _train_member_task(family, width, depth, data, steps, seed, train, cpus, eva
 
 
 def _trainable(config: dict, ctx: dict, data) -> None:
+    import ray
     from ray import tune
 
-    tune.report(trial_metrics(config, ctx, data))
+    # The node a trial ran on goes into the trials table (multi-machine sweeps: which trials ran where).
+    tune.report({**trial_metrics(config, ctx, data), "node_id": ray.get_runtime_context().get_node_id()})
 
 
 def _make_searcher(cfg: SearchConfig, space_fn, study_storage=None):
@@ -253,6 +255,10 @@ def _init_ray(cfg: SearchConfig) -> bool:
 
         if importlib.util.find_spec("aiohttp") is None:
             raise ConfigError('--dashboard needs Ray\'s dashboard packages: pip install -e ".[dashboard]"')
+    # TUNEALL_NODE_IP pins the local Ray to one address (tests use 127.0.0.2: Ray rewrites 127.0.0.1 to the
+    # machine's external address, and loopback-only tests must not listen there).
+    if os.environ.get("TUNEALL_NODE_IP"):
+        kw["_node_ip_address"] = os.environ["TUNEALL_NODE_IP"]
     ctx = ray.init(num_cpus=cfg.num_cpus, include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1", **kw)
     if cfg.dashboard:
         print(f"Ray dashboard: http://{ctx.dashboard_url} (bound to 127.0.0.1; Ray token authentication on)")
@@ -392,6 +398,7 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose):
     if searcher is not None:
         searcher._ot_study.trials_dataframe().to_csv(out / "optuna_trials.csv", index=False)
     front = build_report(out)
+    front.attrs["complete"] = complete
     if not complete:
         print(f"tuneall: search interrupted after {len(records)} of {total} trials; continue it with the same "
               f"command plus --resume", flush=True)

@@ -1,0 +1,134 @@
+"""Nothing lost: a driver killed with SIGKILL mid-search resumes without re-running finished trials; Ctrl-C stops
+cleanly; trials spread over a real two-node Ray cluster (loopback only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tuneall import journal
+
+SPACE = """
+name: kill
+families: [cnn3]
+width: [0.25, 0.5]
+k: [1, 2, 3]
+batch_size: 32
+"""
+
+
+def _cli(args: list[str], tmp: Path, **kw) -> subprocess.Popen:
+    env = {**os.environ, "TUNEALL_NODE_IP": "127.0.0.2", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "tuneall.cli", *args], cwd=tmp, env=env,
+                            stdout=open(tmp / "driver.log", "a"), stderr=subprocess.STDOUT,
+                            start_new_session=True, **kw)
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL every process of the driver's session, Ray's agents included (they ignore SIGTERM)."""
+    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+        try:
+            if os.getpgid(pid) == pgid:
+                os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _wait(pred, timeout: float, what: str) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_loses_and_reruns_nothing(tmp_path):
+    (tmp_path / "kill.yaml").write_text(SPACE)
+    out = tmp_path / "results" / "k"
+    args = ["search", "--dataset", "digits", "--budget", "3e6", "--space", "kill.yaml", "--trials", "6",
+            "--seeds", "1", "--min-steps", "20", "--name", "k", "--verbose", "0", "--searcher", "random"]
+    proc = _cli(args, tmp_path)
+    try:
+        _wait(lambda: len(journal.read(out)) >= 2, 240, "two finished trials")
+    finally:
+        _kill_group(proc.pid)
+        proc.wait(timeout=30)
+    before = journal.read(out)
+    assert 2 <= len(before) < 6 or len(before) == 6
+    # The killed driver left no summary that looks complete.
+    assert json.loads((out / "tuneall.json").read_text())["state"] == "running"
+    assert not (out / "summary.md").exists()
+
+    # Resume (same command plus --resume): finished trials are kept, the rest run, nothing twice.
+    proc = _cli([*args, "--resume"], tmp_path)
+    try:
+        assert proc.wait(timeout=400) == 0, (tmp_path / "driver.log").read_text()[-3000:]
+    finally:
+        _kill_group(proc.pid)
+    after = journal.read(out)
+    ids = [r["trial_id"] for r in after]
+    assert len(after) == 6 and len(set(ids)) == 6
+    assert after[: len(before)] == before  # finished trials kept as they were, never re-run
+    trials = pd.read_csv(out / "trials.csv")
+    assert sorted(set(trials["trial_id"])) == sorted(ids)
+    assert json.loads((out / "tuneall.json").read_text())["state"] == "complete"
+    assert "INCOMPLETE" not in (out / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
+    (tmp_path / "kill.yaml").write_text(SPACE)
+    out = tmp_path / "results" / "c"
+    args = ["search", "--dataset", "digits", "--budget", "3e6", "--space", "kill.yaml", "--trials", "20",
+            "--seeds", "1", "--min-steps", "20", "--name", "c", "--verbose", "0", "--searcher", "random"]
+    proc = _cli(args, tmp_path)
+    try:
+        _wait(lambda: len(journal.read(out)) >= 1, 240, "a finished trial")
+        os.killpg(proc.pid, signal.SIGINT)
+        rc = proc.wait(timeout=120)
+    finally:
+        _kill_group(proc.pid)
+    log = (tmp_path / "driver.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert "--resume" in log
+    assert rc != 0
+    n = len(journal.read(out))
+    assert 1 <= n < 20
+    assert json.loads((out / "tuneall.json").read_text())["state"] == "interrupted"
+    assert "INCOMPLETE" in (out / "summary.md").read_text()
+    assert len(set(pd.read_csv(out / "trials.csv")["trial_id"])) == n
+
+
+@pytest.mark.slow
+def test_trials_spread_over_a_two_node_cluster(tmp_path):
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    import tuneall
+    from tuneall.space import parse_space
+
+    cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, node_ip_address="127.0.0.2",
+                                                                include_dashboard=False))
+    try:
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.2")
+        ray.init(address=cluster.address, _node_ip_address="127.0.0.2")
+        assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+        space = parse_space({"families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2], "batch_size": 32})
+        tuneall.search(budget=2e6, dataset="digits", space=space, searcher="grid", seeds=1, min_steps=20,
+                       storage_path=str(tmp_path), name="cluster", verbose=0)
+        trials = pd.read_csv(tmp_path / "cluster" / "trials.csv")
+        assert len(trials) == 4 and (trials["status"] == "ok").all()
+        assert trials["node_id"].nunique() == 2  # both nodes trained trials
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
