@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -40,6 +41,7 @@ def pareto_scatter(summary: pd.DataFrame, front: pd.DataFrame, path: Path, x: st
         ax.step(f[x], f["ensemble_acc_mean"].cummax(), where="post", color="red", label="frontier")
         ax.scatter(f[x], f["ensemble_acc_mean"], facecolors="none", edgecolors="red", s=80)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide on short ranges
     ax.set_xlabel(x.replace("_", " ") + " (whole ensemble)")
     ax.set_ylabel("ensemble test accuracy")
     ax.grid(alpha=0.3)

@@ -63,6 +63,8 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return ""
+        if v.is_integer() and abs(v) < 1e15:  # counts held in float columns (NaN elsewhere in the column)
+            return str(int(v))
         return f"{v:.4g}"
     return str(v)
 
