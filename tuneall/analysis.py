@@ -28,7 +28,7 @@ def _filled(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize_cells(cells: pd.DataFrame, metric: str = "ensemble_acc") -> pd.DataFrame:
-    """One row per (allocation, budget, rule) of the successful cells: plan columns, mean / std / worst of ``metric``."""
+    """One row per (allocation, budget, rule) of the successful cells: plan columns, mean/std/worst of ``metric``."""
     ok = _filled(cells[cells["status"] == "ok"])
     g = ok.groupby([*_keys(ok), "budget", "rule"], dropna=False, sort=True)
     out = g[[c for c in PLAN_KEYS if c in ok]].first()
@@ -182,6 +182,9 @@ def switchover_map(summary: pd.DataFrame, k: int, rule: str = "mean", min_ratio:
                          "ensemble_width": ens["width"], "ensemble_depth": ens["depth"], "param_ratio": ratio,
                          "ensemble_steps": ens["steps"], "single_acc": one["mean"], "ensemble_acc": ens["mean"],
                          "margin": ens["mean"] - one["mean"],
+                         # standard error of the margin over seeds: is a tile's winner more than seed noise?
+                         "margin_se": float(np.hypot(one.get("std", 0.0) / np.sqrt(max(one.get("n", 1), 1)),
+                                                     ens.get("std", 0.0) / np.sqrt(max(ens.get("n", 1), 1)))),
                          "winner": "ensemble" if ens["mean"] > one["mean"] else "single"})
     return pd.DataFrame(rows)
 

@@ -92,7 +92,8 @@ def design_classes(index: pd.DataFrame) -> dict[str, np.ndarray]:
     return {name: m for name, m in out.items() if m.any()}
 
 
-def frontier_study(cells: pd.DataFrame, rule: str = "mean", n_boot: int = 300, seed: int = 0) -> dict[str, pd.DataFrame]:
+def frontier_study(cells: pd.DataFrame, rule: str = "mean", n_boot: int = 300,
+                   seed: int = 0) -> dict[str, pd.DataFrame]:
     """Best accuracy per budget and design class, fits, extrapolation, hold-out, predicted switchover and best
     allocation. Returns tables: frontier, fits, extrapolation, holdout, switchover, best_allocation."""
     index, s = resampled(cells, rule, n_boot=n_boot, seed=seed)

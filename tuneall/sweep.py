@@ -87,6 +87,7 @@ class SweepConfig:
     seed: int = 0
     max_failures: int = 0
     per_budget_reports: bool = True
+    executor: str = "ray"  # 'ray': Ray Tune trials; 'local': the same jobs one after another in this process
 
     def __post_init__(self):
         object.__setattr__(self, "budgets", parse_budgets(list(self.budgets)))
@@ -101,6 +102,8 @@ class SweepConfig:
             raise ConfigError(f"unknown combination rule {bad[0] if bad else ''!r}; valid: {', '.join(COMBINE_RULES)}")
         if self.resources.cpus <= 0 or self.resources.gpus < 0:
             raise ConfigError(f"cpus per trial must be > 0 and gpus per trial >= 0, got {self.resources}")
+        if self.executor not in ("ray", "local"):
+            raise ConfigError(f"executor must be 'ray' or 'local', but got {self.executor!r}")
 
     @property
     def run_name(self) -> str:
@@ -144,13 +147,14 @@ def plan_sweep(cfg: SweepConfig) -> tuple[list[dict], pd.DataFrame]:
             cells.append({**point, **plan.row(), "budget": c, "feasible": True, "member_steps": cost, "reason": ""})
             feasible.append((c, cost))
         if feasible and cfg.reuse and reuse_blocker(_train_of(point)) is None:
-            jobs.append({"point": point, "budgets": [c for c, _ in feasible], "member_steps": max(m for _, m in
-                                                                                                   feasible)})
+            top = max(m for _, m in feasible)  # trained once, at the largest budget where it is feasible
+            jobs.append({"point": point, "budgets": [c for c, _ in feasible], "member_steps": top})
         else:
             jobs += [{"point": point, "budgets": [c], "member_steps": m} for c, m in feasible]
     if not jobs:
-        raise BudgetError(f"no allocation is feasible at any of the budgets {', '.join(f'{c:.4g}' for c in cfg.budgets)}"
-                          f" {cfg.unit} with at least {cfg.min_steps} steps per member; raise the budgets")
+        listed = ", ".join(f"{c:.4g}" for c in cfg.budgets)
+        raise BudgetError(f"no allocation is feasible at any of the budgets {listed} {cfg.unit} with at least "
+                          f"{cfg.min_steps} steps per member; raise the budgets")
     jobs.sort(key=lambda j: -j["member_steps"])  # longest first: better packing of the trials
     return jobs, pd.DataFrame(cells)
 
@@ -230,17 +234,20 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     jobs, planned = plan_sweep(cfg)  # user errors before Ray starts or anything is written
     blockers = {b for b in (reuse_blocker(_train_of(j["point"])) for j in jobs) if b}
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
-    started = _init_ray(cfg)
     t0 = time.perf_counter()
-    try:
-        grid_result = _fit(cfg, jobs, data, out, verbose)
-    finally:
-        if started:
-            import ray
+    if cfg.executor == "local":
+        results = _run_local(cfg, jobs, data, out)
+    else:
+        started = _init_ray(cfg)
+        try:
+            results = _fit(cfg, jobs, data, out, verbose)
+        finally:
+            if started:
+                import ray
 
-            ray.shutdown()
+                ray.shutdown()
     wall = time.perf_counter() - t0
-    cells, job_rows = _collect(grid_result, cfg)
+    cells, job_rows = _collect(results)
     cells.to_csv(out / "cells.csv", index=False)
     cells.to_parquet(out / "cells.parquet", index=False)
     pd.DataFrame(job_rows).to_csv(out / "jobs.csv", index=False)
@@ -265,13 +272,35 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     return out
 
 
-def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int):
+def _ctx(cfg: SweepConfig) -> dict:
+    return {"unit": cfg.unit, "min_steps": cfg.min_steps, "seeds": cfg.seeds, "seed": cfg.seed,
+            "rules": list(cfg.rules), "cpus": cfg.resources.cpus, "gpus": cfg.resources.gpus}
+
+
+def _run_local(cfg: SweepConfig, jobs: list[dict], data, out: Path) -> list[tuple]:
+    """The jobs one after another in this process (no Ray start-up: seconds-long runs, debugging)."""
+    import torch
+
+    out.mkdir(parents=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(cfg.resources.cpus)))
+    results = []
+    try:
+        for i, job in enumerate(jobs):
+            try:
+                results.append((f"local_{i:05d}", job, run_job(job, _ctx(cfg), data), None))
+            except Exception as e:  # noqa: BLE001  recorded as a failed trial, as Ray Tune would
+                results.append((f"local_{i:05d}", job, {}, f"{type(e).__name__}: {e}"))
+    finally:
+        torch.set_num_threads(threads)
+    return results
+
+
+def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int) -> list[tuple]:
     import ray
     from ray import tune
 
-    res = cfg.resources
-    ctx = {"unit": cfg.unit, "min_steps": cfg.min_steps, "seeds": cfg.seeds, "seed": cfg.seed,
-           "rules": list(cfg.rules), "cpus": res.cpus, "gpus": res.gpus}
+    res, ctx = cfg.resources, _ctx(cfg)
     trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx, data=data),
                                     {"cpu": res.cpus, **({"gpu": res.gpus} if res.gpus else {})})
     concurrency = cfg.concurrency or max(1, int(ray.cluster_resources().get("CPU", 1) // res.cpus))
@@ -284,16 +313,15 @@ def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int):
         run_config=tune.RunConfig(name=cfg.run_name, storage_path=str(out.parent), verbose=verbose,
                                   failure_config=tune.FailureConfig(max_failures=cfg.max_failures)),
     )
-    return tuner.fit()
+    return [(dict(r.metrics or {}).get("trial_id") or Path(r.path).name, (r.config or {}).get("job", {}),
+             dict(r.metrics or {}), str(r.error).splitlines()[0] if r.error else None) for r in tuner.fit()]
 
 
-def _collect(grid_result, cfg: SweepConfig) -> tuple[pd.DataFrame, list[dict]]:
-    """Cells table (one row per allocation, budget, rule, repeat) and one row per job from the Ray Tune results."""
+def _collect(results: list[tuple]) -> tuple[pd.DataFrame, list[dict]]:
+    """Cells table (one row per allocation, budget, rule, repeat) and one row per job, from (trial id, job, metrics,
+    error) of every trial."""
     rows, jobs = [], []
-    for result in grid_result:
-        m, job = dict(result.metrics or {}), (result.config or {}).get("job", {})
-        tid = m.get("trial_id") or Path(result.path).name
-        err = str(result.error).splitlines()[0] if result.error else None
+    for tid, job, m, err in results:
         if err or "cells_json" not in m:
             for c in job.get("budgets", []):
                 rows.append({**job.get("point", {}), "budget": c, "status": "failed", "error": err or "no result",

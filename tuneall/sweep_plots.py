@@ -34,7 +34,8 @@ def crossover_figure(curves: pd.DataFrame, crossings: pd.DataFrame, path: Path) 
         ax.fill_between(g["budget"], g["mean"] - g["std"], g["mean"] + g["std"], color=h.get_color(), alpha=0.15)
         ax.plot(g["budget"], g["worst"], ":", color=h.get_color(), lw=1)
     if not crossings.empty:
-        for _, r in crossings[(crossings["status"] == "crosses") & crossings["smaller"].str.startswith("w=")].iterrows():
+        widths = crossings[(crossings["status"] == "crosses") & crossings["smaller"].str.startswith("w=")]
+        for _, r in widths.iterrows():
             ax.axvline(r["crossover"], color="grey", lw=0.8)
             if np.isfinite(r["lo"]) and np.isfinite(r["hi"]):
                 ax.axvspan(r["lo"], r["hi"], color="grey", alpha=0.08)
@@ -72,16 +73,23 @@ def switchover_figure(smap: pd.DataFrame, est: pd.DataFrame, path: Path) -> Path
             if not est.empty else est
         if not e.empty:
             e = e.dropna(subset=["est_steps"]).sort_values("params")
-            ax.step(np.log10(e["params"]), np.log10(e["est_steps"]) - dy / 2, where="mid", color="k", lw=2,
-                    label="EST")
-            ax.legend(fontsize=7, loc="upper right")
+            xs, ys = np.log10(e["params"].to_numpy()), np.log10(e["est_steps"].to_numpy()) - dy / 2
+            # The threshold is the lower edge of each column's winning tiles, joined across neighbouring columns.
+            ax.hlines(ys, xs - dx / 2, xs + dx / 2, color="k", lw=2.5, label="EST")
+            for i in range(len(xs) - 1):
+                if xs[i + 1] - xs[i] <= dx * 1.01:
+                    ax.vlines(xs[i] + dx / 2, ys[i], ys[i + 1], color="k", lw=2.5)
+            if len(xs):
+                ax.legend(fontsize=7, loc="upper right")
         ax.set_xlim(lp_all.min() - dx, lp_all.max() + dx)
         ys = np.log10(m["steps"])
         ax.set_ylim(ys.min() - dy, ys.max() + dy)
         ax.set_xlabel("log10 total parameters")
-        ax.set_ylabel("log10 steps per member")
-        ax.set_title(f"k={k} ({design}): ensemble − single, pts")
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), label="accuracy margin")
+        if ax is axes[0][0]:
+            ax.set_ylabel("log10 steps per member")
+        ax.set_title(f"k = {k} ({design})", fontsize=10)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(),
+                 label="ensemble − single accuracy (tiles: points)")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path

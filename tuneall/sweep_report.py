@@ -27,7 +27,8 @@ def write_budget_reports(out: Path, cells: pd.DataFrame, planned: pd.DataFrame, 
     for c in meta["sweep"]["budgets"]:
         d = out / budget_dirname(c)
         d.mkdir(exist_ok=True)
-        sel = cells[(cells["budget"] == c) & ((cells.get("rule") == primary) | cells.get("rule").isna())]
+        rule = cells["rule"] if "rule" in cells else pd.Series(None, index=cells.index, dtype=object)
+        sel = cells[(cells["budget"] == c) & ((rule == primary) | rule.isna())]  # failed jobs have no rule
         rows = sel.rename(columns={"job": "trial_id"}).to_dict("records")
         bad = planned[(planned["budget"] == c) & ~planned["feasible"].astype(bool)]
         rows += [{**r, "trial_id": f"infeasible-{i}", "status": "infeasible"} for i, r in
@@ -87,6 +88,10 @@ def build_sweep_report(out: str | Path, n_boot: int = 300) -> dict[str, pd.DataF
     cells = pd.read_csv(out / "cells.csv")
     meta = json.loads((out / "sweep.json").read_text())
     rules = meta["config"]["rules"]
+    if not (cells.get("status") == "ok").any():
+        (out / "summary.md").write_text(f"# tuneall sweep: {out.name}\n\nNo cell trained successfully; see "
+                                        "`cells.csv` and `jobs.csv` for the errors.\n")
+        return {}
     t = analyse(cells, rules, n_boot=n_boot)
     for name, df in t.items():
         df.to_csv(out / f"{name}.csv", index=False)
@@ -129,8 +134,11 @@ def _summary(out: Path, meta: dict, t: dict, figs: list[Path]) -> str:
               "under the same budget; the EST in steps is the fewest steps from which the ensemble wins at every "
               "larger step count, per parameter count (blank: not reached).", ""]
     if not t["switchover_map"].empty:
-        wins = t["switchover_map"].groupby(["k", "design"])["winner"].apply(lambda w: (w == "ensemble").mean())
-        lines += [md_table(wins.rename("ensemble_win_fraction").reset_index()), "",
+        g = t["switchover_map"].assign(clear=lambda m: m["margin"].abs() > 2 * m["margin_se"]).groupby(["k", "design"])
+        wins = pd.DataFrame({"tiles": g.size(), "ensemble_win_fraction": g["winner"].apply(
+            lambda w: (w == "ensemble").mean()), "mean_margin": g["margin"].mean(),
+            "tiles_beyond_2se": g["clear"].sum()}).reset_index()
+        lines += [md_table(wins), "",
                   md_table(est[est["axis"] == "params at budget"], ["k", "design", "budget", "est_params"]), "",
                   md_table(est[est["axis"] == "steps at params"], ["k", "design", "params", "est_steps",
                                                                    "est_epochs"]), ""]

@@ -103,12 +103,27 @@ def train_sequential(plan: TrialPlan, data, progress=None, eval_steps=()) -> lis
     return out
 
 
-def run_trial(plan: TrialPlan, data, rule: str = "mean", progress=None, trainer=train_sequential) -> TrialResult:
+def select_trainer(members: str = "sequential", amp: bool = False):
+    """The trainer for ``members``: "sequential" (train_member, one member after another), "vectorized" (a repeat's
+    k members trained together, :mod:`tuneall.vectorized`) or "auto" (whichever a few timed steps show faster on
+    this machine). ``amp`` (mixed precision) applies to the vectorised trainer only."""
+    if members == "sequential" and not amp:
+        return train_sequential
+    from tuneall.vectorized import make_trainer
+
+    return make_trainer(members, amp=amp)
+
+
+def run_trial(plan: TrialPlan, data, rule: str = "mean", progress=None, trainer=train_sequential,
+              members: str | None = None) -> TrialResult:
     """Train and evaluate every member of ``plan`` on ``data`` (a :class:`tuneall.data.Dataset`).
 
     ``trainer(plan, data, progress, eval_steps)`` returns member results per repeat (it may train them in
-    parallel); members are also evaluated at :func:`curve_steps` for the anytime accuracy curve.
+    parallel); members are also evaluated at :func:`curve_steps` for the anytime accuracy curve. ``members``, if
+    given, picks the trainer by name instead (see :func:`select_trainer`).
     """
+    if members is not None:
+        trainer = select_trainer(members)
     if rule not in M.COMBINE_RULES:
         raise ValueError(f"unknown combination rule {rule!r}; valid: {', '.join(M.COMBINE_RULES)}")
     if abs(data.data_fraction - plan.allocation.data_fraction) > 1e-12:

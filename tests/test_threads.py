@@ -1,0 +1,60 @@
+"""The number of intra-op threads a trial trains with follows the CPUs the trial holds (no Ray needed)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import tuneall.training
+import tuneall.trial
+from tuneall.budget import Budget
+from tuneall.data import load_dataset
+from tuneall.factory import Resources
+from tuneall.tuner import _train_member_task, trial_metrics
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def seen_threads(monkeypatch):
+    """Record torch.get_num_threads() at the moment each member starts training."""
+    seen = []
+    real = tuneall.training.train_member
+
+    def recording(*args, **kw):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(tuneall.trial, "train_member", recording)
+    monkeypatch.setattr(tuneall.training, "train_member", recording)
+    return seen
+
+
+def _ctx(cpus: float) -> dict:
+    # cnn3 w=0.25 d=1 on digits has P = 186: 10 steps per member for k = 2.
+    return {"budget": Budget(4000, min_steps=5), "seeds": 1, "seed": 0, "rule": "mean",
+            "resources": Resources(cpus=cpus), "objectives": (("ensemble_acc_mean", "max"),)}
+
+
+POINT = {"point": {"family": "cnn3", "width": 0.25, "depth": 1, "k": 2, "data_fraction": 1.0, "lr": 0.05,
+                   "momentum": 0.9, "batch_size": 32}}
+
+
+@pytest.mark.parametrize("cpus,threads", [(1, 1), (2, 2), (0.5, 1), (3.7, 3)])
+def test_trial_threads_follow_cpu_resources(seen_threads, cpus, threads):
+    torch.set_num_threads(7 if threads != 7 else 5)  # something else, to see that the trial sets it
+    out = trial_metrics(POINT, _ctx(cpus), load_dataset("digits"))
+    assert out["status"] == "ok" and out["steps"] == 10
+    assert seen_threads == [threads, threads]  # both members
+
+
+def test_parallel_member_task_threads_follow_its_bundle(seen_threads):
+    torch.set_num_threads(5)
+    data = load_dataset("digits")
+    r = _train_member_task("cnn3", 0.25, 1, data, 10, 0, tuneall.training.TrainConfig(batch_size=32), 2, ())
+    assert seen_threads == [2] and r.steps_done == 10

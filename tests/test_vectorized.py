@@ -1,0 +1,176 @@
+"""Vectorised members (tuneall.vectorized) train exactly the models that train_member trains one after another."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tuneall.budget import Budget
+from tuneall.data import make_synthetic
+from tuneall.factory import Allocation, make_trial_plan
+from tuneall.models import create_model, param_count
+from tuneall.training import TrainConfig, channels_last_ok, train_member
+from tuneall.trial import run_trial, select_trainer, train_sequential
+from tuneall.vectorized import choose_method, make_trainer, train_members_vectorized, train_vectorized
+
+FAST = TrainConfig(lr=0.05, batch_size=32)
+ATOL = 1e-5  # float rounding: grouped vs ordinary convolutions sum in different orders
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Exactness does not depend on the thread count; one thread keeps these tests fast on a shared, loaded machine
+    # (two OpenMP threads that lose a core to another process wait at every barrier).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return make_synthetic((3, 8, 8), num_classes=4, n_train=256, n_test=64, seed=0, signal=1.0)
+
+
+def _plan(small, k, steps, repeats=1, width=0.25, depth=2):
+    """A plan whose members train exactly ``steps`` steps."""
+    p = param_count("cnn3", width, depth, 3, 4, 2)
+    return make_trial_plan(Allocation("cnn3", width, depth, k=k), Budget(k * p * steps, min_steps=1), small.info,
+                           FAST, repeats=repeats)
+
+
+def _assert_same(seq, vec, atol=ATOL):
+    assert len(seq) == len(vec)
+    for a, b in zip(seq, vec):
+        assert (a.seed, a.steps, a.steps_done, a.diverged) == (b.seed, b.steps, b.steps_done, b.diverged)
+        assert sorted(a.test_probs) == sorted(b.test_probs)
+        for s in a.test_probs:
+            torch.testing.assert_close(b.test_probs[s], a.test_probs[s], atol=atol, rtol=0)
+            assert b.test_probs[s].dtype == torch.float32 and b.test_probs[s].device.type == "cpu"
+        if a.diverged:
+            assert math.isnan(b.final_loss)
+        else:
+            assert b.final_loss == pytest.approx(a.final_loss, abs=1e-4)
+            assert b.train_time_s > 0 and math.isfinite(b.latency_s_per_image)
+
+
+@pytest.mark.parametrize("family,width,depth,steps", [("cnn3", 0.25, 2, 30), ("resnet", 0.25, 8, 10)])
+def test_vectorized_equals_sequential(small, family, width, depth, steps):
+    seeds = (5, 6, 7)
+    seq = [train_member(family, width, depth, small, steps, s, FAST, eval_steps=(4, 10)) for s in seeds]
+    vec = train_members_vectorized(family, width, depth, small, steps, seeds, FAST, eval_steps=(4, 10))
+    _assert_same(seq, vec)
+    assert not torch.equal(vec[0].test_probs[steps], vec[1].test_probs[steps])  # members really differ
+
+
+def test_vectorized_nchw_is_exact_to_rounding(small):
+    # Without channels_last both paths run the same NCHW kernels except the grouping: agreement is tighter still.
+    cfg = TrainConfig(lr=0.05, batch_size=32, channels_last=False)
+    seq = [train_member("cnn3", 0.25, 2, small, 20, s, cfg) for s in (1, 2)]
+    _assert_same(seq, train_members_vectorized("cnn3", 0.25, 2, small, 20, (1, 2), cfg), atol=2e-6)
+
+
+def test_all_members_diverge_like_sequential(small):
+    huge = TrainConfig(lr=1e20, batch_size=32)
+    seq = [train_member("cnn3", 0.25, 1, small, 40, s, huge) for s in (0, 1)]
+    vec = train_members_vectorized("cnn3", 0.25, 1, small, 40, (0, 1), huge)
+    _assert_same(seq, vec)
+    assert all(r.diverged and r.steps_done < 40 and not r.test_probs for r in vec)
+
+
+def test_one_diverged_member_leaves_the_others_untouched(small, monkeypatch):
+    """A member whose head is poisoned (bias = inf) diverges at its first check; the others train as usual."""
+    import tuneall.training
+    import tuneall.vectorized
+
+    real = tuneall.training.create_model
+
+    def poisoned(*args, **kw):
+        m = real(*args, **kw)
+        if torch.initial_seed() == 6:  # train_member and the vectorised path both seed before building
+            with torch.no_grad():
+                m.head.bias.fill_(float("inf"))
+        return m
+
+    monkeypatch.setattr(tuneall.training, "create_model", poisoned)
+    monkeypatch.setattr(tuneall.vectorized, "create_model", poisoned)
+    seeds = (5, 6, 7)
+    seq = [train_member("cnn3", 0.25, 2, small, 25, s, FAST, eval_steps=(5,)) for s in seeds]
+    vec = train_members_vectorized("cnn3", 0.25, 2, small, 25, seeds, FAST, eval_steps=(5,))
+    assert [r.diverged for r in seq] == [False, True, False]
+    _assert_same(seq, vec)
+
+
+def test_run_trial_vectorized_matches_sequential(small):
+    plan = _plan(small, k=3, steps=20, repeats=2)
+    assert plan.steps == 20
+    calls = []
+    a = run_trial(plan, small, trainer=train_sequential)
+    b = run_trial(plan, small, members="vectorized", progress=lambda r, i, m: calls.append((r, i, m.seed)))
+    assert calls == [(r, i, plan.seeds[r][i]) for r in range(2) for i in range(3)]
+    assert a.status == b.status == "ok"
+    for key, v in a.summary.items():
+        assert b.summary[key] == pytest.approx(v, abs=1e-4), key
+    assert [s for s, _ in a.curve] == [s for s, _ in b.curve]
+    assert b.train_time_s > 0 and b.costs["time_per_step_s"] > 0
+
+
+def test_auto_measures_and_picks_a_method(small, monkeypatch):
+    import tuneall.vectorized
+
+    monkeypatch.setattr(tuneall.vectorized, "MIN_STEPS_TO_PROBE", 10)
+    log = []
+    plan = _plan(small, k=2, steps=10)
+    trainer = make_trainer("auto", log=log)
+    res = trainer(plan, small, None, ())
+    assert len(res) == 1 and len(res[0]) == 2
+    choice = log[0]
+    assert choice["method"] in ("sequential", "vectorized")
+    assert choice["t_seq_s"] > 0 and choice["t_vec_s"] > 0
+    assert choice["method"] == ("vectorized" if choice["t_vec_s"] < choice["t_seq_s"] else "sequential")
+    # Cached per process: a second trial of the same shape does not probe again.
+    again = choose_method("cnn3", 0.25, 2, small, 2, FAST)
+    assert again["t_seq_s"] == choice["t_seq_s"]
+    # k = 1 and short trials never probe.
+    make_trainer("auto", log=log)(_plan(small, k=1, steps=10), small, None, ())
+    assert log[-1]["method"] == "sequential"
+    monkeypatch.setattr(tuneall.vectorized, "MIN_STEPS_TO_PROBE", 300)
+    make_trainer("auto", log=log)(_plan(small, k=3, steps=10), small, None, ())
+    assert log[-1]["method"] == "sequential" and "reason" in log[-1]
+
+
+def test_mixed_precision_option_runs(small):
+    plan = _plan(small, k=2, steps=15)
+    out = train_vectorized(plan, small, amp=True)  # bfloat16 autocast on CPU, float16 + GradScaler on a GPU
+    for r in out[0]:
+        assert not r.diverged and torch.isfinite(r.test_probs[plan.steps]).all()
+
+
+def test_channels_last_is_kept_off_where_onednn_miscomputes():
+    # Strided 1x1 convs with few input channels: resnet / wrn projection shortcuts at small widths.
+    assert channels_last_ok(create_model("cnn3", 0.25, None, 3, 10))
+    assert not channels_last_ok(create_model("resnet", 0.25, 8, 3, 10))  # shortcut 4 -> 8 channels
+    assert channels_last_ok(create_model("resnet", 1.0, 8, 3, 10))  # shortcuts from 16 and 32 channels
+    assert not channels_last_ok(create_model("wrn", 0.25, 10, 3, 10))
+
+
+def test_channels_last_training_matches_nchw_on_one_channel_images():
+    digits_like = make_synthetic((1, 8, 8), num_classes=4, n_train=256, n_test=64, seed=1, signal=1.0)
+    a = train_member("cnn3", 0.5, None, digits_like, 20, 3, FAST)
+    b = train_member("cnn3", 0.5, None, digits_like, 20, 3, TrainConfig(lr=0.05, batch_size=32, channels_last=False))
+    torch.testing.assert_close(a.test_probs[20], b.test_probs[20], atol=ATOL, rtol=0)
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="unknown member training method"):
+        make_trainer("parallel")
+    assert select_trainer("sequential") is train_sequential
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_vectorized_equals_sequential_on_gpu(small):
+    cfg = TrainConfig(lr=0.05, batch_size=32, device="cuda")
+    seq = [train_member("cnn3", 0.25, 2, small, 20, s, cfg) for s in (1, 2)]
+    _assert_same(seq, train_members_vectorized("cnn3", 0.25, 2, small, 20, (1, 2), cfg), atol=1e-4)
