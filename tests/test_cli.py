@@ -78,6 +78,8 @@ ERRORS = [
     (TRAIN + ["--budget", "1e8", "--batch-size", "0"], ["batch_size"]),
     (TRAIN + ["--budget", "1e8", "--data-fraction", "1.5"], ["data_fraction"]),
     (["report", "/nonexistent"], ["/nonexistent"]),
+    (TRAIN + ["--budget", "1e8", "--members", "bogus"], ["--members", "bogus", "vectorized"]),
+    (TRAIN + ["--budget", "1e8", "--amp"], ["--amp", "vectorized"]),
     # argparse's own errors go through the same one-line path.
     (PLAN + ["--budget", "1e8", "--widths", "a,b"], ["widths"]),
     (PLAN, ["--budget"]),

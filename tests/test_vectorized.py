@@ -174,3 +174,37 @@ def test_vectorized_equals_sequential_on_gpu(small):
     cfg = TrainConfig(lr=0.05, batch_size=32, device="cuda")
     seq = [train_member("cnn3", 0.25, 2, small, 20, s, cfg) for s in (1, 2)]
     _assert_same(seq, train_members_vectorized("cnn3", 0.25, 2, small, 20, (1, 2), cfg), atol=1e-4)
+
+
+def test_search_trial_and_sweep_job_honour_members(small, monkeypatch):
+    """--members reaches the trainer in a search trial and in a sweep job, with the same metrics as sequential."""
+    import tuneall.vectorized
+    from tuneall.factory import Resources
+    from tuneall.sweep import run_job
+    from tuneall.tuner import trial_metrics
+
+    used = []
+    real = tuneall.vectorized.train_vectorized
+    monkeypatch.setattr(tuneall.vectorized, "train_vectorized", lambda *a, **kw: used.append(1) or real(*a, **kw))
+    point = {"family": "cnn3", "width": 0.25, "depth": 2, "k": 2, "data_fraction": 1.0, "lr": 0.05, "momentum": 0.9,
+             "batch_size": 32}
+    p = param_count("cnn3", 0.25, 2, 3, 4, 2)
+    ctx = {"budget": Budget(2 * p * 20, min_steps=5), "seeds": 1, "seed": 0, "rule": "mean",
+           "objectives": (("ensemble_acc_mean", "max"),)}
+    seq = trial_metrics({"point": point}, {**ctx, "resources": Resources(cpus=1)}, small)
+    assert used == []
+    vec = trial_metrics({"point": point}, {**ctx, "resources": Resources(cpus=1, members="vectorized")}, small)
+    assert used == [1] and seq["steps"] == vec["steps"] == 20
+    assert vec["ensemble_acc_mean"] == pytest.approx(seq["ensemble_acc_mean"], abs=1e-4)
+    assert vec["ensemble_nll_mean"] == pytest.approx(seq["ensemble_nll_mean"], abs=1e-4)
+
+    job = {"point": point, "budgets": [2 * p * 10, 2 * p * 20]}
+    jctx = {"unit": "param-steps", "min_steps": 5, "seeds": 1, "seed": 0, "rules": ["mean"], "cpus": 1, "gpus": 0}
+    a = run_job(job, jctx, small)
+    b = run_job(job, {**jctx, "members": "vectorized"}, small)
+    assert used == [1, 1] and a["member_steps"] == b["member_steps"] == 2 * 20
+    import json
+
+    for ra, rb in zip(json.loads(a["cells_json"]), json.loads(b["cells_json"])):
+        assert (ra["budget"], ra["steps"]) == (rb["budget"], rb["steps"])
+        assert rb["ensemble_acc"] == pytest.approx(ra["ensemble_acc"], abs=1e-4)

@@ -6,11 +6,11 @@ import pandas as pd
 
 from tuneall.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget
 from tuneall.data import dataset_info, load_dataset
-from tuneall.factory import Allocation, make_trial_plan
+from tuneall.factory import Allocation, Resources, make_trial_plan
 from tuneall.planning import plan_space
 from tuneall.space import SearchSpace, load_space
 from tuneall.training import TrainConfig
-from tuneall.trial import TrialResult, run_trial
+from tuneall.trial import TrialResult, run_trial, select_trainer
 
 
 def plan(
@@ -46,6 +46,8 @@ def train(
     batch_size: int | None = None,
     data_dir: str | None = None,
     device: str = "cpu",
+    members: str = "sequential",
+    amp: bool = False,
     progress=None,
 ) -> TrialResult:
     """Train one allocation under the budget (k members x ``seeds`` repeats) and evaluate it."""
@@ -62,10 +64,12 @@ def train(
         device=device,
     )
     b = Budget(budget, unit, min_steps)
+    Resources(members=members, amp=amp)  # validates: a bad --members is a ConfigError before any data loads
+    trainer = select_trainer(members, amp)
     info = dataset_info(dataset)
     trial_plan = make_trial_plan(Allocation(family, width, depth, k, data_fraction), b, info, cfg, repeats=seeds)
     data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction)
-    return run_trial(trial_plan, data, rule=rule, progress=progress)
+    return run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
 
 
 def search(
@@ -84,6 +88,8 @@ def search(
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
     parallel_members: bool = False,
+    members: str = "sequential",
+    amp: bool = False,
     name: str | None = None,
     storage_path: str = "results",
     address: str | None = None,
@@ -104,7 +110,6 @@ def search(
     The results directory (``frontier.attrs['results_dir']``) holds the trials table, frontier, figures, summary.
     """
     from tuneall.errors import ConfigError
-    from tuneall.factory import Resources
     from tuneall.metrics import COMBINE_RULES
     from tuneall.tuner import SearchConfig, parse_objectives, run_search
     from tuneall.space import with_fixed
@@ -118,7 +123,8 @@ def search(
         budget=Budget(budget, unit, min_steps), space=with_fixed(sp, **fixed), dataset=dataset, data_dir=data_dir,
         searcher=searcher, trials=trials, concurrency=concurrency, seeds=seeds, rule=rule,
         objectives=parse_objectives(objectives) if isinstance(objectives, str) else tuple(objectives),
-        resources=Resources(cpus_per_trial, gpus_per_trial, parallel_members), name=name, storage_path=storage_path,
+        resources=Resources(cpus_per_trial, gpus_per_trial, parallel_members, members, amp), name=name,
+        storage_path=storage_path,
         address=address, num_cpus=num_cpus, dashboard=dashboard, seed=seed, max_failures=max_failures,
         resume=resume, study_storage=study_storage,
     )

@@ -143,7 +143,7 @@ def cmd_train(args) -> int:
         dataset=args.dataset, budget=args.budget, unit=args.unit, min_steps=args.min_steps, family=args.family or "cnn3",
         width=args.width, depth=args.depth, k=args.k, data_fraction=args.data_fraction, seeds=args.seeds,
         rule=args.rule, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size, data_dir=args.data_dir,
-        device=args.device, progress=None if args.json else progress,
+        device=args.device, members=args.members, amp=args.amp, progress=None if args.json else progress,
     )
     if args.json:
         print(json.dumps(_finite({"plan": result.plan.row(), "metrics": result.metrics(), "members": result.members}),
@@ -170,7 +170,8 @@ def cmd_search(args) -> int:
         budget=args.budget, unit=args.unit, min_steps=args.min_steps, dataset=args.dataset, data_dir=args.data_dir,
         space=args.space, searcher=args.searcher, trials=args.trials, concurrency=args.concurrency, seeds=args.seeds,
         rule=args.rule, objectives=args.objectives, cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, parallel_members=args.parallel_members, name=args.name,
+        gpus_per_trial=args.gpus_per_trial, parallel_members=args.parallel_members, members=args.members,
+        amp=args.amp, name=args.name,
         storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
         seed=args.seed, max_failures=args.max_failures, resume=args.resume, study_storage=args.study_storage,
         lr=args.lr, momentum=args.momentum,
@@ -219,7 +220,8 @@ def cmd_sweep(args) -> int:
     out = sweep(
         budgets, dataset=args.dataset, space=_space_from_args(args), unit=args.unit, min_steps=args.min_steps,
         seeds=args.seeds, rules=args.rules, reuse=not args.no_reuse, cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, argv=["tuneall", *sys.argv[1:]] if argv_is_cli() else None,
+        gpus_per_trial=args.gpus_per_trial, members=args.members, amp=args.amp,
+        argv=["tuneall", *sys.argv[1:]] if argv_is_cli() else None,
         verbose=args.verbose, data_dir=args.data_dir, concurrency=args.concurrency, name=args.name,
         storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus, seed=args.seed,
         max_failures=args.max_failures,
@@ -229,6 +231,13 @@ def cmd_sweep(args) -> int:
           f"{meta['member_steps_largest_budget']:,}; fresh at every budget: {meta['member_steps_without_reuse']:,})")
     print(f"Summary: {out}/summary.md")
     return 0
+
+
+def _add_members(p) -> None:
+    p.add_argument("--members", default="sequential",
+                   help="how a trial trains its k members: sequential | vectorized (one vmap-ed network) | auto "
+                        "(whichever a few timed steps show faster here); default sequential")
+    p.add_argument("--amp", action="store_true", help="mixed precision (with --members vectorized or auto)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="repeats over seeds (default 3)")
     p.add_argument("--rule", default="mean", help="ensemble combination: mean | geometric | vote")
     p.add_argument("--device", default="cpu")
+    _add_members(p)
     _add_optim(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -281,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
     p.add_argument("--parallel-members", action="store_true",
                    help="train a trial's members as parallel Ray tasks, one placement-group bundle each")
+    _add_members(p)
     p.add_argument("--name", default=None, help="results directory name (default from dataset, budget, space)")
     p.add_argument("--storage-path", default="results", help="where results directories go (default ./results)")
     p.add_argument("--address", default=None, help="an existing Ray cluster HOST:PORT (default: start a local Ray)")
@@ -321,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=None, help="trials at a time (default: as CPUs allow)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
+    _add_members(p)
     p.add_argument("--name", default=None, help="results directory name (default from dataset, budgets, space)")
     p.add_argument("--storage-path", default="results", help="where results directories go (default ./results)")
     p.add_argument("--address", default=None, help="an existing Ray cluster HOST:PORT (default: start a local Ray)")

@@ -15,6 +15,7 @@ from tuneall.errors import BudgetError, ConfigError
 from tuneall.models import check_arch, param_count
 from tuneall.models.flops import inference_flops, train_flops_per_step
 from tuneall.training import TrainConfig
+from tuneall.vectorized import METHODS as MEMBER_METHODS
 
 SEED_STRIDE = 1000  # member i of repeat r has seed base + r * SEED_STRIDE + i
 
@@ -41,11 +42,25 @@ class Allocation:
 
 @dataclass(frozen=True)
 class Resources:
-    """What a trial asks Ray for. With ``parallel_members`` each member gets its own bundle of this size."""
+    """What a trial asks Ray for and how it runs its members. With ``parallel_members`` each member gets its own
+    bundle of this size; otherwise ``members`` says how the trial's process trains them: "sequential" (one after
+    another), "vectorized" (a repeat's k members as one ``vmap``-ed network) or "auto" (whichever a few timed steps
+    show faster here; :mod:`tuneall.vectorized`). ``amp``: mixed precision, vectorised members only."""
 
     cpus: float = 1.0
     gpus: float = 0.0
     parallel_members: bool = False
+    members: str = "sequential"
+    amp: bool = False
+
+    def __post_init__(self):
+        if self.members not in MEMBER_METHODS:
+            raise ConfigError(f"unknown --members {self.members!r}; valid: {', '.join(MEMBER_METHODS)}")
+        if self.parallel_members and self.members != "sequential":
+            raise ConfigError("--parallel-members trains each member as its own Ray task: it cannot be combined "
+                              f"with --members {self.members}")
+        if self.amp and self.members == "sequential":
+            raise ConfigError("--amp (mixed precision) applies to vectorised members: add --members vectorized")
 
     def bundles(self, k: int) -> list[dict[str, float]]:
         def bundle(cpus: float, gpus: float) -> dict[str, float]:

@@ -169,8 +169,7 @@ def run_job(job: dict, ctx: dict, data) -> dict:
     """Train a job's members once, at its largest budget's steps, and evaluate every budget's cell from that run."""
     from tuneall.data import with_fraction
     from tuneall.planning import plan_point
-    from tuneall.training import train_member
-    from tuneall.trial import evaluate_members
+    from tuneall.trial import evaluate_members, select_trainer
 
     point = job["point"]
     plans = {c: plan_point(point, Budget(c, ctx["unit"], ctx["min_steps"]), data.info, repeats=ctx["seeds"],
@@ -181,8 +180,8 @@ def run_job(job: dict, ctx: dict, data) -> dict:
     train = top.train if ctx["gpus"] <= 0 else replace(top.train, device="cuda")
     a, evals = top.allocation, tuple(sorted({p.steps for p in plans.values()}))
     part = with_fraction(data, a.data_fraction)
-    members = [[train_member(a.family, a.width, top.depth, part, top.steps, s, train, eval_steps=evals) for s in seeds]
-               for seeds in top.seeds]
+    trainer = select_trainer(ctx.get("members", "sequential"), ctx.get("amp", False))
+    members = trainer(replace(top, train=train), part, None, evals)  # members[repeat][i]
     flat = [m for rep in members for m in rep]
     per_epoch = max(1, len(part.x_train) // min(train.batch_size, len(part.x_train)))
     base = {"base_width": point["width"], "base_depth": point.get("depth")} if point.get("design") else {}
@@ -274,7 +273,8 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
 
 def _ctx(cfg: SweepConfig) -> dict:
     return {"unit": cfg.unit, "min_steps": cfg.min_steps, "seeds": cfg.seeds, "seed": cfg.seed,
-            "rules": list(cfg.rules), "cpus": cfg.resources.cpus, "gpus": cfg.resources.gpus}
+            "rules": list(cfg.rules), "cpus": cfg.resources.cpus, "gpus": cfg.resources.gpus,
+            "members": cfg.resources.members, "amp": cfg.resources.amp}
 
 
 def _run_local(cfg: SweepConfig, jobs: list[dict], data, out: Path) -> list[tuple]:
@@ -337,7 +337,8 @@ def _collect(results: list[tuple]) -> tuple[pd.DataFrame, list[dict]]:
 
 def sweep(budgets, dataset: str = "digits", space: SearchSpace | str | None = None, points=None,
           unit: str = DEFAULT_UNIT, min_steps: int = DEFAULT_MIN_STEPS, seeds: int = 3, rules=("mean",),
-          reuse: bool = True, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, lr: float | None = None,
+          reuse: bool = True, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, members: str = "sequential",
+          amp: bool = False, lr: float | None = None,
           momentum: float | None = None, batch_size: int | None = None, argv=None, verbose: int = 1,
           **kw) -> Path:
     """Python API of ``tuneall sweep``: budgets as '1e6,3e6,1e7', 'LOW:HIGH:N' or a list; returns the results dir."""
@@ -352,7 +353,7 @@ def sweep(budgets, dataset: str = "digits", space: SearchSpace | str | None = No
     rules = tuple(r.strip() for r in rules.split(",")) if isinstance(rules, str) else tuple(rules)
     cfg = SweepConfig(budgets=parse_budgets(budgets), space=sp, points=pts, unit=unit, min_steps=min_steps,
                       dataset=dataset, seeds=seeds, rules=rules, reuse=reuse,
-                      resources=Resources(cpus_per_trial, gpus_per_trial), **kw)
+                      resources=Resources(cpus_per_trial, gpus_per_trial, members=members, amp=amp), **kw)
     return run_sweep(cfg, argv=argv, verbose=verbose)
 
 

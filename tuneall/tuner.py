@@ -114,7 +114,7 @@ def trial_metrics(config: dict, ctx: dict, data) -> dict:
     import torch
 
     from tuneall.planning import plan_point
-    from tuneall.trial import run_trial, train_sequential
+    from tuneall.trial import run_trial, select_trainer
 
     point = config.get("point", config)
     res: Resources = ctx["resources"]
@@ -133,7 +133,7 @@ def trial_metrics(config: dict, ctx: dict, data) -> dict:
     from tuneall.data import with_fraction
 
     trial_data = with_fraction(data, plan.allocation.data_fraction)
-    trainer = _ray_member_trainer(res) if res.parallel_members else train_sequential
+    trainer = _ray_member_trainer(res) if res.parallel_members else select_trainer(res.members, res.amp)
     result = run_trial(plan, trial_data, rule=ctx["rule"], trainer=trainer)
     out = {**plan.row(), **result.metrics(), "repeats_json": json.dumps(result.repeats),
            "curve_json": json.dumps(result.curve),
