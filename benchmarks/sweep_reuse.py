@@ -17,10 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
+import _common as C  # noqa: E402  (puts the repository root on sys.path)
 
-from tuneall.space import parse_space
-from tuneall.sweep import sweep
+import pandas as pd  # noqa: E402
+
+from tuneall.space import parse_space  # noqa: E402
+from tuneall.sweep import sweep  # noqa: E402
 
 SPACE = {"name": "bench", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2], "batch_size": 64}
 PRESETS = {
@@ -72,6 +74,8 @@ def main(argv=None) -> dict:
     p.add_argument("--num-cpus", type=int, default=None)
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = p.parse_args(argv)
+    t_start = time.perf_counter()
+    out = C.header("sweep_reuse", args.smoke)
     with tempfile.TemporaryDirectory() as tmp:
         r = run(PRESETS["smoke" if args.smoke else "default"], args.local, Path(tmp), args.num_cpus)
     print(f"\n5-budget sweep {r['budgets']} ({r['executor']}), {r['cells']} cells; reused cells identical to fresh "
@@ -81,6 +85,16 @@ def main(argv=None) -> dict:
         print(f"{name:8s} {r[f'{name}_trials']:7d} {r[f'{name}_member_steps']:13,d} {r[f'{name}_wall_s']:8.1f}")
     print(f"fresh / reuse: member-steps x{r['member_steps_ratio']:.2f}, wall time x{r['wall_ratio']:.2f}; "
           f"reuse trained {r['reuse_member_steps']:,} = largest budget alone {r['largest_budget_member_steps']:,}")
+    out.update(r)
+    out["rows"] = [C.row("5-budget sweep member-steps, anytime reuse", r["reuse_member_steps"],
+                         "same sweep trained fresh at every budget", r["fresh_member_steps"], "steps",
+                         "= largest budget alone", r["reuse_member_steps"] <= r["largest_budget_member_steps"]),
+                   C.row("5-budget sweep wall time, anytime reuse", r["reuse_wall_s"],
+                         "same sweep trained fresh at every budget", r["fresh_wall_s"], "s")]
+    out["elapsed_s"] = time.perf_counter() - t_start
+    C.print_rows(out["rows"])
+    if not args.smoke:
+        print(f"wrote {C.write_result('sweep_reuse', out)}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(r, indent=1))
