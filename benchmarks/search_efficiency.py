@@ -61,7 +61,7 @@ def run_search(budget: float, cpus_per_trial: int, storage: str, name: str, ks: 
                    cpus_per_trial=cpus_per_trial, num_cpus=2, storage_path=storage, name=name, verbose=0)
     wall = time.perf_counter() - t0
     t = pd.read_csv(os.path.join(storage, name, "trials_summary.csv"))
-    t = t[t["status"] == "ok"]
+    t = t[(t["status"] == "ok") & t["repeat_of"].isna()] if "repeat_of" in t else t[t["status"] == "ok"]
     cpus_held = 2
     train_cpu_s = float((t["train_time_s"] * cpus_per_trial).sum())
     trial_wall_cpu_s = float((t["wall_time_s"] * cpus_per_trial).sum())

@@ -22,7 +22,7 @@ def summarize_trials(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per trial: its allocation, plan and status, with mean / std / worst of each metric over repeats."""
     first = trials.groupby("trial_id", sort=False).first()
     keep = [c for c in ["status", "reason", "error", *ALLOCATION_COLUMNS, *PLAN_COLUMNS, *COST_COLUMNS,
-                        "n_diverged", "train_time_s", "wall_time_s", "curve_json"] if c in first]
+                        "n_diverged", "train_time_s", "wall_time_s", "curve_json", "repeat_of"] if c in first]
     out = first[keep].copy()
     g = trials.groupby("trial_id", sort=False)
     for name, better in ENSEMBLE_METRICS.items():

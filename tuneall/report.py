@@ -22,8 +22,8 @@ from tuneall.frontier import (
 from tuneall.metrics import ENSEMBLE_METRICS
 
 TRIAL_COLUMNS = ["trial_id", "repeat", "status", *ALLOCATION_COLUMNS, *PLAN_COLUMNS, *ENSEMBLE_METRICS,
-                 *COST_COLUMNS, "n_diverged", "train_time_s", "wall_time_s", "curve_json", "node_id", "reason",
-                 "error"]
+                 *COST_COLUMNS, "n_diverged", "train_time_s", "wall_time_s", "curve_json", "node_id", "repeat_of",
+                 "reason", "error"]
 
 
 def trial_rows(trial_id: str, config: dict, metrics: dict, error: str | None) -> list[dict]:
@@ -34,7 +34,7 @@ def trial_rows(trial_id: str, config: dict, metrics: dict, error: str | None) ->
     if error is not None or not metrics:
         return [{**base, "status": "failed", "error": (error or "no result reported").splitlines()[0]}]
     base.update({c: metrics.get(c) for c in ("status", *COST_COLUMNS, "n_diverged", "train_time_s", "wall_time_s",
-                                             "curve_json", "node_id", "reason")})
+                                             "curve_json", "node_id", "repeat_of", "reason")})
     repeats = json.loads(metrics.get("repeats_json") or "[]")
     if not repeats:
         return [base]
@@ -90,8 +90,10 @@ def build_report(results_dir: str | Path) -> pd.DataFrame:
     out = Path(results_dir)
     trials = load_trials(out)
     summary = summarize_trials(trials)
-    front = frontier(summary)
-    per_k, per_width = best_per(summary, "k"), best_per(summary, "width")
+    # A point the sampler proposed again is the same allocation: listed in the trials tables, counted once here.
+    distinct = summary[summary["repeat_of"].isna()] if "repeat_of" in summary else summary
+    front = frontier(distinct)
+    per_k, per_width = best_per(distinct, "k"), best_per(distinct, "width")
     summary.to_csv(out / "trials_summary.csv", index=False)
     front.to_csv(out / "frontier.csv", index=False)
     per_k.to_csv(out / "best_per_k.csv", index=False)
@@ -101,7 +103,7 @@ def build_report(results_dir: str | Path) -> pd.DataFrame:
     meta = json.loads((out / "tuneall.json").read_text()) if (out / "tuneall.json").exists() else {}
     conf = meta.get("config", {})
     counts = summary["status"].value_counts().to_dict()
-    best = best_allocation(summary)
+    best = best_allocation(distinct)
     lines = [f"# tuneall search: {out.name}", ""]
     if meta.get("state") in ("running", "interrupted"):
         lines += [f"**INCOMPLETE: this search was interrupted ({meta['state']}); the tables below hold only the "
@@ -113,7 +115,10 @@ def build_report(results_dir: str | Path) -> pd.DataFrame:
                   f"searcher `{conf.get('searcher')}`, {conf.get('seeds')} seed(s) per allocation.", ""]
     if meta.get("command"):
         lines += ["Command: `" + " ".join(meta["command"]) + "`", ""]
-    lines += ["Trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), ""]
+    repeats = len(summary) - len(distinct)
+    lines += ["Trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+              + (f" ({repeats} repeated point(s) answered from the first trial, not trained again)" if repeats else ""),
+              ""]
     if best is not None:
         lines += ["## Best allocation", "",
                   f"**{best['family']} width {best['width']:g}, depth {int(best['depth'])}, k = {int(best['k'])}** "
@@ -127,9 +132,9 @@ def build_report(results_dir: str | Path) -> pd.DataFrame:
               "FLOPs and training time (down).", "", _md_table(front, SHOW), "",
               "## Best allocation per ensemble size k", "", _md_table(per_k, SHOW), "",
               "## Best allocation per width", "", _md_table(per_width, SHOW), ""]
-    ok = summary[summary["status"] == "ok"]
+    ok = distinct[distinct["status"] == "ok"]
     if "design" in ok and ok["design"].notna().any():
-        per_design = best_per(summary, "design")
+        per_design = best_per(distinct, "design")
         per_design.to_csv(out / "best_per_design.csv", index=False)
         lines += ["## Best allocation per design class (seed 001)", "",
                   _md_table(per_design, ["design", *COSTS[:5], "ensemble_acc_std", *COSTS[5:]]), ""]

@@ -117,6 +117,9 @@ def trial_metrics(config: dict, ctx: dict, data) -> dict:
     from tuneall.trial import run_trial, select_trainer
 
     point = config.get("point", config)
+    repeat = _repeat_of(point, ctx.get("results_dir"))
+    if repeat is not None:
+        return repeat
     res: Resources = ctx["resources"]
     torch.set_num_threads(max(1, int(res.cpus)))  # one trial, its own CPUs: no oversubscription
     base = {"family": point["family"], "width": point["width"], "k": point["k"]}
@@ -142,6 +145,26 @@ def trial_metrics(config: dict, ctx: dict, data) -> dict:
         if not math.isfinite(out.get(m, float("nan"))):
             out[m] = _worst(d)
     return out
+
+
+def _repeat_of(point: dict, results_dir: str | None) -> dict | None:
+    """The metrics of a finished trial of the same point in this search's journal, or None.
+
+    Training is deterministic in (point, seeds), so a point the sampler proposes again (TPE does, in small discrete
+    spaces) is answered from the first trial instead of being trained again; the row says ``repeat_of``. Where the
+    journal is not readable (a worker on another machine without the storage path) the point is simply trained.
+    """
+    if not results_dir or not os.path.exists(os.path.join(results_dir, journal.JOURNAL)):
+        return None
+    from ray.tune.result import AUTO_RESULT_KEYS, DEBUG_METRICS
+
+    skip = {*AUTO_RESULT_KEYS, *DEBUG_METRICS, "done", "experiment_tag", "should_checkpoint", "node_id"}
+    key = journal.point_key(point)
+    for rec in journal.read(results_dir):
+        m = rec.get("metrics") or {}
+        if m.get("status") in ("ok", "diverged") and journal.point_key(rec.get("config") or {}) == key:
+            return {**{k: v for k, v in m.items() if k not in skip}, "repeat_of": rec["trial_id"]}
+    return None
 
 
 def _ray_member_trainer(res: Resources):
@@ -355,7 +378,7 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose):
     done = journal.read(out)
     done_keys = {journal.point_key(r["config"]) for r in done}
     ctx = {"budget": cfg.budget, "seeds": cfg.seeds, "seed": cfg.seed, "rule": cfg.rule,
-           "resources": cfg.resources, "objectives": cfg.objectives}
+           "resources": cfg.resources, "objectives": cfg.objectives, "results_dir": str(out)}
     res = cfg.resources
     # With parallel members a trial's placement group has one bundle per member, so it depends on the sampled k.
     trainable = tune.with_resources(

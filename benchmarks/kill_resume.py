@@ -1,0 +1,121 @@
+"""Nothing lost: a real ``tuneall search`` whose driver is killed with SIGKILL at random moments, resumed after each
+kill with the same command plus ``--resume``, until it completes; then checked.
+
+Checks, from the search's own journal (``journal.jsonl``, the source of the trials table):
+
+- every trial of the search is in the final trials table exactly once (``trials`` rows, unique trial ids);
+- lost: trials recorded as finished before a kill that are missing from the final table, or whose metrics changed;
+- re-run: points recorded as finished before a kill that were trained again afterwards. The grid searcher visits
+  each point once, so a second journal record of a point is a re-run (with TPE a repeated point can be a new trial);
+- the search ends ``complete`` with a summary, and each killed state was left ``running`` without a summary.
+
+The driver runs in its own session; a kill takes down its whole process group (Ray's agents included), as a crash
+of the machine's driver would. Writes ``results/benchmarks/kill_resume.json``.
+
+    python benchmarks/kill_resume.py [--kills 4] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _common as C  # noqa: E402  (puts the repository root on sys.path)
+
+from tuneall import journal  # noqa: E402
+
+SPACE = "name: kill\nfamilies: [cnn3]\nwidth: [0.25, 0.5, 1.0]\nk: [1, 2, 3]\nbatch_size: 32\n"
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TUNEALL_NODE_IP": "127.0.0.2"}  # loopback-only local Ray
+    return subprocess.Popen([sys.executable, "-m", "tuneall.cli", *args], cwd=cwd, env=env, start_new_session=True,
+                            stdout=open(cwd / "driver.log", "a"), stderr=subprocess.STDOUT)
+
+
+def _kill_group(pgid: int) -> None:
+    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+        try:
+            if os.getpgid(pid) == pgid:
+                os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--kills", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
+    p.add_argument("--window", default="6:25", help="a kill lands uniformly this many seconds after a (re)start")
+    args = p.parse_args()
+    rng = random.Random(args.seed)
+    lo, hi = (float(x) for x in args.window.split(":"))
+    out_rec = C.header("kill_resume", False)
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "kill.yaml").write_text(SPACE)
+        out = tmp / "results" / "k"
+        cmd = ["search", "--dataset", "digits", "--budget", "3e6", "--space", "kill.yaml", "--seeds", "1",
+               "--min-steps", "20", "--name", "k", "--verbose", "0", "--searcher", "grid"]
+        import tuneall
+
+        feasible, _ = tuneall.plan(budget=3e6, dataset="digits", space=str(tmp / "kill.yaml"), min_steps=20)
+        n_trials = len(feasible)
+        kills, finished_before = [], {}
+        for i in range(args.kills + 1):
+            proc = _start(cmd + (["--resume"] if i else []), tmp)
+            if i == args.kills:  # the last run goes to the end
+                rc = proc.wait(timeout=900)
+                break
+            at = rng.uniform(lo, hi)
+            try:
+                proc.wait(timeout=at)
+                rc = proc.returncode  # finished before the kill landed
+                break
+            except subprocess.TimeoutExpired:
+                _kill_group(proc.pid)
+                proc.wait(timeout=60)
+            recs = journal.read(out)
+            state = json.loads((out / "tuneall.json").read_text())["state"] if (out / "tuneall.json").exists() \
+                else None
+            kills.append({"after_s": round(at, 2), "finished_so_far": len(recs), "state_left": state,
+                          "summary_left": (out / "summary.md").exists()})
+            for r in recs:
+                finished_before.setdefault(r["trial_id"], r["metrics"])
+            print(f"kill {len(kills)} at {at:.1f} s: {len(recs)} trial(s) finished so far, state {state!r}",
+                  flush=True)
+        final = journal.read(out)
+        ids = [r["trial_id"] for r in final]
+        keys = [journal.point_key(r["config"]) for r in final]
+        by_id = {r["trial_id"]: r["metrics"] for r in final}
+        lost = sorted(t for t, m in finished_before.items() if by_id.get(t) != m)
+        rerun = sorted({k for k in keys if keys.count(k) > 1} | {t for t in ids if ids.count(t) > 1})
+        meta = json.loads((out / "tuneall.json").read_text())
+        res = {"kills": len(kills), "kill_log": kills, "trials_asked": n_trials, "trials_in_table": len(final),
+               "unique_trial_ids": len(set(ids)), "finished_before_a_kill": len(finished_before), "lost": lost,
+               "rerun": rerun, "final_state": meta["state"], "summary": (out / "summary.md").exists(),
+               "resumes": len(meta.get("resumes", [])), "exit_code": rc}
+    ok = (res["trials_in_table"] == res["trials_asked"] == res["unique_trial_ids"] and not lost and not rerun
+          and res["final_state"] == "complete" and res["summary"] and rc == 0
+          and all(k["state_left"] in ("running", None) and not k["summary_left"] for k in kills))
+    res["ok"] = ok
+    out_rec.update(res)
+    out_rec["elapsed_s"] = time.perf_counter() - t_start
+    print(f"kills {res['kills']}, trials {res['trials_in_table']}/{res['trials_asked']} (unique {res['unique_trial_ids']}), "
+          f"finished before a kill {res['finished_before_a_kill']}, lost {len(lost)}, re-run {len(rerun)}, "
+          f"final state {res['final_state']}, exit {rc}: {'OK' if ok else 'FAILED'}")
+    print(f"wrote {C.write_result('kill_resume', out_rec)}")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
