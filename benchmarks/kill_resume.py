@@ -32,6 +32,7 @@ import _common as C  # noqa: E402  (puts the repository root on sys.path)
 
 from tuneall import journal  # noqa: E402
 
+BUDGET = "3e7"  # trials of ~2-10 s on digits: a search of 9 trials, under a minute when nothing kills it
 SPACE = "name: kill\nfamilies: [cnn3]\nwidth: [0.25, 0.5, 1.0]\nk: [1, 2, 3]\nbatch_size: 32\n"
 
 
@@ -54,7 +55,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--kills", type=int, default=4)
     p.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
-    p.add_argument("--window", default="6:25", help="a kill lands uniformly this many seconds after a (re)start")
+    p.add_argument("--window", default="0:4",
+                   help="a kill lands uniformly this many seconds after the run's first newly finished trial")
     args = p.parse_args()
     rng = random.Random(args.seed)
     lo, hi = (float(x) for x in args.window.split(":"))
@@ -64,11 +66,11 @@ def main():
         tmp = Path(tmp)
         (tmp / "kill.yaml").write_text(SPACE)
         out = tmp / "results" / "k"
-        cmd = ["search", "--dataset", "digits", "--budget", "3e6", "--space", "kill.yaml", "--seeds", "1",
+        cmd = ["search", "--dataset", "digits", "--budget", BUDGET, "--space", "kill.yaml", "--seeds", "1",
                "--min-steps", "20", "--name", "k", "--verbose", "0", "--searcher", "grid"]
         import tuneall
 
-        feasible, _ = tuneall.plan(budget=3e6, dataset="digits", space=str(tmp / "kill.yaml"), min_steps=20)
+        feasible, _ = tuneall.plan(budget=float(BUDGET), dataset="digits", space=str(tmp / "kill.yaml"), min_steps=20)
         n_trials = len(feasible)
         kills, finished_before = [], {}
         for i in range(args.kills + 1):
@@ -76,14 +78,20 @@ def main():
             if i == args.kills:  # the last run goes to the end
                 rc = proc.wait(timeout=900)
                 break
-            at = rng.uniform(lo, hi)
+            # The kill lands a random moment after this run's first newly finished trial, so that every run makes
+            # progress and every kill lands mid-search (between trials, mid-trial or while results are written).
+            t0, before = time.perf_counter(), len(journal.read(out)) if out.exists() else 0
+            while proc.poll() is None and (len(journal.read(out)) if out.exists() else 0) <= before:
+                time.sleep(0.2)
+            delay = rng.uniform(lo, hi)
             try:
-                proc.wait(timeout=at)
+                proc.wait(timeout=delay)
                 rc = proc.returncode  # finished before the kill landed
                 break
             except subprocess.TimeoutExpired:
                 _kill_group(proc.pid)
                 proc.wait(timeout=60)
+            at = time.perf_counter() - t0
             recs = journal.read(out)
             state = json.loads((out / "tuneall.json").read_text())["state"] if (out / "tuneall.json").exists() \
                 else None
@@ -104,11 +112,18 @@ def main():
                "unique_trial_ids": len(set(ids)), "finished_before_a_kill": len(finished_before), "lost": lost,
                "rerun": rerun, "final_state": meta["state"], "summary": (out / "summary.md").exists(),
                "resumes": len(meta.get("resumes", [])), "exit_code": rc}
-    ok = (res["trials_in_table"] == res["trials_asked"] == res["unique_trial_ids"] and not lost and not rerun
+    ok = (len(kills) == args.kills  # every kill landed mid-search
+          and res["trials_in_table"] == res["trials_asked"] == res["unique_trial_ids"] and not lost and not rerun
           and res["final_state"] == "complete" and res["summary"] and rc == 0
           and all(k["state_left"] in ("running", None) and not k["summary_left"] for k in kills))
     res["ok"] = ok
     out_rec.update(res)
+    out_rec["rows"] = [C.row(f"trials lost after {len(kills)} SIGKILL(s) and resumes", len(lost),
+                             "trials finished before a kill", len(finished_before), "trials", "= 0", not lost),
+                       C.row("finished trials re-run after a resume", len(rerun), "trials in the final table",
+                             len(final), "trials", "= 0", not rerun),
+                       C.row("trials in the final table, each once", len(set(ids)), "trials asked", n_trials,
+                             "trials", "= asked", len(set(ids)) == len(ids) == n_trials)]
     out_rec["elapsed_s"] = time.perf_counter() - t_start
     print(f"kills {res['kills']}, trials {res['trials_in_table']}/{res['trials_asked']} (unique {res['unique_trial_ids']}), "
           f"finished before a kill {res['finished_before_a_kill']}, lost {len(lost)}, re-run {len(rerun)}, "

@@ -15,7 +15,9 @@ import time
 
 import _common as C
 
-BENCHMARKS = ["step_efficiency", "vectorized_members", "search_efficiency", "sweep_reuse"]
+BENCHMARKS = ["step_efficiency", "step_profile", "vectorized_members", "search_efficiency", "sweep_reuse"]
+# Run on their own (minutes each), listed in the summary when their latest output exists.
+SEPARATE = ["kill_resume"]
 
 
 def main():
@@ -43,13 +45,14 @@ def write_summary():
     lines = ["# Benchmarks", "", "Written by `python benchmarks/run_all.py`; each figure is measured in the same run "
              "as its baseline. Raw numbers: the JSON files beside this one.", ""]
     machine = None
-    for name in BENCHMARKS:
+    for name in BENCHMARKS + SEPARATE:
         path = C.OUT_DIR / f"{name}.json"
         if not path.exists():
             continue
         d = json.loads(path.read_text())
         machine = machine or d.get("machine")
-        lines += [f"## {name}", "", f"Run {d.get('started')} (load average at start {d.get('load_average_at_start')})"
+        how = "" if name in BENCHMARKS else f" (not part of run_all: `python benchmarks/{name}.py`)"
+        lines += [f"## {name}{how}", "", f"Run {d.get('started')} (load average at start {d.get('load_average_at_start')})"
                   f"{', decision: ' + d['decision'] if d.get('decision') else ''}.", "",
                   "| figure | value | baseline | baseline value | ratio | goal | met | note |",
                   "|---|---|---|---|---|---|---|---|"]

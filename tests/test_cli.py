@@ -297,3 +297,9 @@ def test_train_text_output(capsys):
     assert "repeat 0 member 1 (seed 1)" in out
     assert "ensemble (mean) over 1 seed(s):" in out
     assert "ensemble_acc" in out
+
+
+def test_report_on_an_unfinished_sweep_is_a_user_error(capsys, tmp_path):
+    (tmp_path / "sweep.json").write_text(json.dumps({"config": {}, "sweep": {}}))
+    rc, _, err = run_main(capsys, ["report", str(tmp_path)])
+    assert_user_error(rc, err, str(tmp_path), "never finished")

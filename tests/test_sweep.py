@@ -158,3 +158,9 @@ def test_example_smoke(tmp_path, name, table):
     out = _example(name).main(["--smoke-test", "--local", "--out", str(tmp_path)])  # Ray: the test above
     assert (out / "findings.md").read_text().count("\n") > 3
     assert not pd.read_csv(out / table).empty
+    # `tuneall report` on a sweep directory rebuilds its cross-budget report from cells.csv.
+    summary = (out / "summary.md").read_text()
+    (out / "summary.md").unlink()
+    (out / table).unlink()
+    assert cli.main(["report", str(out)]) == 0
+    assert (out / "summary.md").read_text() == summary and not pd.read_csv(out / table).empty

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from tuneall.errors import ConfigError, TuneallError
 
@@ -208,6 +209,14 @@ def cmd_resume(args) -> int:
 def cmd_report(args) -> int:
     from tuneall.report import build_report
 
+    if (Path(args.results_dir) / "sweep.json").exists():  # a `tuneall sweep` directory: its cross-budget report
+        from tuneall.sweep_report import build_sweep_report
+
+        if not (Path(args.results_dir) / "cells.csv").exists():
+            raise ConfigError(f"{args.results_dir} is a sweep that never finished (no cells.csv); run it again")
+        build_sweep_report(args.results_dir)
+        print(f"Summary: {args.results_dir}/summary.md")
+        return 0
     front = build_report(args.results_dir)
     _print_outcome(args.results_dir, front)
     return 0
@@ -343,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_optim(p)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("report", help="rebuild the frontier, figures and summary of a results directory")
+    p = sub.add_parser("report", help="rebuild the frontier (or a sweep's cross-budget report), figures and summary "
+                                      "of a results directory")
     p.add_argument("results_dir")
     p.set_defaults(func=cmd_report)
     return parser
