@@ -6,7 +6,7 @@ step are counted with FlopCounterMode on the real module (tuneall.models.flops),
 interleaves: matmul rate -> tutorial loop -> tuneall NCHW -> tuneall channels_last (the default); medians over rounds.
 
 Also measured here, each against its baseline: torch.compile (compile time and steady step time vs eager, and the
-trial length at which compiling pays), inference-mode batched evaluation (predict_proba) vs a tutorial no_grad
+trial length at which compiling pays), bfloat16 autocast (what --amp does on CPU) vs float32, inference-mode batched evaluation (predict_proba) vs a tutorial no_grad
 DataLoader evaluation, and OMP_WAIT_POLICY=PASSIVE vs the default (spinning) for a 2-thread trial on a shared machine.
 
     python benchmarks/step_efficiency.py [--quick]
@@ -202,6 +202,38 @@ def wait_policy_check(rounds: int = 2, steps: int = 6) -> dict:
             "passive_s": C.median(res["PASSIVE"])}
 
 
+def amp_check(widths, steps: int = 6, threads: int = 2) -> list[dict]:
+    """bfloat16 autocast (what ``--amp`` does on CPU) vs float32, per width, interleaved step times."""
+    torch.set_num_threads(threads)
+    x = torch.randn(BATCH, *SHAPE).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, CLASSES, (BATCH,))
+    out = []
+    for w in widths:
+        runs = {}
+        for amp in (False, True):
+            torch.manual_seed(0)
+            model = create_model("cnn3", w, None, SHAPE[0], CLASSES, 2).to(memory_format=torch.channels_last)
+            opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+            def step(model=model, opt=opt, amp=amp):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                    loss = F.cross_entropy(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            step()
+            runs[amp] = (step, [])
+        for _ in range(steps):
+            for step, ts in runs.values():
+                t = time.perf_counter()
+                step()
+                ts.append(time.perf_counter() - t)
+        out.append({"width": w, "threads": threads, "fp32_step_s": C.median(runs[False][1]),
+                    "bf16_step_s": C.median(runs[True][1])})
+    return out
+
+
 def main():
     args = C.parse_args(__doc__.splitlines()[0])
     t_start = time.perf_counter()
@@ -220,6 +252,9 @@ def main():
         print(f"  torch.compile: {c['compile_s']:.1f} s to compile, step {c['speedup']:.2f}x eager, pays off after "
               f"{c['break_even_steps']:.0f} steps (typical member: {c['typical_member_steps_digits_3e7']})",
               flush=True)
+        out["amp"] = amp_check(widths)
+        print("  --amp on CPU (bfloat16 autocast): " + ", ".join(
+            f"w={a['width']:g} {a['fp32_step_s'] / a['bf16_step_s']:.2f}x fp32" for a in out["amp"]), flush=True)
         out["wait_policy"] = wait_policy_check()
         wp = out["wait_policy"]
         print(f"  2 threads: OMP_WAIT_POLICY=PASSIVE {wp['passive_s'] * 1e3:.0f} ms/step vs default "
@@ -245,6 +280,10 @@ def main():
                           "eager channels_last step", c["eager_step_s"], "s",
                           note=f"compile {c['compile_s']:.0f} s, break-even {c['break_even_steps']:.0f} steps"))
         rows[-1]["ratio"] = c["speedup"]
+    for a in out.get("amp", []):
+        rows.append(C.row(f"bf16 autocast step time (--amp), w={a['width']:g}, {a['threads']} threads "
+                          "[ratio = speedup]", a["bf16_step_s"], "float32 step", a["fp32_step_s"], "s"))
+        rows[-1]["ratio"] = a["fp32_step_s"] / a["bf16_step_s"]
     if "wait_policy" in out:
         wp = out["wait_policy"]
         rows.append(C.row("2-thread step time, OMP_WAIT_POLICY=PASSIVE [ratio = speedup]", wp["passive_s"],
