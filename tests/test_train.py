@@ -206,3 +206,14 @@ def test_training_submodule_is_importable_as_module():
     import tuneall.training as T
 
     assert T.train_member is train_member
+
+
+def test_heartbeat_prints_progress_and_changes_nothing(capsys):
+    data = load_dataset("digits")
+    quiet = train_member("cnn3", 0.25, None, data, 30, 0, TrainConfig(batch_size=32))
+    assert "tuneall:" not in capsys.readouterr().out
+    loud = train_member("cnn3", 0.25, None, data, 30, 0, TrainConfig(batch_size=32, heartbeat_s=1e-9))
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split(": ", 2)[2].split(" (")[0] for ln in lines] == ["step 10/30", "step 20/30", "step 30/30"]
+    assert lines[0].startswith("tuneall: cnn3 w=0.25 seed 0: step 10/30 (33%) after ")
+    assert loud.final_loss == quiet.final_loss and loud.steps_done == quiet.steps_done == 30

@@ -34,6 +34,8 @@ class TrainConfig:
     # 2-D image members train in channels_last (NHWC) memory format: measured 1.1-1.5x faster steps on CPU
     # (benchmarks/step_efficiency.py). Changes results only at float-rounding level; False restores NCHW.
     channels_last: bool = True
+    # > 0: a member prints "step i/T" at most this often (seconds), so a long trial in a search shows it is alive.
+    heartbeat_s: float = 0.0
 
     def __post_init__(self):
         for name in ("lr", "momentum", "weight_decay"):
@@ -197,7 +199,8 @@ def train_member(
     t0 = time.perf_counter()
     model.train()
     with PeakMemory(device) as mem:
-        mean_tail_loss = _sgd_loop(model, opt, sampler, x_train, y_train, x_test, evals, cfg, result, use_cl)
+        mean_tail_loss = _sgd_loop(model, opt, sampler, x_train, y_train, x_test, evals, cfg, result, use_cl,
+                                   label=f"{family} w={width:g}")
     result.peak_mem_bytes, result.mem_kind = int(mem.peak), mem.kind
     result.train_time_s = time.perf_counter() - t0 - result.eval_time_s
     if not result.diverged:
@@ -216,9 +219,10 @@ def channels_last_ok(model: torch.nn.Module) -> bool:
 
 
 def _sgd_loop(model, opt, sampler, x_train, y_train, x_test, evals, cfg, result: MemberResult,
-              channels_last: bool = False) -> float:
+              channels_last: bool = False, label: str = "member") -> float:
     """Run result.steps SGD steps, evaluating at ``evals``; fills ``result``; returns the mean loss of the last steps."""
     steps = result.steps
+    t_start = last_beat = time.perf_counter()
     bad = torch.zeros((), dtype=torch.bool, device=x_train.device)
     tail_sum, tail_n = torch.zeros((), device=x_train.device), 0
     tail = max(1, min(50, steps // 10))  # steps averaged into final_loss
@@ -238,6 +242,11 @@ def _sgd_loop(model, opt, sampler, x_train, y_train, x_test, evals, cfg, result:
             result.diverged = True
             break
         result.steps_done = step
+        if cfg.heartbeat_s > 0 and step % _DIVERGENCE_CHECK_EVERY == 0 \
+                and time.perf_counter() - last_beat >= cfg.heartbeat_s:
+            last_beat = time.perf_counter()
+            print(f"tuneall: {label} seed {result.seed}: step {step:,}/{steps:,} ({step / steps:.0%}) after "
+                  f"{last_beat - t_start:.0f} s", flush=True)
         if step in evals:
             te = time.perf_counter()
             result.test_probs[step] = predict_proba(model, x_test, cfg.eval_batch_size)

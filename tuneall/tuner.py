@@ -30,6 +30,7 @@ OBJECTIVES = {
     "total_params": "min", "inference_flops": "min", "train_time_s": "min",
 }
 DEFAULT_OBJECTIVE = "ensemble_acc_mean"
+HEARTBEAT_S = 60.0  # seconds between a search member's "step i/T" lines
 
 
 @dataclass(frozen=True)
@@ -129,10 +130,11 @@ def trial_metrics(config: dict, ctx: dict, data) -> dict:
     except (Infeasible, ConfigError) as e:
         return {**base, "status": "infeasible", "reason": str(e), "constraint": 1.0,
                 **{m: _worst(d) for m, d in ctx["objectives"]}}
-    if res.gpus > 0:
-        import dataclasses
+    import dataclasses
 
-        plan = dataclasses.replace(plan, train=dataclasses.replace(plan.train, device="cuda"))
+    # Members of a long trial say they are alive (Ray forwards a trial's output to the driver's terminal).
+    plan = dataclasses.replace(plan, train=dataclasses.replace(plan.train, heartbeat_s=HEARTBEAT_S,
+                                                               device="cuda" if res.gpus > 0 else plan.train.device))
     from tuneall.data import with_fraction
 
     trial_data = with_fraction(data, plan.allocation.data_fraction)
@@ -413,6 +415,8 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose):
     )
     print(f"tuneall: searching {cfg.space.name!r} on {cfg.dataset} at C = {cfg.budget}: {cfg.searcher}, "
           f"{total} trials, {concurrency} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
+    if len(todo) and cfg.address is None and res.gpus == 0:  # trials run on this machine's CPUs: time a few steps
+        _print_estimate(feasible, data.info, cfg, len(todo), concurrency)
     if len(todo):
         tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
     records = journal.read(out)
@@ -428,6 +432,17 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose):
         print(f"tuneall: search interrupted after {len(records)} of {total} trials; continue it with the same "
               f"command plus --resume", flush=True)
     return front
+
+
+def _print_estimate(feasible, info, cfg: SearchConfig, trials: int, concurrency: int) -> None:
+    from tuneall.estimate import describe, trial_seconds
+
+    try:
+        per_trial = trial_seconds(feasible, info, cfg.seeds, int(max(1, cfg.resources.cpus)))
+    except Exception as e:  # an estimate must never stop a search
+        print(f"tuneall: no time estimate ({type(e).__name__}: {e})", flush=True)
+        return
+    print(f"tuneall: {describe(per_trial, trials, concurrency)}", flush=True)
 
 
 def _is_feasible(point: dict, cfg: SearchConfig, info, plan_point) -> bool:

@@ -1,0 +1,40 @@
+"""The time estimate printed before a search: seeds x k x steps x (timed seconds per step of each architecture)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+import tuneall
+from tuneall import estimate
+from tuneall.data import dataset_info
+
+
+def test_trial_seconds_scale_with_member_steps_per_architecture(monkeypatch):
+    timed = []
+
+    def fake_step_seconds(family, width, depth, info, batch_size, threads):
+        timed.append((family, width, depth, batch_size, threads))
+        return 0.01 * width
+
+    monkeypatch.setattr(estimate, "step_seconds", fake_step_seconds)
+    feasible, _ = tuneall.plan(budget=3e7, dataset="digits")
+    est = estimate.trial_seconds(feasible, dataset_info("digits"), seeds=3, threads=2)
+    # Each architecture is timed once, with the trial's threads, whatever its number of (k, steps) rows.
+    assert len(timed) == feasible["width"].nunique() and {t[-1] for t in timed} == {2}
+    expected = 3 * feasible["k"] * feasible["steps"] * 0.01 * feasible["width"]
+    pd.testing.assert_series_equal(est, expected, check_names=False)
+    line = estimate.describe(est, trials=12, concurrency=2)
+    assert f"{estimate.fmt_seconds(est.min())} to {estimate.fmt_seconds(est.max())} per trial" in line
+    assert f"about {estimate.fmt_seconds(est.mean() * 12 / 2)}" in line
+
+
+def test_step_seconds_is_measured_on_the_real_member_training():
+    s = estimate.step_seconds("cnn3", 0.25, 3, dataset_info("digits"), batch_size=32, threads=1)
+    assert math.isfinite(s) and s > 0
+
+
+def test_fmt_seconds_units():
+    assert [estimate.fmt_seconds(s) for s in (12, 600, 3 * 3600, 5 * 86400)] == ["12 s", "10 min", "3.0 h",
+                                                                                 "5.0 days"]
