@@ -177,7 +177,9 @@ def run_job(job: dict, ctx: dict, data) -> dict:
     top = max(plans.values(), key=lambda p: p.steps)
     # What makes a reused cell exact: its members have the seeds a fresh run at that budget would have.
     assert all(p.seeds == top.seeds and p.allocation == top.allocation for p in plans.values())
-    train = top.train if ctx["gpus"] <= 0 else replace(top.train, device="cuda")
+    from tuneall.tuner import HEARTBEAT_S
+
+    train = replace(top.train, heartbeat_s=HEARTBEAT_S, device="cuda" if ctx["gpus"] > 0 else top.train.device)
     a, evals = top.allocation, tuple(sorted({p.steps for p in plans.values()}))
     part = with_fraction(data, a.data_fraction)
     trainer = select_trainer(ctx.get("members", "sequential"), ctx.get("amp", False))
