@@ -43,12 +43,10 @@ def _start(args: list[str], cwd: Path) -> subprocess.Popen:
 
 
 def _kill_group(pgid: int) -> None:
-    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
-        try:
-            if os.getpgid(pid) == pgid:
-                os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def main():
