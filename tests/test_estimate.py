@@ -25,9 +25,23 @@ def test_trial_seconds_scale_with_member_steps_per_architecture(monkeypatch):
     assert len(timed) == feasible["width"].nunique() and {t[-1] for t in timed} == {2}
     expected = 3 * feasible["k"] * feasible["steps"] * 0.01 * feasible["width"]
     pd.testing.assert_series_equal(est, expected, check_names=False)
-    line = estimate.describe(est, trials=12, concurrency=2)
+    line = estimate.describe(est, 1234.0, "12 trials")
     assert f"{estimate.fmt_seconds(est.min())} to {estimate.fmt_seconds(est.max())} per trial" in line
-    assert f"about {estimate.fmt_seconds(est.mean() * 12 / 2)}" in line
+    assert line.endswith("; 12 trials: about 21 min")
+
+
+def test_sweep_prints_an_estimate_of_all_its_jobs(monkeypatch, capsys):
+    from tuneall.space import parse_space
+    from tuneall.sweep import SweepConfig, _print_estimate, plan_sweep
+
+    monkeypatch.setattr(estimate, "step_seconds", lambda family, width, *a: 0.001 * width)
+    space = parse_space({"name": "s", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2]})
+    cfg = SweepConfig(budgets=(1e6, 4e6), dataset="digits", space=space, seeds=2, min_steps=20)
+    jobs, _ = plan_sweep(cfg)
+    _print_estimate(cfg, jobs, dataset_info("digits"), concurrency=2)
+    total = sum(0.001 * j["point"]["width"] * j["member_steps"] for j in jobs) / 2
+    assert capsys.readouterr().out.strip().endswith(f"all {len(jobs)} trial(s), 2 at a time: about "
+                                                    f"{estimate.fmt_seconds(total)}")
 
 
 def test_step_seconds_is_measured_on_the_real_member_training():

@@ -114,12 +114,13 @@ def _example(name: str):
 
 
 @pytest.mark.slow
-def test_sweep_end_to_end_reuse_matches_fresh_and_counts_member_steps(ray_local, tmp_path):
+def test_sweep_end_to_end_reuse_matches_fresh_and_counts_member_steps(ray_local, tmp_path, capsys):
     """Seed 000's example in smoke mode (a real Ray Tune sweep with reuse) against the same sweep trained fresh."""
     from tuneall.sweep import sweep
 
     ex = _example("seed000_crossover")
     out = ex.main(["--smoke-test", "--out", str(tmp_path)])
+    assert "tuneall: estimated training time on this machine: " in capsys.readouterr().out
     conf = dict(ex.SMOKE, space=parse_space(ex.SMOKE["space"]))
     # Trained fresh in this process: the reused cells from Ray's workers must equal them bit for bit.
     fresh = sweep(conf.pop("budgets"), name="fresh", reuse=False, per_budget_reports=False, storage_path=str(tmp_path),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from tuneall.data import DatasetInfo, make_synthetic
+from tuneall.training import TrainConfig
 
 TIMED_STEPS = 3
 
@@ -19,7 +20,7 @@ def step_seconds(family: str, width: float, depth, info: DatasetInfo, batch_size
     """Seconds per SGD step of one member of this architecture on this machine, with ``threads`` torch threads."""
     import torch
 
-    from tuneall.training import TrainConfig, train_member
+    from tuneall.training import train_member
 
     data = make_synthetic(info.input_shape, info.num_classes, n_train=max(batch_size, 256), n_test=8, seed=0)
     before = torch.get_num_threads()
@@ -33,15 +34,22 @@ def step_seconds(family: str, width: float, depth, info: DatasetInfo, batch_size
         torch.set_num_threads(before)
 
 
+def per_step_seconds(rows: pd.DataFrame, info: DatasetInfo, threads: int) -> pd.Series:
+    """Seconds per step of each row's architecture (``family``, ``width``, ``depth``, ``batch_size``), each distinct
+    architecture timed once."""
+    cols = ["family", "width", "depth", "batch_size"]
+    rows = rows.reindex(columns=cols)
+    rows["batch_size"] = rows["batch_size"].fillna(TrainConfig().batch_size)
+    per_arch = {}
+    for key in rows.drop_duplicates().itertuples(index=False):
+        depth = None if pd.isna(key.depth) else int(key.depth)
+        per_arch[tuple(key)] = step_seconds(key.family, key.width, depth, info, int(key.batch_size), threads)
+    return pd.Series([per_arch[tuple(r)] for r in rows.itertuples(index=False)], index=rows.index, dtype=float)
+
+
 def trial_seconds(feasible: pd.DataFrame, info: DatasetInfo, seeds: int, threads: int) -> pd.Series:
     """Estimated training seconds of each feasible allocation: seeds x k x steps x (seconds per step)."""
-    cols = ["family", "width", "depth", "batch_size"]
-    per_step = {}
-    for key in feasible[cols].drop_duplicates().itertuples(index=False):
-        depth = None if pd.isna(key.depth) else int(key.depth)
-        per_step[tuple(key)] = step_seconds(key.family, key.width, depth, info, int(key.batch_size), threads)
-    t = [per_step[tuple(r)] for r in feasible[cols].itertuples(index=False)]
-    return pd.Series(t, index=feasible.index) * feasible["k"] * feasible["steps"] * seeds
+    return per_step_seconds(feasible, info, threads) * feasible["k"] * feasible["steps"] * seeds
 
 
 def fmt_seconds(s: float) -> str:
@@ -54,9 +62,8 @@ def fmt_seconds(s: float) -> str:
     return f"{s / 86400:.1f} days"
 
 
-def describe(per_trial: pd.Series, trials: int, concurrency: int) -> str:
-    """One line: the range of trial times and the whole search's time if its trials resemble the average point."""
-    total = per_trial.mean() * trials / max(1, concurrency)
+def describe(per_trial: pd.Series, total_s: float, how: str) -> str:
+    """One line: the range of trial times, and the whole run's ``total_s`` with ``how`` it was reckoned."""
     return (f"estimated training time on this machine: {fmt_seconds(per_trial.min())} to "
-            f"{fmt_seconds(per_trial.max())} per trial (median {fmt_seconds(per_trial.median())}); {trials} trial(s), "
-            f"{concurrency} at a time: about {fmt_seconds(total)} if they resemble the average feasible point")
+            f"{fmt_seconds(per_trial.max())} per trial (median {fmt_seconds(per_trial.median())}); "
+            f"{how}: about {fmt_seconds(total_s)}")

@@ -309,6 +309,8 @@ def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int) -> l
     print(f"tuneall: sweeping {len(cfg.budgets)} budgets {cfg.budgets[0]:.3g}..{cfg.budgets[-1]:.3g} {cfg.unit} on "
           f"{cfg.dataset}: {len(jobs)} trials ({'anytime reuse' if cfg.reuse else 'fresh per budget'}), "
           f"{concurrency} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
+    if cfg.address is None and res.gpus == 0:
+        _print_estimate(cfg, jobs, data.info, concurrency)
     tuner = tune.Tuner(
         trainable, param_space={"job": tune.grid_search(jobs)},
         tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=True),
@@ -317,6 +319,20 @@ def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int) -> l
     )
     return [(dict(r.metrics or {}).get("trial_id") or Path(r.path).name, (r.config or {}).get("job", {}),
              dict(r.metrics or {}), str(r.error).splitlines()[0] if r.error else None) for r in tuner.fit()]
+
+
+def _print_estimate(cfg: SweepConfig, jobs: list[dict], info, concurrency: int) -> None:
+    """The training-time estimate of every job (seconds per step of its architecture x its member-steps)."""
+    from tuneall.estimate import describe, per_step_seconds
+
+    rows = pd.DataFrame([j["point"] for j in jobs])
+    try:
+        per_job = per_step_seconds(rows, info, int(max(1, cfg.resources.cpus))) * [j["member_steps"] for j in jobs]
+    except Exception as e:  # an estimate must never stop a sweep
+        print(f"tuneall: no time estimate ({type(e).__name__}: {e})", flush=True)
+        return
+    how = f"all {len(jobs)} trial(s), {concurrency} at a time"
+    print(f"tuneall: {describe(per_job, per_job.sum() / concurrency, how)}", flush=True)
 
 
 def _collect(results: list[tuple]) -> tuple[pd.DataFrame, list[dict]]:

@@ -442,7 +442,8 @@ def _print_estimate(feasible, info, cfg: SearchConfig, trials: int, concurrency:
     except Exception as e:  # an estimate must never stop a search
         print(f"tuneall: no time estimate ({type(e).__name__}: {e})", flush=True)
         return
-    print(f"tuneall: {describe(per_trial, trials, concurrency)}", flush=True)
+    how = f"{trials} trial(s), {concurrency} at a time, if they resemble the average feasible point"
+    print(f"tuneall: {describe(per_trial, per_trial.mean() * trials / concurrency, how)}", flush=True)
 
 
 def _is_feasible(point: dict, cfg: SearchConfig, info, plan_point) -> bool:
