@@ -132,3 +132,27 @@ def test_trials_spread_over_a_two_node_cluster(tmp_path):
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_trial_processes_do_not_print_the_systemexit_of_ray_sigterm(monkeypatch):
+    """Ray's SIGTERM handler raises SystemExit; inside a weakref callback Python would print it as an unraisable
+    exception at the end of a search. Only that is silenced: other unraisable errors still reach the hook."""
+    import sys
+
+    from tuneall.tuner import quiet_sigterm_exit
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(u.exc_type))
+    quiet_sigterm_exit()
+    quiet_sigterm_exit()  # idempotent: a reused trial process calls it once per trial
+
+    class Dying:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def __del__(self):
+            raise self.exc
+
+    Dying(SystemExit(1))
+    Dying(ValueError("a real error"))
+    assert seen == [ValueError]

@@ -207,6 +207,9 @@ def _trainable(config: dict, ctx: dict, data) -> None:
     import torch
     from ray import tune
 
+    from tuneall.tuner import quiet_sigterm_exit
+
+    quiet_sigterm_exit()
     torch.set_num_threads(max(1, int(ctx["cpus"])))  # one trial, its own CPUs: no oversubscription
     tune.report(run_job(config["job"], ctx, data))
 

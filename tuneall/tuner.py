@@ -200,10 +200,30 @@ def _train_member_task(family, width, depth, data, steps, seed, train, cpus, eva
     return train_member(family, width, depth, data, steps, seed, train, eval_steps)
 
 
+def quiet_sigterm_exit() -> None:
+    """In a trial process: do not print the SystemExit that Ray's SIGTERM handler raises at shutdown.
+
+    Ray stops reused trial processes with SIGTERM when a search ends; its handler raises SystemExit wherever the
+    interpreter is, and inside a weakref or finaliser callback Python reports that as "Exception ignored in ..."
+    with a traceback: noise after a search whose results are all in. Every other unraisable error still prints.
+    """
+    if getattr(sys.unraisablehook, "tuneall", False):
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if unraisable.exc_type is not SystemExit:
+            previous(unraisable)
+
+    hook.tuneall = True
+    sys.unraisablehook = hook
+
+
 def _trainable(config: dict, ctx: dict, data) -> None:
     import ray
     from ray import tune
 
+    quiet_sigterm_exit()
     # The node a trial ran on goes into the trials table (multi-machine sweeps: which trials ran where).
     tune.report({**trial_metrics(config, ctx, data), "node_id": ray.get_runtime_context().get_node_id()})
 
