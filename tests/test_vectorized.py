@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tuneall.budget import Budget
-from tuneall.data import make_synthetic
+from tuneall.data import load_dataset, make_synthetic
 from tuneall.factory import Allocation, make_trial_plan
 from tuneall.models import create_model, param_count
 from tuneall.training import TrainConfig, channels_last_ok, train_member
@@ -208,3 +208,11 @@ def test_search_trial_and_sweep_job_honour_members(small, monkeypatch):
     for ra, rb in zip(json.loads(a["cells_json"]), json.loads(b["cells_json"])):
         assert (ra["budget"], ra["steps"]) == (rb["budget"], rb["steps"])
         assert rb["ensemble_acc"] == pytest.approx(ra["ensemble_acc"], abs=1e-4)
+
+
+def test_vectorised_members_print_the_heartbeat(capsys):
+    data = load_dataset("digits")
+    train_members_vectorized("cnn3", 0.25, None, data, 20, (0, 1), TrainConfig(batch_size=32, heartbeat_s=1e-9))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [ln for ln in lines if ln.startswith("tuneall: cnn3 w=0.25 seeds 0, 1 (vectorised): step ")]
+    assert [ln.split(": step ")[1].split(" (")[0] for ln in lines] == ["10/20", "20/20"]

@@ -218,11 +218,26 @@ def channels_last_ok(model: torch.nn.Module) -> bool:
                    and m.in_channels < 16 for m in model.modules())
 
 
+class Heartbeat:
+    """``beat(step)`` prints "tuneall: <label>: step i/T (x%) after N s" at most every ``every_s`` seconds (0: never),
+    so that a long member in a search shows it is alive."""
+
+    def __init__(self, label: str, steps: int, every_s: float):
+        self.label, self.steps, self.every_s = label, steps, every_s
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, step: int) -> None:
+        if self.every_s > 0 and time.perf_counter() - self.last >= self.every_s:
+            self.last = time.perf_counter()
+            print(f"tuneall: {self.label}: step {step:,}/{self.steps:,} ({step / self.steps:.0%}) after "
+                  f"{self.last - self.start:.0f} s", flush=True)
+
+
 def _sgd_loop(model, opt, sampler, x_train, y_train, x_test, evals, cfg, result: MemberResult,
               channels_last: bool = False, label: str = "member") -> float:
     """Run result.steps SGD steps, evaluating at ``evals``; fills ``result``; returns the mean loss of the last steps."""
     steps = result.steps
-    t_start = last_beat = time.perf_counter()
+    beat = Heartbeat(f"{label} seed {result.seed}", steps, cfg.heartbeat_s)
     bad = torch.zeros((), dtype=torch.bool, device=x_train.device)
     tail_sum, tail_n = torch.zeros((), device=x_train.device), 0
     tail = max(1, min(50, steps // 10))  # steps averaged into final_loss
@@ -242,11 +257,8 @@ def _sgd_loop(model, opt, sampler, x_train, y_train, x_test, evals, cfg, result:
             result.diverged = True
             break
         result.steps_done = step
-        if cfg.heartbeat_s > 0 and step % _DIVERGENCE_CHECK_EVERY == 0 \
-                and time.perf_counter() - last_beat >= cfg.heartbeat_s:
-            last_beat = time.perf_counter()
-            print(f"tuneall: {label} seed {result.seed}: step {step:,}/{steps:,} ({step / steps:.0%}) after "
-                  f"{last_beat - t_start:.0f} s", flush=True)
+        if step % _DIVERGENCE_CHECK_EVERY == 0:
+            beat(step)
         if step in evals:
             te = time.perf_counter()
             result.test_probs[step] = predict_proba(model, x_test, cfg.eval_batch_size)

@@ -31,6 +31,7 @@ from tuneall.models import create_model
 from tuneall.training import (
     _DIVERGENCE_CHECK_EVERY,
     BatchSampler,
+    Heartbeat,
     MemberResult,
     PeakMemory,
     TrainConfig,
@@ -136,6 +137,7 @@ def train_members_vectorized(
     tail = max(1, min(50, steps // 10))
     active = list(range(k))  # members not yet found diverged
     eval_time = 0.0
+    beat = Heartbeat(f"{family} w={width:g} seeds {', '.join(map(str, seeds))} (vectorised)", steps, cfg.heartbeat_s)
     t0 = time.perf_counter()
     stack.train()
     with PeakMemory(device) as mem:
@@ -159,6 +161,8 @@ def train_members_vectorized(
             if step > steps - tail:
                 tail_sum += lossd
                 tail_n += 1
+            if step % _DIVERGENCE_CHECK_EVERY == 0:
+                beat(step)
             if step % _DIVERGENCE_CHECK_EVERY == 0 or step in evals:
                 flags = bad.tolist()
                 for i in [i for i in active if flags[i]]:
