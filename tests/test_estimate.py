@@ -52,3 +52,15 @@ def test_step_seconds_is_measured_on_the_real_member_training():
 def test_fmt_seconds_units():
     assert [estimate.fmt_seconds(s) for s in (12, 600, 3 * 3600, 5 * 86400)] == ["12 s", "10 min", "3.0 h",
                                                                                  "5.0 days"]
+
+
+def test_sweep_estimate_times_the_planned_members_of_a_design_point(monkeypatch, capsys):
+    from tuneall.sweep import SweepConfig, _print_estimate, plan_sweep
+
+    timed = []
+    monkeypatch.setattr(estimate, "step_seconds", lambda family, width, *a: timed.append(width) or 0.001)
+    deq = {"family": "cnn3", "width": 1.0, "depth": 3, "k": 4, "design": "deq"}
+    cfg = SweepConfig(budgets=(5e6, 1e7), dataset="digits", points=(deq,), seeds=1, min_steps=20)
+    jobs, cells = plan_sweep(cfg)
+    _print_estimate(cfg, jobs, dataset_info("digits"), concurrency=1)
+    assert timed == [cells.iloc[0]["width"]] and timed[0] < 1.0  # the deq member's width, not the single's

@@ -327,9 +327,12 @@ def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int) -> l
 def _print_estimate(cfg: SweepConfig, jobs: list[dict], info, concurrency: int) -> None:
     """The training-time estimate of every job (seconds per step of its architecture x its member-steps)."""
     from tuneall.estimate import describe, per_step_seconds
+    from tuneall.planning import plan_point
 
-    rows = pd.DataFrame([j["point"] for j in jobs])
     try:
+        # The planned member, not the point: a design-class point's members are narrower or shallower than it.
+        rows = pd.DataFrame([plan_point(j["point"], Budget(max(j["budgets"]), cfg.unit, cfg.min_steps), info).row()
+                             for j in jobs])
         per_job = per_step_seconds(rows, info, int(max(1, cfg.resources.cpus))) * [j["member_steps"] for j in jobs]
     except Exception as e:  # an estimate must never stop a sweep
         print(f"tuneall: no time estimate ({type(e).__name__}: {e})", flush=True)
