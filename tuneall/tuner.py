@@ -14,7 +14,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tuneall import journal
@@ -130,11 +130,9 @@ def trial_metrics(config: dict, ctx: dict, data) -> dict:
     except (Infeasible, ConfigError) as e:
         return {**base, "status": "infeasible", "reason": str(e), "constraint": 1.0,
                 **{m: _worst(d) for m, d in ctx["objectives"]}}
-    import dataclasses
-
     # Members of a long trial say they are alive (Ray forwards a trial's output to the driver's terminal).
-    plan = dataclasses.replace(plan, train=dataclasses.replace(plan.train, heartbeat_s=HEARTBEAT_S,
-                                                               device="cuda" if res.gpus > 0 else plan.train.device))
+    plan = replace(plan, train=replace(plan.train, heartbeat_s=HEARTBEAT_S,
+                                       device="cuda" if res.gpus > 0 else plan.train.device))
     from tuneall.data import with_fraction
 
     trial_data = with_fraction(data, plan.allocation.data_fraction)
