@@ -303,3 +303,21 @@ def test_report_on_an_unfinished_sweep_is_a_user_error(capsys, tmp_path):
     (tmp_path / "sweep.json").write_text(json.dumps({"config": {}, "sweep": {}}))
     rc, _, err = run_main(capsys, ["report", str(tmp_path)])
     assert_user_error(rc, err, str(tmp_path), "never finished")
+
+
+def test_plan_estimate_adds_each_allocations_training_time(capsys, monkeypatch):
+    from tuneall import estimate
+
+    monkeypatch.setattr(estimate, "step_seconds", lambda family, width, depth, info, batch, threads: 0.01 * threads)
+    rc, out, _ = run_main(capsys, ["plan", "--dataset", "digits", "--budget", "3e7", "--widths", "0.5,1", "--k",
+                                   "1,2", "--estimate", "--seeds", "2", "--cpus-per-trial", "2", "--json"])
+    assert rc == 0
+    rows = json.loads(out)["feasible"]
+    assert len(rows) == 4
+    for r in rows:
+        assert r["est_train_s"] == pytest.approx(2 * r["k"] * r["steps"] * 0.02)
+    rc, out, _ = run_main(capsys, ["plan", "--dataset", "digits", "--budget", "3e7", "--widths", "1", "--k", "1",
+                                   "--estimate"])
+    assert rc == 0 and "est_train" in out.splitlines()[1] and "3 seed(s), 1 thread(s)" in out.splitlines()[0]
+    rc, _, err = run_main(capsys, ["plan", "--dataset", "digits", "--budget", "3e7", "--estimate", "--seeds", "0"])
+    assert_user_error(rc, err, "--seeds >= 1")

@@ -112,6 +112,16 @@ def cmd_plan(args) -> int:
         budget=args.budget, unit=args.unit, min_steps=args.min_steps, dataset=args.dataset,
         space=_space_from_args(args),
     )
+    if args.estimate:
+        from tuneall.data import dataset_info
+        from tuneall.estimate import fmt_seconds, trial_seconds
+
+        if args.seeds < 1 or args.cpus_per_trial < 1:
+            raise ConfigError(f"--estimate needs --seeds >= 1 and --cpus-per-trial >= 1, got {args.seeds} and "
+                              f"{args.cpus_per_trial:g}")
+        feasible["est_train_s"] = trial_seconds(feasible, dataset_info(args.dataset), args.seeds,
+                                                int(args.cpus_per_trial))
+        feasible["est_train"] = feasible["est_train_s"].map(fmt_seconds)
     if args.json:
         # to_json writes NaN as null, so the output is strict JSON.
         print(json.dumps({"feasible": json.loads(feasible.to_json(orient="records")),
@@ -122,8 +132,12 @@ def cmd_plan(args) -> int:
         cols = ["design", "base_width", "base_depth", *cols]
     if feasible["data_fraction"].ne(1.0).any():
         cols.insert(cols.index("k") + 1, "data_fraction")
+    if args.estimate:
+        cols.append("est_train")
     print(f"{len(feasible)} feasible allocation(s) for C = {float(args.budget):.4g} {args.unit} on {args.dataset} "
-          f"(at least {args.min_steps} steps per member):")
+          f"(at least {args.min_steps} steps per member"
+          + (f"; est_train: {args.seeds} seed(s), {int(args.cpus_per_trial)} thread(s), on this machine" if args.estimate
+             else "") + "):")
     print(feasible[cols].to_string(index=False))
     if len(infeasible):
         print(f"\n{len(infeasible)} infeasible:")
@@ -264,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--design", action="store_true",
                    help="with one family/width/depth/k and a --budget: the design classes with their steps")
     _add_optim(p)
+    p.add_argument("--estimate", action="store_true",
+                   help="time a few steps of each architecture here and add each allocation's training time "
+                        "(--seeds seeds, --cpus-per-trial threads)")
+    p.add_argument("--seeds", type=int, default=3, help="with --estimate: repeats over seeds (default 3)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="with --estimate: threads per trial (default 1)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_plan)
 
