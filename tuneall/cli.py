@@ -115,12 +115,12 @@ def cmd_plan(args) -> int:
     if args.estimate:
         from tuneall.data import dataset_info
         from tuneall.estimate import fmt_seconds, trial_seconds
+        from tuneall.factory import Resources
 
-        if args.seeds < 1 or args.cpus_per_trial < 1:
-            raise ConfigError(f"--estimate needs --seeds >= 1 and --cpus-per-trial >= 1, got {args.seeds} and "
-                              f"{args.cpus_per_trial:g}")
-        feasible["est_train_s"] = trial_seconds(feasible, dataset_info(args.dataset), args.seeds,
-                                                int(args.cpus_per_trial))
+        if args.seeds < 1:
+            raise ConfigError(f"--estimate needs --seeds >= 1, got {args.seeds}")
+        threads = Resources(cpus=args.cpus_per_trial).threads
+        feasible["est_train_s"] = trial_seconds(feasible, dataset_info(args.dataset), args.seeds, threads)
         feasible["est_train"] = feasible["est_train_s"].map(fmt_seconds)
     if args.json:
         # to_json writes NaN as null, so the output is strict JSON.
@@ -136,7 +136,7 @@ def cmd_plan(args) -> int:
         cols.append("est_train")
     print(f"{len(feasible)} feasible allocation(s) for C = {float(args.budget):.4g} {args.unit} on {args.dataset} "
           f"(at least {args.min_steps} steps per member"
-          + (f"; est_train: {args.seeds} seed(s), {int(args.cpus_per_trial)} thread(s), on this machine" if args.estimate
+          + (f"; est_train: {args.seeds} seed(s), {threads} thread(s), on this machine" if args.estimate
              else "") + "):")
     print(feasible[cols].to_string(index=False))
     if len(infeasible):
@@ -223,10 +223,11 @@ def cmd_resume(args) -> int:
 def cmd_report(args) -> int:
     from tuneall.report import build_report
 
-    if (Path(args.results_dir) / "sweep.json").exists():  # a `tuneall sweep` directory: its cross-budget report
+    out = Path(args.results_dir)
+    if (out / "sweep.json").exists():  # a `tuneall sweep` directory: its cross-budget report
         from tuneall.sweep_report import build_sweep_report
 
-        if not (Path(args.results_dir) / "cells.csv").exists():
+        if not (out / "cells.csv").exists():
             raise ConfigError(f"{args.results_dir} is a sweep that never finished (no cells.csv); run it again")
         build_sweep_report(args.results_dir)
         print(f"Summary: {args.results_dir}/summary.md")

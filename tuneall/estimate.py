@@ -8,6 +8,8 @@ on this machine's CPUs: local Ray, no GPUs.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import pandas as pd
 
 from tuneall.data import DatasetInfo, make_synthetic
@@ -60,6 +62,18 @@ def fmt_seconds(s: float) -> str:
     if s < 2 * 86400:
         return f"{s / 3600:.1f} h"
     return f"{s / 86400:.1f} days"
+
+
+def announce(compute: Callable[[], pd.Series], total: Callable[[pd.Series], float], how: str) -> None:
+    """Print the estimate line of a search or sweep: ``compute()`` gives seconds per trial, ``total`` the run's.
+
+    An estimate must never stop a run: if timing fails, say so in one line and go on."""
+    try:
+        per_trial = compute()
+    except Exception as e:  # noqa: BLE001
+        print(f"tuneall: no time estimate ({type(e).__name__}: {e})", flush=True)
+        return
+    print(f"tuneall: {describe(per_trial, total(per_trial), how)}", flush=True)
 
 
 def describe(per_trial: pd.Series, total_s: float, how: str) -> str:

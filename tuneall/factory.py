@@ -7,6 +7,7 @@ seeds and the trial's resource request.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from tuneall import budget as B
@@ -54,6 +55,9 @@ class Resources:
     amp: bool = False
 
     def __post_init__(self):
+        # One check for every entry point (CLI, API, search, sweep); "not >" also refuses NaN.
+        if not (math.isfinite(self.cpus) and self.cpus > 0 and math.isfinite(self.gpus) and self.gpus >= 0):
+            raise ConfigError(f"cpus per trial must be > 0 and gpus per trial >= 0, got {self}")
         if self.members not in MEMBER_METHODS:
             raise ConfigError(f"unknown --members {self.members!r}; valid: {', '.join(MEMBER_METHODS)}")
         if self.parallel_members and self.members != "sequential":
@@ -61,6 +65,11 @@ class Resources:
                               f"with --members {self.members}")
         if self.amp and self.members == "sequential":
             raise ConfigError("--amp (mixed precision) applies to vectorised members: add --members vectorized")
+
+    @property
+    def threads(self) -> int:
+        """torch threads of a trial: its whole CPUs, at least one (no oversubscription of a shared machine)."""
+        return max(1, int(self.cpus))
 
     def bundles(self, k: int) -> list[dict[str, float]]:
         def bundle(cpus: float, gpus: float) -> dict[str, float]:

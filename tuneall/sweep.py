@@ -100,8 +100,6 @@ class SweepConfig:
         bad = [r for r in self.rules if r not in COMBINE_RULES]
         if not self.rules or bad:
             raise ConfigError(f"unknown combination rule {bad[0] if bad else ''!r}; valid: {', '.join(COMBINE_RULES)}")
-        if self.resources.cpus <= 0 or self.resources.gpus < 0:
-            raise ConfigError(f"cpus per trial must be > 0 and gpus per trial >= 0, got {self.resources}")
         if self.executor not in ("ray", "local"):
             raise ConfigError(f"executor must be 'ray' or 'local', but got {self.executor!r}")
 
@@ -210,7 +208,7 @@ def _trainable(config: dict, ctx: dict, data) -> None:
     from tuneall.tuner import quiet_sigterm_exit
 
     quiet_sigterm_exit()
-    torch.set_num_threads(max(1, int(ctx["cpus"])))  # one trial, its own CPUs: no oversubscription
+    torch.set_num_threads(ctx["threads"])  # one trial, its own CPUs: no oversubscription
     tune.report(run_job(config["job"], ctx, data))
 
 
@@ -278,7 +276,7 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
 
 def _ctx(cfg: SweepConfig) -> dict:
     return {"unit": cfg.unit, "min_steps": cfg.min_steps, "seeds": cfg.seeds, "seed": cfg.seed,
-            "rules": list(cfg.rules), "cpus": cfg.resources.cpus, "gpus": cfg.resources.gpus,
+            "rules": list(cfg.rules), "threads": cfg.resources.threads, "gpus": cfg.resources.gpus,
             "members": cfg.resources.members, "amp": cfg.resources.amp}
 
 
@@ -288,7 +286,7 @@ def _run_local(cfg: SweepConfig, jobs: list[dict], data, out: Path) -> list[tupl
 
     out.mkdir(parents=True)
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(cfg.resources.cpus)))
+    torch.set_num_threads(cfg.resources.threads)
     results = []
     try:
         for i, job in enumerate(jobs):
@@ -326,19 +324,16 @@ def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int) -> l
 
 def _print_estimate(cfg: SweepConfig, jobs: list[dict], info, concurrency: int) -> None:
     """The training-time estimate of every job (seconds per step of its architecture x its member-steps)."""
-    from tuneall.estimate import describe, per_step_seconds
+    from tuneall.estimate import announce, per_step_seconds
     from tuneall.planning import plan_point
 
-    try:
+    def per_job():
         # The planned member, not the point: a design-class point's members are narrower or shallower than it.
         rows = pd.DataFrame([plan_point(j["point"], Budget(max(j["budgets"]), cfg.unit, cfg.min_steps), info).row()
                              for j in jobs])
-        per_job = per_step_seconds(rows, info, int(max(1, cfg.resources.cpus))) * [j["member_steps"] for j in jobs]
-    except Exception as e:  # an estimate must never stop a sweep
-        print(f"tuneall: no time estimate ({type(e).__name__}: {e})", flush=True)
-        return
-    how = f"all {len(jobs)} trial(s), {concurrency} at a time"
-    print(f"tuneall: {describe(per_job, per_job.sum() / concurrency, how)}", flush=True)
+        return per_step_seconds(rows, info, cfg.resources.threads) * [j["member_steps"] for j in jobs]
+
+    announce(per_job, lambda t: t.sum() / concurrency, f"all {len(jobs)} trial(s), {concurrency} at a time")
 
 
 def _collect(results: list[tuple]) -> tuple[pd.DataFrame, list[dict]]:

@@ -65,8 +65,6 @@ class SearchConfig:
                 raise ConfigError(f"{name} must be an integer >= 1, but got {v!r}")
         if self.concurrency is not None and self.concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, but got {self.concurrency!r}")
-        if self.resources.cpus <= 0 or self.resources.gpus < 0:
-            raise ConfigError(f"cpus per trial must be > 0 and gpus per trial >= 0, got {self.resources}")
         if self.searcher == "nsga2" and len(self.objectives) < 2:
             raise ConfigError("searcher 'nsga2' is multi-objective: give at least two --objectives")
 
@@ -122,7 +120,7 @@ def trial_metrics(config: dict, ctx: dict, data) -> dict:
     if repeat is not None:
         return repeat
     res: Resources = ctx["resources"]
-    torch.set_num_threads(max(1, int(res.cpus)))  # one trial, its own CPUs: no oversubscription
+    torch.set_num_threads(res.threads)  # one trial, its own CPUs: no oversubscription
     base = {"family": point["family"], "width": point["width"], "k": point["k"]}
     try:
         plan = plan_point(point, ctx["budget"], data.info, repeats=ctx["seeds"], base_seed=ctx["seed"],
@@ -453,15 +451,11 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose):
 
 
 def _print_estimate(feasible, info, cfg: SearchConfig, trials: int, concurrency: int) -> None:
-    from tuneall.estimate import describe, trial_seconds
+    from tuneall.estimate import announce, trial_seconds
 
-    try:
-        per_trial = trial_seconds(feasible, info, cfg.seeds, int(max(1, cfg.resources.cpus)))
-    except Exception as e:  # an estimate must never stop a search
-        print(f"tuneall: no time estimate ({type(e).__name__}: {e})", flush=True)
-        return
-    how = f"{trials} trial(s), {concurrency} at a time, if they resemble the average feasible point"
-    print(f"tuneall: {describe(per_trial, per_trial.mean() * trials / concurrency, how)}", flush=True)
+    announce(lambda: trial_seconds(feasible, info, cfg.seeds, cfg.resources.threads),
+             lambda per_trial: per_trial.mean() * trials / concurrency,
+             f"{trials} trial(s), {concurrency} at a time, if they resemble the average feasible point")
 
 
 def _is_feasible(point: dict, cfg: SearchConfig, info, plan_point) -> bool:
