@@ -80,6 +80,9 @@ ERRORS = [
     (["report", "/nonexistent"], ["/nonexistent"]),
     (TRAIN + ["--budget", "1e8", "--members", "bogus"], ["--members", "bogus", "vectorized"]),
     (TRAIN + ["--budget", "1e8", "--amp"], ["--amp", "vectorized"]),
+    (["search", "--dataset", "digits", "--budget", "3e7", "--cpus-per-trial", "nan"], ["cpus per trial"]),
+    (["sweep", "--dataset", "digits", "--budgets", "1e6,3e6", "--cpus-per-trial", "inf"], ["cpus per trial"]),
+    (PLAN + ["--budget", "3e7", "--estimate", "--cpus-per-trial", "0"], ["cpus per trial"]),
     # argparse's own errors go through the same one-line path.
     (PLAN + ["--budget", "1e8", "--widths", "a,b"], ["widths"]),
     (PLAN, ["--budget"]),

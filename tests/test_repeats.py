@@ -50,3 +50,16 @@ def test_repeated_point_is_not_trained_again(tmp_path, monkeypatch):
     front = build_report(tmp_path)
     assert len(front) == 1 and front.iloc[0]["trial_id"] == "t1"
     assert "1 repeated point(s) answered from the first trial" in (tmp_path / "summary.md").read_text()
+
+
+def test_trial_ids_that_look_like_numbers_stay_text(tmp_path):
+    """Ray's ids are hex: '66607470' must not come back from trials.csv as the number 66607470(.0)."""
+    from tuneall.report import load_trials
+
+    rec = {"trial_id": "66607470", "config": {"point": POINT}, "error": None,
+           "metrics": {"status": "ok", "ensemble_acc_mean": 0.9}}
+    write_trials_table([rec, {**rec, "trial_id": "12345678", "metrics": {**rec["metrics"], "repeat_of": "66607470"}}],
+                       tmp_path)
+    trials = load_trials(tmp_path)
+    assert list(trials["trial_id"]) == ["66607470", "12345678"]
+    assert list(trials["repeat_of"].fillna("")) == ["", "66607470"]

@@ -11,7 +11,7 @@ from tuneall.budget import Budget
 from tuneall.factory import Resources
 from tuneall.frontier import FRONTIER_OBJECTIVES
 from tuneall.planning import DefineByRun, plan_space
-from tuneall.report import build_report
+from tuneall.report import ID_DTYPES, build_report
 from tuneall.space import parse_space
 
 TINY = {"name": "tiny", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2, 3, 50], "batch_size": 32}
@@ -48,7 +48,7 @@ def test_tpe_search_end_to_end(ray_local, tmp_path, capsys):
     for f in ("trials.csv", "trials.parquet", "trials_summary.csv", "frontier.csv", "summary.md", "tuneall.json",
               "accuracy_vs_k.png", "pareto.png", "optuna_trials.csv", "best_per_k.csv", "best_per_width.csv"):
         assert (out / f).exists(), f
-    trials = pd.read_csv(out / "trials.csv")
+    trials = pd.read_csv(out / "trials.csv", dtype=ID_DTYPES)
     # Rows match the trials Ray ran: one trial directory per trial, one row per trial and repeat.
     ray_trials = {p.name.split("_")[2] for p in out.iterdir() if p.is_dir() and p.name.startswith("_trainable")}
     assert set(trials["trial_id"]) == ray_trials and len(ray_trials) == 5
@@ -59,7 +59,7 @@ def test_tpe_search_end_to_end(ray_local, tmp_path, capsys):
     assert (ok["steps"] == np.floor(ok["budget"] / (ok["k"] * ok["params_per_member"]))).all()
     assert ((ok["ensemble_acc"] > 0.3) & (ok["ensemble_acc"] <= 1)).all()
     # The frontier is non-dominated among the successful trials (checked independently) and non-empty.
-    summary = pd.read_csv(out / "trials_summary.csv")
+    summary = pd.read_csv(out / "trials_summary.csv", dtype=ID_DTYPES)
     okay = summary[summary["status"] == "ok"]
     assert len(front) >= 1
     for _, row in front.iterrows():
@@ -72,7 +72,7 @@ def test_tpe_search_end_to_end(ray_local, tmp_path, capsys):
             assert row["trial_id"] in set(front["trial_id"])
     # `tuneall report` rebuilds the same frontier from disk.
     rebuilt = build_report(out)
-    pd.testing.assert_frame_equal(rebuilt.reset_index(drop=True), pd.read_csv(out / "frontier.csv"),
+    pd.testing.assert_frame_equal(rebuilt.reset_index(drop=True), pd.read_csv(out / "frontier.csv", dtype=ID_DTYPES),
                                   check_dtype=False)
     assert set(rebuilt["trial_id"]) == set(front["trial_id"])
     assert "Best allocation" in (out / "summary.md").read_text()

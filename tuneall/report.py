@@ -52,11 +52,15 @@ def write_trials_table(records: list[dict], out: Path) -> pd.DataFrame:
     return df
 
 
+# Ray's trial ids are 8 hex digits: read them as text, or one that happens to be all digits becomes a number.
+ID_DTYPES = {"trial_id": str, "repeat_of": str}
+
+
 def load_trials(results_dir: str | Path) -> pd.DataFrame:
     path = Path(results_dir) / "trials.csv"
     if not path.exists():
         raise ConfigError(f"{results_dir} is not a tuneall results directory (no trials.csv)")
-    return pd.read_csv(path)
+    return pd.read_csv(path, dtype=ID_DTYPES)
 
 
 def _fmt(v) -> str:
