@@ -46,7 +46,7 @@ def preset(args, smoke: dict, default: dict, cifar: dict) -> dict:
 
 def run(args, name: str, conf: dict) -> Path:
     """Run the sweep of ``conf`` into ``--out/--name``; returns the results directory."""
-    from tuneall.sweep import sweep
+    from tuneall.api import sweep
 
     if args.report_only:
         from tuneall.sweep_report import build_sweep_report

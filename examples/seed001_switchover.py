@@ -1,7 +1,7 @@
 """Seed 001: the Ensemble Switchover Threshold as a heat map over (total parameters, training steps), for several k.
 
 Single networks S (cnn3 at several widths) against their depth-equivalent ensembles (deq: k members of the same
-depth, the largest width with k x |E| <= |S|, via tuneall.design), every design trained under the same budget
+depth, the largest width with k x |E| <= |S|, via tuneall.design_classes), every design trained under the same budget
 C = P x T. At equal total parameters the budget gives single and ensemble (almost) the same steps per member, so
 sweeping C moves each pair up the steps axis. Writes the sweep's results directory and ``findings.md``.
 

@@ -68,7 +68,7 @@ ERRORS = [
     (TRAIN + ["--budget", "1e3"], ["smallest feasible budget"]),
     (PLAN + ["--budget", "1e8", "--space", "/nonexistent/space.yaml"], ["not found"]),
     (PLAN + ["--budget", "1e8", "--space", "no_such_space"], ["not found", "paper"]),
-    (PLAN + ["--budget", "1e8", "--space", "paper", "--widths", "1"], ["--space"]),
+    (PLAN + ["--budget", "1e8", "--space", "paper", "--widths", "1"], ["space", "not both"]),
     (PLAN + ["--budget", "1e8", "--unit", "joules"], ["unit", "joules"]),
     (TRAIN + ["--budget", "1e8", "--unit", "FLOPS"], ["unit"]),
     (PLAN + ["--budget", "1e8", "--min-steps", "0"], ["min_steps"]),
@@ -79,7 +79,7 @@ ERRORS = [
     (TRAIN + ["--budget", "1e8", "--data-fraction", "1.5"], ["data_fraction"]),
     (["report", "/nonexistent"], ["/nonexistent"]),
     (TRAIN + ["--budget", "1e8", "--members", "bogus"], ["--members", "bogus", "vectorized"]),
-    (TRAIN + ["--budget", "1e8", "--amp"], ["--amp", "vectorized"]),
+    (TRAIN + ["--budget", "1e8", "--amp"], ["amp", "vectorized"]),
     (["search", "--dataset", "digits", "--budget", "3e7", "--cpus-per-trial", "nan"], ["cpus per trial"]),
     (["sweep", "--dataset", "digits", "--budgets", "1e6,3e6", "--cpus-per-trial", "inf"], ["cpus per trial"]),
     (PLAN + ["--budget", "3e7", "--estimate", "--cpus-per-trial", "0"], ["cpus per trial"]),
@@ -323,4 +323,4 @@ def test_plan_estimate_adds_each_allocations_training_time(capsys, monkeypatch):
                                    "--estimate"])
     assert rc == 0 and "est_train" in out.splitlines()[1] and "3 seed(s), 1 thread(s)" in out.splitlines()[0]
     rc, _, err = run_main(capsys, ["plan", "--dataset", "digits", "--budget", "3e7", "--estimate", "--seeds", "0"])
-    assert_user_error(rc, err, "--seeds >= 1")
+    assert_user_error(rc, err, "seeds >= 1")

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from tuneall.design import (
+from tuneall.design_classes import (
     DesignClass,
     depth_equivalent,
     design_classes,

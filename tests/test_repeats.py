@@ -10,16 +10,17 @@ from tuneall import journal
 from tuneall.budget import Budget
 from tuneall.data import load_dataset
 from tuneall.factory import Resources
-from tuneall.report import build_report, write_trials_table
+from tuneall.search_report import build_report, write_trials_table
+from tuneall.runner import TrialContext
 from tuneall.tuner import trial_metrics
 
 POINT = {"family": "cnn3", "width": 0.25, "depth": 1, "k": 2, "data_fraction": 1.0, "lr": 0.05, "momentum": 0.9,
          "batch_size": 32}
 
 
-def _ctx(results_dir) -> dict:
-    return {"budget": Budget(4000, min_steps=5), "seeds": 2, "seed": 0, "rule": "mean", "resources": Resources(),
-            "objectives": (("ensemble_acc_mean", "max"),), "results_dir": str(results_dir)}
+def _ctx(results_dir) -> TrialContext:
+    return TrialContext(job=trial_metrics, budget=Budget(4000, min_steps=5), seeds=2, seed=0, resources=Resources(),
+                        objectives=(("ensemble_acc_mean", "max"),), results_dir=str(results_dir) if results_dir else None)
 
 
 def test_repeated_point_is_not_trained_again(tmp_path, monkeypatch):
@@ -42,7 +43,7 @@ def test_repeated_point_is_not_trained_again(tmp_path, monkeypatch):
         trial_metrics({"point": {**POINT, "k": 1}}, _ctx(tmp_path), data)
     # Without a results directory (a worker that cannot read the journal) nothing is looked up.
     monkeypatch.undo()
-    assert "repeat_of" not in trial_metrics({"point": POINT}, {**_ctx(tmp_path), "results_dir": None}, data)
+    assert "repeat_of" not in trial_metrics({"point": POINT}, _ctx(None), data)
 
     journal.append(tmp_path, {"trial_id": "t2", "config": {"point": POINT}, "metrics": again, "error": None})
     table = write_trials_table(journal.read(tmp_path), tmp_path)
@@ -54,7 +55,7 @@ def test_repeated_point_is_not_trained_again(tmp_path, monkeypatch):
 
 def test_trial_ids_that_look_like_numbers_stay_text(tmp_path):
     """Ray's ids are hex: '66607470' must not come back from trials.csv as the number 66607470(.0)."""
-    from tuneall.report import load_trials
+    from tuneall.search_report import load_trials
 
     rec = {"trial_id": "66607470", "config": {"point": POINT}, "error": None,
            "metrics": {"status": "ok", "ensemble_acc_mean": 0.9}}

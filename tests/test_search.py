@@ -11,7 +11,7 @@ from tuneall.budget import Budget
 from tuneall.factory import Resources
 from tuneall.frontier import FRONTIER_OBJECTIVES
 from tuneall.planning import DefineByRun, plan_space
-from tuneall.report import ID_DTYPES, build_report
+from tuneall.search_report import ID_DTYPES, build_report
 from tuneall.space import parse_space
 
 TINY = {"name": "tiny", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2, 3, 50], "batch_size": 32}
@@ -50,7 +50,7 @@ def test_tpe_search_end_to_end(ray_local, tmp_path, capsys):
         assert (out / f).exists(), f
     trials = pd.read_csv(out / "trials.csv", dtype=ID_DTYPES)
     # Rows match the trials Ray ran: one trial directory per trial, one row per trial and repeat.
-    ray_trials = {p.name.split("_")[2] for p in out.iterdir() if p.is_dir() and p.name.startswith("_trainable")}
+    ray_trials = {p.name.split("_")[1] for p in out.iterdir() if p.is_dir() and p.name.startswith("trainable_")}
     assert set(trials["trial_id"]) == ray_trials and len(ray_trials) == 5
     ok = trials[trials["status"] == "ok"]
     assert (ok.groupby("trial_id")["repeat"].count() == 2).all()

@@ -14,7 +14,9 @@ import pytest
 from tuneall import cli
 from tuneall.errors import BudgetError
 from tuneall.space import parse_space
-from tuneall.sweep import SweepConfig, parse_budgets, plan_sweep, reuse_blocker, run_job
+from tuneall.config import Resources
+from tuneall.runner import TrialContext
+from tuneall.sweeper import SweepConfig, parse_budgets, plan_sweep, reuse_blocker, run_job
 
 TINY = {"name": "tiny", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2], "batch_size": 32}
 METRICS = ["ensemble_acc", "ensemble_nll", "ensemble_ece", "member_acc_mean", "disagreement"]
@@ -75,7 +77,7 @@ def test_a_schedule_tied_to_total_steps_falls_back_to_fresh_runs(monkeypatch):
         lr_schedule = "cosine"
 
     assert reuse_blocker(Scheduled()) and reuse_blocker(object()) is None
-    monkeypatch.setattr("tuneall.sweep._train_of", lambda point: Scheduled())
+    monkeypatch.setattr("tuneall.sweeper._train_of", lambda point: Scheduled())
     jobs, cells = plan_sweep(_cfg())
     assert all(len(j["budgets"]) == 1 for j in jobs) and len(jobs) == cells["feasible"].sum()
 
@@ -88,8 +90,8 @@ def test_reused_cells_equal_fresh_runs_with_the_same_seeds(fraction):
 
     torch.set_num_threads(1)
     data = load_dataset("digits")
-    ctx = {"unit": "param-steps", "min_steps": 10, "seeds": 2, "seed": 3, "rules": ["mean", "geometric"], "cpus": 1,
-           "gpus": 0}
+    ctx = TrialContext(job=run_job, unit="param-steps", min_steps=10, seeds=2, seed=3, rules=("mean", "geometric"),
+                       resources=Resources(cpus=1))
     point = {"family": "cnn3", "width": 0.25, "depth": None, "k": 2, "data_fraction": fraction, "lr": 0.05,
              "momentum": 0.9, "batch_size": 32}
     budgets = [2e5, 5e5, 8e5]
@@ -116,7 +118,7 @@ def _example(name: str):
 @pytest.mark.slow
 def test_sweep_end_to_end_reuse_matches_fresh_and_counts_member_steps(ray_local, tmp_path, capsys):
     """Seed 000's example in smoke mode (a real Ray Tune sweep with reuse) against the same sweep trained fresh."""
-    from tuneall.sweep import sweep
+    from tuneall.api import sweep
 
     ex = _example("seed000_crossover")
     out = ex.main(["--smoke-test", "--out", str(tmp_path)])

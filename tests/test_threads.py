@@ -10,7 +10,8 @@ import tuneall.trial
 from tuneall.budget import Budget
 from tuneall.data import load_dataset
 from tuneall.factory import Resources
-from tuneall.tuner import _train_member_task, trial_metrics
+from tuneall.runner import TrialContext, run_job, train_member_task
+from tuneall.tuner import trial_metrics
 
 
 @pytest.fixture(autouse=True)
@@ -35,10 +36,10 @@ def seen_threads(monkeypatch):
     return seen
 
 
-def _ctx(cpus: float) -> dict:
+def _ctx(cpus: float) -> TrialContext:
     # cnn3 w=0.25 d=1 on digits has P = 186: 10 steps per member for k = 2.
-    return {"budget": Budget(4000, min_steps=5), "seeds": 1, "seed": 0, "rule": "mean",
-            "resources": Resources(cpus=cpus), "objectives": (("ensemble_acc_mean", "max"),)}
+    return TrialContext(job=trial_metrics, budget=Budget(4000, min_steps=5), seeds=1, seed=0,
+                        resources=Resources(cpus=cpus), objectives=(("ensemble_acc_mean", "max"),))
 
 
 POINT = {"point": {"family": "cnn3", "width": 0.25, "depth": 1, "k": 2, "data_fraction": 1.0, "lr": 0.05,
@@ -48,7 +49,7 @@ POINT = {"point": {"family": "cnn3", "width": 0.25, "depth": 1, "k": 2, "data_fr
 @pytest.mark.parametrize("cpus,threads", [(1, 1), (2, 2), (0.5, 1), (3.7, 3)])
 def test_trial_threads_follow_cpu_resources(seen_threads, cpus, threads):
     torch.set_num_threads(7 if threads != 7 else 5)  # something else, to see that the trial sets it
-    out = trial_metrics(POINT, _ctx(cpus), load_dataset("digits"))
+    out = run_job(POINT, _ctx(cpus), load_dataset("digits"))  # what every trial process runs
     assert out["status"] == "ok" and out["steps"] == 10
     assert seen_threads == [threads, threads]  # both members
 
@@ -56,5 +57,5 @@ def test_trial_threads_follow_cpu_resources(seen_threads, cpus, threads):
 def test_parallel_member_task_threads_follow_its_bundle(seen_threads):
     torch.set_num_threads(5)
     data = load_dataset("digits")
-    r = _train_member_task("cnn3", 0.25, 1, data, 10, 0, tuneall.training.TrainConfig(batch_size=32), 2, ())
+    r = train_member_task("cnn3", 0.25, 1, data, 10, 0, tuneall.training.TrainConfig(batch_size=32), 2, ())
     assert seen_threads == [2] and r.steps_done == 10

@@ -177,7 +177,7 @@ def test_run_trial_digits_rows_and_aggregates(digits):
 
 def test_run_trial_rejects_bad_rule_and_fraction(small):
     plan = _plan(small.info, k=1, steps=5, train=FAST)
-    with pytest.raises(ValueError, match="rule"):
+    with pytest.raises(ConfigError, match="rule"):
         run_trial(plan, small, rule="median")
     from tuneall.data import with_fraction
 

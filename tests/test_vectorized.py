@@ -180,7 +180,8 @@ def test_search_trial_and_sweep_job_honour_members(small, monkeypatch):
     """--members reaches the trainer in a search trial and in a sweep job, with the same metrics as sequential."""
     import tuneall.vectorized
     from tuneall.factory import Resources
-    from tuneall.sweep import run_job
+    from tuneall.runner import TrialContext
+    from tuneall.sweeper import run_job
     from tuneall.tuner import trial_metrics
 
     used = []
@@ -189,19 +190,19 @@ def test_search_trial_and_sweep_job_honour_members(small, monkeypatch):
     point = {"family": "cnn3", "width": 0.25, "depth": 2, "k": 2, "data_fraction": 1.0, "lr": 0.05, "momentum": 0.9,
              "batch_size": 32}
     p = param_count("cnn3", 0.25, 2, 3, 4, 2)
-    ctx = {"budget": Budget(2 * p * 20, min_steps=5), "seeds": 1, "seed": 0, "rule": "mean",
-           "objectives": (("ensemble_acc_mean", "max"),)}
-    seq = trial_metrics({"point": point}, {**ctx, "resources": Resources(cpus=1)}, small)
+    ctx = dict(job=trial_metrics, budget=Budget(2 * p * 20, min_steps=5), seeds=1, seed=0,
+               objectives=(("ensemble_acc_mean", "max"),))
+    seq = trial_metrics({"point": point}, TrialContext(**ctx, resources=Resources(cpus=1)), small)
     assert used == []
-    vec = trial_metrics({"point": point}, {**ctx, "resources": Resources(cpus=1, members="vectorized")}, small)
+    vec = trial_metrics({"point": point}, TrialContext(**ctx, resources=Resources(cpus=1, members="vectorized")), small)
     assert used == [1] and seq["steps"] == vec["steps"] == 20
     assert vec["ensemble_acc_mean"] == pytest.approx(seq["ensemble_acc_mean"], abs=1e-4)
     assert vec["ensemble_nll_mean"] == pytest.approx(seq["ensemble_nll_mean"], abs=1e-4)
 
     job = {"point": point, "budgets": [2 * p * 10, 2 * p * 20]}
-    jctx = {"unit": "param-steps", "min_steps": 5, "seeds": 1, "seed": 0, "rules": ["mean"], "cpus": 1, "gpus": 0}
-    a = run_job(job, jctx, small)
-    b = run_job(job, {**jctx, "members": "vectorized"}, small)
+    jctx = dict(job=run_job, unit="param-steps", min_steps=5, seeds=1, seed=0, rules=("mean",))
+    a = run_job(job, TrialContext(**jctx, resources=Resources(cpus=1)), small)
+    b = run_job(job, TrialContext(**jctx, resources=Resources(cpus=1, members="vectorized")), small)
     assert used == [1, 1] and a["member_steps"] == b["member_steps"] == 2 * 20
     import json
 

@@ -1,8 +1,24 @@
-"""tuneall: find the best way to spend a fixed training compute budget."""
+"""tuneall: find the best way to spend a fixed training compute budget.
 
-from tuneall.api import plan, search, train
+The verbs of the Python API (:mod:`tuneall.api`) are imported on first use, so that ``import tuneall`` and
+``tuneall --help`` do not pay for torch, Ray or pandas.
+"""
+
 from tuneall.budget import Budget
 from tuneall.errors import BudgetError, ConfigError, DataError, TuneallError
 
 __version__ = "0.1.0"
-__all__ = ["plan", "search", "train", "Budget", "TuneallError", "BudgetError", "ConfigError", "DataError"]
+_API = ("plan", "design", "train", "search", "resume", "sweep", "report")
+__all__ = [*_API, "Budget", "TuneallError", "BudgetError", "ConfigError", "DataError"]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from tuneall import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'tuneall' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))

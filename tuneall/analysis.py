@@ -1,7 +1,7 @@
 """Cross-budget analyses of a sweep's cells table (pure pandas / numpy: no training, no Ray).
 
 The cells table has one row per (allocation, budget, combination rule, repeat) with the ensemble's metrics (see
-:mod:`tuneall.sweep`). Uncertainty comes from a paired bootstrap over seeds: repeat r of every allocation shares its
+:mod:`tuneall.sweeper`). Uncertainty comes from a paired bootstrap over seeds: repeat r of every allocation shares its
 seed indices, so a resample of repeat indices is applied to all cells at once (column 0 of every resampled array is
 the plain mean, the point estimate; columns 1.. are the resamples).
 """
@@ -11,14 +11,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-ALLOC_KEYS = ["family", "width", "depth", "k", "data_fraction", "design", "lr", "momentum", "batch_size"]
+from tuneall.config import ALLOCATION_COLUMNS
+
 PLAN_KEYS = ["params_per_member", "total_params", "steps", "epochs", "train_flops", "inference_flops", "spent",
              "base_width", "base_depth"]
 BAND = (16.0, 84.0)  # percentiles of the bootstrap band: a 68% interval, like +- 1 std
 
 
 def _keys(df: pd.DataFrame) -> list[str]:
-    return [c for c in ALLOC_KEYS if c in df]
+    return [c for c in ALLOCATION_COLUMNS if c in df]
 
 
 def _filled(df: pd.DataFrame) -> pd.DataFrame:

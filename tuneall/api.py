@@ -1,16 +1,43 @@
-"""The Python API; the CLI calls exactly these functions."""
+"""The Python API: every verb of the CLI (plan, design, train, search, resume, sweep, report) is one function here,
+and the CLI calls exactly these. Heavy libraries (torch, Ray, pandas) are imported inside the functions that need
+them, so ``import tuneall`` stays light.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from tuneall.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget
-from tuneall.data import dataset_info, load_dataset
-from tuneall.factory import Allocation, Resources, make_trial_plan
-from tuneall.planning import plan_space
-from tuneall.space import SearchSpace, load_space
-from tuneall.training import TrainConfig
-from tuneall.trial import TrialResult, run_trial, select_trainer
+from tuneall.config import Resources, TrainConfig, check_rule, parse_objectives
+from tuneall.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tuneall.space import SearchSpace
+    from tuneall.trial import TrialResult
+
+
+def make_space(space: "SearchSpace | str | None" = None, family: str | None = None,
+               widths: Sequence[float] | None = None, depths: Sequence[int] | None = None,
+               k: Sequence[int] | None = None, lr: float | None = None, momentum: float | None = None,
+               batch_size: int | None = None) -> "SearchSpace":
+    """A search space: a packaged name or YAML path (default ``paper``), or an ad-hoc one from a family and lists of
+    widths, depths and ensemble sizes; optimiser settings given here are fixed in it."""
+    from tuneall.space import SearchSpace, load_space, parse_space, with_fixed
+
+    flags = {"width": widths, "depth": depths, "k": k}
+    optim = {key: v for key, v in (("lr", lr), ("momentum", momentum), ("batch_size", batch_size)) if v is not None}
+    adhoc = bool(family) or any(v is not None for v in flags.values())
+    if space is not None and adhoc:
+        raise ConfigError("give either space or family/widths/depths/k, not both")
+    if not adhoc:
+        sp = space if isinstance(space, SearchSpace) else load_space(space)
+        return with_fixed(sp, **optim)
+    doc = {"name": "command-line", "families": [family or "cnn3"], **optim}
+    doc.update({key: list(v) for key, v in flags.items() if v is not None})
+    return parse_space(doc)
 
 
 def plan(
@@ -18,15 +45,69 @@ def plan(
     unit: str = DEFAULT_UNIT,
     min_steps: int = DEFAULT_MIN_STEPS,
     dataset: str = "digits",
-    space: SearchSpace | str | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+    space: "SearchSpace | str | None" = None,
+    estimate: bool = False,
+    seeds: int = 3,
+    cpus_per_trial: float = 1.0,
+) -> "tuple[pd.DataFrame, pd.DataFrame]":
     """Feasible allocations of ``space`` under the budget, and the infeasible ones with their reasons.
 
-    Loads no data: dataset shapes are known statically.
+    Loads no data: dataset shapes are known statically. ``estimate``: time a few steps of each architecture on this
+    machine (synthetic inputs of the dataset's shape) and add each allocation's training time for ``seeds`` repeats
+    with ``cpus_per_trial`` threads (columns ``est_train_s``, ``est_train``).
     """
+    from tuneall.planning import plan_space
+
     b = Budget(budget, unit, min_steps)
-    sp = space if isinstance(space, SearchSpace) else load_space(space)
-    return plan_space(sp, b, dataset)
+    sp = make_space(space)
+    if estimate and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+        raise ConfigError(f"estimate needs seeds >= 1, but got seeds={seeds!r}")
+    threads = Resources(cpus=cpus_per_trial).threads
+    feasible, infeasible = plan_space(sp, b, dataset)
+    if estimate:
+        from tuneall.data import dataset_info
+        from tuneall.estimate import fmt_seconds, trial_seconds
+
+        feasible["est_train_s"] = trial_seconds(feasible, dataset_info(dataset), seeds, threads)
+        feasible["est_train"] = feasible["est_train_s"].map(fmt_seconds)
+        feasible.attrs.update(seeds=seeds, threads=threads)
+    return feasible, infeasible
+
+
+def design(
+    family: str,
+    width: float,
+    depth: int | None,
+    k: int,
+    dataset: str = "cifar10",
+    budget: float | str | None = None,
+    unit: str = DEFAULT_UNIT,
+    min_steps: int = DEFAULT_MIN_STEPS,
+) -> "pd.DataFrame":
+    """Seed 001's single network, deq and weq ensembles side by side (with steps per member if a budget is given)."""
+    import pandas as pd
+
+    from tuneall.data import dataset_info
+    from tuneall.design_classes import design_classes
+    from tuneall.factory import Allocation, Infeasible, make_trial_plan
+
+    info = dataset_info(dataset)
+    classes = design_classes(family, width, depth, k, in_channels=info.in_channels, num_classes=info.num_classes,
+                             spatial_dims=info.spatial_dims)
+    single = classes[0].total_params
+    rows = []
+    for c in classes:
+        row = {"class": c.name, "family": c.family, "width": c.width, "depth": c.depth, "k": c.k,
+               "params_per_member": c.params_per_member, "total_params": c.total_params,
+               "fraction_of_single": round(c.total_params / single, 4)}
+        if budget is not None:
+            try:
+                p = make_trial_plan(Allocation(c.family, c.width, c.depth, c.k), Budget(budget, unit, min_steps), info)
+                row["steps"] = p.steps
+            except Infeasible:
+                row["steps"] = "infeasible"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def train(
@@ -49,22 +130,16 @@ def train(
     members: str = "sequential",
     amp: bool = False,
     progress=None,
-) -> TrialResult:
+) -> "TrialResult":
     """Train one allocation under the budget (k members x ``seeds`` repeats) and evaluate it."""
-    from tuneall.metrics import COMBINE_RULES
-    from tuneall.errors import ConfigError
+    from tuneall.data import dataset_info, load_dataset
+    from tuneall.factory import Allocation, make_trial_plan
+    from tuneall.trial import run_trial, select_trainer
 
-    if rule not in COMBINE_RULES:
-        raise ConfigError(f"unknown combination rule {rule!r}; valid: {', '.join(COMBINE_RULES)}")
-    defaults = TrainConfig()
-    cfg = TrainConfig(
-        lr=defaults.lr if lr is None else lr,
-        momentum=defaults.momentum if momentum is None else momentum,
-        batch_size=defaults.batch_size if batch_size is None else batch_size,
-        device=device,
-    )
+    check_rule(rule)
+    cfg = TrainConfig.with_overrides(lr=lr, momentum=momentum, batch_size=batch_size, device=device)
     b = Budget(budget, unit, min_steps)
-    Resources(members=members, amp=amp)  # validates: a bad --members is a ConfigError before any data loads
+    Resources(members=members, amp=amp)  # validates: a bad members method fails before any data loads
     trainer = select_trainer(members, amp)
     info = dataset_info(dataset)
     trial_plan = make_trial_plan(Allocation(family, width, depth, k, data_fraction), b, info, cfg, repeats=seeds)
@@ -78,7 +153,7 @@ def search(
     min_steps: int = DEFAULT_MIN_STEPS,
     dataset: str = "digits",
     data_dir: str | None = None,
-    space: SearchSpace | str | None = None,
+    space: "SearchSpace | str | None" = None,
     searcher: str = "tpe",
     trials: int = 20,
     concurrency: int | None = None,
@@ -104,73 +179,97 @@ def search(
     batch_size: int | None = None,
     argv: list[str] | None = None,
     verbose: int = 1,
-) -> pd.DataFrame:
+) -> "pd.DataFrame":
     """Search the best allocation for the budget with Ray Tune + Optuna; returns the frontier.
 
     The results directory (``frontier.attrs['results_dir']``) holds the trials table, frontier, figures, summary.
     """
-    from tuneall.errors import ConfigError
-    from tuneall.metrics import COMBINE_RULES
-    from tuneall.tuner import SearchConfig, parse_objectives, run_search
-    from tuneall.space import with_fixed
+    from tuneall.data import dataset_info
+    from tuneall.tuner import SearchConfig, run_search
 
-    if rule not in COMBINE_RULES:
-        raise ConfigError(f"unknown combination rule {rule!r}; valid: {', '.join(COMBINE_RULES)}")
+    check_rule(rule)
     dataset_info(dataset)  # unknown dataset: fail before anything else
-    sp = space if isinstance(space, SearchSpace) else load_space(space)
-    fixed = {key: v for key, v in (("lr", lr), ("momentum", momentum), ("batch_size", batch_size)) if v is not None}
     cfg = SearchConfig(
-        budget=Budget(budget, unit, min_steps), space=with_fixed(sp, **fixed), dataset=dataset, data_dir=data_dir,
-        searcher=searcher, trials=trials, concurrency=concurrency, seeds=seeds, rule=rule,
-        objectives=parse_objectives(objectives) if isinstance(objectives, str) else tuple(objectives),
+        budget=Budget(budget, unit, min_steps),
+        space=make_space(space, lr=lr, momentum=momentum, batch_size=batch_size), dataset=dataset,
+        data_dir=data_dir, searcher=searcher, trials=trials, concurrency=concurrency, seeds=seeds, rule=rule,
+        objectives=parse_objectives(objectives),
         resources=Resources(cpus_per_trial, gpus_per_trial, parallel_members, members, amp), name=name,
-        storage_path=storage_path,
-        address=address, num_cpus=num_cpus, dashboard=dashboard, seed=seed, max_failures=max_failures,
-        resume=resume, study_storage=study_storage,
+        storage_path=storage_path, address=address, num_cpus=num_cpus, dashboard=dashboard, seed=seed,
+        max_failures=max_failures, resume=resume, study_storage=study_storage,
     )
     front = run_search(cfg, argv=argv, verbose=verbose)
     front.attrs["results_dir"] = str(cfg.results_dir)
     return front
 
 
-def design(
-    family: str,
-    width: float,
-    depth: int | None,
-    k: int,
-    dataset: str = "cifar10",
-    budget: float | str | None = None,
-    unit: str = DEFAULT_UNIT,
-    min_steps: int = DEFAULT_MIN_STEPS,
-) -> pd.DataFrame:
-    """Seed 001's single network, deq and weq ensembles side by side (with steps per member if a budget is given)."""
-    from tuneall.design import design_classes
-    from tuneall.factory import Infeasible
-
-    info = dataset_info(dataset)
-    classes = design_classes(family, width, depth, k, in_channels=info.in_channels, num_classes=info.num_classes,
-                             spatial_dims=info.spatial_dims)
-    single = classes[0].total_params
-    rows = []
-    for c in classes:
-        row = {"class": c.name, "family": c.family, "width": c.width, "depth": c.depth, "k": c.k,
-               "params_per_member": c.params_per_member, "total_params": c.total_params,
-               "fraction_of_single": round(c.total_params / single, 4)}
-        if budget is not None:
-            try:
-                p = make_trial_plan(Allocation(c.family, c.width, c.depth, c.k), Budget(budget, unit, min_steps), info)
-                row["steps"] = p.steps
-            except Infeasible:
-                row["steps"] = "infeasible"
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def resume(results_dir: str, address: str | None = None, num_cpus: int | None = None, verbose: int = 1) -> pd.DataFrame:
+def resume(results_dir: str, address: str | None = None, num_cpus: int | None = None, verbose: int = 1,
+           argv: list[str] | None = None) -> "pd.DataFrame":
     """Continue an interrupted search from its results directory: finished trials are kept, never re-run."""
     from tuneall.tuner import config_from_dir, run_search
 
     cfg = config_from_dir(results_dir, address=address, num_cpus=num_cpus)
-    front = run_search(cfg, verbose=verbose)
+    front = run_search(cfg, argv=argv, verbose=verbose)
     front.attrs["results_dir"] = str(cfg.results_dir)
     return front
+
+
+def sweep(
+    budgets,
+    dataset: str = "digits",
+    space: "SearchSpace | str | None" = None,
+    points: Sequence[dict] | None = None,
+    unit: str = DEFAULT_UNIT,
+    min_steps: int = DEFAULT_MIN_STEPS,
+    seeds: int = 3,
+    rules: str | Sequence[str] = ("mean",),
+    reuse: bool = True,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    members: str = "sequential",
+    amp: bool = False,
+    lr: float | None = None,
+    momentum: float | None = None,
+    batch_size: int | None = None,
+    argv: list[str] | None = None,
+    verbose: int = 1,
+    **options,
+) -> Path:
+    """The allocation study over several budgets (``'1e6,3e6,1e7'``, ``'LOW:HIGH:N'`` or a list), each allocation
+    trained once at its largest budget (anytime reuse); returns the results directory. ``options``: the run options
+    of :class:`tuneall.runner.RunOptions` (name, storage_path, address, concurrency, executor, ...)."""
+    from tuneall.sweeper import SweepConfig, parse_budgets, run_sweep
+
+    fixed = {key: v for key, v in (("lr", lr), ("momentum", momentum), ("batch_size", batch_size)) if v is not None}
+    if points is None:
+        sp, pts = make_space(space, **fixed), None
+    else:
+        sp, pts = None, tuple({**p, **fixed} for p in points)
+    rules = tuple(r.strip() for r in rules.split(",")) if isinstance(rules, str) else tuple(rules)
+    cfg = SweepConfig(budgets=parse_budgets(budgets), space=sp, points=pts, unit=unit, min_steps=min_steps,
+                      dataset=dataset, seeds=seeds, rules=rules, reuse=reuse,
+                      resources=Resources(cpus_per_trial, gpus_per_trial, members=members, amp=amp), **options)
+    return run_sweep(cfg, argv=argv, verbose=verbose)
+
+
+def report(results_dir: str | Path) -> dict:
+    """Rebuild a results directory's report from disk, without training: a search's frontier, figures and summary,
+    or a sweep's cross-budget report. Returns ``{"kind", "results_dir", "frontier" (searches), "sweep" (sweeps)}``."""
+    from tuneall import results as R
+
+    out = Path(results_dir)
+    kind = R.kind(out)
+    if kind == "sweep":
+        from tuneall.sweep_report import build_sweep_report
+
+        if not (out / R.CELLS).exists():
+            raise ConfigError(f"{out} is a sweep that never finished (no {R.CELLS}); run it again")
+        build_sweep_report(out)
+        return {"kind": kind, "results_dir": str(out),
+                "sweep": R.read_json(out / R.SWEEP_META, required=("sweep",))["sweep"]}
+    from tuneall.search_report import build_report
+
+    return {"kind": kind, "results_dir": str(out), "frontier": build_report(out)}
+
+
+__all__ = ["plan", "design", "train", "search", "resume", "sweep", "report", "make_space"]

@@ -1,6 +1,8 @@
-"""The ``tuneall`` command line: a thin layer over the Python API.
+"""The ``tuneall`` command line: a thin layer over the Python API (:mod:`tuneall.api`).
 
-User errors (:class:`tuneall.errors.TuneallError`) become one line on stderr and exit code 2; nothing else is caught.
+Each command parses its options and calls one API function; shared options come from parent parsers, grouped
+(budget, data, search, resources, output) with their defaults shown. User errors
+(:class:`tuneall.errors.TuneallError`) become one line on stderr and exit code 2; nothing else is caught.
 """
 
 from __future__ import annotations
@@ -8,14 +10,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
+from tuneall.budget import DEFAULT_MIN_STEPS, UNITS
+from tuneall.config import COMBINE_RULES, MEMBER_METHODS, OBJECTIVES, SEARCHERS
 from tuneall.errors import ConfigError, TuneallError
+
+DATASETS = "cifar10 | cifar100 | digits | mnist1d | synthetic"
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's own usage errors: one line, exit 2
         self.exit(2, f"tuneall: error: {message}\n")
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Each option's default after its help (unless the help says it, or there is none); epilogs kept as written."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: {action.default})"
 
 
 def _floats(text: str) -> list[float]:
@@ -43,43 +58,90 @@ def _finite(v):
     return v
 
 
-def _add_budget(p: argparse.ArgumentParser, required: bool = True) -> None:
-    from tuneall.budget import DEFAULT_MIN_STEPS, UNITS
-
-    p.add_argument("--budget", required=required, help="training compute budget C, e.g. 1e10")
-    p.add_argument("--unit", default="param-steps", help=f"budget unit: {' | '.join(UNITS)} (default param-steps)")
-    p.add_argument("--min-steps", type=int, default=DEFAULT_MIN_STEPS, help="minimum SGD steps per member")
+def _argv() -> list[str] | None:
+    """The command as typed, for the results directory's provenance (None when not run as `tuneall`)."""
+    return ["tuneall", *sys.argv[1:]] if sys.argv and sys.argv[0].endswith("tuneall") else None
 
 
-def _add_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="digits", help="cifar10 | cifar100 | digits | mnist1d | synthetic")
-    p.add_argument("--data-dir", default=None, help="where datasets live (default $TUNEALL_DATA or ~/.cache/tuneall)")
+# --- parent parsers: each shared option declared once ---------------------------------------------------------
+
+def _parent(*adders) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    for add in adders:
+        add(p)
+    return p
 
 
-def _add_optim(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 0.05)")
-    p.add_argument("--momentum", type=float, default=None, help="SGD momentum (default 0.9)")
-    p.add_argument("--batch-size", type=int, default=None, help="batch size (default 128)")
+def _budget_opts(p, required: bool = True) -> None:
+    g = p.add_argument_group("budget")
+    g.add_argument("--budget", required=required, default=None, help="training compute budget C, e.g. 1e10")
+    _unit_opts(g)
 
 
-def _space_from_args(args) -> "object":
-    """A space file, or an ad-hoc space built from --family/--widths/--depths/--k flags."""
-    from tuneall.space import load_space, parse_space, with_fixed
+def _unit_opts(g) -> None:
+    g.add_argument("--unit", default="param-steps", help=f"budget unit: {' | '.join(UNITS)}")
+    g.add_argument("--min-steps", type=int, default=DEFAULT_MIN_STEPS, help="minimum SGD steps per member")
 
-    flags = {"width": args.widths, "depth": args.depths, "k": args.k}
-    optim = {"lr": args.lr, "momentum": args.momentum, "batch_size": args.batch_size}
-    optim = {key: v for key, v in optim.items() if v is not None}
-    if args.space and (args.family or any(v is not None for v in flags.values())):
-        raise ConfigError("give either --space or --family/--widths/--depths/--k, not both")
-    if args.space or not (args.family or any(v is not None for v in flags.values())):
-        return with_fixed(load_space(args.space), **optim)
-    doc = {"name": "command-line", "families": [args.family or "cnn3"], **optim}
-    doc.update({key: v for key, v in flags.items() if v is not None})
-    return parse_space(doc)
 
+def _data_opts(p) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="digits", help=DATASETS)
+    g.add_argument("--data-dir", default=None, help="where datasets live (default: $TUNEALL_DATA or ~/.cache/tuneall)")
+
+
+def _recipe_opts(p) -> None:
+    g = p.add_argument_group("training recipe (SGD, fixed learning rate)")
+    g.add_argument("--lr", type=float, default=None, help="learning rate (default: the space's, else 0.05)")
+    g.add_argument("--momentum", type=float, default=None, help="SGD momentum (default: the space's, else 0.9)")
+    g.add_argument("--batch-size", type=int, default=None, help="batch size (default: the space's, else 128)")
+
+
+def _space_opts(p, plan: bool = False) -> None:
+    g = p.add_argument_group("allocations (a space file, or an ad-hoc grid)")
+    g.add_argument("--space", default=None,
+                   help="search space: a packaged name (paper, wide, data, tuned, more_or_less) or a YAML file "
+                        "(default: paper)")
+    g.add_argument("--family", default=None, help="model family cnn3 | resnet | wrn (instead of --space)")
+    g.add_argument("--widths", type=_floats, default=None, help="comma-separated width multipliers")
+    g.add_argument("--depths", type=_ints, default=None, help="comma-separated depths")
+    g.add_argument("--k", type=_ints, default=None, help="comma-separated ensemble sizes")
+
+
+def _member_opts(g) -> None:
+    g.add_argument("--members", default="sequential", choices=MEMBER_METHODS,
+                   help="how a trial trains its k members: one after another, as one vmap-ed network, or "
+                        "whichever a few timed steps show faster here")
+    g.add_argument("--amp", action="store_true", help="mixed precision (with --members vectorized or auto)")
+
+
+def _run_opts(p) -> None:
+    g = p.add_argument_group("resources")
+    g.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs (= torch threads) of each trial")
+    g.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs of each trial; fractions share a GPU")
+    g.add_argument("--concurrency", type=int, default=None, help="trials at a time (default: as the CPUs allow)")
+    _member_opts(g)
+    g.add_argument("--address", default=None, help="an existing Ray cluster HOST:PORT (default: start a local Ray)")
+    g.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    g.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose process dies")
+    o = p.add_argument_group("output")
+    o.add_argument("--name", default=None, help="results directory name (default: from dataset, budget, space)")
+    o.add_argument("--storage-path", default="results", help="where results directories go")
+    o.add_argument("--seeds", type=int, default=3, help="repeats of each allocation over seeds")
+    o.add_argument("--seed", type=int, default=0, help="sampler seed and base seed of the members")
+    o.add_argument("--verbose", type=int, default=1, help="Ray Tune verbosity 0-3")
+
+
+def _space(args):
+    from tuneall.api import make_space
+
+    return make_space(args.space, family=args.family, widths=args.widths, depths=args.depths, k=args.k,
+                      lr=args.lr, momentum=args.momentum, batch_size=args.batch_size)
+
+
+# --- commands ----------------------------------------------------------------------------------------------------
 
 def _design_mode(args) -> bool:
-    """`plan --family F --width W --depth D --k K` without a budget shows seed 001's three design classes."""
+    """`plan --family F --widths W --depths D --k K` without a budget shows seed 001's three design classes."""
     one = lambda v: v is not None and len(v) == 1  # noqa: E731
     return bool(args.family) and one(args.widths) and one(args.k) and args.space is None and (
         args.budget is None or args.design)
@@ -105,23 +167,11 @@ def cmd_plan(args) -> int:
     if _design_mode(args):
         return cmd_design(args)
     if args.budget is None:
-        raise ConfigError("--budget is required (without it, give --family, --width, --depth and --k to see the "
+        raise ConfigError("--budget is required (without it, give --family, --widths, --depths and --k to see the "
                           "design classes)")
-
-    feasible, infeasible = plan(
-        budget=args.budget, unit=args.unit, min_steps=args.min_steps, dataset=args.dataset,
-        space=_space_from_args(args),
-    )
-    if args.estimate:
-        from tuneall.data import dataset_info
-        from tuneall.estimate import fmt_seconds, trial_seconds
-        from tuneall.factory import Resources
-
-        if args.seeds < 1:
-            raise ConfigError(f"--estimate needs --seeds >= 1, got {args.seeds}")
-        threads = Resources(cpus=args.cpus_per_trial).threads
-        feasible["est_train_s"] = trial_seconds(feasible, dataset_info(args.dataset), args.seeds, threads)
-        feasible["est_train"] = feasible["est_train_s"].map(fmt_seconds)
+    feasible, infeasible = plan(budget=args.budget, unit=args.unit, min_steps=args.min_steps, dataset=args.dataset,
+                                space=_space(args), estimate=args.estimate, seeds=args.seeds,
+                                cpus_per_trial=args.cpus_per_trial)
     if args.json:
         # to_json writes NaN as null, so the output is strict JSON.
         print(json.dumps({"feasible": json.loads(feasible.to_json(orient="records")),
@@ -136,8 +186,8 @@ def cmd_plan(args) -> int:
         cols.append("est_train")
     print(f"{len(feasible)} feasible allocation(s) for C = {float(args.budget):.4g} {args.unit} on {args.dataset} "
           f"(at least {args.min_steps} steps per member"
-          + (f"; est_train: {args.seeds} seed(s), {threads} thread(s), on this machine" if args.estimate
-             else "") + "):")
+          + (f"; est_train: {feasible.attrs['seeds']} seed(s), {feasible.attrs['threads']} thread(s), on this "
+             "machine" if args.estimate else "") + "):")
     print(feasible[cols].to_string(index=False))
     if len(infeasible):
         print(f"\n{len(infeasible)} infeasible:")
@@ -183,21 +233,15 @@ def cmd_search(args) -> int:
 
     front = search(
         budget=args.budget, unit=args.unit, min_steps=args.min_steps, dataset=args.dataset, data_dir=args.data_dir,
-        space=args.space, searcher=args.searcher, trials=args.trials, concurrency=args.concurrency, seeds=args.seeds,
-        rule=args.rule, objectives=args.objectives, cpus_per_trial=args.cpus_per_trial,
+        space=_space(args), searcher=args.searcher, trials=args.trials, concurrency=args.concurrency,
+        seeds=args.seeds, rule=args.rule, objectives=args.objectives, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, parallel_members=args.parallel_members, members=args.members,
-        amp=args.amp, name=args.name,
-        storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus, dashboard=args.dashboard,
-        seed=args.seed, max_failures=args.max_failures, resume=args.resume, study_storage=args.study_storage,
-        lr=args.lr, momentum=args.momentum,
-        batch_size=args.batch_size, argv=["tuneall", *sys.argv[1:]] if argv_is_cli() else None, verbose=args.verbose,
+        amp=args.amp, name=args.name, storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus,
+        dashboard=args.dashboard, seed=args.seed, max_failures=args.max_failures, resume=args.resume,
+        study_storage=args.study_storage, argv=_argv(), verbose=args.verbose,
     )
     _print_outcome(front.attrs.get("results_dir"), front)
     return 0 if front.attrs.get("complete", True) else 130
-
-
-def argv_is_cli() -> bool:
-    return bool(sys.argv) and sys.argv[0].endswith("tuneall")
 
 
 def _print_outcome(results_dir, front) -> None:
@@ -215,166 +259,132 @@ def _print_outcome(results_dir, front) -> None:
 def cmd_resume(args) -> int:
     from tuneall.api import resume
 
-    front = resume(args.results_dir, address=args.address, num_cpus=args.num_cpus, verbose=args.verbose)
+    front = resume(args.results_dir, address=args.address, num_cpus=args.num_cpus, verbose=args.verbose,
+                   argv=_argv())
     _print_outcome(front.attrs.get("results_dir"), front)
     return 0 if front.attrs.get("complete", True) else 130
 
 
 def cmd_report(args) -> int:
-    from tuneall.report import build_report
+    from tuneall.api import report
 
-    out = Path(args.results_dir)
-    if (out / "sweep.json").exists():  # a `tuneall sweep` directory: its cross-budget report
-        from tuneall.sweep_report import build_sweep_report
-
-        if not (out / "cells.csv").exists():
-            raise ConfigError(f"{args.results_dir} is a sweep that never finished (no cells.csv); run it again")
-        build_sweep_report(args.results_dir)
-        print(f"Summary: {args.results_dir}/summary.md")
-        return 0
-    front = build_report(args.results_dir)
-    _print_outcome(args.results_dir, front)
+    out = report(args.results_dir)
+    if out["kind"] == "sweep":
+        print(f"Summary: {out['results_dir']}/summary.md")
+    else:
+        _print_outcome(out["results_dir"], out["frontier"])
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from tuneall.sweep import parse_budgets, sweep
+    from tuneall.api import sweep
 
-    budgets = parse_budgets(args.budgets)  # bad --budgets: BudgetError -> one line, exit 2
     out = sweep(
-        budgets, dataset=args.dataset, space=_space_from_args(args), unit=args.unit, min_steps=args.min_steps,
+        args.budgets, dataset=args.dataset, space=_space(args), unit=args.unit, min_steps=args.min_steps,
         seeds=args.seeds, rules=args.rules, reuse=not args.no_reuse, cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, members=args.members, amp=args.amp,
-        argv=["tuneall", *sys.argv[1:]] if argv_is_cli() else None,
+        gpus_per_trial=args.gpus_per_trial, members=args.members, amp=args.amp, argv=_argv(),
         verbose=args.verbose, data_dir=args.data_dir, concurrency=args.concurrency, name=args.name,
         storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus, seed=args.seed,
-        max_failures=args.max_failures,
+        max_failures=args.max_failures, executor=args.executor,
     )
-    meta = json.loads((out / "sweep.json").read_text())["sweep"]
-    print(f"\n{meta['reuse_note']}: {meta['member_steps_trained']:,} member-steps trained (largest budget alone: "
-          f"{meta['member_steps_largest_budget']:,}; fresh at every budget: {meta['member_steps_without_reuse']:,})")
     print(f"Summary: {out}/summary.md")
     return 0
 
 
-def _add_members(p) -> None:
-    p.add_argument("--members", default="sequential",
-                   help="how a trial trains its k members: sequential | vectorized (one vmap-ed network) | auto "
-                        "(whichever a few timed steps show faster here); default sequential")
-    p.add_argument("--amp", action="store_true", help="mixed precision (with --members vectorized or auto)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tuneall", description="Find the best way to spend a training compute budget.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = _Parser(prog="tuneall", formatter_class=_Help,
+                     description="Find the best way to spend a training compute budget C: model width, depth, "
+                                 "ensemble size k, steps (derived from C) and data fraction.",
+                     epilog="examples:\n  tuneall plan --budget 3e7\n  tuneall search --budget 3e7 --trials 12\n"
+                            "  tuneall sweep --budgets 5e5:1.6e7:5 --dataset mnist1d\n\n"
+                            "Run `tuneall COMMAND --help` for a command's options.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    data, recipe = _parent(_data_opts), _parent(_recipe_opts)
 
-    p = sub.add_parser("plan", help="list feasible allocations for a budget, or seed 001's design classes")
-    _add_budget(p, required=False)
-    _add_data(p)
-    p.add_argument("--space", default=None, help="search space YAML (path or name in search_spaces/)")
-    p.add_argument("--family", default=None, help="model family (instead of --space)")
-    p.add_argument("--widths", type=_floats, default=None, help="comma-separated width multipliers")
-    p.add_argument("--depths", type=_ints, default=None, help="comma-separated depths")
-    p.add_argument("--k", type=_ints, default=None, help="comma-separated ensemble sizes")
-    p.add_argument("--design", action="store_true",
+    def command(name, help, epilog, parents=()):
+        return sub.add_parser(name, help=help, description=help, epilog="examples:\n" + epilog,
+                              parents=list(parents), formatter_class=_Help)
+
+    p = command("plan", "list the feasible allocations for a budget (no training), or seed 001's design classes",
+                "  tuneall plan --budget 3e7\n"
+                "  tuneall plan --dataset cifar10 --budget 1e8 --widths 0.5,1,2 --k 1,2,4 --estimate\n"
+                "  tuneall plan --family wrn --widths 4 --depths 28 --k 4        # design classes",
+                [_parent(lambda q: _budget_opts(q, required=False)), data, _parent(_space_opts), recipe])
+    g = p.add_argument_group("output")
+    g.add_argument("--design", action="store_true",
                    help="with one family/width/depth/k and a --budget: the design classes with their steps")
-    _add_optim(p)
-    p.add_argument("--estimate", action="store_true",
-                   help="time a few steps of each architecture here and add each allocation's training time "
-                        "(--seeds seeds, --cpus-per-trial threads)")
-    p.add_argument("--seeds", type=int, default=3, help="with --estimate: repeats over seeds (default 3)")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="with --estimate: threads per trial (default 1)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    g.add_argument("--estimate", action="store_true",
+                   help="time a few steps of each architecture here and add each allocation's training time")
+    g.add_argument("--seeds", type=int, default=3, help="with --estimate: repeats over seeds")
+    g.add_argument("--cpus-per-trial", type=float, default=1.0, help="with --estimate: threads per trial")
+    g.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("train", help="train and evaluate one allocation")
-    _add_budget(p)
-    _add_data(p)
-    p.add_argument("--family", default="cnn3")
-    p.add_argument("--width", type=float, default=1.0)
-    p.add_argument("--depth", type=int, default=None)
-    p.add_argument("--k", type=int, default=1, help="ensemble size")
-    p.add_argument("--data-fraction", type=float, default=1.0)
-    p.add_argument("--seeds", type=int, default=3, help="repeats over seeds (default 3)")
-    p.add_argument("--rule", default="mean", help="ensemble combination: mean | geometric | vote")
-    p.add_argument("--device", default="cpu")
-    _add_members(p)
-    _add_optim(p)
-    p.add_argument("--json", action="store_true")
+    p = command("train", "train and evaluate one allocation (k members x seeds) under the budget",
+                "  tuneall train --budget 3e7 --width 1 --k 4\n"
+                "  tuneall train --dataset mnist1d --budget 1e7 --width 0.5 --k 8 --rule geometric --json",
+                [_parent(_budget_opts), data, recipe])
+    g = p.add_argument_group("allocation")
+    g.add_argument("--family", default="cnn3", help="model family cnn3 | resnet | wrn")
+    g.add_argument("--width", type=float, default=1.0, help="width multiplier")
+    g.add_argument("--depth", type=int, default=None, help="depth (default: the family's default)")
+    g.add_argument("--k", type=int, default=1, help="ensemble size")
+    g.add_argument("--data-fraction", type=float, default=1.0, help="fraction of the training set used")
+    g = p.add_argument_group("evaluation and resources")
+    g.add_argument("--seeds", type=int, default=3, help="repeats over seeds")
+    g.add_argument("--rule", default="mean", choices=COMBINE_RULES, help="ensemble combination")
+    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    _member_opts(g)
+    g.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_train)
 
-    from tuneall.tuner import OBJECTIVES, SEARCHERS
-
-    p = sub.add_parser("search", help="search the best allocation for a budget with Ray Tune + Optuna")
-    _add_budget(p)
-    _add_data(p)
-    p.add_argument("--space", default=None, help="search space YAML (path or name in search_spaces/; default paper)")
-    p.add_argument("--searcher", default="tpe", help=f"{' | '.join(SEARCHERS)} (grid: every feasible point)")
-    p.add_argument("--trials", type=int, default=20, help="number of trials (ignored by grid)")
-    p.add_argument("--concurrency", type=int, default=None, help="trials at a time (default: as CPUs allow)")
-    p.add_argument("--seeds", type=int, default=3, help="repeats of each allocation over seeds (default 3)")
-    p.add_argument("--rule", default="mean", help="ensemble combination: mean | geometric | vote")
-    p.add_argument("--objectives", default="ensemble_acc_mean",
-                   help=f"comma-separated metric[:min|max]; several = multi-objective. One of {', '.join(OBJECTIVES)}")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0)
-    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
-    p.add_argument("--parallel-members", action="store_true",
-                   help="train a trial's members as parallel Ray tasks, one placement-group bundle each")
-    _add_members(p)
-    p.add_argument("--name", default=None, help="results directory name (default from dataset, budget, space)")
-    p.add_argument("--storage-path", default="results", help="where results directories go (default ./results)")
-    p.add_argument("--address", default=None, help="an existing Ray cluster HOST:PORT (default: start a local Ray)")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
-    p.add_argument("--dashboard", action="store_true", help="start the Ray dashboard on 127.0.0.1")
-    p.add_argument("--seed", type=int, default=0, help="sampler seed and base seed of the members")
-    p.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose process dies")
-    p.add_argument("--resume", action="store_true",
+    run = _parent(_run_opts)
+    p = command("search", "search the best allocation for a budget with Ray Tune + Optuna",
+                "  tuneall search --budget 3e7 --trials 12\n"
+                "  tuneall search --dataset mnist1d --budget 1e7 --searcher grid --space paper\n"
+                "  tuneall search --dataset cifar10 --budget 1e10 --trials 40 --gpus-per-trial 0.25",
+                [_parent(_budget_opts), data, _parent(_space_opts), recipe, run])
+    g = p.add_argument_group("search")
+    g.add_argument("--searcher", default="tpe", choices=SEARCHERS, help="Optuna sampler (grid: every feasible point)")
+    g.add_argument("--trials", type=int, default=20, help="number of trials (ignored by grid)")
+    g.add_argument("--rule", default="mean", choices=COMBINE_RULES, help="ensemble combination")
+    g.add_argument("--objectives", default="ensemble_acc_mean",
+                   help=f"comma-separated metric[:min|max]; several = multi-objective; from {', '.join(OBJECTIVES)}")
+    g.add_argument("--resume", action="store_true",
                    help="continue an interrupted search in its results directory (finished trials are kept)")
-    p.add_argument("--study-storage", default=None,
+    g.add_argument("--study-storage", default=None,
                    help="Optuna storage URL, e.g. sqlite:///study.db (default: a journal file in the results dir)")
-    p.add_argument("--verbose", type=int, default=1, help="Ray Tune verbosity 0-3")
-    _add_optim(p)
+    g.add_argument("--parallel-members", action="store_true",
+                   help="train a trial's members as parallel Ray tasks, one placement-group bundle each")
+    g.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("resume", help="continue an interrupted search from its results directory")
-    p.add_argument("results_dir")
+    p = command("resume", "continue an interrupted search from its results directory",
+                "  tuneall resume results/digits-3e+07-paper-tpe")
+    p.add_argument("results_dir", help="the search's results directory")
     p.add_argument("--address", default=None, help="an existing Ray cluster HOST:PORT")
-    p.add_argument("--num-cpus", type=int, default=None)
-    p.add_argument("--verbose", type=int, default=1)
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    p.add_argument("--verbose", type=int, default=1, help="Ray Tune verbosity 0-3")
     p.set_defaults(func=cmd_resume)
 
-    from tuneall.budget import DEFAULT_MIN_STEPS
-
-    p = sub.add_parser("sweep", help="the allocation study over several budgets, at about the cost of the largest")
-    p.add_argument("--budgets", required=True, help="comma-separated budgets (1e6,3e6,1e7) or LOW:HIGH:N log-spaced")
-    p.add_argument("--unit", default="param-steps", help="budget unit: param-steps | flops (default param-steps)")
-    p.add_argument("--min-steps", type=int, default=DEFAULT_MIN_STEPS, help="minimum SGD steps per member")
-    _add_data(p)
-    p.add_argument("--space", default=None, help="search space YAML (path or name in search_spaces/; default paper)")
-    p.add_argument("--family", default=None, help="model family (instead of --space)")
-    p.add_argument("--widths", type=_floats, default=None, help="comma-separated width multipliers")
-    p.add_argument("--depths", type=_ints, default=None, help="comma-separated depths")
-    p.add_argument("--k", type=_ints, default=None, help="comma-separated ensemble sizes")
-    p.add_argument("--seeds", type=int, default=3, help="repeats of each allocation over seeds (default 3)")
-    p.add_argument("--rules", default="mean", help="comma-separated ensemble combinations: mean,geometric,vote")
-    p.add_argument("--no-reuse", action="store_true", help="train every budget's cells fresh (no anytime reuse)")
-    p.add_argument("--concurrency", type=int, default=None, help="trials at a time (default: as CPUs allow)")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0)
-    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
-    _add_members(p)
-    p.add_argument("--name", default=None, help="results directory name (default from dataset, budgets, space)")
-    p.add_argument("--storage-path", default="results", help="where results directories go (default ./results)")
-    p.add_argument("--address", default=None, help="an existing Ray cluster HOST:PORT (default: start a local Ray)")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="base seed of the members")
-    p.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose process dies")
-    p.add_argument("--verbose", type=int, default=1, help="Ray Tune verbosity 0-3")
-    _add_optim(p)
+    p = command("sweep", "the allocation study over several budgets, at about the cost of the largest",
+                "  tuneall sweep --dataset mnist1d --budgets 5e5:1.6e7:5 --widths 0.25,0.5,1 --k 1,2,4\n"
+                "  tuneall sweep --budgets 1e6,3e6,1e7 --space paper --executor local",
+                [data, _parent(_space_opts), recipe, run])
+    g = p.add_argument_group("budgets")
+    g.add_argument("--budgets", required=True, help="comma-separated budgets (1e6,3e6,1e7) or LOW:HIGH:N log-spaced")
+    _unit_opts(g)
+    g = p.add_argument_group("sweep")
+    g.add_argument("--rules", default="mean", help="comma-separated ensemble combinations: mean,geometric,vote")
+    g.add_argument("--no-reuse", action="store_true", help="train every budget's cells fresh (no anytime reuse)")
+    g.add_argument("--executor", default="ray", choices=("ray", "local"),
+                   help="Ray Tune trials, or one after another in this process (no Ray)")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("report", help="rebuild the frontier (or a sweep's cross-budget report), figures and summary "
-                                      "of a results directory")
-    p.add_argument("results_dir")
+    p = command("report", "rebuild a results directory's report (a search's frontier or a sweep's cross-budget "
+                          "report), figures and summary from disk, without training",
+                "  tuneall report results/digits-3e7-paper")
+    p.add_argument("results_dir", help="a search's or sweep's results directory")
     p.set_defaults(func=cmd_report)
     return parser
 

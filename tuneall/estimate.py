@@ -13,7 +13,7 @@ from typing import Callable
 import pandas as pd
 
 from tuneall.data import DatasetInfo, make_synthetic
-from tuneall.training import TrainConfig
+from tuneall.config import TrainConfig
 
 TIMED_STEPS = 3
 

@@ -7,16 +7,14 @@ seeds and the trial's resource request.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 from tuneall import budget as B
 from tuneall.data import DatasetInfo, dataset_info
 from tuneall.errors import BudgetError, ConfigError
 from tuneall.models import check_arch, param_count
 from tuneall.models.flops import inference_flops, train_flops_per_step
-from tuneall.training import TrainConfig
-from tuneall.vectorized import METHODS as MEMBER_METHODS
+from tuneall.config import Resources, TrainConfig  # noqa: F401  (Resources: re-exported)
 
 SEED_STRIDE = 1000  # member i of repeat r has seed base + r * SEED_STRIDE + i
 
@@ -42,46 +40,6 @@ class Allocation:
 
 
 @dataclass(frozen=True)
-class Resources:
-    """What a trial asks Ray for and how it runs its members. With ``parallel_members`` each member gets its own
-    bundle of this size; otherwise ``members`` says how the trial's process trains them: "sequential" (one after
-    another), "vectorized" (a repeat's k members as one ``vmap``-ed network) or "auto" (whichever a few timed steps
-    show faster here; :mod:`tuneall.vectorized`). ``amp``: mixed precision, vectorised members only."""
-
-    cpus: float = 1.0
-    gpus: float = 0.0
-    parallel_members: bool = False
-    members: str = "sequential"
-    amp: bool = False
-
-    def __post_init__(self):
-        # One check for every entry point (CLI, API, search, sweep); "not >" also refuses NaN.
-        if not (math.isfinite(self.cpus) and self.cpus > 0 and math.isfinite(self.gpus) and self.gpus >= 0):
-            raise ConfigError(f"cpus per trial must be > 0 and gpus per trial >= 0, got {self}")
-        if self.members not in MEMBER_METHODS:
-            raise ConfigError(f"unknown --members {self.members!r}; valid: {', '.join(MEMBER_METHODS)}")
-        if self.parallel_members and self.members != "sequential":
-            raise ConfigError("--parallel-members trains each member as its own Ray task: it cannot be combined "
-                              f"with --members {self.members}")
-        if self.amp and self.members == "sequential":
-            raise ConfigError("--amp (mixed precision) applies to vectorised members: add --members vectorized")
-
-    @property
-    def threads(self) -> int:
-        """torch threads of a trial: its whole CPUs, at least one (no oversubscription of a shared machine)."""
-        return max(1, int(self.cpus))
-
-    def bundles(self, k: int) -> list[dict[str, float]]:
-        def bundle(cpus: float, gpus: float) -> dict[str, float]:
-            return {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
-
-        if not self.parallel_members:
-            return [bundle(self.cpus, self.gpus)]
-        # The trial's own driver needs almost nothing; the members do the work in bundles 1..k.
-        return [{"CPU": 0.01}] + [bundle(self.cpus, self.gpus) for _ in range(k)]
-
-
-@dataclass(frozen=True)
 class TrialPlan:
     allocation: Allocation
     budget: B.Budget
@@ -95,7 +53,6 @@ class TrialPlan:
     spent: int  # budget used, in the budget's unit (<= C)
     train: TrainConfig
     seeds: tuple[tuple[int, ...], ...]  # seeds[repeat][member]
-    resources: Resources = field(default_factory=Resources)
 
     @property
     def k(self) -> int:
@@ -153,7 +110,6 @@ def make_trial_plan(
     train: TrainConfig = TrainConfig(),
     repeats: int = 1,
     base_seed: int = 0,
-    resources: Resources = Resources(),
 ) -> TrialPlan:
     """Turn an allocation into a trial plan under ``budget``; raise :class:`Infeasible` if it cannot be trained."""
     info = dataset if isinstance(dataset, DatasetInfo) else dataset_info(dataset)
@@ -189,12 +145,5 @@ def make_trial_plan(
         spent=B.spent(a.k, cost, steps),
         train=train,
         seeds=seeds,
-        resources=resources,
     )
 
-
-def plan_dict(plan: TrialPlan) -> dict:
-    """JSON-ready form of a plan (for results directories)."""
-    d = asdict(plan)
-    d["budget"] = asdict(plan.budget)
-    return d

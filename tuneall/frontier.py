@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from tuneall.metrics import ENSEMBLE_METRICS
+from tuneall.config import ALLOCATION_COLUMNS, ENSEMBLE_METRICS
 
-ALLOCATION_COLUMNS = ["family", "width", "depth", "k", "data_fraction", "design", "lr", "momentum", "batch_size"]
 PLAN_COLUMNS = ["params_per_member", "total_params", "steps", "train_flops", "inference_flops", "budget", "unit",
                 "spent"]
 COST_COLUMNS = ["time_per_step_s", "time_per_epoch_s", "epochs", "latency_ms_per_image", "peak_mem_mb", "mem_kind"]

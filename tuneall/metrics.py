@@ -10,18 +10,10 @@ import math
 
 import torch
 
-COMBINE_RULES = ("mean", "geometric", "vote")
+from tuneall.config import COMBINE_RULES, ENSEMBLE_METRICS  # noqa: F401  (re-exported)
+
 ECE_BINS = 15
 _EPS = 1e-12
-
-# Metrics of one evaluated ensemble; the direction says which way is better (used for "worst case" over seeds).
-ENSEMBLE_METRICS: dict[str, str] = {
-    "ensemble_acc": "max",
-    "ensemble_nll": "min",
-    "ensemble_ece": "min",
-    "member_acc_mean": "max",
-    "disagreement": "max",  # more disagreement = more diversity; its "worst" is the least diverse seed
-}
 
 
 def combine(probs: torch.Tensor, rule: str = "mean") -> torch.Tensor:

@@ -11,7 +11,7 @@ from tuneall.data import DatasetInfo, dataset_info
 from tuneall.errors import BudgetError, ConfigError
 from tuneall.factory import Allocation, Infeasible, TrialPlan, make_trial_plan, max_feasible_k
 from tuneall.space import AXES, Axis, Choice, SearchSpace, grid
-from tuneall.training import TrainConfig
+from tuneall.config import TrainConfig
 
 
 def _base(point: dict) -> dict:
@@ -36,7 +36,7 @@ def resolve_design(alloc: Allocation, info: DatasetInfo) -> Allocation:
     """For a seed-001 point, the members' architecture: the single network itself, or its deq / weq ensemble."""
     if alloc.design in (None, "single"):
         return replace(alloc, k=1) if alloc.design else alloc
-    from tuneall.design import design_classes
+    from tuneall.design_classes import design_classes
 
     classes = design_classes(alloc.family, alloc.width, alloc.depth, alloc.k, in_channels=info.in_channels,
                              num_classes=info.num_classes, spatial_dims=info.spatial_dims)

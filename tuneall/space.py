@@ -1,4 +1,4 @@
-"""Search spaces: YAML files in ``search_spaces/`` -> validated :class:`SearchSpace` -> points.
+"""Search spaces: YAML files (the packaged ones in ``tuneall/search_spaces/``) -> validated :class:`SearchSpace` -> points.
 
 A point is a plain dict (family, width, depth, k, data_fraction, lr, momentum, batch_size); only the trial factory
 (:mod:`tuneall.factory`) turns a point into a trial plan. This module enumerates the grid of a space, and builds the
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from importlib import resources
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Union
@@ -34,13 +35,14 @@ import yaml
 from tuneall.errors import ConfigError
 from tuneall.models import get_family
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+# Package data (found through importlib.resources, so a wheel install has them as an editable one does).
+SPACES_DIR = Path(str(resources.files("tuneall") / "search_spaces"))
 DEFAULT_SPACE = "paper"
 
 AXES = ("width", "depth", "k", "data_fraction", "lr", "momentum", "batch_size")
 _INT_AXES = {"depth", "k", "batch_size"}
 _TOP_KEYS = {"name", "description", "families", "per_family", "grid_points", "design", *AXES}
-DESIGNS = ("single", "deq", "weq")  # seed 001's design classes (tuneall.design)
+DESIGNS = ("single", "deq", "weq")  # seed 001's design classes (tuneall.design_classes)
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ def parse_space(doc: Any, name: str = "space", source: str = "") -> SearchSpace:
 
 
 def load_space(spec: str | Path | None = None) -> SearchSpace:
-    """Load a space from a YAML path, or by name from ``search_spaces/`` (default: ``paper``)."""
+    """Load a space from a YAML path, or by name from the packaged spaces (default: ``paper``)."""
     spec = spec or DEFAULT_SPACE
     path = Path(spec)
     if not path.exists() and path.suffix == "" and (SPACES_DIR / f"{spec}.yaml").exists():

@@ -4,13 +4,14 @@ budget (seed 003), compute-optimal frontier with power-law extrapolation, and ``
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
 from tuneall import analysis as A
+from tuneall import results as R
+from tuneall.errors import ConfigError
 from tuneall.powerlaw import frontier_study
 
 
@@ -19,8 +20,8 @@ def budget_dirname(c: float) -> str:
 
 
 def write_budget_reports(out: Path, cells: pd.DataFrame, planned: pd.DataFrame, meta: dict) -> None:
-    """One directory per budget with trials.csv, tuneall.json and :func:`tuneall.report.build_report`'s outputs."""
-    from tuneall.report import TRIAL_COLUMNS, build_report
+    """One directory per budget with trials.csv, tuneall.json and :func:`tuneall.search_report.build_report`'s outputs."""
+    from tuneall.search_report import TRIAL_COLUMNS, build_report
 
     conf = meta["config"]
     primary = conf["rules"][0]
@@ -34,11 +35,12 @@ def write_budget_reports(out: Path, cells: pd.DataFrame, planned: pd.DataFrame, 
         rows += [{**r, "trial_id": f"infeasible-{i}", "status": "infeasible"} for i, r in
                  enumerate(bad.to_dict("records"))]
         df = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
-        df.to_csv(d / "trials.csv", index=False)
-        df.to_parquet(d / "trials.parquet", index=False)
+        df.to_csv(d / R.TRIALS, index=False)
+        df.to_parquet(d / R.TRIALS_PARQUET, index=False)
         budget = {"value": c, "unit": conf["unit"], "min_steps": conf["min_steps"]}
-        one = {**meta, "config": {**conf, "budget": budget, "searcher": "grid (sweep)", "rule": primary}}
-        (d / "tuneall.json").write_text(json.dumps(one, indent=1, default=str))
+        one = {**meta, "kind": "search", "config": {**conf, "budget": budget, "searcher": "grid (sweep)",
+                                                    "rule": primary}}
+        R.write_meta(d, one, "complete")
         build_report(d)
 
 
@@ -85,11 +87,14 @@ def build_sweep_report(out: str | Path, n_boot: int = 300) -> dict[str, pd.DataF
     from tuneall import sweep_plots as P
 
     out = Path(out)
-    cells = pd.read_csv(out / "cells.csv")
-    meta = json.loads((out / "sweep.json").read_text())
-    rules = meta["config"]["rules"]
+    meta = R.read_json(out / R.SWEEP_META, required=("config", "sweep"))
+    try:
+        cells = pd.read_csv(out / R.CELLS)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{out / R.CELLS} cannot be read ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    rules = meta["config"].get("rules") or ["mean"]
     if not (cells.get("status") == "ok").any():
-        (out / "summary.md").write_text(f"# tuneall sweep: {out.name}\n\nNo cell trained successfully; see "
+        (out / R.SUMMARY).write_text(f"# tuneall sweep: {out.name}\n\nNo cell trained successfully; see "
                                         "`cells.csv` and `jobs.csv` for the errors.\n")
         return {}
     t = analyse(cells, rules, n_boot=n_boot)
@@ -101,7 +106,7 @@ def build_sweep_report(out: str | Path, n_boot: int = 300) -> dict[str, pd.DataF
             P.frontier_figure(t["compute_frontier"], t["extrapolation"], t["holdout"], out / "frontier_fit.png")]
     if "data_fraction" in t:
         figs.append(P.data_fraction_figure(t["data_fraction"], out / "data_fraction.png"))
-    (out / "summary.md").write_text(_summary(out, meta, t, [f for f in figs if f]))
+    (out / R.SUMMARY).write_text(_summary(out, meta, t, [f for f in figs if f]))
     return t
 
 

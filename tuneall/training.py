@@ -14,45 +14,11 @@ from dataclasses import dataclass, field
 import torch
 from torch.nn import functional as F
 
-from tuneall.errors import ConfigError
+from tuneall.config import TrainConfig
 from tuneall.models import create_model
 
 # How often (in steps) the divergence flag is read back: reading forces a device sync, so not every step on a GPU.
 _DIVERGENCE_CHECK_EVERY = 10
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimiser settings shared by every member of a trial."""
-
-    lr: float = 0.05  # fixed learning rate, no schedule
-    momentum: float = 0.9
-    batch_size: int = 128
-    weight_decay: float = 0.0
-    device: str = "cpu"
-    eval_batch_size: int = 2048  # test-set batch for inference-mode evaluation
-    # 2-D image members train in channels_last (NHWC) memory format: measured 1.1-1.5x faster steps on CPU
-    # (benchmarks/step_efficiency.py). Changes results only at float-rounding level; False restores NCHW.
-    channels_last: bool = True
-    # > 0: a member prints "step i/T" at most this often (seconds), so a long trial in a search shows it is alive.
-    heartbeat_s: float = 0.0
-
-    def __post_init__(self):
-        for name in ("lr", "momentum", "weight_decay"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
-                raise ConfigError(f"{name} must be a finite number {'> 0' if name == 'lr' else '>= 0'}, got {v!r}")
-        try:
-            dev = torch.device(self.device)
-        except (RuntimeError, TypeError):
-            raise ConfigError(f"device must be a torch device such as 'cpu' or 'cuda:0', but got {self.device!r}") \
-                from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"device {self.device!r} asked for, but no CUDA device is available")
-        for name in ("batch_size", "eval_batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, but got {v!r}")
 
 
 @dataclass

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from tuneall import metrics as M
+from tuneall.config import check_rule
 from tuneall.factory import TrialPlan
 from tuneall.training import MemberResult, train_member
 
@@ -124,8 +125,7 @@ def run_trial(plan: TrialPlan, data, rule: str = "mean", progress=None, trainer=
     """
     if members is not None:
         trainer = select_trainer(members)
-    if rule not in M.COMBINE_RULES:
-        raise ValueError(f"unknown combination rule {rule!r}; valid: {', '.join(M.COMBINE_RULES)}")
+    check_rule(rule)
     if abs(data.data_fraction - plan.allocation.data_fraction) > 1e-12:
         raise ValueError(f"data has data_fraction={data.data_fraction}, plan wants {plan.allocation.data_fraction}")
     t0 = time.perf_counter()

@@ -1,72 +1,54 @@
-"""``tuneall search``: the Ray Tune Tuner with Optuna (through ``OptunaSearch``) over a search space.
+"""``tuneall search``: Optuna (through Ray Tune's ``OptunaSearch``) over a search space, run by :mod:`tuneall.runner`.
 
-Every trial goes through the trial factory (:func:`tuneall.planning.plan_point`) inside the trainable: an infeasible
-point is reported with status ``infeasible`` and told to Optuna as a constraint violation, never raised. The trials
-table, frontier, figures and summary are written to the results directory by :mod:`tuneall.report`.
+Every trial goes through the trial factory (:func:`tuneall.planning.plan_point`) inside the trial: an infeasible
+point is reported with status ``infeasible`` and told to Optuna as a constraint violation, never raised. Finished
+trials go to the journal the moment the driver learns of them; the trials table, frontier, figures and summary are
+written from it by :mod:`tuneall.search_report`, and the directory's state last.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import platform
-import subprocess
-import sys
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from tuneall import journal
+from tuneall import results as R
 from tuneall.budget import Budget
+from tuneall.config import DEFAULT_OBJECTIVE, SEARCHERS, check_rule
 from tuneall.errors import ConfigError
-from tuneall.factory import Infeasible, Resources
+from tuneall.factory import Infeasible
+from tuneall.runner import RunOptions, TrialContext
 from tuneall.space import SearchSpace
 
-SEARCHERS = ("tpe", "random", "grid", "nsga2")
-# Trial-level metrics an objective may name, with the direction that is better.
-OBJECTIVES = {
-    "ensemble_acc_mean": "max", "ensemble_acc_worst": "max", "ensemble_nll_mean": "min", "ensemble_ece_mean": "min",
-    "total_params": "min", "inference_flops": "min", "train_time_s": "min",
-}
-DEFAULT_OBJECTIVE = "ensemble_acc_mean"
-HEARTBEAT_S = 60.0  # seconds between a search member's "step i/T" lines
+# Fields that say where and how fast a search runs, not what its trials compute: a resume may change them.
+OPERATIONAL = ("name", "storage_path", "address", "num_cpus", "dashboard", "max_failures", "concurrency", "trials",
+               "resume", "study_storage", "data_dir", "executor")
 
 
-@dataclass(frozen=True)
-class SearchConfig:
+@dataclass(frozen=True, kw_only=True)
+class SearchConfig(RunOptions):
     budget: Budget
     space: SearchSpace
-    dataset: str = "digits"
-    data_dir: str | None = None
     searcher: str = "tpe"
     trials: int = 20  # ignored by grid search, which runs every feasible point
-    concurrency: int | None = None  # default: as many trials as the CPUs hold
-    seeds: int = 3  # repeats of each allocation over seeds
     rule: str = "mean"  # ensemble combination
     objectives: tuple[tuple[str, str], ...] = ((DEFAULT_OBJECTIVE, "max"),)
-    resources: Resources = field(default_factory=Resources)
-    name: str | None = None
-    storage_path: str = "results"
-    address: str | None = None  # an existing Ray cluster; None starts a local Ray
-    num_cpus: int | None = None  # CPUs of the local Ray (default: all)
-    dashboard: bool = False
-    seed: int = 0  # sampler seed and base seed of the members
-    max_failures: int = 0
     resume: bool = False  # continue the search in an existing results directory
     study_storage: str | None = None  # Optuna RDB URL (e.g. sqlite:///study.db); default: a journal file in the dir
 
     def __post_init__(self):
+        super().__post_init__()
         if self.searcher not in SEARCHERS:
             raise ConfigError(f"unknown searcher {self.searcher!r}; valid: {', '.join(SEARCHERS)}")
-        for name in ("trials", "seeds"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, but got {v!r}")
-        if self.concurrency is not None and self.concurrency < 1:
-            raise ConfigError(f"concurrency must be >= 1, but got {self.concurrency!r}")
+        if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:
+            raise ConfigError(f"trials must be an integer >= 1, but got {self.trials!r}")
+        check_rule(self.rule)
         if self.searcher == "nsga2" and len(self.objectives) < 2:
-            raise ConfigError("searcher 'nsga2' is multi-objective: give at least two --objectives")
+            raise ConfigError("searcher 'nsga2' is multi-objective: give at least two objectives")
+        if self.executor != "ray":
+            raise ConfigError("a search runs its trials as Ray Tune trials: executor must be 'ray'")
 
     @property
     def metric(self) -> list[str]:
@@ -76,31 +58,15 @@ class SearchConfig:
     def mode(self) -> list[str]:
         return [d for _, d in self.objectives]
 
-    @property
-    def run_name(self) -> str:
-        return self.name or f"{self.dataset}-{self.budget.value:.3g}-{self.space.name}-{self.searcher}"
+    def default_name(self) -> str:
+        return f"{self.dataset}-{self.budget.value:.3g}-{self.space.name}-{self.searcher}"
 
-    @property
-    def results_dir(self) -> Path:
-        return Path(self.storage_path).expanduser().resolve() / self.run_name
-
-
-def parse_objectives(text: str) -> tuple[tuple[str, str], ...]:
-    """'ensemble_acc_mean,inference_flops' or 'a:max,b:min' -> ((metric, mode), ...)."""
-    out = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        name, _, mode = part.partition(":")
-        if name not in OBJECTIVES:
-            raise ConfigError(f"unknown objective {name!r}; valid: {', '.join(OBJECTIVES)}")
-        mode = mode or OBJECTIVES[name]
-        if mode not in ("min", "max"):
-            raise ConfigError(f"objective {name!r}: mode must be min or max, got {mode!r}")
-        out.append((name, mode))
-    if not out:
-        raise ConfigError("--objectives needs at least one metric")
-    return tuple(out)
+    def to_json(self) -> dict:
+        """The config as ``tuneall.json`` records it (the space as its name, YAML and resolved axes)."""
+        conf = json.loads(json.dumps(asdict(self), default=str))
+        conf["space"] = {"name": self.space.name, "yaml": self.space.source,
+                         "resolved": json.loads(json.dumps(asdict(self.space), default=str))}
+        return conf
 
 
 def _worst(mode: str) -> float:
@@ -108,38 +74,32 @@ def _worst(mode: str) -> float:
     return 0.0 if mode == "max" else 1e30
 
 
-def trial_metrics(config: dict, ctx: dict, data) -> dict:
-    """Run one trial from its sampled ``config`` and return the flat metrics reported to Ray Tune."""
-    import torch
-
+def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
+    """The search's job: one trial from its sampled ``config``, as the flat metrics reported to Ray Tune."""
+    from tuneall.data import with_fraction
     from tuneall.planning import plan_point
+    from tuneall.runner import ray_member_trainer
     from tuneall.trial import run_trial, select_trainer
 
     point = config.get("point", config)
-    repeat = _repeat_of(point, ctx.get("results_dir"))
+    repeat = _repeat_of(point, ctx.results_dir)
     if repeat is not None:
         return repeat
-    res: Resources = ctx["resources"]
-    torch.set_num_threads(res.threads)  # one trial, its own CPUs: no oversubscription
+    res = ctx.resources
     base = {"family": point["family"], "width": point["width"], "k": point["k"]}
     try:
-        plan = plan_point(point, ctx["budget"], data.info, repeats=ctx["seeds"], base_seed=ctx["seed"],
-                          resources=res)
+        plan = plan_point(point, ctx.budget, data.info, repeats=ctx.seeds, base_seed=ctx.seed)
     except (Infeasible, ConfigError) as e:
         return {**base, "status": "infeasible", "reason": str(e), "constraint": 1.0,
-                **{m: _worst(d) for m, d in ctx["objectives"]}}
-    # Members of a long trial say they are alive (Ray forwards a trial's output to the driver's terminal).
-    plan = replace(plan, train=replace(plan.train, heartbeat_s=HEARTBEAT_S,
-                                       device="cuda" if res.gpus > 0 else plan.train.device))
-    from tuneall.data import with_fraction
-
+                **{m: _worst(d) for m, d in ctx.objectives}}
+    plan = replace(plan, train=ctx.train_config(plan.train))
     trial_data = with_fraction(data, plan.allocation.data_fraction)
-    trainer = _ray_member_trainer(res) if res.parallel_members else select_trainer(res.members, res.amp)
-    result = run_trial(plan, trial_data, rule=ctx["rule"], trainer=trainer)
+    trainer = ray_member_trainer(res) if res.parallel_members else select_trainer(res.members, res.amp)
+    result = run_trial(plan, trial_data, rule=ctx.rules[0], trainer=trainer)
     out = {**plan.row(), **result.metrics(), "repeats_json": json.dumps(result.repeats),
            "curve_json": json.dumps(result.curve),
            "constraint": 1.0 if result.status == "diverged" else 0.0}
-    for m, d in ctx["objectives"]:  # a diverged trial still reports real, finite values
+    for m, d in ctx.objectives:  # a diverged trial still reports real, finite values
         if not math.isfinite(out.get(m, float("nan"))):
             out[m] = _worst(d)
     return out
@@ -152,7 +112,7 @@ def _repeat_of(point: dict, results_dir: str | None) -> dict | None:
     spaces) is answered from the first trial instead of being trained again; the row says ``repeat_of``. Where the
     journal is not readable (a worker on another machine without the storage path) the point is simply trained.
     """
-    if not results_dir or not os.path.exists(os.path.join(results_dir, journal.JOURNAL)):
+    if not results_dir or not (Path(results_dir) / R.JOURNAL).exists():
         return None
     from ray.tune.result import AUTO_RESULT_KEYS, DEBUG_METRICS
 
@@ -163,65 +123,6 @@ def _repeat_of(point: dict, results_dir: str | None) -> dict | None:
         if m.get("status") in ("ok", "diverged") and journal.point_key(rec.get("config") or {}) == key:
             return {**{k: v for k, v in m.items() if k not in skip}, "repeat_of": rec["trial_id"]}
     return None
-
-
-def _ray_member_trainer(res: Resources):
-    """Train members as Ray tasks, member i in bundle i + 1 of the trial's placement group (parallel members)."""
-    import ray
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-    def trainer(plan, data, progress=None, eval_steps=()):
-        pg = ray.util.get_current_placement_group()
-        data_ref = ray.put(data)
-        task = ray.remote(_train_member_task)
-        a = plan.allocation
-        refs = [
-            [task.options(num_cpus=res.cpus, num_gpus=res.gpus, scheduling_strategy=PlacementGroupSchedulingStrategy(
-                pg, placement_group_bundle_index=i + 1)).remote(a.family, a.width, plan.depth, data_ref, plan.steps,
-                                                                 seed, plan.train, res.cpus, eval_steps)
-             for i, seed in enumerate(seeds)]
-            for seeds in plan.seeds
-        ]
-        return [ray.get(r) for r in refs]
-
-    return trainer
-
-
-def _train_member_task(family, width, depth, data, steps, seed, train, cpus, eval_steps):
-    import torch
-
-    from tuneall.training import train_member
-
-    torch.set_num_threads(max(1, int(cpus)))
-    return train_member(family, width, depth, data, steps, seed, train, eval_steps)
-
-
-def quiet_sigterm_exit() -> None:
-    """In a trial process: do not print the SystemExit that Ray's SIGTERM handler raises at shutdown.
-
-    Ray stops reused trial processes with SIGTERM when a search ends; its handler raises SystemExit wherever the
-    interpreter is, and inside a weakref or finaliser callback Python reports that as "Exception ignored in ..."
-    with a traceback: noise after a search whose results are all in. Every other unraisable error still prints.
-    """
-    if getattr(sys.unraisablehook, "tuneall", False):
-        return
-    previous = sys.unraisablehook
-
-    def hook(unraisable):
-        if unraisable.exc_type is not SystemExit:
-            previous(unraisable)
-
-    hook.tuneall = True
-    sys.unraisablehook = hook
-
-
-def _trainable(config: dict, ctx: dict, data) -> None:
-    import ray
-    from ray import tune
-
-    quiet_sigterm_exit()
-    # The node a trial ran on goes into the trials table (multi-machine sweeps: which trials ran where).
-    tune.report({**trial_metrics(config, ctx, data), "node_id": ray.get_runtime_context().get_node_id()})
 
 
 def _make_searcher(cfg: SearchConfig, space_fn, study_storage=None):
@@ -240,128 +141,56 @@ def _make_searcher(cfg: SearchConfig, space_fn, study_storage=None):
                                    study_name=cfg.run_name)
 
 
-def provenance(cfg: SearchConfig, argv: list[str] | None) -> dict:
-    """What makes a results directory reproducible: resolved config, command, versions, git revision."""
-    import importlib.metadata as md
-
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        rev = None
-    versions = {}
-    for pkg in ("tuneall", "torch", "ray", "optuna", "pandas", "numpy"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    conf = asdict(cfg)
-    conf["space"] = {"name": cfg.space.name, "yaml": cfg.space.source}
-    return {"config": conf, "command": argv if argv is not None else sys.argv, "git_revision": rev,
-            "versions": versions, "python": platform.python_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-
-
-def _check_reachable(address: str, timeout_s: float = 3.0) -> None:
-    """Fail fast on an unreachable HOST:PORT (ray.init would retry for minutes before giving up)."""
-    import socket
-
-    if address == "auto" or "://" in address:
-        return  # Ray resolves these itself
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--address must be HOST:PORT (e.g. 10.0.0.1:6379), but got {address!r}")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
-    except OSError as e:
-        raise ConfigError(f"cannot reach the Ray cluster at --address {address}: {e.strerror or e}") from None
-
-
-def _init_ray(cfg: SearchConfig) -> bool:
-    """Connect to ``cfg.address`` or start a local Ray; returns True when this call started it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    kw = dict(configure_logging=True, logging_level="WARNING", log_to_driver=True)
-    if cfg.address:
-        _check_reachable(cfg.address)
-        try:
-            ray.init(address=cfg.address, **kw)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise ConfigError(f"cannot reach the Ray cluster at --address {cfg.address}: {str(e).splitlines()[0]}") \
-                from None
-        return True
-    if cfg.dashboard:
-        import importlib.util
-
-        if importlib.util.find_spec("aiohttp") is None:
-            raise ConfigError('--dashboard needs Ray\'s dashboard packages: pip install -e ".[dashboard]"')
-    # TUNEALL_NODE_IP pins the local Ray to one address (tests use 127.0.0.2: Ray rewrites 127.0.0.1 to the
-    # machine's external address, and loopback-only tests must not listen there).
-    if os.environ.get("TUNEALL_NODE_IP"):
-        kw["_node_ip_address"] = os.environ["TUNEALL_NODE_IP"]
-    ctx = ray.init(num_cpus=cfg.num_cpus, include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1", **kw)
-    if cfg.dashboard:
-        print(f"Ray dashboard: http://{ctx.dashboard_url} (bound to 127.0.0.1; Ray token authentication on)")
-    return True
-
-
-# What must match for --resume to continue a results directory (everything that changes what a trial computes).
-_RESUME_KEYS = ("budget", "dataset", "searcher", "seeds", "rule", "objectives", "seed")
-
-
-def _check_resumable(cfg: SearchConfig, out: Path) -> None:
-    meta_path = out / "tuneall.json"
-    if not meta_path.exists():
-        raise ConfigError(f"{out} is not a tuneall search directory (no tuneall.json); refusing to touch it")
-    old = json.loads(meta_path.read_text()).get("config", {})
-    new = json.loads(json.dumps(asdict(cfg), default=str))
-    for key in _RESUME_KEYS:
-        if json.loads(json.dumps(old.get(key), default=str)) != new.get(key):
-            raise ConfigError(f"{out} belongs to a different search ({key} was {old.get(key)!r}, now "
-                              f"{new.get(key)!r}); choose another --name")
-    if old.get("space", {}).get("yaml") != cfg.space.source:
-        raise ConfigError(f"{out} belongs to a different search (its search space differs); choose another --name")
+def _check_resumable(cfg: SearchConfig, out: Path) -> dict:
+    """The directory's ``tuneall.json`` if ``cfg`` is the search that made it; else ConfigError naming the field."""
+    meta = R.read_meta(out)
+    if not meta:
+        raise ConfigError(f"{out} is not a tuneall search directory (no {R.META}); refusing to touch it")
+    old, new = meta["config"], cfg.to_json()
+    if isinstance(old.get("space"), dict) and "resolved" not in old["space"]:
+        new["space"].pop("resolved")  # made before resolved spaces were recorded: compare the YAML
+    R.check_same_run(out, old, new, ignore=OPERATIONAL)
+    return meta
 
 
 def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 1):
     """Run (or with ``cfg.resume`` continue) the search and write the results directory; returns the frontier."""
     from tuneall.data import load_dataset
     from tuneall.planning import plan_space
+    from tuneall.runner import check_ray_options, ray_session
 
     out = cfg.results_dir
-    if out.exists() and not cfg.resume:
-        raise ConfigError(f"results directory {out} already exists; pass --resume to continue it, or choose "
-                          "another --name")
-    if cfg.resume and not out.exists():
-        raise ConfigError(f"nothing to resume: {out} does not exist")
-    if cfg.resume:
-        _check_resumable(cfg, out)
+    R.check_new(out, cfg.resume)
+    old_meta = _check_resumable(cfg, out) if cfg.resume else None
     # Everything a user can get wrong is checked before Ray starts or anything is written.
     feasible, _ = plan_space(cfg.space, cfg.budget, cfg.dataset)  # raises with the smallest feasible budget
+    storage = _study_storage(cfg, out)
+    check_ray_options(cfg)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
-    started = _init_ray(cfg)
-    try:
-        return _fit(cfg, data, feasible, out, argv, verbose)
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
+    with ray_session(cfg):
+        return _fit(cfg, data, feasible, out, argv, verbose, old_meta, storage)
 
 
 def _study_storage(cfg: SearchConfig, out: Path):
-    """Optuna storage: ``--study-storage`` URL, else a journal file in the results directory (survives a kill)."""
-    import optuna
-    from optuna.storages.journal import JournalFileBackend
-
+    """Optuna storage: ``study_storage`` URL, else a journal file in the results directory (survives a kill).
+    Returns a factory, so that nothing is created before the run starts."""
     if cfg.study_storage:
+        import optuna
+
         try:
-            return optuna.storages.RDBStorage(cfg.study_storage)
+            storage = optuna.storages.RDBStorage(cfg.study_storage)
         except Exception as e:  # noqa: BLE001 - any URL or driver problem is the user's to fix
-            raise ConfigError(f"--study-storage {cfg.study_storage!r} is not usable: {str(e).splitlines()[0]}") \
+            raise ConfigError(f"study storage {cfg.study_storage!r} is not usable: {str(e).splitlines()[0]}") \
                 from None
-    return optuna.storages.JournalStorage(JournalFileBackend(str(out / "optuna.journal")))
+        return lambda: storage
+
+    def journal_storage():
+        import optuna
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(out / R.OPTUNA_JOURNAL)))
+
+    return journal_storage
 
 
 def _requeue_unfinished(searcher, finished_keys: set) -> int:
@@ -378,34 +207,35 @@ def _requeue_unfinished(searcher, finished_keys: set) -> int:
     return n
 
 
-def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose):
-    import ray
+def _context(cfg: SearchConfig, out: Path) -> TrialContext:
+    return TrialContext(job=trial_metrics, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed,
+                        rules=(cfg.rule,), objectives=cfg.objectives, budget=cfg.budget, unit=cfg.budget.unit,
+                        min_steps=cfg.budget.min_steps, results_dir=str(out))
+
+
+def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, storage):
     from ray import tune
 
     from tuneall._callbacks import JournalCallback
     from tuneall.planning import DefineByRun, plan_point
-    from tuneall.report import build_report, write_trials_table
+    from tuneall.search_report import build_report, write_trials_table
+    from tuneall.runner import check_fits, concurrency, with_trial_resources
     from tuneall.space import grid as space_grid
 
+    res = cfg.resources
+    check_fits(res.bundles(int(feasible["k"].max())))  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    meta = provenance(cfg, argv)
-    if cfg.resume:  # keep the command that started the search; record the resumes
-        old = json.loads((out / "tuneall.json").read_text())
-        meta = {**old, "resumes": [*old.get("resumes", []), {"command": meta["command"], "at": meta["created"]}]}
-    (out / "tuneall.json").write_text(json.dumps({**meta, "state": "running"}, indent=1, default=str))
+    meta = R.provenance(cfg.to_json(), argv)
+    if old_meta:  # keep the command that started the search; record the resumes
+        meta = {**old_meta, "resumes": [*old_meta.get("resumes", []), {"command": meta["command"],
+                                                                       "at": meta["created"]}]}
+    meta = R.write_meta(out, meta, "running")
     done = journal.read(out)
     done_keys = {journal.point_key(r["config"]) for r in done}
-    ctx = {"budget": cfg.budget, "seeds": cfg.seeds, "seed": cfg.seed, "rule": cfg.rule,
-           "resources": cfg.resources, "objectives": cfg.objectives, "results_dir": str(out)}
-    res = cfg.resources
     # With parallel members a trial's placement group has one bundle per member, so it depends on the sampled k.
-    trainable = tune.with_resources(
-        tune.with_parameters(_trainable, ctx=ctx, data=data),
-        lambda config: tune.PlacementGroupFactory(res.bundles(int(config.get("point", config).get("k", 1)))),
-    )
-    cpus = ray.cluster_resources().get("CPU", 1)
-    per_trial = sum(b.get("CPU", 0) for b in res.bundles(int(feasible["k"].min())))
-    concurrency = cfg.concurrency or max(1, int(cpus // per_trial))
+    trainable = with_trial_resources(_context(cfg, out), data,
+                                     lambda config: res.bundles(int(config.get("point", config).get("k", 1))))
+    at_once = concurrency(cfg, sum(b.get("CPU", 0) for b in res.bundles(int(feasible["k"].min()))))
     searcher = None
     # reuse_actors: a finished trial's process runs the next one, so torch, tuneall and the dataset are loaded once
     # per process, not once per trial (measured: a 4 s gap between trials without it; benchmarks/search_efficiency.py)
@@ -414,14 +244,14 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose):
         todo = [p for p in points if journal.point_key(p) not in done_keys]
         total = len(points)
         param_space = {"point": tune.grid_search(todo)}
-        tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=True)
+        tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once, reuse_actors=True)
     else:
-        searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset), _study_storage(cfg, out))
+        searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset), storage())
         requeued = _requeue_unfinished(searcher, done_keys) if cfg.resume else 0
         todo, total = range(max(0, cfg.trials - len(done))), cfg.trials
         param_space = None
         tune_config = tune.TuneConfig(search_alg=searcher, num_samples=max(1, len(todo)),
-                                      max_concurrent_trials=concurrency, reuse_actors=True)
+                                      max_concurrent_trials=at_once, reuse_actors=True)
         if cfg.resume:
             print(f"tuneall: resuming: {len(done)} finished trial(s) kept, {requeued} interrupted one(s) run again, "
                   f"{len(todo)} to go", flush=True)
@@ -430,23 +260,22 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose):
         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
     )
     print(f"tuneall: searching {cfg.space.name!r} on {cfg.dataset} at C = {cfg.budget}: {cfg.searcher}, "
-          f"{total} trials, {concurrency} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
+          f"{total} trials, {at_once} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
     if len(todo) and cfg.address is None and res.gpus == 0:  # trials run on this machine's CPUs: time a few steps
-        _print_estimate(feasible, data.info, cfg, len(todo), concurrency)
+        _print_estimate(feasible, data.info, cfg, len(todo), at_once)
     if len(todo):
         tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
     records = journal.read(out)
     complete = len(records) >= total
-    (out / "tuneall.json").write_text(json.dumps({**meta, "state": "complete" if complete else "interrupted"},
-                                                 indent=1, default=str))
     write_trials_table(records, out)
     if searcher is not None:
-        searcher._ot_study.trials_dataframe().to_csv(out / "optuna_trials.csv", index=False)
-    front = build_report(out)
+        searcher._ot_study.trials_dataframe().to_csv(out / R.OPTUNA_TRIALS, index=False)
+    front = build_report(out, state="complete" if complete else "interrupted")
+    R.write_meta(out, meta, "complete" if complete else "interrupted")  # last: a complete directory has its report
     front.attrs["complete"] = complete
     if not complete:
-        print(f"tuneall: search interrupted after {len(records)} of {total} trials; continue it with the same "
-              f"command plus --resume", flush=True)
+        print(f"tuneall: search interrupted after {len(records)} of {total} trials; continue it with: "
+              f"tuneall resume {out}", flush=True)
     return front
 
 
@@ -468,27 +297,36 @@ def _is_feasible(point: dict, cfg: SearchConfig, info, plan_point) -> bool:
 
 def config_from_dir(results_dir: str | Path, **overrides) -> SearchConfig:
     """The SearchConfig a results directory was made with (for ``tuneall resume DIR``)."""
+    import yaml
+
+    from tuneall.config import Resources
     from tuneall.space import parse_space
 
     out = Path(results_dir).expanduser().resolve()
-    meta_path = out / "tuneall.json"
-    if not meta_path.exists():
-        raise ConfigError(f"{out} is not a tuneall search directory (no tuneall.json)")
-    import yaml
+    if R.kind(out) != "search":
+        raise ConfigError(f"{out} is a sweep; sweeps cannot be resumed (run the sweep again with another name)")
+    meta = R.read_meta(out)
+    if not meta:
+        raise ConfigError(f"{out} is not a tuneall search directory (no {R.META})")
+    conf = dict(meta["config"])
+    try:
+        space_src = conf.pop("space")["yaml"]
+        conf.update(
+            budget=Budget(**conf["budget"]),
+            space=parse_space(yaml.safe_load(space_src), source=space_src),
+            objectives=tuple(tuple(o) for o in conf["objectives"]),
+            resources=Resources(**conf["resources"]),
+        )
+        if "resolved" in (meta["config"]["space"] or {}):  # fixed axes (e.g. an --lr) as the search ran them
+            from tuneall.space import with_fixed
 
-    conf = json.loads(meta_path.read_text())["config"]
-    space_src = conf.pop("space")["yaml"]
-    conf.update(
-        budget=Budget(**conf["budget"]),
-        space=parse_space(yaml.safe_load(space_src), source=space_src),
-        objectives=tuple(tuple(o) for o in conf["objectives"]),
-        resources=Resources(**conf["resources"]),
-        name=out.name,
-        storage_path=str(out.parent),
-        resume=True,
-    )
-    conf.update(overrides)
-    return SearchConfig(**conf)
+            fixed = {k: v["values"][0] for k, v in meta["config"]["space"]["resolved"]["axes"].items()
+                     if isinstance(v, dict) and len(v.get("values") or ()) == 1}
+            conf["space"] = with_fixed(conf["space"], **fixed)
+        conf.update(name=out.name, storage_path=str(out.parent), resume=True, **overrides)
+        return SearchConfig(**{k: v for k, v in conf.items() if k in SearchConfig.__dataclass_fields__})
+    except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as e:
+        raise ConfigError(f"{out / R.META} is damaged ({type(e).__name__}: {e}); it cannot be resumed") from None
 
 
-__all__ = ["SearchConfig", "run_search", "config_from_dir", "parse_objectives", "SEARCHERS", "OBJECTIVES"]
+__all__ = ["SearchConfig", "run_search", "config_from_dir", "trial_metrics", "SEARCHERS", "OPERATIONAL"]

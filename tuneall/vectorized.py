@@ -27,6 +27,7 @@ import time
 import torch
 from torch.nn import functional as F
 
+from tuneall.config import MEMBER_METHODS, TrainConfig
 from tuneall.models import create_model
 from tuneall.training import (
     _DIVERGENCE_CHECK_EVERY,
@@ -34,13 +35,12 @@ from tuneall.training import (
     Heartbeat,
     MemberResult,
     PeakMemory,
-    TrainConfig,
     channels_last_ok,
     inference_latency,
     train_member,
 )
 
-METHODS = ("sequential", "vectorized", "auto")
+METHODS = MEMBER_METHODS  # the names are vocabulary (tuneall.config); their implementations live here
 MIN_STEPS_TO_PROBE = 300  # steps x repeats below which "auto" does not probe (the probe costs ~3 vectorised steps)
 
 

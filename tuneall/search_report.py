@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tuneall import results as R
 from tuneall.errors import ConfigError
 from tuneall.frontier import (
     ALLOCATION_COLUMNS,
@@ -19,7 +20,7 @@ from tuneall.frontier import (
     frontier,
     summarize_trials,
 )
-from tuneall.metrics import ENSEMBLE_METRICS
+from tuneall.config import ENSEMBLE_METRICS
 
 TRIAL_COLUMNS = ["trial_id", "repeat", "status", *ALLOCATION_COLUMNS, *PLAN_COLUMNS, *ENSEMBLE_METRICS,
                  *COST_COLUMNS, "n_diverged", "train_time_s", "wall_time_s", "curve_json", "node_id", "repeat_of",
@@ -47,8 +48,8 @@ def write_trials_table(records: list[dict], out: Path) -> pd.DataFrame:
     for rec in records:
         rows += trial_rows(rec["trial_id"], rec.get("config") or {}, rec.get("metrics") or {}, rec.get("error"))
     df = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
-    df.to_csv(out / "trials.csv", index=False)
-    df.to_parquet(out / "trials.parquet", index=False)
+    df.to_csv(out / R.TRIALS, index=False)
+    df.to_parquet(out / R.TRIALS_PARQUET, index=False)
     return df
 
 
@@ -57,7 +58,7 @@ ID_DTYPES = {"trial_id": str, "repeat_of": str}
 
 
 def load_trials(results_dir: str | Path) -> pd.DataFrame:
-    path = Path(results_dir) / "trials.csv"
+    path = Path(results_dir) / R.TRIALS
     if not path.exists():
         raise ConfigError(f"{results_dir} is not a tuneall results directory (no trials.csv)")
     return pd.read_csv(path, dtype=ID_DTYPES)
@@ -87,8 +88,11 @@ COSTS = ["family", "width", "depth", "k", "ensemble_acc_mean", "time_per_step_s"
          "time_to_target_s", "latency_ms_per_image", "peak_mem_mb", "inference_flops"]
 
 
-def build_report(results_dir: str | Path) -> pd.DataFrame:
-    """Write trials_summary.csv, frontier.csv, best_per_k.csv, best_per_width.csv, figures and summary.md."""
+def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFrame:
+    """Write trials_summary.csv, frontier.csv, best_per_k.csv, best_per_width.csv, figures and summary.md.
+
+    ``state``: the run's state as the summary should state it (default: as ``tuneall.json`` records it).
+    """
     from tuneall import plots
 
     out = Path(results_dir)
@@ -104,14 +108,16 @@ def build_report(results_dir: str | Path) -> pd.DataFrame:
     per_width.to_csv(out / "best_per_width.csv", index=False)
     figures = plots.write_figures(out, summary, front)
 
-    meta = json.loads((out / "tuneall.json").read_text()) if (out / "tuneall.json").exists() else {}
+    meta = R.read_meta(out)
+    state = state or meta.get("state")
     conf = meta.get("config", {})
     counts = summary["status"].value_counts().to_dict()
     best = best_allocation(distinct)
     lines = [f"# tuneall search: {out.name}", ""]
-    if meta.get("state") in ("running", "interrupted"):
-        lines += [f"**INCOMPLETE: this search was interrupted ({meta['state']}); the tables below hold only the "
-                  f"{summary['trial_id'].nunique()} trial(s) that finished. Continue it with `--resume`.**", ""]
+    if state in ("running", "interrupted"):
+        lines += [f"**INCOMPLETE: this search was interrupted ({state}); the tables below hold only the "
+                  f"{summary['trial_id'].nunique()} trial(s) that finished. Continue it with `tuneall resume "
+                  f"{out}`.**", ""]
     if conf:
         b = conf.get("budget", {})
         lines += [f"Budget C = {b.get('value', float('nan')):.4g} {b.get('unit', '')} (at least {b.get('min_steps')} "

@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
+from tuneall import results as R
 from tuneall.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget, parse_budget
 from tuneall.errors import BudgetError, ConfigError
-from tuneall.factory import Infeasible, Resources
-from tuneall.metrics import COMBINE_RULES
-from tuneall.space import SearchSpace, grid, load_space
+from tuneall.config import check_rule
+from tuneall.factory import Infeasible
+from tuneall.runner import RunOptions, TrialContext
+from tuneall.space import SearchSpace, grid
 
 
 def parse_budgets(spec) -> tuple[float, ...]:
@@ -65,52 +67,42 @@ def reuse_blocker(train) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class SweepConfig:
+@dataclass(frozen=True, kw_only=True)
+class SweepConfig(RunOptions):
     budgets: tuple[float, ...]
     space: SearchSpace | None = None  # the grid of allocations (every grid point is a candidate)
     points: tuple[dict, ...] | None = None  # or explicit points (e.g. seed 001's design pairs)
     unit: str = DEFAULT_UNIT
     min_steps: int = DEFAULT_MIN_STEPS
-    dataset: str = "digits"
-    data_dir: str | None = None
-    seeds: int = 3
     rules: tuple[str, ...] = ("mean",)  # the first is the primary rule of the per-budget reports
     reuse: bool = True
-    resources: Resources = field(default_factory=Resources)
-    concurrency: int | None = None
-    name: str | None = None
-    storage_path: str = "results"
-    address: str | None = None
-    num_cpus: int | None = None
-    dashboard: bool = False
-    seed: int = 0
-    max_failures: int = 0
     per_budget_reports: bool = True
-    executor: str = "ray"  # 'ray': Ray Tune trials; 'local': the same jobs one after another in this process
 
     def __post_init__(self):
+        super().__post_init__()
         object.__setattr__(self, "budgets", parse_budgets(list(self.budgets)))
         for c in self.budgets:
             Budget(c, self.unit, self.min_steps)  # unit and min_steps validated once, with the project's messages
         if (self.space is None) == (self.points is None):
             raise ConfigError("a sweep needs exactly one of space or points")
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
-            raise ConfigError(f"seeds must be an integer >= 1, but got {self.seeds!r}")
-        bad = [r for r in self.rules if r not in COMBINE_RULES]
-        if not self.rules or bad:
-            raise ConfigError(f"unknown combination rule {bad[0] if bad else ''!r}; valid: {', '.join(COMBINE_RULES)}")
-        if self.executor not in ("ray", "local"):
-            raise ConfigError(f"executor must be 'ray' or 'local', but got {self.executor!r}")
+        if not self.rules:
+            raise ConfigError("a sweep needs at least one combination rule")
+        for r in self.rules:
+            check_rule(r)
 
-    @property
-    def run_name(self) -> str:
+    def default_name(self) -> str:
         label = self.space.name if self.space is not None else "points"
-        return self.name or f"sweep-{self.dataset}-{self.budgets[0]:.3g}-{self.budgets[-1]:.3g}-{label}"
+        return f"sweep-{self.dataset}-{self.budgets[0]:.3g}-{self.budgets[-1]:.3g}-{label}"
 
-    @property
-    def results_dir(self) -> Path:
-        return Path(self.storage_path).expanduser().resolve() / self.run_name
+    def to_json(self) -> dict:
+        """The config as ``tuneall.json``/``sweep.json`` record it (the space as its name and YAML)."""
+        conf = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("space", "points")}
+        conf = json.loads(json.dumps({k: asdict(v) if is_dataclass(v) else v for k, v in conf.items()}, default=str))
+        conf["space"] = ({"name": self.space.name, "yaml": self.space.source} if self.space is not None
+                         else {"name": "points", "yaml": None})
+        if self.points is not None:
+            conf["points"] = json.loads(json.dumps(list(self.points), default=str))
+        return conf
 
 
 def _points(cfg: SweepConfig) -> list[dict]:
@@ -163,31 +155,29 @@ def _train_of(point: dict):
     return point_to_allocation(point)[1]
 
 
-def run_job(job: dict, ctx: dict, data) -> dict:
+def run_job(job: dict, ctx: TrialContext, data) -> dict:
     """Train a job's members once, at its largest budget's steps, and evaluate every budget's cell from that run."""
     from tuneall.data import with_fraction
     from tuneall.planning import plan_point
     from tuneall.trial import evaluate_members, select_trainer
 
     point = job["point"]
-    plans = {c: plan_point(point, Budget(c, ctx["unit"], ctx["min_steps"]), data.info, repeats=ctx["seeds"],
-                           base_seed=ctx["seed"]) for c in job["budgets"]}
+    plans = {c: plan_point(point, Budget(c, ctx.unit, ctx.min_steps), data.info, repeats=ctx.seeds,
+                           base_seed=ctx.seed) for c in job["budgets"]}
     top = max(plans.values(), key=lambda p: p.steps)
     # What makes a reused cell exact: its members have the seeds a fresh run at that budget would have.
     assert all(p.seeds == top.seeds and p.allocation == top.allocation for p in plans.values())
-    from tuneall.tuner import HEARTBEAT_S
-
-    train = replace(top.train, heartbeat_s=HEARTBEAT_S, device="cuda" if ctx["gpus"] > 0 else top.train.device)
+    train = ctx.train_config(top.train)
     a, evals = top.allocation, tuple(sorted({p.steps for p in plans.values()}))
     part = with_fraction(data, a.data_fraction)
-    trainer = select_trainer(ctx.get("members", "sequential"), ctx.get("amp", False))
+    trainer = select_trainer(ctx.resources.members, ctx.resources.amp)
     members = trainer(replace(top, train=train), part, None, evals)  # members[repeat][i]
     flat = [m for rep in members for m in rep]
     per_epoch = max(1, len(part.x_train) // min(train.batch_size, len(part.x_train)))
     base = {"base_width": point["width"], "base_depth": point.get("depth")} if point.get("design") else {}
     rows = []
     for c, p in plans.items():
-        for rule in ctx["rules"]:
+        for rule in ctx.rules:
             for r, results in enumerate(members):
                 ens, _ = evaluate_members(results, part.y_test, part.info.num_classes, p.steps, rule)
                 missing = sum(p.steps not in m.test_probs for m in results)  # diverged at or before T'
@@ -201,62 +191,37 @@ def run_job(job: dict, ctx: dict, data) -> dict:
             "train_time_s": sum(m.train_time_s for m in flat), "cells_json": json.dumps(rows, default=str)}
 
 
-def _trainable(config: dict, ctx: dict, data) -> None:
-    import torch
-    from ray import tune
-
-    from tuneall.tuner import quiet_sigterm_exit
-
-    quiet_sigterm_exit()
-    torch.set_num_threads(ctx["threads"])  # one trial, its own CPUs: no oversubscription
-    tune.report(run_job(config["job"], ctx, data))
-
-
-def _provenance(cfg: SweepConfig, argv) -> dict:
-    from tuneall.space import parse_space
-    from tuneall.tuner import provenance
-
-    # provenance() reads the space's name and YAML; explicit points have neither, so stand in a named empty space.
-    space = cfg.space or replace(parse_space({"families": ["cnn3"]}, name="points"), name="points")
-    meta = provenance(replace(cfg, space=space, points=None), argv)
-    if cfg.points is not None:
-        meta["config"]["points"] = list(cfg.points)
-    return meta
+def sweep_job(config: dict, ctx: TrialContext, data) -> dict:
+    """The sweep's job as the runner calls it: the trial's config holds one job."""
+    return run_job(config["job"], ctx, data)
 
 
 def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1) -> Path:
-    """Run the sweep with Ray Tune and write the results directory; returns its path."""
+    """Run the sweep (Ray Tune trials, or the local executor) and write the results directory; returns its path."""
     from tuneall.data import load_dataset
+    from tuneall.runner import check_ray_options, ray_session
     from tuneall.sweep_report import build_sweep_report, write_budget_reports
-    from tuneall.tuner import _init_ray
 
     out = cfg.results_dir
-    if out.exists():
-        raise ConfigError(f"results directory {out} already exists; choose another --name or remove it")
+    R.check_new(out)
     jobs, planned = plan_sweep(cfg)  # user errors before Ray starts or anything is written
     blockers = {b for b in (reuse_blocker(_train_of(j["point"])) for j in jobs) if b}
+    check_ray_options(cfg)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     t0 = time.perf_counter()
-    if cfg.executor == "local":
-        results = _run_local(cfg, jobs, data, out)
-    else:
-        started = _init_ray(cfg)
-        try:
-            results = _fit(cfg, jobs, data, out, verbose)
-        finally:
-            if started:
-                import ray
-
-                ray.shutdown()
+    meta = R.provenance(cfg.to_json(), argv, kind="sweep")
+    with ray_session(cfg):
+        results = _fit(cfg, jobs, data, out, verbose, meta)
     wall = time.perf_counter() - t0
     cells, job_rows = _collect(results)
-    cells.to_csv(out / "cells.csv", index=False)
-    cells.to_parquet(out / "cells.parquet", index=False)
-    pd.DataFrame(job_rows).to_csv(out / "jobs.csv", index=False)
-    planned.to_csv(out / "planned_cells.csv", index=False)
+    cells.to_csv(out / R.CELLS, index=False)
+    cells.to_parquet(out / R.CELLS_PARQUET, index=False)
+    pd.DataFrame(job_rows).to_csv(out / R.JOBS, index=False)
+    planned.to_csv(out / R.PLANNED_CELLS, index=False)
     feas = planned[planned["feasible"]]
     top = feas[feas["budget"] == feas["budget"].max()]
-    meta = _provenance(cfg, argv)
+    if cfg.points is not None:
+        meta["config"]["points"] = list(cfg.points)
     meta["sweep"] = {
         "budgets": list(cfg.budgets), "jobs": len(jobs), "reuse": cfg.reuse and not blockers,
         "reuse_note": ("anytime reuse: each allocation trained once at its largest feasible budget" if cfg.reuse
@@ -267,59 +232,51 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
         "member_steps_without_reuse": int(feas["member_steps"].sum()),
         "wall_time_s": wall, "failed_jobs": int(sum(j["status"] != "ok" for j in job_rows)),
     }
-    (out / "sweep.json").write_text(json.dumps(meta, indent=1, default=str))
+    R.write_json(out / R.SWEEP_META, meta)
     if cfg.per_budget_reports:
         write_budget_reports(out, cells, planned, meta)
     build_sweep_report(out)
+    R.write_meta(out, meta, "complete")  # last: a complete directory has its report
+    m = meta["sweep"]
+    print(f"tuneall: {m['reuse_note']}: {m['member_steps_trained']:,} member-steps trained (largest budget alone: "
+          f"{m['member_steps_largest_budget']:,}; fresh at every budget: {m['member_steps_without_reuse']:,})",
+          flush=True)
     return out
 
 
-def _ctx(cfg: SweepConfig) -> dict:
-    return {"unit": cfg.unit, "min_steps": cfg.min_steps, "seeds": cfg.seeds, "seed": cfg.seed,
-            "rules": list(cfg.rules), "threads": cfg.resources.threads, "gpus": cfg.resources.gpus,
-            "members": cfg.resources.members, "amp": cfg.resources.amp}
+def _context(cfg: SweepConfig) -> TrialContext:
+    return TrialContext(job=sweep_job, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed, rules=cfg.rules,
+                        unit=cfg.unit, min_steps=cfg.min_steps)
 
 
-def _run_local(cfg: SweepConfig, jobs: list[dict], data, out: Path) -> list[tuple]:
-    """The jobs one after another in this process (no Ray start-up: seconds-long runs, debugging)."""
-    import torch
+def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta: dict) -> list[tuple]:
+    from tuneall.runner import check_fits, concurrency, outcomes, run_local, with_trial_resources
 
+    res, ctx = cfg.resources, _context(cfg)
+    if cfg.executor == "ray":
+        check_fits(res.bundles(1))
     out.mkdir(parents=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.resources.threads)
-    results = []
-    try:
-        for i, job in enumerate(jobs):
-            try:
-                results.append((f"local_{i:05d}", job, run_job(job, _ctx(cfg), data), None))
-            except Exception as e:  # noqa: BLE001  recorded as a failed trial, as Ray Tune would
-                results.append((f"local_{i:05d}", job, {}, f"{type(e).__name__}: {e}"))
-    finally:
-        torch.set_num_threads(threads)
-    return results
-
-
-def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int) -> list[tuple]:
-    import ray
-    from ray import tune
-
-    res, ctx = cfg.resources, _ctx(cfg)
-    trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx, data=data),
-                                    {"cpu": res.cpus, **({"gpu": res.gpus} if res.gpus else {})})
-    concurrency = cfg.concurrency or max(1, int(ray.cluster_resources().get("CPU", 1) // res.cpus))
+    R.write_meta(out, meta, "running")
+    at_once = concurrency(cfg, res.cpus)
     print(f"tuneall: sweeping {len(cfg.budgets)} budgets {cfg.budgets[0]:.3g}..{cfg.budgets[-1]:.3g} {cfg.unit} on "
           f"{cfg.dataset}: {len(jobs)} trials ({'anytime reuse' if cfg.reuse else 'fresh per budget'}), "
-          f"{concurrency} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
+          f"{at_once} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
     if cfg.address is None and res.gpus == 0:
-        _print_estimate(cfg, jobs, data.info, concurrency)
+        _print_estimate(cfg, jobs, data.info, at_once)
+    configs = [{"job": j} for j in jobs]
+    if cfg.executor == "local":
+        return [(tid, c["job"], m, err) for tid, c, m, err in run_local(ctx, configs, data)]
+    from ray import tune
+
+    # The parallel-members option is a search's; a sweep job trains its members in its own process.
     tuner = tune.Tuner(
-        trainable, param_space={"job": tune.grid_search(jobs)},
-        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=True),
+        with_trial_resources(ctx, data, lambda config: res.bundles(1)),
+        param_space={"job": tune.grid_search(jobs)},
+        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once, reuse_actors=True),
         run_config=tune.RunConfig(name=cfg.run_name, storage_path=str(out.parent), verbose=verbose,
                                   failure_config=tune.FailureConfig(max_failures=cfg.max_failures)),
     )
-    return [(dict(r.metrics or {}).get("trial_id") or Path(r.path).name, (r.config or {}).get("job", {}),
-             dict(r.metrics or {}), str(r.error).splitlines()[0] if r.error else None) for r in tuner.fit()]
+    return [(tid, c.get("job", {}), m, err) for tid, c, m, err in outcomes(tuner.fit())]
 
 
 def _print_estimate(cfg: SweepConfig, jobs: list[dict], info, concurrency: int) -> None:
@@ -354,26 +311,4 @@ def _collect(results: list[tuple]) -> tuple[pd.DataFrame, list[dict]]:
     return pd.DataFrame(rows), jobs
 
 
-def sweep(budgets, dataset: str = "digits", space: SearchSpace | str | None = None, points=None,
-          unit: str = DEFAULT_UNIT, min_steps: int = DEFAULT_MIN_STEPS, seeds: int = 3, rules=("mean",),
-          reuse: bool = True, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, members: str = "sequential",
-          amp: bool = False, lr: float | None = None,
-          momentum: float | None = None, batch_size: int | None = None, argv=None, verbose: int = 1,
-          **kw) -> Path:
-    """Python API of ``tuneall sweep``: budgets as '1e6,3e6,1e7', 'LOW:HIGH:N' or a list; returns the results dir."""
-    from tuneall.space import with_fixed
-
-    fixed = {key: v for key, v in (("lr", lr), ("momentum", momentum), ("batch_size", batch_size)) if v is not None}
-    if points is None:
-        sp = space if isinstance(space, SearchSpace) else load_space(space)
-        sp, pts = with_fixed(sp, **fixed), None
-    else:
-        sp, pts = None, tuple({**p, **fixed} for p in points)
-    rules = tuple(r.strip() for r in rules.split(",")) if isinstance(rules, str) else tuple(rules)
-    cfg = SweepConfig(budgets=parse_budgets(budgets), space=sp, points=pts, unit=unit, min_steps=min_steps,
-                      dataset=dataset, seeds=seeds, rules=rules, reuse=reuse,
-                      resources=Resources(cpus_per_trial, gpus_per_trial, members=members, amp=amp), **kw)
-    return run_sweep(cfg, argv=argv, verbose=verbose)
-
-
-__all__ = ["SweepConfig", "parse_budgets", "plan_sweep", "reuse_blocker", "run_job", "run_sweep", "sweep"]
+__all__ = ["SweepConfig", "parse_budgets", "plan_sweep", "reuse_blocker", "run_job", "sweep_job", "run_sweep"]
