@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import logging
 import math
 import numbers
@@ -88,6 +89,22 @@ CIFAR_URLS = {
 CIFAR_MD5 = {
     "cifar10": "c58f30108f718f92721af3b95e74349a",
     "cifar100": "eb9058c3a382ffc7106e4002c42a8d85",
+}
+# md5 of each batch file inside the official archives (the values torchvision checks too): an extracted folder is
+# only unpickled when every file matches, since a pickle can run code.
+CIFAR_MEMBER_MD5 = {
+    "cifar10": {
+        "data_batch_1": "c99cafc152244af753f735de768cd75f",
+        "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+        "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+        "data_batch_4": "634d18415352ddfa80567beed471001a",
+        "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+        "test_batch": "40351d587109b95175f43aff81a1287e",
+    },
+    "cifar100": {
+        "train": "16019d7e3df5f24257cddd939b257f8d",
+        "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+    },
 }
 # name -> (archive file, folder inside it, train members, test member, label key)
 _CIFAR_LAYOUT = {
@@ -313,13 +330,7 @@ def _load_cifar(name: str, root: pathlib.Path, download: bool) -> Dataset:
         _verify_md5(name, archive)
         batches = _read_tar(name, archive, folder, members)
     elif all((extracted / m).is_file() for m in members):
-        batches = {}
-        for m in members:
-            try:
-                with open(extracted / m, "rb") as f:
-                    batches[m] = pickle.load(f, encoding="bytes")
-            except (OSError, EOFError, pickle.UnpicklingError, ValueError) as exc:
-                raise DataError(f"{name}: cannot read {extracted / m} ({_one_line(exc)}); delete {extracted}") from None
+        batches = {m: _read_extracted(name, extracted / m, f"put {archive_name} at {archive}") for m in members}
     else:
         url = CIFAR_URLS[name]
         hint = f"put {archive_name} at {archive} (from {url}), or set --data-dir / TUNEALL_DATA to its directory"
@@ -357,6 +368,60 @@ def _load_cifar(name: str, root: pathlib.Path, download: bool) -> Dataset:
     return _finish(_INFOS[name], torch.from_numpy(x_tr), y_tr, torch.from_numpy(x_te), y_te)
 
 
+# What a CIFAR batch may reference: numpy array reconstruction and the latin-1 codec Python 3 pickles bytes with at
+# protocol 2. Nothing else, so a pickle cannot name os.system, eval, subprocess or any other callable.
+def _numpy_pickle_globals() -> dict[tuple[str, str], object]:
+    try:
+        from numpy._core import multiarray, numeric  # numpy >= 2
+    except ImportError:  # pragma: no cover  numpy 1.x
+        from numpy.core import multiarray, numeric
+    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                                              ("_codecs", "encode"): _latin1_encode}
+    for package in ("numpy.core", "numpy._core"):  # numpy 1 and Python 2 pickles say numpy.core; numpy 2 numpy._core
+        allowed[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        allowed[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer
+    return allowed
+
+
+def _latin1_encode(text, encoding="latin1", errors="strict"):
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1", errors)
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """An unpickler that builds only containers, numbers, strings, bytes and numpy arrays."""
+
+    _allowed = _numpy_pickle_globals()
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} (not part of a CIFAR batch)") from None
+
+
+# A damaged or hostile pickle fails in many ways; all of them mean "this is not a CIFAR batch".
+_PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+                  OverflowError, MemoryError, RecursionError)
+
+
+def _read_extracted(name: str, path: pathlib.Path, hint: str) -> object:
+    """Unpickle one file of an extracted archive, only if its md5 is the official one (a pickle can run code)."""
+    try:
+        blob = path.read_bytes()  # hash and unpickle the same bytes: the file cannot change in between
+    except OSError as exc:
+        raise DataError(f"{name}: cannot read {path} ({_one_line(exc)}); {hint}") from None
+    got, expected = hashlib.md5(blob).hexdigest(), CIFAR_MEMBER_MD5[name].get(path.name)
+    if got != expected:
+        raise DataError(f"{name}: {path} has md5 {got}, expected {expected}: not the official file, so it is not "
+                        f"unpickled (a pickle can run code); delete {path.parent} and {hint}")
+    try:
+        return _SafeUnpickler(io.BytesIO(blob), encoding="bytes").load()
+    except _PICKLE_ERRORS as exc:
+        raise DataError(f"{name}: cannot read {path} ({_one_line(exc)}); delete {path.parent} and {hint}") from None
+
+
 def _md5(path: pathlib.Path) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
@@ -376,7 +441,7 @@ def _verify_md5(name: str, path: pathlib.Path) -> None:
 
 def _read_tar(name: str, archive: pathlib.Path, folder: str, members: list[str]) -> dict[str, object]:
     # Read the pickles straight out of the archive: no extraction, nothing else written to disk. The md5 check
-    # before this is what makes unpickling the archive's contents safe.
+    # before this is what makes unpickling the archive's contents safe; the restricted unpickler is a second wall.
     out: dict[str, object] = {}
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -385,8 +450,8 @@ def _read_tar(name: str, archive: pathlib.Path, folder: str, members: list[str])
                 if f is None:
                     raise KeyError(f"{folder}/{m} is not a file")
                 with f:
-                    out[m] = pickle.load(f, encoding="bytes")
-    except (tarfile.TarError, OSError, EOFError, KeyError, pickle.UnpicklingError, ValueError, zlib.error) as exc:
+                    out[m] = _SafeUnpickler(f, encoding="bytes").load()
+    except (tarfile.TarError, OSError, KeyError, zlib.error, *_PICKLE_ERRORS) as exc:
         raise DataError(
             f"{name}: cannot read {archive} ({_one_line(exc)}); delete it and re-download it from {CIFAR_URLS[name]}"
         ) from None
