@@ -460,3 +460,55 @@ def test_bad_data_fraction(bad):
 def test_bad_fraction_seed():
     with pytest.raises(ConfigError, match="fraction_seed"):
         load_dataset("digits", data_fraction=0.5, fraction_seed=1.5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One-line errors that never dump data
+
+
+BIG_TENSOR = torch.arange(100000).reshape(1000, 100)
+BIG_ARRAY = np.arange(5000.0)
+
+
+@pytest.mark.parametrize("name, shown", [
+    (BIG_TENSOR, "a torch.Tensor of shape (1000, 100) and dtype torch.int64"),
+    (BIG_ARRAY, "a numpy.ndarray of shape (5000,) and dtype float64"),
+    (list(range(10000)), "[0, 1, 2,"),
+    (None, "None"),
+    ("x" * 5000, "'xxx"),
+])
+@pytest.mark.parametrize("call", [dataset_info, load_dataset])
+def test_unknown_dataset_of_any_type_is_one_short_line(call, name, shown):
+    with pytest.raises(DataError) as err:
+        call(name)
+    msg = str(err.value)
+    assert shown in msg and "\n" not in msg and len(msg) < 250, msg
+    assert "valid datasets: cifar10, cifar100, digits, mnist1d, synthetic" in msg
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"data_fraction": BIG_TENSOR}, "data_fraction=a torch.Tensor of shape (1000, 100)"),
+    ({"data_fraction": torch.tensor(0.5)}, "data_fraction=a torch.Tensor of shape ()"),
+    ({"data_fraction": 0.5, "fraction_seed": BIG_ARRAY}, "fraction_seed=a numpy.ndarray of shape (5000,)"),
+    ({"download": BIG_TENSOR}, "download=a torch.Tensor of shape (1000, 100)"),
+    ({"download": "yes"}, "download='yes': expected True or False"),
+    ({"data_dir": BIG_ARRAY}, "data_dir=a numpy.ndarray of shape (5000,)"),
+])
+def test_bad_load_options_are_one_short_line(kwargs, words):
+    with pytest.raises(ConfigError) as err:
+        load_dataset("digits", **kwargs)
+    msg = str(err.value)
+    assert words in msg and "\n" not in msg and len(msg) < 200, msg
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"input_shape": BIG_TENSOR}, "input_shape=a torch.Tensor of shape (1000, 100)"),
+    ({"input_shape": 3}, "input_shape=3"),
+    ({"num_classes": BIG_ARRAY}, "num_classes=a numpy.ndarray of shape (5000,)"),
+    ({"signal": BIG_TENSOR.float()}, "signal=a torch.Tensor of shape (1000, 100) and dtype torch.float32"),
+])
+def test_make_synthetic_bad_args_are_one_short_line(kwargs, words):
+    with pytest.raises(ConfigError) as err:
+        make_synthetic(**kwargs)
+    msg = str(err.value)
+    assert words in msg and "\n" not in msg and len(msg) < 200, msg

@@ -127,14 +127,18 @@ def list_datasets() -> list[str]:
 
 def dataset_info(name: str) -> DatasetInfo:
     """Static description of a dataset; never touches disk or network."""
+    if not isinstance(name, str):
+        raise DataError(f"dataset must be a name (str), got {_show(name)}; valid datasets: {', '.join(list_datasets())}")
     try:
         return _INFOS[name]
-    except (KeyError, TypeError):
-        raise DataError(f"unknown dataset {name!r}; valid datasets: {', '.join(list_datasets())}") from None
+    except KeyError:
+        raise DataError(f"unknown dataset {_show(name)}; valid datasets: {', '.join(list_datasets())}") from None
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path:
     """Where datasets live: ``data_dir``, else $TUNEALL_DATA, else $XDG_CACHE_HOME/tuneall or ~/.cache/tuneall."""
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise ConfigError(f"data_dir={_show(data_dir)}: expected a directory path (str or path-like)")
     if data_dir is not None and str(data_dir) != "":
         return pathlib.Path(data_dir).expanduser()
     if os.environ.get("TUNEALL_DATA"):
@@ -156,8 +160,11 @@ def load_dataset(
     """Load a dataset (cached in-process), keeping a seeded ``data_fraction`` of its training split."""
     dataset_info(name)  # unknown names fail before any option check or disk access
     _check_fraction(data_fraction, fraction_seed)
+    if not isinstance(download, (bool, np.bool_)):
+        raise ConfigError(f"download={_show(download)}: expected True or False")
     # Only datasets that live on disk depend on the directory; keying the others on None avoids duplicate copies.
-    root = str(resolve_data_dir(data_dir).resolve()) if name in ("cifar10", "cifar100", "mnist1d") else None
+    path = resolve_data_dir(data_dir)  # checks data_dir for every dataset: a bad argument is bad wherever it goes
+    root = str(path.resolve()) if name in ("cifar10", "cifar100", "mnist1d") else None
     return with_fraction(_load_full(name, root, bool(download)), data_fraction, fraction_seed)
 
 
@@ -201,14 +208,17 @@ def make_synthetic(
     The teacher is class-conditional rather than a random linear map of x because a linear teacher over all pixels
     is position-dependent and cnn3's global average pooling cannot learn it (measured: chance accuracy).
     """
-    shape = tuple(input_shape)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = ()
     if len(shape) < 2 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-        raise ConfigError(f"input_shape={input_shape!r}: expected positive ints (C, L) or (C, H, W)")
+        raise ConfigError(f"input_shape={_show(input_shape)}: expected positive ints (C, L) or (C, H, W)")
     for field, value, low in (("num_classes", num_classes, 2), ("n_train", n_train, 1), ("n_test", n_test, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ConfigError(f"{field}={value!r}: expected an int >= {low}")
+            raise ConfigError(f"{field}={_show(value)}: expected an int >= {low}")
     if not isinstance(signal, (int, float)) or not math.isfinite(signal) or signal <= 0:
-        raise ConfigError(f"signal={signal!r}: expected a finite number > 0")
+        raise ConfigError(f"signal={_show(signal)}: expected a finite number > 0")
     gen = torch.Generator().manual_seed(int(seed))
     prototypes = torch.randn(num_classes, *shape, generator=gen)
 
@@ -230,9 +240,9 @@ def make_synthetic(
 def _check_fraction(data_fraction: float, fraction_seed: int) -> None:
     ok = isinstance(data_fraction, numbers.Real) and not isinstance(data_fraction, bool)
     if not ok or not math.isfinite(data_fraction) or not 0 < data_fraction <= 1:
-        raise ConfigError(f"data_fraction={data_fraction!r}: expected a number in (0, 1]")
+        raise ConfigError(f"data_fraction={_show(data_fraction)}: expected a number in (0, 1]")
     if not isinstance(fraction_seed, numbers.Integral) or isinstance(fraction_seed, bool):
-        raise ConfigError(f"fraction_seed={fraction_seed!r}: expected an int")
+        raise ConfigError(f"fraction_seed={_show(fraction_seed)}: expected an int")
 
 
 @functools.lru_cache(maxsize=8)
@@ -473,6 +483,25 @@ def _download(url: str, dest: pathlib.Path, md5: str, name: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _show(value) -> str:
+    """A value for a one-line error: arrays and tensors by type and shape (never their contents), the rest by a
+    short repr."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, (str, bytes)):
+        try:
+            shape = tuple(int(d) for d in shape)
+        except (TypeError, ValueError):
+            pass
+        kind = f"{type(value).__module__.split('.')[0]}.{type(value).__name__}"
+        dtype = getattr(value, "dtype", None)
+        return f"a {kind} of shape {shape}" + (f" and dtype {dtype}" if dtype is not None else "")
+    try:
+        text = " ".join(repr(value).split())
+    except Exception:  # noqa: BLE001  a broken __repr__ must not hide the real error
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _one_line(exc: BaseException) -> str:
