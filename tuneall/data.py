@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from tuneall.errors import ConfigError, DataError
+from tuneall.fsio import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +128,13 @@ def list_datasets() -> list[str]:
 
 def dataset_info(name: str) -> DatasetInfo:
     """Static description of a dataset; never touches disk or network."""
+    valid = f"valid datasets: {', '.join(list_datasets())}"
     if not isinstance(name, str):
-        raise DataError(f"dataset must be a name (str), got {_show(name)}; valid datasets: {', '.join(list_datasets())}")
+        raise DataError(f"dataset must be a name (str), got {_show(name)}; {valid}")
     try:
         return _INFOS[name]
     except KeyError:
-        raise DataError(f"unknown dataset {_show(name)}; valid datasets: {', '.join(list_datasets())}") from None
+        raise DataError(f"unknown dataset {_show(name)}; {valid}") from None
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path:
@@ -319,14 +321,8 @@ def _generate_mnist1d() -> dict[str, np.ndarray]:
 def _save_npz_atomic(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)  # atomic: concurrent trials never read a half-written cache
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # concurrent trials never read a half-written cache
+            np.savez(f, **arrays)
     except OSError as exc:
         # A read-only data dir only costs regeneration next time; the data itself is fine.
         log.warning("could not cache mnist1d at %s (%s)", path, exc)
