@@ -47,14 +47,15 @@ def _batch(rng, n, num_classes, label_key):
     return batch
 
 
-def write_cifar(root, name="cifar10", n=4, n_test=6, seed=0, extracted=False):
+def write_cifar(root, name="cifar10", n=4, n_test=6, seed=0, extracted=False, protocol=None):
     """Write a small archive (or extracted folder) for ``name``; return (path, train batches, test batch)."""
     archive_name, folder, train_members, test_member, label_key = data._CIFAR_LAYOUT[name]
     num_classes = dataset_info(name).num_classes
     rng = np.random.default_rng(seed)
     train = [_batch(rng, n, num_classes, label_key) for _ in train_members]
     test = _batch(rng, n_test, num_classes, label_key)
-    blobs = {f"{folder}/{m}": pickle.dumps(b) for m, b in zip(train_members + [test_member], train + [test])}
+    members = train_members + [test_member]
+    blobs = {f"{folder}/{m}": pickle.dumps(b, protocol=protocol) for m, b in zip(members, train + [test])}
     if extracted:
         (root / folder).mkdir(parents=True)
         for member, blob in blobs.items():
@@ -108,9 +109,103 @@ def test_cifar100_reads_fine_labels(tmp_path, monkeypatch):
     assert ds.y_train.tolist() == y_tr.tolist() and ds.y_test.tolist() == y_te.tolist()
 
 
-def test_cifar_extracted_directory_is_accepted(tmp_path):
-    _, train, test = write_cifar(tmp_path, extracted=True)
+def _trust_extracted(monkeypatch, folder, name="cifar10"):
+    """Make the files now in ``folder`` the "official" ones (the real table holds the real CIFAR files' md5s)."""
+    monkeypatch.setitem(data.CIFAR_MEMBER_MD5, name, {p.name: _md5(p) for p in folder.iterdir()})
+
+
+def test_cifar_extracted_directory_is_accepted(tmp_path, monkeypatch):
+    folder, train, test = write_cifar(tmp_path, extracted=True)
+    _trust_extracted(monkeypatch, folder)
     ds = load_dataset("cifar10", data_dir=tmp_path, download=False)
+    assert ds.y_train.tolist() == _expected(train, test)[1].tolist()
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_pickle_protocols_pass_the_restricted_unpickler(tmp_path, monkeypatch, protocol):
+    # 2 is what the real (Python 2) archives use; 5 stores numpy arrays out of band (numpy's _frombuffer).
+    path, train, test = write_cifar(tmp_path, protocol=protocol)
+    monkeypatch.setitem(data.CIFAR_MD5, "cifar10", _md5(path))
+    ds = load_dataset("cifar10", data_dir=tmp_path, download=False)
+    x_tr, y_tr, _, _ = _expected(train, test)
+    np.testing.assert_allclose(ds.x_train.numpy(), x_tr, atol=1e-4)
+    assert ds.y_train.tolist() == y_tr.tolist()
+
+
+def test_cifar_extracted_files_with_unknown_md5_are_never_unpickled(tmp_path, monkeypatch):
+    folder, _, _ = write_cifar(tmp_path, extracted=True)  # member md5s left at the real CIFAR-10 values
+
+    def no_unpickling(*a, **kw):
+        raise AssertionError("an unverified file was unpickled")
+
+    for module, attr in ((pickle, "load"), (pickle, "loads"), (data, "_SafeUnpickler")):
+        monkeypatch.setattr(module, attr, no_unpickling)
+    with pytest.raises(DataError) as err:
+        load_dataset("cifar10", data_dir=tmp_path, download=False)
+    msg = str(err.value)
+    assert "\n" not in msg and str(folder / "data_batch_1") in msg and "not the official file" in msg
+    assert data.CIFAR_MEMBER_MD5["cifar10"]["data_batch_1"] in msg and "cifar-10-python.tar.gz" in msg
+
+
+class _Evil:
+    """Unpickling this creates ``marker`` (a stand-in for any code a pickle could run)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.marker,)
+
+
+def _evil_blob(marker) -> bytes:
+    return pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1], b"x": _Evil(marker)})
+
+
+@pytest.mark.parametrize("trusted", [False, True], ids=["md5-refuses-it", "restricted-unpickler-refuses-it"])
+def test_malicious_pickle_in_extracted_directory_never_runs(tmp_path, monkeypatch, trusted):
+    folder, _, _ = write_cifar(tmp_path / "data", extracted=True)
+    _trust_extracted(monkeypatch, folder)
+    marker = tmp_path / "pwned"
+    (folder / "data_batch_3").write_bytes(_evil_blob(marker))
+    if trusted:  # even a file whose md5 matched the table would not get to run code
+        _trust_extracted(monkeypatch, folder)
+    with pytest.raises(DataError) as err:
+        load_dataset("cifar10", data_dir=tmp_path / "data", download=False)
+    assert not marker.exists()
+    msg = str(err.value)
+    assert str(folder / "data_batch_3") in msg and "\n" not in msg
+    assert ("refusing to load posix.mkdir" in msg) if trusted else ("not the official file" in msg)
+
+
+def test_malicious_pickle_inside_a_verified_archive_never_runs(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "data" / "cifar-10-python.tar.gz"
+    path.parent.mkdir()
+    with tarfile.open(path, "w:gz") as tar:
+        for m in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            blob = _evil_blob(marker)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{m}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    monkeypatch.setitem(data.CIFAR_MD5, "cifar10", _md5(path))
+    with pytest.raises(DataError, match="refusing to load posix.mkdir") as err:
+        load_dataset("cifar10", data_dir=path.parent, download=False)
+    assert not marker.exists() and str(path) in str(err.value)
+
+
+def test_stray_pickle_next_to_a_verified_archive_is_ignored(tmp_path, monkeypatch):
+    path, train, test = write_cifar(tmp_path)
+    monkeypatch.setitem(data.CIFAR_MD5, "cifar10", _md5(path))
+    stray = tmp_path / "cifar-10-batches-py"
+    stray.mkdir()
+    marker = tmp_path / "pwned"
+    for m in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (stray / m).write_bytes(_evil_blob(marker))
+    _trust_extracted(monkeypatch, stray)  # even "trusted" extracted files lose to the verified archive
+    ds = load_dataset("cifar10", data_dir=tmp_path, download=False)
+    assert not marker.exists()
     assert ds.y_train.tolist() == _expected(train, test)[1].tolist()
 
 
@@ -365,3 +460,55 @@ def test_bad_data_fraction(bad):
 def test_bad_fraction_seed():
     with pytest.raises(ConfigError, match="fraction_seed"):
         load_dataset("digits", data_fraction=0.5, fraction_seed=1.5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One-line errors that never dump data
+
+
+BIG_TENSOR = torch.arange(100000).reshape(1000, 100)
+BIG_ARRAY = np.arange(5000.0)
+
+
+@pytest.mark.parametrize("name, shown", [
+    (BIG_TENSOR, "a torch.Tensor of shape (1000, 100) and dtype torch.int64"),
+    (BIG_ARRAY, "a numpy.ndarray of shape (5000,) and dtype float64"),
+    (list(range(10000)), "[0, 1, 2,"),
+    (None, "None"),
+    ("x" * 5000, "'xxx"),
+])
+@pytest.mark.parametrize("call", [dataset_info, load_dataset])
+def test_unknown_dataset_of_any_type_is_one_short_line(call, name, shown):
+    with pytest.raises(DataError) as err:
+        call(name)
+    msg = str(err.value)
+    assert shown in msg and "\n" not in msg and len(msg) < 250, msg
+    assert "valid datasets: cifar10, cifar100, digits, mnist1d, synthetic" in msg
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"data_fraction": BIG_TENSOR}, "data_fraction=a torch.Tensor of shape (1000, 100)"),
+    ({"data_fraction": torch.tensor(0.5)}, "data_fraction=a torch.Tensor of shape ()"),
+    ({"data_fraction": 0.5, "fraction_seed": BIG_ARRAY}, "fraction_seed=a numpy.ndarray of shape (5000,)"),
+    ({"download": BIG_TENSOR}, "download=a torch.Tensor of shape (1000, 100)"),
+    ({"download": "yes"}, "download='yes': expected True or False"),
+    ({"data_dir": BIG_ARRAY}, "data_dir=a numpy.ndarray of shape (5000,)"),
+])
+def test_bad_load_options_are_one_short_line(kwargs, words):
+    with pytest.raises(ConfigError) as err:
+        load_dataset("digits", **kwargs)
+    msg = str(err.value)
+    assert words in msg and "\n" not in msg and len(msg) < 200, msg
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"input_shape": BIG_TENSOR}, "input_shape=a torch.Tensor of shape (1000, 100)"),
+    ({"input_shape": 3}, "input_shape=3"),
+    ({"num_classes": BIG_ARRAY}, "num_classes=a numpy.ndarray of shape (5000,)"),
+    ({"signal": BIG_TENSOR.float()}, "signal=a torch.Tensor of shape (1000, 100) and dtype torch.float32"),
+])
+def test_make_synthetic_bad_args_are_one_short_line(kwargs, words):
+    with pytest.raises(ConfigError) as err:
+        make_synthetic(**kwargs)
+    msg = str(err.value)
+    assert words in msg and "\n" not in msg and len(msg) < 200, msg

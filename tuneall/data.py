@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import logging
 import math
 import numbers
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from tuneall.errors import ConfigError, DataError
+from tuneall.fsio import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,22 @@ CIFAR_MD5 = {
     "cifar10": "c58f30108f718f92721af3b95e74349a",
     "cifar100": "eb9058c3a382ffc7106e4002c42a8d85",
 }
+# md5 of each batch file inside the official archives (the values torchvision checks too): an extracted folder is
+# only unpickled when every file matches, since a pickle can run code.
+CIFAR_MEMBER_MD5 = {
+    "cifar10": {
+        "data_batch_1": "c99cafc152244af753f735de768cd75f",
+        "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+        "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+        "data_batch_4": "634d18415352ddfa80567beed471001a",
+        "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+        "test_batch": "40351d587109b95175f43aff81a1287e",
+    },
+    "cifar100": {
+        "train": "16019d7e3df5f24257cddd939b257f8d",
+        "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+    },
+}
 # name -> (archive file, folder inside it, train members, test member, label key)
 _CIFAR_LAYOUT = {
     "cifar10": (
@@ -110,14 +128,19 @@ def list_datasets() -> list[str]:
 
 def dataset_info(name: str) -> DatasetInfo:
     """Static description of a dataset; never touches disk or network."""
+    valid = f"valid datasets: {', '.join(list_datasets())}"
+    if not isinstance(name, str):
+        raise DataError(f"dataset must be a name (str), got {_show(name)}; {valid}")
     try:
         return _INFOS[name]
-    except (KeyError, TypeError):
-        raise DataError(f"unknown dataset {name!r}; valid datasets: {', '.join(list_datasets())}") from None
+    except KeyError:
+        raise DataError(f"unknown dataset {_show(name)}; {valid}") from None
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path:
     """Where datasets live: ``data_dir``, else $TUNEALL_DATA, else $XDG_CACHE_HOME/tuneall or ~/.cache/tuneall."""
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise ConfigError(f"data_dir={_show(data_dir)}: expected a directory path (str or path-like)")
     if data_dir is not None and str(data_dir) != "":
         return pathlib.Path(data_dir).expanduser()
     if os.environ.get("TUNEALL_DATA"):
@@ -139,8 +162,11 @@ def load_dataset(
     """Load a dataset (cached in-process), keeping a seeded ``data_fraction`` of its training split."""
     dataset_info(name)  # unknown names fail before any option check or disk access
     _check_fraction(data_fraction, fraction_seed)
+    if not isinstance(download, (bool, np.bool_)):
+        raise ConfigError(f"download={_show(download)}: expected True or False")
     # Only datasets that live on disk depend on the directory; keying the others on None avoids duplicate copies.
-    root = str(resolve_data_dir(data_dir).resolve()) if name in ("cifar10", "cifar100", "mnist1d") else None
+    path = resolve_data_dir(data_dir)  # checks data_dir for every dataset: a bad argument is bad wherever it goes
+    root = str(path.resolve()) if name in ("cifar10", "cifar100", "mnist1d") else None
     return with_fraction(_load_full(name, root, bool(download)), data_fraction, fraction_seed)
 
 
@@ -184,14 +210,17 @@ def make_synthetic(
     The teacher is class-conditional rather than a random linear map of x because a linear teacher over all pixels
     is position-dependent and cnn3's global average pooling cannot learn it (measured: chance accuracy).
     """
-    shape = tuple(input_shape)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = ()
     if len(shape) < 2 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-        raise ConfigError(f"input_shape={input_shape!r}: expected positive ints (C, L) or (C, H, W)")
+        raise ConfigError(f"input_shape={_show(input_shape)}: expected positive ints (C, L) or (C, H, W)")
     for field, value, low in (("num_classes", num_classes, 2), ("n_train", n_train, 1), ("n_test", n_test, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ConfigError(f"{field}={value!r}: expected an int >= {low}")
+            raise ConfigError(f"{field}={_show(value)}: expected an int >= {low}")
     if not isinstance(signal, (int, float)) or not math.isfinite(signal) or signal <= 0:
-        raise ConfigError(f"signal={signal!r}: expected a finite number > 0")
+        raise ConfigError(f"signal={_show(signal)}: expected a finite number > 0")
     gen = torch.Generator().manual_seed(int(seed))
     prototypes = torch.randn(num_classes, *shape, generator=gen)
 
@@ -213,9 +242,9 @@ def make_synthetic(
 def _check_fraction(data_fraction: float, fraction_seed: int) -> None:
     ok = isinstance(data_fraction, numbers.Real) and not isinstance(data_fraction, bool)
     if not ok or not math.isfinite(data_fraction) or not 0 < data_fraction <= 1:
-        raise ConfigError(f"data_fraction={data_fraction!r}: expected a number in (0, 1]")
+        raise ConfigError(f"data_fraction={_show(data_fraction)}: expected a number in (0, 1]")
     if not isinstance(fraction_seed, numbers.Integral) or isinstance(fraction_seed, bool):
-        raise ConfigError(f"fraction_seed={fraction_seed!r}: expected an int")
+        raise ConfigError(f"fraction_seed={_show(fraction_seed)}: expected an int")
 
 
 @functools.lru_cache(maxsize=8)
@@ -292,14 +321,8 @@ def _generate_mnist1d() -> dict[str, np.ndarray]:
 def _save_npz_atomic(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)  # atomic: concurrent trials never read a half-written cache
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # concurrent trials never read a half-written cache
+            np.savez(f, **arrays)
     except OSError as exc:
         # A read-only data dir only costs regeneration next time; the data itself is fine.
         log.warning("could not cache mnist1d at %s (%s)", path, exc)
@@ -313,13 +336,7 @@ def _load_cifar(name: str, root: pathlib.Path, download: bool) -> Dataset:
         _verify_md5(name, archive)
         batches = _read_tar(name, archive, folder, members)
     elif all((extracted / m).is_file() for m in members):
-        batches = {}
-        for m in members:
-            try:
-                with open(extracted / m, "rb") as f:
-                    batches[m] = pickle.load(f, encoding="bytes")
-            except (OSError, EOFError, pickle.UnpicklingError, ValueError) as exc:
-                raise DataError(f"{name}: cannot read {extracted / m} ({_one_line(exc)}); delete {extracted}") from None
+        batches = {m: _read_extracted(name, extracted / m, f"put {archive_name} at {archive}") for m in members}
     else:
         url = CIFAR_URLS[name]
         hint = f"put {archive_name} at {archive} (from {url}), or set --data-dir / TUNEALL_DATA to its directory"
@@ -357,6 +374,60 @@ def _load_cifar(name: str, root: pathlib.Path, download: bool) -> Dataset:
     return _finish(_INFOS[name], torch.from_numpy(x_tr), y_tr, torch.from_numpy(x_te), y_te)
 
 
+# What a CIFAR batch may reference: numpy array reconstruction and the latin-1 codec Python 3 pickles bytes with at
+# protocol 2. Nothing else, so a pickle cannot name os.system, eval, subprocess or any other callable.
+def _numpy_pickle_globals() -> dict[tuple[str, str], object]:
+    try:
+        from numpy._core import multiarray, numeric  # numpy >= 2
+    except ImportError:  # pragma: no cover  numpy 1.x
+        from numpy.core import multiarray, numeric
+    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                                              ("_codecs", "encode"): _latin1_encode}
+    for package in ("numpy.core", "numpy._core"):  # numpy 1 and Python 2 pickles say numpy.core; numpy 2 numpy._core
+        allowed[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        allowed[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer
+    return allowed
+
+
+def _latin1_encode(text, encoding="latin1", errors="strict"):
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1", errors)
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """An unpickler that builds only containers, numbers, strings, bytes and numpy arrays."""
+
+    _allowed = _numpy_pickle_globals()
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} (not part of a CIFAR batch)") from None
+
+
+# A damaged or hostile pickle fails in many ways; all of them mean "this is not a CIFAR batch".
+_PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+                  OverflowError, MemoryError, RecursionError)
+
+
+def _read_extracted(name: str, path: pathlib.Path, hint: str) -> object:
+    """Unpickle one file of an extracted archive, only if its md5 is the official one (a pickle can run code)."""
+    try:
+        blob = path.read_bytes()  # hash and unpickle the same bytes: the file cannot change in between
+    except OSError as exc:
+        raise DataError(f"{name}: cannot read {path} ({_one_line(exc)}); {hint}") from None
+    got, expected = hashlib.md5(blob).hexdigest(), CIFAR_MEMBER_MD5[name].get(path.name)
+    if got != expected:
+        raise DataError(f"{name}: {path} has md5 {got}, expected {expected}: not the official file, so it is not "
+                        f"unpickled (a pickle can run code); delete {path.parent} and {hint}")
+    try:
+        return _SafeUnpickler(io.BytesIO(blob), encoding="bytes").load()
+    except _PICKLE_ERRORS as exc:
+        raise DataError(f"{name}: cannot read {path} ({_one_line(exc)}); delete {path.parent} and {hint}") from None
+
+
 def _md5(path: pathlib.Path) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
@@ -376,7 +447,7 @@ def _verify_md5(name: str, path: pathlib.Path) -> None:
 
 def _read_tar(name: str, archive: pathlib.Path, folder: str, members: list[str]) -> dict[str, object]:
     # Read the pickles straight out of the archive: no extraction, nothing else written to disk. The md5 check
-    # before this is what makes unpickling the archive's contents safe.
+    # before this is what makes unpickling the archive's contents safe; the restricted unpickler is a second wall.
     out: dict[str, object] = {}
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -385,8 +456,8 @@ def _read_tar(name: str, archive: pathlib.Path, folder: str, members: list[str])
                 if f is None:
                     raise KeyError(f"{folder}/{m} is not a file")
                 with f:
-                    out[m] = pickle.load(f, encoding="bytes")
-    except (tarfile.TarError, OSError, EOFError, KeyError, pickle.UnpicklingError, ValueError, zlib.error) as exc:
+                    out[m] = _SafeUnpickler(f, encoding="bytes").load()
+    except (tarfile.TarError, OSError, KeyError, zlib.error, *_PICKLE_ERRORS) as exc:
         raise DataError(
             f"{name}: cannot read {archive} ({_one_line(exc)}); delete it and re-download it from {CIFAR_URLS[name]}"
         ) from None
@@ -408,6 +479,25 @@ def _download(url: str, dest: pathlib.Path, md5: str, name: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _show(value) -> str:
+    """A value for a one-line error: arrays and tensors by type and shape (never their contents), the rest by a
+    short repr."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, (str, bytes)):
+        try:
+            shape = tuple(int(d) for d in shape)
+        except (TypeError, ValueError):
+            pass
+        kind = f"{type(value).__module__.split('.')[0]}.{type(value).__name__}"
+        dtype = getattr(value, "dtype", None)
+        return f"a {kind} of shape {shape}" + (f" and dtype {dtype}" if dtype is not None else "")
+    try:
+        text = " ".join(repr(value).split())
+    except Exception:  # noqa: BLE001  a broken __repr__ must not hide the real error
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _one_line(exc: BaseException) -> str:
