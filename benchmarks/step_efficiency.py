@@ -28,7 +28,7 @@ from torch.nn import functional as F  # noqa: E402
 from tuneall.data import make_synthetic  # noqa: E402
 from tuneall.models import create_model  # noqa: E402
 from tuneall.models.flops import train_flops_per_step  # noqa: E402
-from tuneall.training import TrainConfig, predict_proba, train_member  # noqa: E402
+from tuneall.training import TrainConfig, predict_log_proba, train_member  # noqa: E402
 
 SHAPE, CLASSES, BATCH = (3, 32, 32), 10, 128
 GOAL = 0.6  # step efficiency goal for cnn3 at w >= 1
@@ -165,7 +165,7 @@ def eval_check(width: float = 1.0, n_test: int = 4096, rounds: int = 3) -> dict:
     cl_model.load_state_dict(model.state_dict())
     tt, tp = [], []
     for _ in range(rounds):
-        for fn, ts in ((tutorial, tt), (lambda: predict_proba(cl_model, data.x_test, 2048), tp)):
+        for fn, ts in ((tutorial, tt), (lambda: predict_log_proba(cl_model, data.x_test, 2048), tp)):
             t = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t)

@@ -32,8 +32,8 @@ def digits():
 def test_same_seed_identical(small):
     a = train_member("cnn3", 0.25, 2, small, 20, seed=5, cfg=FAST)
     b = train_member("cnn3", 0.25, 2, small, 20, seed=5, cfg=FAST)
-    assert list(a.test_probs) == list(b.test_probs) == [20]
-    assert torch.equal(a.test_probs[20], b.test_probs[20])
+    assert list(a.test_logprobs) == list(b.test_logprobs) == [20]
+    assert torch.equal(a.test_logprobs[20], b.test_logprobs[20])
     assert a.final_loss == b.final_loss
     assert a.steps_done == b.steps_done == 20
     assert not a.diverged
@@ -42,16 +42,16 @@ def test_same_seed_identical(small):
 def test_different_seeds_differ(small):
     a = train_member("cnn3", 0.25, 2, small, 20, seed=5, cfg=FAST)
     b = train_member("cnn3", 0.25, 2, small, 20, seed=6, cfg=FAST)
-    assert not torch.equal(a.test_probs[20], b.test_probs[20])
+    assert not torch.equal(a.test_logprobs[20], b.test_logprobs[20])
     assert a.final_loss != b.final_loss
 
 
 def test_member_result_fields(small):
     r = train_member("cnn3", 0.25, 2, small, 20, seed=0, cfg=FAST)
-    p = r.test_probs[20]
+    p = r.test_logprobs[20]  # log_softmax outputs
     assert p.shape == (64, 4) and p.dtype == torch.float32 and p.device.type == "cpu"
-    torch.testing.assert_close(p.sum(-1), torch.ones(64))
-    assert (p >= 0).all()
+    torch.testing.assert_close(p.exp().sum(-1), torch.ones(64))
+    assert (p <= 0).all() and torch.isfinite(p).all()
     assert r.seed == 0 and r.steps == 20
     assert math.isfinite(r.final_loss) and r.final_loss > 0
     assert r.train_time_s > 0
@@ -62,16 +62,16 @@ def test_huge_lr_diverges_without_raising(small):
     assert r.diverged is True
     assert r.steps_done < 40
     assert math.isnan(r.final_loss)
-    assert 40 not in r.test_probs
+    assert 40 not in r.test_logprobs
 
 
 def test_eval_steps_anytime(small):
     r = train_member("cnn3", 0.25, 2, small, 30, seed=3, cfg=FAST, eval_steps=(10, 20, 0, -5, 30, 99))
-    assert sorted(r.test_probs) == [10, 20, 30]  # out-of-range steps ignored, the final step always evaluated
-    assert not torch.equal(r.test_probs[10], r.test_probs[30])
+    assert sorted(r.test_logprobs) == [10, 20, 30]  # out-of-range steps ignored, the final step always evaluated
+    assert not torch.equal(r.test_logprobs[10], r.test_logprobs[30])
     # Anytime evaluation: the model at step 10 of a 30-step run is the model of a 10-step run with the same seed.
     short = train_member("cnn3", 0.25, 2, small, 10, seed=3, cfg=FAST)
-    assert torch.equal(r.test_probs[10], short.test_probs[10])
+    assert torch.equal(r.test_logprobs[10], short.test_logprobs[10])
 
 
 def test_batch_sampler_epochs_cover_everything_once():
@@ -148,13 +148,13 @@ def test_run_trial_digits_rows_and_aggregates(digits):
     # Recompute each repeat's ensemble metrics and member rows from the members' probabilities.
     labels = digits.y_test
     for r, results in enumerate(recorded):
-        probs = torch.stack([x.test_probs[15] for x in results])
-        expected = M.evaluate_ensemble(probs, labels, "mean")
+        logp = torch.stack([x.test_logprobs[15] for x in results])
+        expected = M.evaluate_ensemble(logp, labels, "mean")
         assert res.repeats[r] == pytest.approx(expected)
         rows = [m for m in res.members if m["repeat"] == r]
         for i, row in enumerate(rows):
-            assert row["acc"] == pytest.approx(M.accuracy(probs[i], labels))
-            assert row["nll"] == pytest.approx(M.nll(probs[i], labels))
+            assert row["acc"] == pytest.approx(M.accuracy(logp[i], labels))
+            assert row["nll"] == pytest.approx(M.nll(logp[i], labels))
         assert res.repeats[r]["member_acc_mean"] == pytest.approx(sum(row["acc"] for row in rows) / 2)
 
     # Aggregates over the repeats.
@@ -197,8 +197,8 @@ def test_run_trial_vote_and_geometric_rules(small):
     for rule in ("vote", "geometric"):
         recorded.clear()
         res = run_trial(plan, small, rule=rule, trainer=trainer)
-        probs = torch.stack([x.test_probs[10] for x in recorded[0]])
-        assert res.repeats[0]["ensemble_acc"] == pytest.approx(M.accuracy(M.combine(probs, rule), small.y_test))
+        logp = torch.stack([x.test_logprobs[10] for x in recorded[0]])
+        assert res.repeats[0]["ensemble_acc"] == pytest.approx(M.accuracy(M.combine(logp, rule), small.y_test))
 
 
 def test_training_submodule_is_importable_as_module():

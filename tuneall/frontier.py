@@ -68,22 +68,31 @@ def pareto_mask(df: pd.DataFrame, objectives=FRONTIER_OBJECTIVES) -> np.ndarray:
     return mask
 
 
+def _eligible(summary: pd.DataFrame) -> pd.DataFrame:
+    """Trials that may be presented as a way to spend the budget: trained successfully and, where the report has
+    flagged them (tuneall.ties.degenerate_mask), above chance."""
+    ok = summary["status"] == "ok"
+    if "degenerate" in summary:
+        ok &= ~summary["degenerate"].astype(bool)
+    return summary[ok]
+
+
 def frontier(summary: pd.DataFrame, objectives=FRONTIER_OBJECTIVES) -> pd.DataFrame:
-    """The non-dominated trials among those that trained successfully, best accuracy first."""
-    ok = summary[summary["status"] == "ok"].reset_index(drop=True)
+    """The non-dominated trials among those that trained successfully (and are not degenerate), best accuracy first."""
+    ok = _eligible(summary).reset_index(drop=True)
     if ok.empty:
         return ok
     return ok[pareto_mask(ok, objectives)].sort_values("ensemble_acc_mean", ascending=False, ignore_index=True)
 
 
 def best_allocation(summary: pd.DataFrame, metric: str = "ensemble_acc_mean") -> pd.Series | None:
-    ok = summary[summary["status"] == "ok"]
+    ok = _eligible(summary)
     return None if ok.empty else ok.loc[ok[metric].idxmax()]
 
 
 def best_per(summary: pd.DataFrame, by: str, metric: str = "ensemble_acc_mean") -> pd.DataFrame:
-    """The best successful trial for each value of ``by`` (e.g. 'k' or 'width')."""
-    ok = summary[summary["status"] == "ok"]
+    """The best successful (non-degenerate) trial for each value of ``by`` (e.g. 'k' or 'width')."""
+    ok = _eligible(summary)
     if ok.empty:
         return ok
     return ok.loc[ok.groupby(by)[metric].idxmax()].sort_values(by, ignore_index=True)

@@ -88,6 +88,48 @@ COSTS = ["family", "width", "depth", "k", "ensemble_acc_mean", "time_per_step_s"
          "time_to_target_s", "latency_ms_per_image", "peak_mem_mb", "inference_flops"]
 
 
+def _alloc(row) -> str:
+    depth = "" if pd.isna(row.get("depth")) else f", depth {_fmt(row['depth'])}"
+    frac = "" if pd.isna(row.get("data_fraction")) or row.get("data_fraction") == 1 else \
+        f", data {_fmt(row['data_fraction'])}"
+    return f"{row['family']} w={_fmt(row['width'])}{depth}, k = {_fmt(row['k'])}{frac}"
+
+
+def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict) -> tuple[pd.DataFrame, list[str]]:
+    """Add ``degenerate`` (ensemble accuracy at or below chance, :func:`tuneall.ties.degenerate_mask`) and
+    ``tied_with_best`` (:func:`tuneall.ties.tie_set` on ensemble accuracy) to the per-trial summary; return it with
+    the summary.md lines that name the tied and the degenerate allocations."""
+    from tuneall.data import dataset_info
+    from tuneall.errors import DataError
+    from tuneall.ties import chance_threshold, degenerate_mask, tie_set
+
+    out, lines = summary.copy(), []
+    try:
+        info = dataset_info(meta.get("config", {}).get("dataset"))
+        out["degenerate"] = degenerate_mask(out["ensemble_acc_mean"], info.num_classes, info.n_test) \
+            if "ensemble_acc_mean" in out else False
+        line = chance_threshold(info.num_classes, info.n_test)
+    except DataError:  # no tuneall.json or an unknown dataset: the chance line is unknown, nothing is flagged
+        out["degenerate"], line = False, None
+    ties, test = tie_set(trials, "ensemble_acc", "max", exclude=out.loc[out["degenerate"], "trial_id"])
+    tied_ids = set(ties.loc[ties["tied"], "trial_id"]) if len(ties) else set()
+    out["tied_with_best"] = out["trial_id"].astype(str).isin(tied_ids)
+    if len(ties):
+        by_id = out.assign(trial_id=out["trial_id"].astype(str)).set_index("trial_id")
+        others = ties[ties["tied"]].iloc[1:]
+        named = "; ".join(f"{_alloc(by_id.loc[r.trial_id])} ({r.mean:.4f}, {r.diff_to_best:+.4f}"
+                          + ("" if pd.isna(r.p_value) else f", p = {r.p_value:.2g}") + ")"
+                          for r in others.itertuples())
+        lines += [f"**Tied** with {len(others)} other allocation(s) ({test}): {named}. The seeds do not separate "
+                  "them from the best; treat them as equally good." if len(others) else
+                  f"Separated from every other allocation ({test}).", ""]
+    bad = out[out["degenerate"]]
+    if len(bad):
+        lines += [f"Degenerate (ensemble accuracy at or below chance plus noise, {line:.4f}; never presented as best): "
+                  + "; ".join(f"{_alloc(r)} ({r['ensemble_acc_mean']:.4f})" for _, r in bad.iterrows()) + ".", ""]
+    return out, lines
+
+
 def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFrame:
     """Write trials_summary.csv, frontier.csv, best_per_k.csv, best_per_width.csv, figures and summary.md.
 
@@ -97,7 +139,9 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
 
     out = Path(results_dir)
     trials = load_trials(out)
-    summary = summarize_trials(trials)
+    meta = R.read_meta(out)
+    state = state or meta.get("state")
+    summary, trust_lines = add_trust_columns(summarize_trials(trials), trials, meta)
     # A point the sampler proposed again is the same allocation: listed in the trials tables, counted once here.
     distinct = summary[summary["repeat_of"].isna()] if "repeat_of" in summary else summary
     front = frontier(distinct)
@@ -108,8 +152,6 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     per_width.to_csv(out / "best_per_width.csv", index=False)
     figures = plots.write_figures(out, summary, front)
 
-    meta = R.read_meta(out)
-    state = state or meta.get("state")
     conf = meta.get("config", {})
     counts = summary["status"].value_counts().to_dict()
     best = best_allocation(distinct)
@@ -135,9 +177,11 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
                   f"(data fraction {best['data_fraction']:g}): {int(best['steps'])} steps per member, "
                   f"{int(best['params_per_member']):,} parameters per member; ensemble accuracy "
                   f"{best['ensemble_acc_mean']:.4f} ± {best['ensemble_acc_std']:.4f} (worst seed "
-                  f"{best['ensemble_acc_worst']:.4f}); mean member accuracy {best['member_acc_mean_mean']:.4f}.", ""]
+                  f"{best['ensemble_acc_worst']:.4f}); mean member accuracy {best['member_acc_mean_mean']:.4f}.", "",
+                  *trust_lines]
     else:
-        lines += ["No trial trained successfully.", ""]
+        lines += ["No trial trained successfully" + (" above chance." if summary["degenerate"].any() else "."), "",
+                  *trust_lines]
     lines += ["## Pareto frontier", "", "Not beaten at once on ensemble accuracy (up), total parameters, inference "
               "FLOPs and training time (down).", "", _md_table(front, SHOW), "",
               "## Best allocation per ensemble size k", "", _md_table(per_k, SHOW), "",

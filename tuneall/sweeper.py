@@ -180,7 +180,7 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
         for rule in ctx.rules:
             for r, results in enumerate(members):
                 ens, _ = evaluate_members(results, part.y_test, part.info.num_classes, p.steps, rule)
-                missing = sum(p.steps not in m.test_probs for m in results)  # diverged at or before T'
+                missing = sum(p.steps not in m.test_logprobs for m in results)  # diverged at or before T'
                 rows.append({**p.row(), **base, "rule": rule, "repeat": r, "status": "diverged" if missing else "ok",
                              "n_diverged": missing, "epochs": p.steps / per_epoch, "trained_steps": top.steps,
                              "reused": p.steps < top.steps, **ens,

@@ -23,7 +23,7 @@ _DIVERGENCE_CHECK_EVERY = 10
 
 @dataclass
 class MemberResult:
-    """One trained member: its test-set probabilities at each evaluation step, and how training went."""
+    """One trained member: its test-set log-probabilities at each evaluation step, and how training went."""
 
     seed: int
     steps: int  # steps planned
@@ -31,7 +31,7 @@ class MemberResult:
     diverged: bool
     final_loss: float  # mean training loss over the last steps run (nan if diverged)
     train_time_s: float
-    test_probs: dict[int, torch.Tensor] = field(default_factory=dict)  # step -> (N, C) float32 on CPU
+    test_logprobs: dict[int, torch.Tensor] = field(default_factory=dict)  # step -> (N, C) log_softmax, float32, CPU
     eval_time_s: float = 0.0  # time spent evaluating (not in train_time_s)
     peak_mem_bytes: int = 0  # see PeakMemory: CUDA peak allocation, or peak RSS increase on CPU
     mem_kind: str = ""
@@ -124,11 +124,15 @@ class BatchSampler:
 
 
 @torch.inference_mode()
-def predict_proba(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Softmax probabilities of ``model`` on ``x`` in eval mode, batched, returned float32 on CPU."""
+def predict_log_proba(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Log-probabilities (log_softmax) of ``model`` on ``x`` in eval mode, batched, returned float32 on CPU.
+
+    Log-probabilities, not probabilities: a confident member's small probabilities underflow to 0 in float32, their
+    logs do not, and the ensemble rules in :mod:`tuneall.metrics` combine them exactly in log space."""
     was_training = model.training
     model.eval()
-    out = torch.cat([torch.softmax(model(x[i : i + batch_size]).float(), -1) for i in range(0, len(x), batch_size)])
+    out = torch.cat([torch.log_softmax(model(x[i : i + batch_size]).float(), -1)
+                     for i in range(0, len(x), batch_size)])
     model.train(was_training)
     return out.cpu()
 
@@ -227,6 +231,6 @@ def _sgd_loop(model, opt, sampler, x_train, y_train, x_test, evals, cfg, result:
             beat(step)
         if step in evals:
             te = time.perf_counter()
-            result.test_probs[step] = predict_proba(model, x_test, cfg.eval_batch_size)
+            result.test_logprobs[step] = predict_log_proba(model, x_test, cfg.eval_batch_size)
             result.eval_time_s += time.perf_counter() - te
     return float(tail_sum / tail_n) if tail_n else float("nan")

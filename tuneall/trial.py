@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -69,10 +70,10 @@ def cost_metrics(plan: TrialPlan, members: list[dict], n_train: int) -> dict[str
     }
 
 
-def _probs_or_uniform(r: MemberResult, step: int, n: int, c: int) -> torch.Tensor:
+def _logprobs_or_uniform(r: MemberResult, step: int, n: int, c: int) -> torch.Tensor:
     # A diverged member contributes no information: a uniform prediction keeps the ensemble metrics finite.
-    p = r.test_probs.get(step)
-    return p if p is not None and torch.isfinite(p).all() else torch.full((n, c), 1.0 / c)
+    p = r.test_logprobs.get(step)
+    return p if p is not None and torch.isfinite(p).all() else torch.full((n, c), -math.log(c))
 
 
 def evaluate_members(
@@ -80,14 +81,14 @@ def evaluate_members(
 ) -> tuple[dict[str, float], list[dict]]:
     """Ensemble metrics and per-member rows of k members at ``step``."""
     n = labels.shape[0]
-    probs = torch.stack([_probs_or_uniform(r, step, n, num_classes) for r in results])
+    logp = torch.stack([_logprobs_or_uniform(r, step, n, num_classes) for r in results])
     rows = [
-        {"member": i, "seed": r.seed, **M.member_metrics(probs[i], labels), "steps_done": r.steps_done,
+        {"member": i, "seed": r.seed, **M.member_metrics(logp[i], labels), "steps_done": r.steps_done,
          "diverged": r.diverged, "final_loss": r.final_loss, "train_time_s": r.train_time_s,
          "latency_s_per_image": r.latency_s_per_image, "peak_mem_bytes": r.peak_mem_bytes, "mem_kind": r.mem_kind}
         for i, r in enumerate(results)
     ]
-    return M.evaluate_ensemble(probs, labels, rule), rows
+    return M.evaluate_ensemble(logp, labels, rule), rows
 
 
 def train_sequential(plan: TrialPlan, data, progress=None, eval_steps=()) -> list[list[MemberResult]]:

@@ -95,11 +95,11 @@ class StackedMembers:
         return m
 
     @torch.inference_mode()
-    def predict_proba(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-        """Softmax probabilities (k, N, C) of every member in eval mode, batched; float32 on CPU."""
+    def predict_log_proba(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """Log-probabilities (log_softmax, k x N x C) of every member in eval mode, batched; float32 on CPU."""
         was = self.base.training
         self.base.eval()
-        out = torch.cat([torch.softmax(self.forward(x[i : i + batch_size], shared_input=True).float(), -1)
+        out = torch.cat([torch.log_softmax(self.forward(x[i : i + batch_size], shared_input=True).float(), -1)
                          for i in range(0, len(x), batch_size)], dim=1)
         self.base.train(was)
         return out.cpu()
@@ -174,9 +174,9 @@ def train_members_vectorized(
                 results[i].steps_done = step
             if step in evals:
                 te = time.perf_counter()
-                probs = stack.predict_proba(x_test, cfg.eval_batch_size)
+                logp = stack.predict_log_proba(x_test, cfg.eval_batch_size)
                 for i in active:
-                    results[i].test_probs[step] = probs[i]
+                    results[i].test_logprobs[step] = logp[i]
                 eval_time += time.perf_counter() - te
     train_time = time.perf_counter() - t0 - eval_time
     tail_mean = (tail_sum / tail_n).tolist() if tail_n else [float("nan")] * k

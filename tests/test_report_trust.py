@@ -1,0 +1,93 @@
+"""The search report names the allocations tied with the best (with the test used) and flags degenerate trials
+(at or below chance): built from constructed journal records, no training."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tuneall.search_report import build_report, write_trials_table
+
+PLAN = {"params_per_member": 1000, "total_params": 1000, "steps": 100, "train_flops": 1e9, "inference_flops": 1e4,
+        "budget": 1e5, "unit": "param-steps", "spent": 1e5}
+
+
+def record(tid: str, width: float, k: int, accs: list[float], status: str = "ok") -> dict:
+    point = {"family": "cnn3", "width": width, "depth": 3, "k": k, "data_fraction": 1.0, "lr": 0.05,
+             "momentum": 0.9, "batch_size": 128}
+    repeats = [{"ensemble_acc": a, "ensemble_nll": 1 - a, "ensemble_ece": 0.01, "member_acc_mean": a,
+                "disagreement": 0.1} for a in accs]
+    metrics = {**point, **PLAN, "total_params": 1000 * k * width, "status": status, "train_time_s": 10.0 * k,
+               "wall_time_s": 1.0, "n_diverged": 0, "repeats_json": json.dumps(repeats)}
+    return {"trial_id": tid, "config": {"point": point}, "metrics": metrics, "error": None}
+
+
+def make(tmp_path, records, dataset="digits", seeds=3):
+    (tmp_path / "tuneall.json").write_text(json.dumps({"config": {"dataset": dataset, "seeds": seeds},
+                                                       "state": "complete"}))
+    write_trials_table(records, tmp_path)
+    build_report(tmp_path)
+    summary = pd.read_csv(tmp_path / "trials_summary.csv", dtype={"trial_id": str})
+    return summary.set_index("trial_id"), (tmp_path / "summary.md").read_text()
+
+
+def test_best_tied_allocations_named_with_the_test(tmp_path):
+    s, md = make(tmp_path, [
+        record("best", 0.5, 4, [0.95, 0.96, 0.97]),
+        record("close", 1.0, 2, [0.96, 0.95, 0.965]),  # within noise: tied
+        record("far", 2.0, 1, [0.80, 0.81, 0.805]),  # clearly worse
+    ])
+    assert s["tied_with_best"].to_dict() == {"best": True, "close": True, "far": False}
+    assert not s["degenerate"].any()
+    assert "**cnn3 width 0.5, depth 3, k = 4**" in md
+    assert ("**Tied** with 1 other allocation(s) (one-sided paired t-test over 3 seeds, alpha 0.05): "
+            "cnn3 w=1, depth 3, k = 2") in md
+    assert "w=2" not in md.split("## Pareto")[0]  # the separated one is not named as tied
+
+
+def test_best_separated_from_everything(tmp_path):
+    s, md = make(tmp_path, [record("best", 0.5, 4, [0.95, 0.96, 0.97]), record("far", 2.0, 1, [0.80, 0.81, 0.805])])
+    assert s["tied_with_best"].to_dict() == {"best": True, "far": False}
+    assert "Separated from every other allocation (one-sided paired t-test over 3 seeds, alpha 0.05)." in md
+
+
+def test_one_seed_everything_tied(tmp_path):
+    s, md = make(tmp_path, [record("a", 0.5, 4, [0.95]), record("b", 2.0, 1, [0.70])], seeds=1)
+    assert s["tied_with_best"].all()
+    assert "**Tied** with 1 other allocation(s) (1 seed per allocation: a paired test needs at least 2" in md
+
+
+def test_degenerate_trial_flagged_and_never_best(tmp_path):
+    # digits: 10 classes, 360 test inputs: the chance line is 0.1 + 3 SE = 0.147. "collapsed" has the fewest
+    # parameters and the shortest training time, so without the flag it would sit on the Pareto frontier, and
+    # "spiky" is at chance on average even though one seed looks better.
+    s, md = make(tmp_path, [
+        record("good", 1.0, 2, [0.90, 0.91, 0.92]),
+        record("collapsed", 0.25, 1, [0.10, 0.10, 0.10]),
+        record("spiky", 0.5, 1, [0.05, 0.08, 0.30]),
+        record("weak", 0.5, 1, [0.20, 0.21, 0.19]),  # bad, but above chance: not degenerate
+    ])
+    assert s["degenerate"].to_dict() == {"good": False, "collapsed": True, "spiky": True, "weak": False}
+    assert not s.loc[["collapsed", "spiky"], "tied_with_best"].any()
+    assert "Degenerate (ensemble accuracy at or below chance plus noise, 0.1474; never presented as best): " \
+           "cnn3 w=0.25, depth 3, k = 1 (0.1000); cnn3 w=0.5, depth 3, k = 1 (0.1433)." in md
+    front = pd.read_csv(tmp_path / "frontier.csv", dtype={"trial_id": str})
+    assert set(front["trial_id"]) == {"good", "weak"}
+    per_k = pd.read_csv(tmp_path / "best_per_k.csv", dtype={"trial_id": str})
+    assert per_k.set_index("k").loc[1, "trial_id"] == "weak"
+
+
+def test_all_degenerate_no_best(tmp_path):
+    s, md = make(tmp_path, [record("a", 1.0, 2, [0.10, 0.11, 0.09]), record("b", 0.5, 1, [0.12, 0.1, 0.1])])
+    assert s["degenerate"].all()
+    assert "No trial trained successfully above chance." in md
+    assert "## Best allocation\n" not in md
+
+
+@pytest.mark.parametrize("dataset", [None, "no-such-dataset"])
+def test_unknown_dataset_flags_nothing(tmp_path, dataset):
+    s, md = make(tmp_path, [record("a", 1.0, 2, [0.10, 0.11, 0.09])], dataset=dataset)
+    assert not s["degenerate"].any()
+    assert "Degenerate" not in md
