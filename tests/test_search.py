@@ -126,7 +126,7 @@ def test_infeasible_points_reach_optuna_as_infeasible():
     trials = s._ot_study.trials
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)  # never FAIL, never left RUNNING
     for t in trials:
-        assert t.constraints == {"budget_feasible": 1.0 if t.params["width"] == 4.0 else 0.0}
+        assert t.constraints["budget_feasible"] == (1.0 if t.params["width"] == 4.0 else 0.0)
     assert all(t.params["width"] == 0.25 for t in s._ot_study.best_trials)
 
 

@@ -78,6 +78,7 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     """The search's job: one trial from its sampled ``config``, as the flat metrics reported to Ray Tune."""
     from tuneall.data import with_fraction
     from tuneall.planning import plan_point
+    from tuneall.progress import allocation_label, trial_heartbeat
     from tuneall.runner import ray_member_trainer
     from tuneall.trial import run_trial, select_trainer
 
@@ -95,7 +96,8 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     plan = replace(plan, train=ctx.train_config(plan.train))
     trial_data = with_fraction(data, plan.allocation.data_fraction)
     trainer = ray_member_trainer(res) if res.parallel_members else select_trainer(res.members, res.amp)
-    result = run_trial(plan, trial_data, rule=ctx.rules[0], trainer=trainer)
+    with trial_heartbeat(allocation_label(plan.row()), plan.k * plan.steps * len(plan.seeds), ctx.heartbeat_s):
+        result = run_trial(plan, trial_data, rule=ctx.rules[0], trainer=trainer)
     out = {**plan.row(), **result.metrics(), "repeats_json": json.dumps(result.repeats),
            "curve_json": json.dumps(result.curve),
            "constraint": 1.0 if result.status == "diverged" else 0.0}
@@ -167,7 +169,9 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     storage = _study_storage(cfg, out)
     check_ray_options(cfg)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
-    with ray_session(cfg):
+    from tuneall._optuna import quiet_optuna
+
+    with ray_session(cfg), quiet_optuna():
         return _fit(cfg, data, feasible, out, argv, verbose, old_meta, storage)
 
 
@@ -216,7 +220,8 @@ def _context(cfg: SearchConfig, out: Path) -> TrialContext:
 def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, storage):
     from ray import tune
 
-    from tuneall._callbacks import JournalCallback
+    from tuneall._callbacks import JournalCallback, ProgressCallback, legacy_output, live_table
+    from tuneall.progress import SearchProgress
     from tuneall.planning import DefineByRun, plan_point
     from tuneall.search_report import build_report, write_trials_table
     from tuneall.runner import check_fits, concurrency, with_trial_resources
@@ -237,6 +242,8 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
                                      lambda config: res.bundles(int(config.get("point", config).get("k", 1))))
     at_once = concurrency(cfg, sum(b.get("CPU", 0) for b in res.bundles(int(feasible["k"].min()))))
     searcher = None
+    # Metric and mode in the TuneConfig: ResultGrid.get_best_result() (also after Tuner.restore) needs no arguments.
+    best_by = {"metric": cfg.metric[0], "mode": cfg.mode[0]}
     # reuse_actors: a finished trial's process runs the next one, so torch, tuneall and the dataset are loaded once
     # per process, not once per trial (measured: a 4 s gap between trials without it; benchmarks/search_efficiency.py)
     if cfg.searcher == "grid":
@@ -244,27 +251,30 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         todo = [p for p in points if journal.point_key(p) not in done_keys]
         total = len(points)
         param_space = {"point": tune.grid_search(todo)}
-        tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once, reuse_actors=True)
+        tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once, reuse_actors=True, **best_by)
     else:
         searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset), storage())
         requeued = _requeue_unfinished(searcher, done_keys) if cfg.resume else 0
         todo, total = range(max(0, cfg.trials - len(done))), cfg.trials
         param_space = None
         tune_config = tune.TuneConfig(search_alg=searcher, num_samples=max(1, len(todo)),
-                                      max_concurrent_trials=at_once, reuse_actors=True)
+                                      max_concurrent_trials=at_once, reuse_actors=True, **best_by)
         if cfg.resume:
             print(f"tuneall: resuming: {len(done)} finished trial(s) kept, {requeued} interrupted one(s) run again, "
                   f"{len(todo)} to go", flush=True)
+    progress = SearchProgress(total, cfg.objectives, done=len(done))
     run_config = tune.RunConfig(
-        name=cfg.run_name, storage_path=str(out.parent), verbose=verbose, callbacks=[JournalCallback(str(out))],
-        failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+        name=cfg.run_name, storage_path=str(out.parent), verbose=verbose, failure_config=tune.FailureConfig(
+            max_failures=cfg.max_failures), progress_reporter=live_table(cfg.objectives, cfg.searcher == "grid"),
+        callbacks=[JournalCallback(str(out)), *([ProgressCallback(progress)] if verbose > 0 else [])],
     )
     print(f"tuneall: searching {cfg.space.name!r} on {cfg.dataset} at C = {cfg.budget}: {cfg.searcher}, "
           f"{total} trials, {at_once} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
     if len(todo) and cfg.address is None and res.gpus == 0:  # trials run on this machine's CPUs: time a few steps
         _print_estimate(feasible, data.info, cfg, len(todo), at_once)
     if len(todo):
-        tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
+        with legacy_output():
+            tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
     records = journal.read(out)
     complete = len(records) >= total
     write_trials_table(records, out)
