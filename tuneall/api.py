@@ -177,12 +177,21 @@ def search(
     lr: float | None = None,
     momentum: float | None = None,
     batch_size: int | None = None,
+    time_budget: float | None = None,
+    save_members: str = "best",
+    dry_run: bool = False,
+    confirm: bool = True,
     argv: list[str] | None = None,
     verbose: int = 1,
 ) -> "pd.DataFrame":
     """Search the best allocation for the budget with Ray Tune + Optuna; returns the frontier.
 
-    The results directory (``frontier.attrs['results_dir']``) holds the trials table, frontier, figures, summary.
+    The results directory (``frontier.attrs['results_dir']``) holds the trials table, frontier, figures, summary,
+    and (``save_members``: 'best', 'all' or 'none') the members' weights, read back by :func:`load_ensemble`.
+    ``time_budget``: seconds of wall clock; no trial is started that would end after it, and the report covers the
+    trials that ran. ``dry_run``: print the plan and the time estimate and return the feasible allocations, training
+    and writing nothing. ``confirm``: ask before a search estimated above an hour when stdin is a terminal (never
+    under CI); ``verbose``: 0 prints only errors, 1 a line per trial, 2 also Ray's per-trial results.
     """
     from tuneall.data import dataset_info
     from tuneall.tuner import SearchConfig, run_search
@@ -196,9 +205,10 @@ def search(
         objectives=parse_objectives(objectives),
         resources=Resources(cpus_per_trial, gpus_per_trial, parallel_members, members, amp), name=name,
         storage_path=storage_path, address=address, num_cpus=num_cpus, dashboard=dashboard, seed=seed,
-        max_failures=max_failures, resume=resume, study_storage=study_storage,
+        max_failures=max_failures, resume=resume, study_storage=study_storage, time_budget_s=time_budget,
+        save_members=save_members,
     )
-    front = run_search(cfg, argv=argv, verbose=verbose)
+    front = run_search(cfg, argv=argv, verbose=verbose, dry_run=dry_run, confirm=confirm)
     front.attrs["results_dir"] = str(cfg.results_dir)
     return front
 

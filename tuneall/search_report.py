@@ -160,6 +160,11 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
         lines += [f"**INCOMPLETE: this search was interrupted ({state}); the tables below hold only the "
                   f"{summary['trial_id'].nunique()} trial(s) that finished. Continue it with `tuneall resume "
                   f"{out}`.**", ""]
+    stop = meta.get("time_budget") or {}
+    if stop.get("stopped"):
+        lines += [f"**Stopped by the time budget** ({stop['seconds']:g} s of wall clock): {stop['trials_run']} of "
+                  f"{stop['trials_planned']} planned trials ran, each to the end; every table below covers exactly "
+                  f"those. `tuneall resume {out}` runs the rest.", ""]
     if conf:
         b = conf.get("budget", {})
         lines += [f"Budget C = {b.get('value', float('nan')):.4g} {b.get('unit', '')} (at least {b.get('min_steps')} "
