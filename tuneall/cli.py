@@ -223,10 +223,12 @@ def cmd_train(args) -> int:
         width=args.width, depth=args.depth, k=args.k, data_fraction=args.data_fraction, seeds=args.seeds,
         rule=args.rule, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size, data_dir=args.data_dir,
         device=args.device, members=args.members, amp=args.amp, progress=None if args.json else progress,
+        storage_path=args.storage_path, name=args.name, save_members=args.save_members, argv=_argv(),
     )
+    out = getattr(result, "attrs", {}).get("results_dir")
     if args.json:
-        print(json.dumps(_finite({"plan": result.plan.row(), "metrics": result.metrics(), "members": result.members}),
-                         default=str, indent=1, allow_nan=False))
+        print(json.dumps(_finite({"plan": result.plan.row(), "metrics": result.metrics(), "members": result.members,
+                                  "results_dir": out}), default=str, indent=1, allow_nan=False))
         return 0
     p = result.plan
     print(f"\n{p.allocation.family} w={p.allocation.width:g} d={p.depth} k={p.k}: {p.params_per_member:,} params per "
@@ -239,6 +241,7 @@ def cmd_train(args) -> int:
     print(f"ensemble ({args.rule}) over {len(result.repeats)} seed(s):")
     for name in ("ensemble_acc", "ensemble_nll", "ensemble_ece", "member_acc_mean", "disagreement"):
         print(f"  {name:16s} {s[name + '_mean']:.4f} ± {s[name + '_std']:.4f}  (worst {s[name + '_worst']:.4f})")
+    print(f"Results: {out}")
     return 0
 
 
@@ -353,6 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     _member_opts(g)
     g.add_argument("--json", action="store_true", help="machine-readable output")
+    g = p.add_argument_group("output")
+    g.add_argument("--storage-path", default="results", help="where the results directory goes")
+    g.add_argument("--name", default=None,
+                   help="results directory name (default: train-DATASET-BUDGET-FAMILY-wWIDTH-kK)")
+    g.add_argument("--save-members", default="best", choices=("all", "best", "none"),
+                   help="keep the members' weights (best = all = this allocation's); tuneall.load_ensemble reads them")
     p.set_defaults(func=cmd_train)
 
     run = _parent(_run_opts)

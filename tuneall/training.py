@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.nn import functional as F
 
+from tuneall import ensemble_io
 from tuneall.config import TrainConfig
 from tuneall.models import create_model
 
@@ -173,6 +174,7 @@ def train_member(
                                    label=f"{family} w={width:g}")
     result.peak_mem_bytes, result.mem_kind = int(mem.peak), mem.kind
     result.train_time_s = time.perf_counter() - t0 - result.eval_time_s
+    ensemble_io.offer(seed, model)  # kept only inside a capture (a search saving members)
     if not result.diverged:
         result.final_loss = mean_tail_loss
         result.latency_s_per_image = inference_latency(model, x_test)

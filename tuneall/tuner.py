@@ -86,6 +86,7 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     """The search's job: one trial from its sampled ``config``, as the flat metrics reported to Ray Tune."""
     from tuneall.data import with_fraction
     from tuneall.planning import plan_point
+    from tuneall import ensemble_io
     from tuneall.progress import allocation_label, trial_heartbeat
     from tuneall.runner import ray_member_trainer
     from tuneall.trial import run_trial, select_trainer
@@ -104,8 +105,10 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     plan = replace(plan, train=ctx.train_config(plan.train))
     trial_data = with_fraction(data, plan.allocation.data_fraction)
     trainer = ray_member_trainer(res) if res.parallel_members else select_trainer(res.members, res.amp)
-    with trial_heartbeat(allocation_label(plan.row()), plan.k * plan.steps * len(plan.seeds), ctx.heartbeat_s):
+    with trial_heartbeat(allocation_label(plan.row()), plan.k * plan.steps * len(plan.seeds), ctx.heartbeat_s), \
+            ensemble_io.capturing(ctx.save_members != "none") as members:
         result = run_trial(plan, trial_data, rule=ctx.rules[0], trainer=trainer)
+    _save_members(ctx, plan, data, result, members)
     out = {**plan.row(), **result.metrics(), "repeats_json": json.dumps(result.repeats),
            "curve_json": json.dumps(result.curve),
            "constraint": 1.0 if result.status == "diverged" else 0.0}
@@ -113,6 +116,20 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
         if not math.isfinite(out.get(m, float("nan"))):
             out[m] = _worst(d)
     return out
+
+
+def _save_members(ctx: TrialContext, plan, data, result, members) -> None:
+    """The trial's members to ``members/<trial id>/`` (where the results directory is reachable from here)."""
+    from tuneall import ensemble_io
+
+    trial_id = ensemble_io.current_trial_id()
+    if not members or not trial_id or not ctx.results_dir or not Path(ctx.results_dir).is_dir():
+        return
+    try:
+        ensemble_io.save(Path(ctx.results_dir) / ensemble_io.MEMBERS / trial_id, plan, data.info, data.info.name,
+                         ctx.rules[0], members, result)
+    except OSError as e:  # weights are a convenience: a full disk must not fail the trial
+        print(f"tuneall: members of trial {trial_id} not saved ({e})", flush=True)
 
 
 def _repeat_of(point: dict, results_dir: str | None) -> dict | None:
@@ -246,6 +263,7 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     from ray import tune
 
     from tuneall._callbacks import JournalCallback, ProgressCallback, legacy_output, live_table
+    from tuneall import ensemble_io
     from tuneall._searchers import Points, TimeBudget
     from tuneall.progress import SearchProgress
     from tuneall.planning import DefineByRun, plan_point
@@ -319,6 +337,8 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     if study is not None:
         study.trials_dataframe().to_csv(out / R.OPTUNA_TRIALS, index=False)
     front = build_report(out, state="complete" if complete else "interrupted")
+    best_id = str(front.iloc[0]["trial_id"]) if len(front) else None
+    (ensemble_io.keep_only if cfg.save_members == "best" else ensemble_io.mark_best)(out, best_id)
     R.write_meta(out, meta, "complete" if complete else "interrupted")  # last: a complete directory has its report
     front.attrs["complete"] = complete
     front.attrs["time_budget_reached"] = timed_out
