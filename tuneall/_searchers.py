@@ -7,6 +7,7 @@ the running trials mid-training. :class:`Points` hands out a fixed list of point
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Callable
 
@@ -58,6 +59,13 @@ class TimeBudget(Searcher):
             self.durations.append(self.clock() - self.started[trial_id])
         self.searcher.on_trial_complete(trial_id, result=result, error=error)
 
+    # Ray's experiment checkpoints unwrap ``.searcher`` chains: a wrapper gives its own state, the innermost saves.
+    def get_state(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in ("searcher", "clock")}
+
+    def set_state(self, state: dict) -> None:
+        self.__dict__.update(state)
+
     def save(self, checkpoint_path: str):
         self.searcher.save(checkpoint_path)
 
@@ -84,3 +92,12 @@ class Points(Searcher):
 
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
         pass
+
+    def save(self, checkpoint_path: str):
+        with open(checkpoint_path, "w") as f:
+            json.dump({"points": self.points, "next": self.next}, f)
+
+    def restore(self, checkpoint_path: str):
+        with open(checkpoint_path) as f:
+            state = json.load(f)
+        self.points, self.next = state["points"], state["next"]
