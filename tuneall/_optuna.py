@@ -11,6 +11,7 @@ constraint (under Optuna's named key and under the list key that optuna-dashboar
 from __future__ import annotations
 
 import math
+import warnings
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -48,7 +49,9 @@ class ConstrainedOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         if self._ot_study is not None and self._metric is not None:
             names = list(self._metric) if isinstance(self._metric, (list, tuple)) else [self._metric]
-            self._ot_study.set_metric_names(names)
+            with warnings.catch_warnings():  # set_metric_names is marked experimental since Optuna 3.2
+                warnings.simplefilter("ignore")
+                self._ot_study.set_metric_names(names)
             self._ot_study.set_user_attr("constraints", [CONSTRAINT])
 
     def on_trial_complete(self, trial_id, result=None, error=False):

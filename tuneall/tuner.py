@@ -105,7 +105,9 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     plan = replace(plan, train=ctx.train_config(plan.train))
     trial_data = with_fraction(data, plan.allocation.data_fraction)
     trainer = ray_member_trainer(res) if res.parallel_members else select_trainer(res.members, res.amp)
-    with trial_heartbeat(allocation_label(plan.row()), plan.k * plan.steps * len(plan.seeds), ctx.heartbeat_s), \
+    # The trial id in the label: Ray's log deduplication would merge two trials' lines that differ only in digits.
+    label = " ".join(filter(None, [ensemble_io.current_trial_id(), allocation_label(plan.row())]))
+    with trial_heartbeat(label, plan.k * plan.steps * len(plan.seeds), ctx.heartbeat_s), \
             ensemble_io.capturing(ctx.save_members != "none") as members:
         result = run_trial(plan, trial_data, rule=ctx.rules[0], trainer=trainer)
     _save_members(ctx, plan, data, result, members)
