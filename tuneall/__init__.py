@@ -8,7 +8,7 @@ from tuneall.budget import Budget
 from tuneall.errors import BudgetError, ConfigError, DataError, TuneallError
 
 __version__ = "0.1.0"
-_API = ("plan", "design", "train", "search", "resume", "sweep", "report")
+_API = ("plan", "design", "train", "search", "resume", "sweep", "report", "load_ensemble")
 __all__ = [*_API, "Budget", "TuneallError", "BudgetError", "ConfigError", "DataError"]
 
 

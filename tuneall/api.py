@@ -130,8 +130,16 @@ def train(
     members: str = "sequential",
     amp: bool = False,
     progress=None,
+    storage_path: str | None = None,
+    name: str | None = None,
+    save_members: str = "best",
+    argv: list[str] | None = None,
 ) -> "TrialResult":
-    """Train one allocation under the budget (k members x ``seeds`` repeats) and evaluate it."""
+    """Train one allocation under the budget (k members x ``seeds`` repeats) and evaluate it.
+
+    With ``storage_path`` the run is written to ``storage_path/name`` (default name from the settings):
+    ``train.json`` (plan, metrics, members, command, versions) and, unless ``save_members='none'``, the members'
+    weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``)."""
     from tuneall.data import dataset_info, load_dataset
     from tuneall.factory import Allocation, make_trial_plan
     from tuneall.trial import run_trial, select_trainer
@@ -143,8 +151,38 @@ def train(
     trainer = select_trainer(members, amp)
     info = dataset_info(dataset)
     trial_plan = make_trial_plan(Allocation(family, width, depth, k, data_fraction), b, info, cfg, repeats=seeds)
+    out = None
+    if storage_path is not None:
+        from tuneall import results as R
+
+        if save_members not in ("all", "best", "none"):
+            raise ConfigError(f"save_members must be one of all, best, none, but got {save_members!r}")
+        out = R.results_path(storage_path, name or f"train-{dataset}-{b.value:.3g}-{family}-w{width:g}-k{k}")
+        if out.exists():
+            raise ConfigError(f"results directory {out} already exists; pass another name (or storage_path)")
     data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction)
-    return run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
+    from tuneall import ensemble_io
+
+    with ensemble_io.capturing(out is not None and save_members != "none") as members:
+        result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
+    if out is not None:
+        _write_train_dir(out, result, data, rule, members, argv)
+    return result
+
+
+def _write_train_dir(out: Path, result, data, rule: str, members: list, argv) -> None:
+    """``tuneall train``'s results directory: train.json (what ran and what it gave) and the members' weights."""
+    import json
+
+    from tuneall import ensemble_io
+    from tuneall import results as R
+
+    out.mkdir(parents=True)
+    doc = R.provenance({"plan": result.plan.row()}, argv, kind="train")
+    doc.update(metrics=result.metrics(), repeats=result.repeats, members=result.members, state="complete")
+    R.write_json(out / "train.json", json.loads(json.dumps(doc, default=str)))
+    ensemble_io.save(out, result.plan, data.info, data.info.name, rule, members, result)
+    result.attrs = {"results_dir": str(out)}
 
 
 def search(
@@ -177,12 +215,21 @@ def search(
     lr: float | None = None,
     momentum: float | None = None,
     batch_size: int | None = None,
+    time_budget: float | None = None,
+    save_members: str = "best",
+    dry_run: bool = False,
+    confirm: bool = True,
     argv: list[str] | None = None,
     verbose: int = 1,
 ) -> "pd.DataFrame":
     """Search the best allocation for the budget with Ray Tune + Optuna; returns the frontier.
 
-    The results directory (``frontier.attrs['results_dir']``) holds the trials table, frontier, figures, summary.
+    The results directory (``frontier.attrs['results_dir']``) holds the trials table, frontier, figures, summary,
+    and (``save_members``: 'best', 'all' or 'none') the members' weights, read back by :func:`load_ensemble`.
+    ``time_budget``: seconds of wall clock; no trial is started that would end after it, and the report covers the
+    trials that ran. ``dry_run``: print the plan and the time estimate and return the feasible allocations, training
+    and writing nothing. ``confirm``: ask before a search estimated above an hour when stdin is a terminal (never
+    under CI); ``verbose``: 0 prints only errors, 1 a line per trial, 2 also Ray's per-trial results.
     """
     from tuneall.data import dataset_info
     from tuneall.tuner import SearchConfig, run_search
@@ -196,9 +243,10 @@ def search(
         objectives=parse_objectives(objectives),
         resources=Resources(cpus_per_trial, gpus_per_trial, parallel_members, members, amp), name=name,
         storage_path=storage_path, address=address, num_cpus=num_cpus, dashboard=dashboard, seed=seed,
-        max_failures=max_failures, resume=resume, study_storage=study_storage,
+        max_failures=max_failures, resume=resume, study_storage=study_storage, time_budget_s=time_budget,
+        save_members=save_members,
     )
-    front = run_search(cfg, argv=argv, verbose=verbose)
+    front = run_search(cfg, argv=argv, verbose=verbose, dry_run=dry_run, confirm=confirm)
     front.attrs["results_dir"] = str(cfg.results_dir)
     return front
 
@@ -272,4 +320,13 @@ def report(results_dir: str | Path) -> dict:
     return {"kind": kind, "results_dir": str(out), "frontier": build_report(out)}
 
 
-__all__ = ["plan", "design", "train", "search", "resume", "sweep", "report", "make_space"]
+def load_ensemble(path: str | Path, repeat: int = 0):
+    """The saved members of a search's chosen allocation (its results directory), of one trial
+    (``members/<trial_id>``) or of a ``tuneall train`` directory, as a predictor (:class:`tuneall.ensemble_io.Ensemble`:
+    ``predict``, ``predict_log_proba``, ``evaluate``). ``repeat``: which seed's ensemble."""
+    from tuneall.ensemble_io import load_ensemble as load
+
+    return load(path, repeat=repeat)
+
+
+__all__ = ["plan", "design", "train", "search", "resume", "sweep", "report", "make_space", "load_ensemble"]

@@ -33,6 +33,16 @@ class _Help(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: {action.default})"
 
 
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return v
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
@@ -128,7 +138,11 @@ def _run_opts(p) -> None:
     o.add_argument("--storage-path", default="results", help="where results directories go")
     o.add_argument("--seeds", type=int, default=3, help="repeats of each allocation over seeds")
     o.add_argument("--seed", type=int, default=0, help="sampler seed and base seed of the members")
-    o.add_argument("--verbose", type=int, default=1, help="Ray Tune verbosity 0-3")
+    o.add_argument("--verbose", type=int, default=1,
+                   help="0: only the final answer and errors; 1: a line per finished trial, a heartbeat per running "
+                        "trial and Ray's table of trials; 2: also Ray's result of every trial")
+    o.add_argument("-q", "--quiet", dest="verbose", action="store_const", const=0,
+                   help="the same as --verbose 0")
 
 
 def _space(args):
@@ -209,10 +223,12 @@ def cmd_train(args) -> int:
         width=args.width, depth=args.depth, k=args.k, data_fraction=args.data_fraction, seeds=args.seeds,
         rule=args.rule, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size, data_dir=args.data_dir,
         device=args.device, members=args.members, amp=args.amp, progress=None if args.json else progress,
+        storage_path=args.storage_path, name=args.name, save_members=args.save_members, argv=_argv(),
     )
+    out = getattr(result, "attrs", {}).get("results_dir")
     if args.json:
-        print(json.dumps(_finite({"plan": result.plan.row(), "metrics": result.metrics(), "members": result.members}),
-                         default=str, indent=1, allow_nan=False))
+        print(json.dumps(_finite({"plan": result.plan.row(), "metrics": result.metrics(), "members": result.members,
+                                  "results_dir": out}), default=str, indent=1, allow_nan=False))
         return 0
     p = result.plan
     print(f"\n{p.allocation.family} w={p.allocation.width:g} d={p.depth} k={p.k}: {p.params_per_member:,} params per "
@@ -225,6 +241,7 @@ def cmd_train(args) -> int:
     print(f"ensemble ({args.rule}) over {len(result.repeats)} seed(s):")
     for name in ("ensemble_acc", "ensemble_nll", "ensemble_ece", "member_acc_mean", "disagreement"):
         print(f"  {name:16s} {s[name + '_mean']:.4f} ± {s[name + '_std']:.4f}  (worst {s[name + '_worst']:.4f})")
+    print(f"Results: {out}")
     return 0
 
 
@@ -238,8 +255,11 @@ def cmd_search(args) -> int:
         gpus_per_trial=args.gpus_per_trial, parallel_members=args.parallel_members, members=args.members,
         amp=args.amp, name=args.name, storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus,
         dashboard=args.dashboard, seed=args.seed, max_failures=args.max_failures, resume=args.resume,
-        study_storage=args.study_storage, argv=_argv(), verbose=args.verbose,
+        study_storage=args.study_storage, argv=_argv(), verbose=args.verbose, time_budget=args.time_budget,
+        dry_run=args.dry_run, confirm=not args.yes, save_members=args.save_members,
     )
+    if front.attrs.get("dry_run"):
+        return 0
     _print_outcome(front.attrs.get("results_dir"), front)
     return 0 if front.attrs.get("complete", True) else 130
 
@@ -336,12 +356,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     _member_opts(g)
     g.add_argument("--json", action="store_true", help="machine-readable output")
+    g = p.add_argument_group("output")
+    g.add_argument("--storage-path", default="results", help="where the results directory goes")
+    g.add_argument("--name", default=None,
+                   help="results directory name (default: train-DATASET-BUDGET-FAMILY-wWIDTH-kK)")
+    g.add_argument("--save-members", default="best", choices=("all", "best", "none"),
+                   help="keep the members' weights (best = all = this allocation's); tuneall.load_ensemble reads them")
     p.set_defaults(func=cmd_train)
 
     run = _parent(_run_opts)
     p = command("search", "search the best allocation for a budget with Ray Tune + Optuna",
                 "  tuneall search --budget 3e7 --trials 12\n"
                 "  tuneall search --dataset mnist1d --budget 1e7 --searcher grid --space paper\n"
+                "  tuneall search --budget 1e10 --dry-run                 # plan and time estimate only\n"
+                "  tuneall search --budget 1e9 --trials 50 --time-budget 3600 --quiet\n"
                 "  tuneall search --dataset cifar10 --budget 1e10 --trials 40 --gpus-per-trial 0.25",
                 [_parent(_budget_opts), data, _parent(_space_opts), recipe, run])
     g = p.add_argument_group("search")
@@ -357,6 +385,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--parallel-members", action="store_true",
                    help="train a trial's members as parallel Ray tasks, one placement-group bundle each")
     g.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
+    g = p.add_argument_group("before and after the run")
+    g.add_argument("--time-budget", type=_seconds, default=None, metavar="SECONDS",
+                   help="wall-clock limit: no trial is started that would end after it; the report covers the "
+                        "trials that ran")
+    g.add_argument("--dry-run", action="store_true",
+                   help="print the plan and the time estimate; train nothing, write nothing")
+    g.add_argument("-y", "--yes", action="store_true",
+                   help="do not ask before a search estimated above an hour (asked only on a terminal, never in CI)")
+    g.add_argument("--save-members", default="best", choices=("all", "best", "none"),
+                   help="keep the members' weights of the chosen allocation, of every trial, or none "
+                        "(tuneall.load_ensemble reads them)")
     p.set_defaults(func=cmd_search)
 
     p = command("resume", "continue an interrupted search from its results directory",
@@ -364,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results_dir", help="the search's results directory")
     p.add_argument("--address", default=None, help="an existing Ray cluster HOST:PORT")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
-    p.add_argument("--verbose", type=int, default=1, help="Ray Tune verbosity 0-3")
+    p.add_argument("--verbose", type=int, default=1, help="0: only the final answer and errors; 1: live lines")
+    p.add_argument("-q", "--quiet", dest="verbose", action="store_const", const=0, help="the same as --verbose 0")
     p.set_defaults(func=cmd_resume)
 
     p = command("sweep", "the allocation study over several budgets, at about the cost of the largest",
@@ -394,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except TuneallError as e:
+        if type(e).__name__ == "NotStarted":  # answered no before a long search: not an error
+            print(f"tuneall: {e}", file=sys.stderr)
+            return 1
         print(f"tuneall: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -12,9 +12,20 @@ from tuneall.config import ALLOCATION_COLUMNS, ENSEMBLE_METRICS
 PLAN_COLUMNS = ["params_per_member", "total_params", "steps", "train_flops", "inference_flops", "budget", "unit",
                 "spent"]
 COST_COLUMNS = ["time_per_step_s", "time_per_epoch_s", "epochs", "latency_ms_per_image", "peak_mem_mb", "mem_kind"]
-# The frontier's objectives: ensemble accuracy up; inference cost (parameters, FLOPs) and training time down.
-FRONTIER_OBJECTIVES = (("ensemble_acc_mean", "max"), ("total_params", "min"), ("inference_flops", "min"),
-                       ("train_time_s", "min"))
+# The default frontier: the choosing accuracy up, inference cost down. Training time is noisy wall clock: it is a
+# reported column, an objective only when a search names it.
+FRONTIER_OBJECTIVES = (("ensemble_acc_mean", "max"), ("inference_flops", "min"))
+COST_OBJECTIVES = ("inference_flops", "total_params", "train_time_s")
+
+
+def frontier_objectives(objectives=None) -> tuple[tuple[str, str], ...]:
+    """The frontier of a search: its chosen objectives, plus inference cost (FLOPs) if none of them is a cost.
+
+    ``objectives``: (metric, mode) pairs as the search's config records them (``None``: the default)."""
+    objs = tuple((str(m), str(d)) for m, d in (objectives or FRONTIER_OBJECTIVES[:1]))
+    if not any(m in COST_OBJECTIVES for m, _ in objs):
+        objs += (("inference_flops", "min"),)
+    return objs
 
 
 def summarize_trials(trials: pd.DataFrame) -> pd.DataFrame:
@@ -78,11 +89,15 @@ def _eligible(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def frontier(summary: pd.DataFrame, objectives=FRONTIER_OBJECTIVES) -> pd.DataFrame:
-    """The non-dominated trials among those that trained successfully (and are not degenerate), best accuracy first."""
+    """The non-dominated trials among those that trained successfully (and are not degenerate), best on the first
+    objective first."""
     ok = _eligible(summary).reset_index(drop=True)
+    objectives = tuple(objectives)
+    ok = ok.dropna(subset=[m for m, _ in objectives if m in ok]).reset_index(drop=True)
     if ok.empty:
         return ok
-    return ok[pareto_mask(ok, objectives)].sort_values("ensemble_acc_mean", ascending=False, ignore_index=True)
+    first, mode = objectives[0]
+    return ok[pareto_mask(ok, objectives)].sort_values(first, ascending=mode == "min", ignore_index=True)
 
 
 def best_allocation(summary: pd.DataFrame, metric: str = "ensemble_acc_mean") -> pd.Series | None:

@@ -88,12 +88,14 @@ class TrialContext:
     unit: str = "param-steps"
     min_steps: int = 50
     results_dir: str | None = None  # where a trial may look for answers already recorded (repeats)
+    heartbeat_s: float = HEARTBEAT_S  # seconds between a running trial's progress lines (0: quiet)
+    save_members: str = "none"  # 'all' | 'best' | 'none': a search's trials keep their members' weights
 
     def train_config(self, train: TrainConfig) -> TrainConfig:
         """A plan's optimiser settings as they run inside a trial: a heartbeat for long members, and the GPU when
         the trial holds (a fraction of) one."""
         device = self.resources.device if self.resources.gpus > 0 else train.device
-        return replace(train, heartbeat_s=HEARTBEAT_S, device=device)
+        return replace(train, heartbeat_s=self.heartbeat_s, device=device)
 
 
 def quiet_sigterm_exit() -> None:
@@ -180,11 +182,30 @@ def _init_ray(opts: RunOptions) -> bool:
     if os.environ.get("TUNEALL_NODE_IP"):
         kw["_node_ip_address"] = os.environ["TUNEALL_NODE_IP"]
     # address="local": always a new Ray of our own, never silently joining a cluster someone started here.
-    ctx = ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=opts.dashboard,
-                   dashboard_host="127.0.0.1", **kw)
+    with _quiet_default_auth_notice():
+        ctx = ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=opts.dashboard,
+                       dashboard_host="127.0.0.1", **kw)
     if opts.dashboard:
         print(f"Ray dashboard: http://{ctx.dashboard_url} (bound to 127.0.0.1; Ray token authentication on)")
     return True
+
+
+@contextmanager
+def _quiet_default_auth_notice() -> Iterator[None]:
+    """A new local Ray enables token authentication by default and logs a warning saying so on every start; drop
+    that one notice (auth stays on; a disabled-auth warning and everything else still print)."""
+    import logging
+
+    log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+    log.addFilter(keep)
+    try:
+        yield
+    finally:
+        log.removeFilter(keep)
 
 
 def check_fits(bundles: list[dict[str, float]]) -> None:

@@ -18,6 +18,7 @@ from tuneall.frontier import (
     best_allocation,
     best_per,
     frontier,
+    frontier_objectives,
     summarize_trials,
 )
 from tuneall.config import ENSEMBLE_METRICS
@@ -144,13 +145,14 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     summary, trust_lines = add_trust_columns(summarize_trials(trials), trials, meta)
     # A point the sampler proposed again is the same allocation: listed in the trials tables, counted once here.
     distinct = summary[summary["repeat_of"].isna()] if "repeat_of" in summary else summary
-    front = frontier(distinct)
+    objectives = frontier_objectives(meta.get("config", {}).get("objectives"))
+    front = frontier(distinct, objectives)
     per_k, per_width = best_per(distinct, "k"), best_per(distinct, "width")
     summary.to_csv(out / "trials_summary.csv", index=False)
     front.to_csv(out / "frontier.csv", index=False)
     per_k.to_csv(out / "best_per_k.csv", index=False)
     per_width.to_csv(out / "best_per_width.csv", index=False)
-    figures = plots.write_figures(out, summary, front)
+    figures = plots.write_figures(out, summary, front, objectives)
 
     conf = meta.get("config", {})
     counts = summary["status"].value_counts().to_dict()
@@ -160,6 +162,11 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
         lines += [f"**INCOMPLETE: this search was interrupted ({state}); the tables below hold only the "
                   f"{summary['trial_id'].nunique()} trial(s) that finished. Continue it with `tuneall resume "
                   f"{out}`.**", ""]
+    stop = meta.get("time_budget") or {}
+    if stop.get("stopped"):
+        lines += [f"**Stopped by the time budget** ({stop['seconds']:g} s of wall clock): {stop['trials_run']} of "
+                  f"{stop['trials_planned']} planned trials ran, each to the end; every table below covers exactly "
+                  f"those. `tuneall resume {out}` runs the rest.", ""]
     if conf:
         b = conf.get("budget", {})
         lines += [f"Budget C = {b.get('value', float('nan')):.4g} {b.get('unit', '')} (at least {b.get('min_steps')} "
@@ -182,8 +189,9 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     else:
         lines += ["No trial trained successfully" + (" above chance." if summary["degenerate"].any() else "."), "",
                   *trust_lines]
-    lines += ["## Pareto frontier", "", "Not beaten at once on ensemble accuracy (up), total parameters, inference "
-              "FLOPs and training time (down).", "", _md_table(front, SHOW), "",
+    lines += ["## Pareto frontier", "", "Not beaten at once on " + ", ".join(
+              f"{m} ({'up' if d == 'max' else 'down'})" for m, d in objectives) + "; training time is reported, not "
+              "an objective unless the search names it.", "", _md_table(front, SHOW), "",
               "## Best allocation per ensemble size k", "", _md_table(per_k, SHOW), "",
               "## Best allocation per width", "", _md_table(per_width, SHOW), ""]
     ok = distinct[distinct["status"] == "ok"]

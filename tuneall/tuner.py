@@ -24,7 +24,8 @@ from tuneall.space import SearchSpace
 
 # Fields that say where and how fast a search runs, not what its trials compute: a resume may change them.
 OPERATIONAL = ("name", "storage_path", "address", "num_cpus", "dashboard", "max_failures", "concurrency", "trials",
-               "resume", "study_storage", "data_dir", "executor")
+               "resume", "study_storage", "data_dir", "executor", "time_budget_s", "save_members")
+SAVE_MEMBERS = ("all", "best", "none")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +38,8 @@ class SearchConfig(RunOptions):
     objectives: tuple[tuple[str, str], ...] = ((DEFAULT_OBJECTIVE, "max"),)
     resume: bool = False  # continue the search in an existing results directory
     study_storage: str | None = None  # Optuna RDB URL (e.g. sqlite:///study.db); default: a journal file in the dir
+    time_budget_s: float | None = None  # wall clock: no trial is started that would end after it (None: no limit)
+    save_members: str = "best"  # members' weights kept: of every trial, of the chosen allocation, or none
 
     def __post_init__(self):
         super().__post_init__()
@@ -47,6 +50,11 @@ class SearchConfig(RunOptions):
         check_rule(self.rule)
         if self.searcher == "nsga2" and len(self.objectives) < 2:
             raise ConfigError("searcher 'nsga2' is multi-objective: give at least two objectives")
+        if self.time_budget_s is not None and (isinstance(self.time_budget_s, bool) or not isinstance(
+                self.time_budget_s, (int, float)) or not math.isfinite(self.time_budget_s) or self.time_budget_s <= 0):
+            raise ConfigError(f"time_budget must be a number of seconds > 0, but got {self.time_budget_s!r}")
+        if self.save_members not in SAVE_MEMBERS:
+            raise ConfigError(f"save_members must be one of {', '.join(SAVE_MEMBERS)}, but got {self.save_members!r}")
         if self.executor != "ray":
             raise ConfigError("a search runs its trials as Ray Tune trials: executor must be 'ray'")
 
@@ -78,6 +86,8 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     """The search's job: one trial from its sampled ``config``, as the flat metrics reported to Ray Tune."""
     from tuneall.data import with_fraction
     from tuneall.planning import plan_point
+    from tuneall import ensemble_io
+    from tuneall.progress import allocation_label, trial_heartbeat
     from tuneall.runner import ray_member_trainer
     from tuneall.trial import run_trial, select_trainer
 
@@ -95,7 +105,12 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     plan = replace(plan, train=ctx.train_config(plan.train))
     trial_data = with_fraction(data, plan.allocation.data_fraction)
     trainer = ray_member_trainer(res) if res.parallel_members else select_trainer(res.members, res.amp)
-    result = run_trial(plan, trial_data, rule=ctx.rules[0], trainer=trainer)
+    # The trial id in the label: Ray's log deduplication would merge two trials' lines that differ only in digits.
+    label = " ".join(filter(None, [ensemble_io.current_trial_id(), allocation_label(plan.row())]))
+    with trial_heartbeat(label, plan.k * plan.steps * len(plan.seeds), ctx.heartbeat_s), \
+            ensemble_io.capturing(ctx.save_members != "none") as members:
+        result = run_trial(plan, trial_data, rule=ctx.rules[0], trainer=trainer)
+    _save_members(ctx, plan, data, result, members)
     out = {**plan.row(), **result.metrics(), "repeats_json": json.dumps(result.repeats),
            "curve_json": json.dumps(result.curve),
            "constraint": 1.0 if result.status == "diverged" else 0.0}
@@ -103,6 +118,20 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
         if not math.isfinite(out.get(m, float("nan"))):
             out[m] = _worst(d)
     return out
+
+
+def _save_members(ctx: TrialContext, plan, data, result, members) -> None:
+    """The trial's members to ``members/<trial id>/`` (where the results directory is reachable from here)."""
+    from tuneall import ensemble_io
+
+    trial_id = ensemble_io.current_trial_id()
+    if not members or not trial_id or not ctx.results_dir or not Path(ctx.results_dir).is_dir():
+        return
+    try:
+        ensemble_io.save(Path(ctx.results_dir) / ensemble_io.MEMBERS / trial_id, plan, data.info, data.info.name,
+                         ctx.rules[0], members, result)
+    except OSError as e:  # weights are a convenience: a full disk must not fail the trial
+        print(f"tuneall: members of trial {trial_id} not saved ({e})", flush=True)
 
 
 def _repeat_of(point: dict, results_dir: str | None) -> dict | None:
@@ -153,10 +182,15 @@ def _check_resumable(cfg: SearchConfig, out: Path) -> dict:
     return meta
 
 
-def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 1):
-    """Run (or with ``cfg.resume`` continue) the search and write the results directory; returns the frontier."""
+def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 1, dry_run: bool = False,
+               confirm: bool = True):
+    """Run (or with ``cfg.resume`` continue) the search and write the results directory; returns the frontier.
+
+    ``dry_run``: print the plan and the estimate and return the feasible allocations; nothing is trained or written.
+    ``confirm``: ask before a search estimated above an hour, where a person can answer (a TTY, not under CI)."""
     from tuneall.data import load_dataset
     from tuneall.planning import plan_space
+    from tuneall.preflight import preflight
     from tuneall.runner import check_ray_options, ray_session
 
     out = cfg.results_dir
@@ -164,11 +198,22 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     old_meta = _check_resumable(cfg, out) if cfg.resume else None
     # Everything a user can get wrong is checked before Ray starts or anything is written.
     feasible, _ = plan_space(cfg.space, cfg.budget, cfg.dataset)  # raises with the smallest feasible budget
+    pf = preflight(cfg, feasible, _trials_to_run(cfg, feasible, out), verbose, dry_run, confirm)
+    if dry_run:
+        feasible.attrs.update(dry_run=True, estimate_s=pf.total_s, results_dir=str(out))
+        return feasible
     storage = _study_storage(cfg, out)
     check_ray_options(cfg)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
-    with ray_session(cfg):
-        return _fit(cfg, data, feasible, out, argv, verbose, old_meta, storage)
+    from tuneall._optuna import quiet_optuna
+
+    with ray_session(cfg), quiet_optuna():
+        return _fit(cfg, data, feasible, out, argv, verbose, old_meta, storage, pf.mean_trial_s)
+
+
+def _trials_to_run(cfg: SearchConfig, feasible, out: Path) -> int:
+    done = len(journal.read(out)) if cfg.resume else 0
+    return max(0, (len(feasible) if cfg.searcher == "grid" else cfg.trials) - done)
 
 
 def _study_storage(cfg: SearchConfig, out: Path):
@@ -207,16 +252,22 @@ def _requeue_unfinished(searcher, finished_keys: set) -> int:
     return n
 
 
-def _context(cfg: SearchConfig, out: Path) -> TrialContext:
+def _context(cfg: SearchConfig, out: Path, verbose: int = 1) -> TrialContext:
+    from tuneall.config import HEARTBEAT_S
+
     return TrialContext(job=trial_metrics, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed,
                         rules=(cfg.rule,), objectives=cfg.objectives, budget=cfg.budget, unit=cfg.budget.unit,
-                        min_steps=cfg.budget.min_steps, results_dir=str(out))
+                        min_steps=cfg.budget.min_steps, results_dir=str(out),
+                        heartbeat_s=HEARTBEAT_S if verbose > 0 else 0.0, save_members=cfg.save_members)
 
 
-def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, storage):
+def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, storage, est_trial_s=None):
     from ray import tune
 
-    from tuneall._callbacks import JournalCallback
+    from tuneall._callbacks import JournalCallback, ProgressCallback, legacy_output, live_table
+    from tuneall import ensemble_io
+    from tuneall._searchers import Points, TimeBudget
+    from tuneall.progress import SearchProgress
     from tuneall.planning import DefineByRun, plan_point
     from tuneall.search_report import build_report, write_trials_table
     from tuneall.runner import check_fits, concurrency, with_trial_resources
@@ -233,10 +284,12 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     done = journal.read(out)
     done_keys = {journal.point_key(r["config"]) for r in done}
     # With parallel members a trial's placement group has one bundle per member, so it depends on the sampled k.
-    trainable = with_trial_resources(_context(cfg, out), data,
+    trainable = with_trial_resources(_context(cfg, out, verbose), data,
                                      lambda config: res.bundles(int(config.get("point", config).get("k", 1))))
     at_once = concurrency(cfg, sum(b.get("CPU", 0) for b in res.bundles(int(feasible["k"].min()))))
     searcher = None
+    # Metric and mode in the TuneConfig: ResultGrid.get_best_result() (also after Tuner.restore) needs no arguments.
+    best_by = {"metric": cfg.metric[0], "mode": cfg.mode[0]}
     # reuse_actors: a finished trial's process runs the next one, so torch, tuneall and the dataset are loaded once
     # per process, not once per trial (measured: a 4 s gap between trials without it; benchmarks/search_efficiency.py)
     if cfg.searcher == "grid":
@@ -244,47 +297,60 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         todo = [p for p in points if journal.point_key(p) not in done_keys]
         total = len(points)
         param_space = {"point": tune.grid_search(todo)}
-        tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once, reuse_actors=True)
+        tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once, reuse_actors=True, **best_by)
+        if cfg.time_budget_s:  # the time budget needs a searcher to refuse: the same points, one by one
+            searcher = TimeBudget(Points(todo), cfg.time_budget_s, est_trial_s)
+            param_space = None
+            tune_config = tune.TuneConfig(search_alg=searcher, num_samples=max(1, len(todo)),
+                                          max_concurrent_trials=at_once, reuse_actors=True, **best_by)
     else:
         searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset), storage())
         requeued = _requeue_unfinished(searcher, done_keys) if cfg.resume else 0
         todo, total = range(max(0, cfg.trials - len(done))), cfg.trials
         param_space = None
+        if cfg.time_budget_s:
+            searcher = TimeBudget(searcher, cfg.time_budget_s, est_trial_s)
         tune_config = tune.TuneConfig(search_alg=searcher, num_samples=max(1, len(todo)),
-                                      max_concurrent_trials=at_once, reuse_actors=True)
-        if cfg.resume:
+                                      max_concurrent_trials=at_once, reuse_actors=True, **best_by)
+        if cfg.resume and verbose:
             print(f"tuneall: resuming: {len(done)} finished trial(s) kept, {requeued} interrupted one(s) run again, "
                   f"{len(todo)} to go", flush=True)
+    progress = SearchProgress(total, cfg.objectives, done=len(done))
     run_config = tune.RunConfig(
-        name=cfg.run_name, storage_path=str(out.parent), verbose=verbose, callbacks=[JournalCallback(str(out))],
-        failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+        name=cfg.run_name, storage_path=str(out.parent), verbose=verbose, failure_config=tune.FailureConfig(
+            max_failures=cfg.max_failures), progress_reporter=live_table(cfg.objectives, cfg.searcher == "grid"),
+        callbacks=[JournalCallback(str(out)), *([ProgressCallback(progress)] if verbose > 0 else [])],
     )
-    print(f"tuneall: searching {cfg.space.name!r} on {cfg.dataset} at C = {cfg.budget}: {cfg.searcher}, "
-          f"{total} trials, {at_once} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
-    if len(todo) and cfg.address is None and res.gpus == 0:  # trials run on this machine's CPUs: time a few steps
-        _print_estimate(feasible, data.info, cfg, len(todo), at_once)
+    if verbose:
+        print(f"tuneall: searching {cfg.space.name!r} on {cfg.dataset} at C = {cfg.budget}: {cfg.searcher}, "
+              f"{total} trials, {at_once} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
     if len(todo):
-        tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
+        with legacy_output():
+            tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
     records = journal.read(out)
-    complete = len(records) >= total
+    timed_out = isinstance(searcher, TimeBudget) and searcher.stopped
+    if timed_out:  # an intended end: the report covers exactly the trials that ran, and says so
+        meta = R.write_meta(out, {**meta, "time_budget": {"seconds": cfg.time_budget_s, "stopped": True,
+                                                          "trials_run": len(records), "trials_planned": total}},
+                            "running")
+    complete = len(records) >= total or timed_out
     write_trials_table(records, out)
-    if searcher is not None:
-        searcher._ot_study.trials_dataframe().to_csv(out / R.OPTUNA_TRIALS, index=False)
+    study = getattr(getattr(searcher, "searcher", searcher), "_ot_study", None)
+    if study is not None:
+        study.trials_dataframe().to_csv(out / R.OPTUNA_TRIALS, index=False)
     front = build_report(out, state="complete" if complete else "interrupted")
+    best_id = str(front.iloc[0]["trial_id"]) if len(front) else None
+    (ensemble_io.keep_only if cfg.save_members == "best" else ensemble_io.mark_best)(out, best_id)
     R.write_meta(out, meta, "complete" if complete else "interrupted")  # last: a complete directory has its report
     front.attrs["complete"] = complete
+    front.attrs["time_budget_reached"] = timed_out
+    if timed_out:
+        print(f"tuneall: time budget reached: {len(records)} of {total} trials ran; the report covers exactly "
+              f"those (tuneall resume {out} runs the rest)", flush=True)
     if not complete:
         print(f"tuneall: search interrupted after {len(records)} of {total} trials; continue it with: "
               f"tuneall resume {out}", flush=True)
     return front
-
-
-def _print_estimate(feasible, info, cfg: SearchConfig, trials: int, concurrency: int) -> None:
-    from tuneall.estimate import announce, trial_seconds
-
-    announce(lambda: trial_seconds(feasible, info, cfg.seeds, cfg.resources.threads),
-             lambda per_trial: per_trial.mean() * trials / concurrency,
-             f"{trials} trial(s), {concurrency} at a time, if they resemble the average feasible point")
 
 
 def _is_feasible(point: dict, cfg: SearchConfig, info, plan_point) -> bool:
