@@ -1,8 +1,15 @@
-"""Ray Tune's OptunaSearch, taught about infeasible trials. Imported lazily: it pulls in ray.tune."""
+"""Ray Tune's OptunaSearch, taught about infeasible trials and about points already answered. Imported lazily: it
+pulls in ray.tune."""
 
 from __future__ import annotations
 
 from ray.tune.search.optuna import OptunaSearch
+
+from tuneall import journal
+
+# How many times a suggestion that repeats an answered point is answered at once and drawn again before the repeat is
+# let through (a small space can be exhausted; the trial is then answered from the journal, never trained again).
+MAX_REDRAWS = 32
 
 
 class ConstrainedOptunaSearch(OptunaSearch):
@@ -10,10 +17,48 @@ class ConstrainedOptunaSearch(OptunaSearch):
 
     The constraint is set before the trial is told, so infeasible points stay out of the study's best trials while
     the sampler still learns their (worst-case) objective value.
+
+    ``answered`` maps :func:`tuneall.journal.point_key` of each point already evaluated (the journal's records, on a
+    resume) to its metrics. A suggestion of such a point is told to Optuna with the recorded answer at once and a new
+    point is drawn in its place, so no trial is spent on a point already answered; ``redrawn`` counts them.
     """
+
+    def __init__(self, *args, answered: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._answered: dict[tuple, dict] = dict(answered or {})
+        self._configs: dict[str, dict] = {}
+        self.redrawn = 0
+
+    def suggest(self, trial_id: str):
+        config = None
+        for _ in range(MAX_REDRAWS):
+            config = super().suggest(trial_id)
+            if config is None:
+                return None
+            known = self._answered.get(journal.point_key(config))
+            if known is None or trial_id in self._completed_trials:
+                break
+            self._tell(self._ot_trials.pop(trial_id), known)
+            self.redrawn += 1
+        self._configs[trial_id] = config
+        return config
+
+    def _tell(self, ot_trial, metrics: dict) -> None:
+        from optuna.trial import TrialState
+
+        names = self.metric if isinstance(self.metric, list) else [self.metric]
+        values = [metrics.get(m) for m in names]
+        if any(v is None for v in values):
+            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+            return
+        ot_trial.set_constraint("budget_feasible", float(metrics.get("constraint", 0.0)))
+        self._ot_study.tell(ot_trial, values if isinstance(self.metric, list) else values[0])
 
     def on_trial_complete(self, trial_id, result=None, error=False):
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is not None and result and trial_id not in self._completed_trials:
             ot_trial.set_constraint("budget_feasible", float(result.get("constraint", 0.0)))
         super().on_trial_complete(trial_id, result=result, error=error)
+        config = self._configs.pop(trial_id, None)
+        if config is not None and result and not error and result.get("status") in ("ok", "diverged", "infeasible"):
+            self._answered.setdefault(journal.point_key(config), dict(result))
