@@ -293,3 +293,22 @@ def test_a_killed_run_warns_once_about_damaged_journal_lines(tmp_path, capsys):
     assert [r["trial_id"] for r in _read_journal(d)] == [record(0)["trial_id"], record(1)["trial_id"]]
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "line 2" in err and "run again" in err
+
+
+def test_a_point_being_trained_now_is_not_handed_to_a_second_trial(tmp_path):
+    pytest.importorskip("ray")
+    from tuneall import tuner
+    from tuneall.budget import Budget
+    from tuneall.space import parse_space
+
+    space = parse_space({"name": "s", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2], "batch_size": 32})
+    cfg = tuner.SearchConfig(budget=Budget(3e7, min_steps=20), space=space, dataset="digits", searcher="random",
+                             seed=0, name="s", storage_path=str(tmp_path))
+    import optuna
+
+    from tuneall.planning import DefineByRun
+
+    s = tuner._make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset),
+                             optuna.storages.InMemoryStorage())
+    running = [journal.point_key(s.suggest(f"t{i}")) for i in range(4)]  # four at once, none finished
+    assert len(set(running)) == 4  # the whole 4-point space, each point once

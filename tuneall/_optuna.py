@@ -20,27 +20,38 @@ class ConstrainedOptunaSearch(OptunaSearch):
 
     ``answered`` maps :func:`tuneall.journal.point_key` of each point already evaluated (the journal's records, on a
     resume) to its metrics. A suggestion of such a point is told to Optuna with the recorded answer at once and a new
-    point is drawn in its place, so no trial is spent on a point already answered; ``redrawn`` counts them.
+    point is drawn in its place, so no trial is spent on a point already answered; a point that a running trial is
+    training is drawn again too (told to Optuna as failed, ``duplicate_of_running``). ``redrawn`` counts both.
     """
 
     def __init__(self, *args, answered: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self._answered: dict[tuple, dict] = dict(answered or {})
         self._configs: dict[str, dict] = {}
+        self._running: dict[tuple, str] = {}  # point key -> the trial training it now
         self.redrawn = 0
 
     def suggest(self, trial_id: str):
+        from optuna.trial import TrialState
+
         config = None
         for _ in range(MAX_REDRAWS):
             config = super().suggest(trial_id)
             if config is None:
                 return None
-            known = self._answered.get(journal.point_key(config))
-            if known is None or trial_id in self._completed_trials:
+            key = journal.point_key(config)
+            known = self._answered.get(key)
+            if trial_id in self._completed_trials or (known is None and key not in self._running):
                 break
-            self._tell(self._ot_trials.pop(trial_id), known)
+            ot_trial = self._ot_trials.pop(trial_id)
+            if known is not None:
+                self._tell(ot_trial, known)
+            else:  # the same point is being trained by a trial running now: draw another one
+                ot_trial.set_user_attr("duplicate_of_running", self._running[key])
+                self._ot_study.tell(ot_trial, state=TrialState.FAIL)
             self.redrawn += 1
         self._configs[trial_id] = config
+        self._running.setdefault(journal.point_key(config), trial_id)
         return config
 
     def _tell(self, ot_trial, metrics: dict) -> None:
@@ -60,5 +71,7 @@ class ConstrainedOptunaSearch(OptunaSearch):
             ot_trial.set_constraint("budget_feasible", float(result.get("constraint", 0.0)))
         super().on_trial_complete(trial_id, result=result, error=error)
         config = self._configs.pop(trial_id, None)
+        if config is not None and self._running.get(journal.point_key(config)) == trial_id:
+            del self._running[journal.point_key(config)]
         if config is not None and result and not error and result.get("status") in ("ok", "diverged", "infeasible"):
             self._answered.setdefault(journal.point_key(config), dict(result))
