@@ -307,6 +307,13 @@ def report(results_dir: str | Path) -> dict:
 
     out = Path(results_dir)
     kind = R.kind(out)
+    with R.owned(out, existing=True):  # never while a search or another report writes the directory
+        return _report(out, kind)
+
+
+def _report(out: Path, kind: str) -> dict:
+    from tuneall import results as R
+
     if kind == "sweep":
         from tuneall.sweep_report import build_sweep_report
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -154,20 +156,47 @@ def _repeat_of(point: dict, results_dir: str | None) -> dict | None:
     return None
 
 
-def _make_searcher(cfg: SearchConfig, space_fn, study_storage=None):
+def sampler_seed(seed: int, told: int) -> int:
+    """The sampler's seed for a run that starts with ``told`` trials already in the study.
+
+    A fresh search (told = 0) uses ``seed`` itself; a resumed one derives a new seed from (seed, told), so it
+    continues with new draws instead of replaying the opening the first run already explored (the study keeps every
+    trial, so TPE still learns from all of them). Deterministic: the same kill points give the same search."""
+    if told <= 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, told]).generate_state(1)[0] % 2**31)
+
+
+def _told(storage, study_name: str) -> int:
+    """How many trials the study already holds (0 if it does not exist yet)."""
+    import optuna
+
+    try:
+        summaries = optuna.get_all_study_summaries(storage)
+    except Exception:  # noqa: BLE001 - an empty or new storage
+        return 0
+    return next((s.n_trials for s in summaries if s.study_name == study_name), 0)
+
+
+def _make_searcher(cfg: SearchConfig, space_fn, study_storage=None, answered: dict | None = None):
     import optuna
 
     from tuneall._optuna import ConstrainedOptunaSearch
 
+    seed = sampler_seed(cfg.seed, _told(study_storage, cfg.run_name) if study_storage is not None else 0)
     if cfg.searcher == "random":
-        sampler = optuna.samplers.RandomSampler(seed=cfg.seed)
+        sampler = optuna.samplers.RandomSampler(seed=seed)
     elif cfg.searcher == "nsga2":
-        sampler = optuna.samplers.NSGAIISampler(seed=cfg.seed)
+        sampler = optuna.samplers.NSGAIISampler(seed=seed)
     else:
-        sampler = optuna.samplers.TPESampler(seed=cfg.seed)
+        sampler = optuna.samplers.TPESampler(seed=seed)
     metric, mode = (cfg.metric, cfg.mode) if len(cfg.objectives) > 1 else (cfg.metric[0], cfg.mode[0])
-    return ConstrainedOptunaSearch(space=space_fn, metric=metric, mode=mode, sampler=sampler, storage=study_storage,
-                                   study_name=cfg.run_name)
+    searcher = ConstrainedOptunaSearch(space=space_fn, metric=metric, mode=mode, sampler=sampler,
+                                       storage=study_storage, study_name=cfg.run_name, answered=answered)
+    searcher.sampler_seed = seed
+    return searcher
 
 
 def _check_resumable(cfg: SearchConfig, out: Path) -> dict:
@@ -188,15 +217,18 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
 
     ``dry_run``: print the plan and the estimate and return the feasible allocations; nothing is trained or written.
     ``confirm``: ask before a search estimated above an hour, where a person can answer (a TTY, not under CI)."""
-    from tuneall.data import load_dataset
+    from tuneall._optuna import quiet_optuna
+    from tuneall.data import check_batch_sizes, load_dataset
     from tuneall.planning import plan_space
     from tuneall.preflight import preflight
-    from tuneall.runner import check_ray_options, ray_session
+    from tuneall.runner import check_local_fits, check_ray_options, ray_session
 
     out = cfg.results_dir
-    R.check_new(out, cfg.resume)
-    old_meta = _check_resumable(cfg, out) if cfg.resume else None
     # Everything a user can get wrong is checked before Ray starts or anything is written.
+    R.check_storage(cfg.storage_path)
+    R.check_new(out, cfg.resume)
+    if cfg.resume:
+        _check_resumable(cfg, out)
     feasible, _ = plan_space(cfg.space, cfg.budget, cfg.dataset)  # raises with the smallest feasible budget
     pf = preflight(cfg, feasible, _trials_to_run(cfg, feasible, out), verbose, dry_run, confirm)
     if dry_run:
@@ -204,10 +236,12 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
         return feasible
     storage = _study_storage(cfg, out)
     check_ray_options(cfg)
+    check_local_fits(cfg, cfg.resources.bundles(int(feasible["k"].max())))
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
-    from tuneall._optuna import quiet_optuna
-
-    with ray_session(cfg), quiet_optuna():
+    check_batch_sizes(feasible, data)
+    # One process per results directory, from here to the state written last.
+    with R.owned(out, cfg.resume), ray_session(cfg), quiet_optuna():
+        old_meta = _check_resumable(cfg, out) if cfg.resume else None  # read again under the lock
         return _fit(cfg, data, feasible, out, argv, verbose, old_meta, storage, pf.mean_trial_s)
 
 
@@ -218,16 +252,22 @@ def _trials_to_run(cfg: SearchConfig, feasible, out: Path) -> int:
 
 def _study_storage(cfg: SearchConfig, out: Path):
     """Optuna storage: ``study_storage`` URL, else a journal file in the results directory (survives a kill).
-    Returns a factory, so that nothing is created before the run starts."""
+    The URL is checked here; a factory is returned, so that nothing (a SQLite file) is created before the run."""
     if cfg.study_storage:
-        import optuna
+        url = _check_study_url(cfg.study_storage)
 
-        try:
-            storage = optuna.storages.RDBStorage(cfg.study_storage)
-        except Exception as e:  # noqa: BLE001 - any URL or driver problem is the user's to fix
-            raise ConfigError(f"study storage {cfg.study_storage!r} is not usable: {str(e).splitlines()[0]}") \
-                from None
-        return lambda: storage
+        def rdb_storage():
+            import optuna
+
+            try:
+                return optuna.storages.RDBStorage(cfg.study_storage)
+            except Exception as e:  # noqa: BLE001 - any URL or driver problem is the user's to fix
+                raise ConfigError(f"study storage {cfg.study_storage!r} is not usable: "
+                                  f"{str(e).splitlines()[0][:200]}") from None
+
+        if url.get_backend_name() != "sqlite":
+            rdb_storage()  # a database server: connect now, before anything is written (creates no local file)
+        return rdb_storage
 
     def journal_storage():
         import optuna
@@ -236,6 +276,33 @@ def _study_storage(cfg: SearchConfig, out: Path):
         return optuna.storages.JournalStorage(JournalFileBackend(str(out / R.OPTUNA_JOURNAL)))
 
     return journal_storage
+
+
+def _check_study_url(text: str):
+    """An Optuna RDB URL that SQLAlchemy can parse, whose driver is installed, and (SQLite) whose directory exists."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        url = make_url(text)
+        url.get_dialect()
+    except (ArgumentError, ValueError) as e:
+        raise ConfigError(f"study storage {text!r} is not a database URL such as sqlite:///study.db "
+                          f"({str(e).splitlines()[0][:120]})") from None
+    except (NoSuchModuleError, ImportError) as e:
+        raise ConfigError(f"study storage {text!r}: no driver for {url.drivername!r} "
+                          f"({str(e).splitlines()[0][:120]})") from None
+    if url.get_backend_name() == "sqlite":
+        db = url.database
+        if not db or db == ":memory:":
+            raise ConfigError(f"study storage {text!r} is an in-memory database: a resume could not find the study; "
+                              "give a file, e.g. sqlite:///study.db")
+        parent = Path(db).expanduser().resolve().parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise ConfigError(f"study storage {text!r}: directory {parent} does not exist or is not writable")
+        if Path(db).expanduser().is_dir():
+            raise ConfigError(f"study storage {text!r}: {db} is a directory, not a database file")
+    return url
 
 
 def _requeue_unfinished(searcher, finished_keys: set) -> int:
@@ -269,25 +336,25 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     from tuneall._searchers import Points, TimeBudget
     from tuneall.progress import SearchProgress
     from tuneall.planning import DefineByRun, plan_point
-    from tuneall.search_report import build_report, write_trials_table
+    from tuneall.search_report import build_report
     from tuneall.runner import check_fits, concurrency, with_trial_resources
     from tuneall.space import grid as space_grid
 
     res = cfg.resources
     check_fits(res.bundles(int(feasible["k"].max())))  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    meta = R.provenance(cfg.to_json(), argv)
+    meta = {**R.provenance(cfg.to_json(), argv), "torch_threads_per_trial": res.threads}
     if old_meta:  # keep the command that started the search; record the resumes
         meta = {**old_meta, "resumes": [*old_meta.get("resumes", []), {"command": meta["command"],
                                                                        "at": meta["created"]}]}
     meta = R.write_meta(out, meta, "running")
-    done = journal.read(out)
+    done = _read_journal(out)
     done_keys = {journal.point_key(r["config"]) for r in done}
     # With parallel members a trial's placement group has one bundle per member, so it depends on the sampled k.
     trainable = with_trial_resources(_context(cfg, out, verbose), data,
                                      lambda config: res.bundles(int(config.get("point", config).get("k", 1))))
     at_once = concurrency(cfg, sum(b.get("CPU", 0) for b in res.bundles(int(feasible["k"].min()))))
-    searcher = None
+    searcher = study_searcher = None  # study_searcher: the Optuna one, whatever wraps it
     # Metric and mode in the TuneConfig: ResultGrid.get_best_result() (also after Tuner.restore) needs no arguments.
     best_by = {"metric": cfg.metric[0], "mode": cfg.mode[0]}
     # reuse_actors: a finished trial's process runs the next one, so torch, tuneall and the dataset are loaded once
@@ -304,7 +371,8 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
             tune_config = tune.TuneConfig(search_alg=searcher, num_samples=max(1, len(todo)),
                                           max_concurrent_trials=at_once, reuse_actors=True, **best_by)
     else:
-        searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset), storage())
+        searcher = study_searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset), storage(),
+                                                   answered=_answered(done))
         requeued = _requeue_unfinished(searcher, done_keys) if cfg.resume else 0
         todo, total = range(max(0, cfg.trials - len(done))), cfg.trials
         param_space = None
@@ -314,7 +382,8 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
                                       max_concurrent_trials=at_once, reuse_actors=True, **best_by)
         if cfg.resume and verbose:
             print(f"tuneall: resuming: {len(done)} finished trial(s) kept, {requeued} interrupted one(s) run again, "
-                  f"{len(todo)} to go", flush=True)
+                  f"{len(todo)} to go (sampler seed {getattr(study_searcher, 'sampler_seed', cfg.seed)}, continued "
+                  "from the study; points already answered are not trained again)", flush=True)
     progress = SearchProgress(total, cfg.objectives, done=len(done))
     run_config = tune.RunConfig(
         name=cfg.run_name, storage_path=str(out.parent), verbose=verbose, failure_config=tune.FailureConfig(
@@ -327,20 +396,23 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     if len(todo):
         with legacy_output():
             tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
-    records = journal.read(out)
+    records = _read_journal(out, quiet=True)
     timed_out = isinstance(searcher, TimeBudget) and searcher.stopped
     if timed_out:  # an intended end: the report covers exactly the trials that ran, and says so
         meta = R.write_meta(out, {**meta, "time_budget": {"seconds": cfg.time_budget_s, "stopped": True,
                                                           "trials_run": len(records), "trials_planned": total}},
                             "running")
     complete = len(records) >= total or timed_out
-    write_trials_table(records, out)
-    study = getattr(getattr(searcher, "searcher", searcher), "_ot_study", None)
+    study = getattr(study_searcher, "_ot_study", None)
     if study is not None:
-        study.trials_dataframe().to_csv(out / R.OPTUNA_TRIALS, index=False)
+        from tuneall.fsio import atomic_write_frame
+
+        atomic_write_frame(study.trials_dataframe(), out / R.OPTUNA_TRIALS)
     front = build_report(out, state="complete" if complete else "interrupted")
     best_id = str(front.iloc[0]["trial_id"]) if len(front) else None
     (ensemble_io.keep_only if cfg.save_members == "best" else ensemble_io.mark_best)(out, best_id)
+    # The count lets `report` tell a journal that lost records since from a complete one.
+    meta = {**meta, "trials_finished": len(records)}
     R.write_meta(out, meta, "complete" if complete else "interrupted")  # last: a complete directory has its report
     front.attrs["complete"] = complete
     front.attrs["time_budget_reached"] = timed_out
@@ -351,6 +423,25 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         print(f"tuneall: search interrupted after {len(records)} of {total} trials; continue it with: "
               f"tuneall resume {out}", flush=True)
     return front
+
+
+def _read_journal(out: Path, quiet: bool = False) -> list[dict]:
+    """The journal's usable records; damaged lines are named in one warning line on stderr (they are run again)."""
+    read = journal.read_checked(out)
+    if read.skipped and not quiet:
+        print(f"tuneall: warning: {read.describe(out / R.JOURNAL)}; their trials are run again", file=sys.stderr,
+              flush=True)
+    return read.records
+
+
+def _answered(records: list[dict]) -> dict:
+    """point key -> metrics of every point the journal answered (its first record), for the searcher."""
+    out: dict = {}
+    for r in records:
+        m = r.get("metrics") or {}
+        if r.get("error") is None and m.get("status") in ("ok", "diverged", "infeasible"):
+            out.setdefault(journal.point_key(r.get("config") or {}), m)
+    return out
 
 
 def _is_feasible(point: dict, cfg: SearchConfig, info, plan_point) -> bool:
@@ -391,8 +482,11 @@ def config_from_dir(results_dir: str | Path, **overrides) -> SearchConfig:
             conf["space"] = with_fixed(conf["space"], **fixed)
         conf.update(name=out.name, storage_path=str(out.parent), resume=True, **overrides)
         return SearchConfig(**{k: v for k, v in conf.items() if k in SearchConfig.__dataclass_fields__})
+    except ConfigError as e:  # e.g. an invalid space or budget recorded in it
+        raise ConfigError(f"{out / R.META} is damaged ({e}); it cannot be resumed") from None
     except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as e:
-        raise ConfigError(f"{out / R.META} is damaged ({type(e).__name__}: {e}); it cannot be resumed") from None
+        what = f"missing key {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {' '.join(str(e).split())}"
+        raise ConfigError(f"{out / R.META} is damaged ({what[:200]}); it cannot be resumed") from None
 
 
 __all__ = ["SearchConfig", "run_search", "config_from_dir", "trial_metrics", "SEARCHERS", "OPERATIONAL"]
