@@ -137,9 +137,11 @@ def read_trials(out: Path, meta: dict) -> tuple[pd.DataFrame, list[str], str | N
                           + "; nothing to report")
     before = _previous_ids(out)
     if before != ids:
-        held = "unreadable" if before is None else f"held {len(before & ids)} of the journal's {len(ids)} trials"             + (f" and {len(before - ids)} it does not" if before - ids else "")
+        held = "unreadable" if before is None else (f"held {len(before & ids)} of the journal's {len(ids)} trials"
+                                                     + (f" and {len(before - ids)} it does not" if before - ids else ""))
         notes.append(f"{out / R.TRIALS} disagreed with the journal ({held}); rebuilt from the journal")
     _write_table(df, out)
+    df = load_trials(out)  # the table as any later report reads it: a rebuilt report is identical to this one
     expected = meta.get("trials_finished")
     incomplete = None
     if isinstance(expected, int) and len(ids) < expected:
