@@ -111,7 +111,8 @@ def test_contrast_weights_and_missing_repeats_and_one_seed():
 def _holdout(err: float, persistence: float, inside: bool = True) -> pd.DataFrame:
     return pd.DataFrame([{"class": "best", "held_out_budget": 6e10, "fitted_on": 4, "predicted_acc": 0.97 + err,
                           "acc_lo": 0.96, "acc_hi": 0.99, "observed_acc": 0.97, "abs_error": err,
-                          "inside_band": inside, "persistence_abs_error": persistence}])
+                          "inside_band": inside, "persistence_abs_error": persistence,
+                          "p_fit_beats_persistence": 0.25}])
 
 
 def test_holdout_statement_says_whether_the_fit_beat_persistence():
@@ -123,6 +124,8 @@ def test_holdout_statement_says_whether_the_fit_beat_persistence():
     assert "BEATS persistence" in s and "error 0.0050 against 0.0090" in s and "inside the band" in s
     s = holdout_statement(lost)
     assert "LOSES to persistence" in s and "0.0130 against 0.0083" in s and "outside the band" in s
+    assert "the fit wins in 25% of seed resamples" in s
+    assert "seed resamples" not in holdout_statement(_holdout(0.013, 0.008).drop(columns="p_fit_beats_persistence"))
     assert "untested" in holdout_statement(pd.DataFrame())
 
 
@@ -157,6 +160,7 @@ def test_results_readme_block_lists_every_verdict_and_every_holdout(tmp_path):
     assert "| 000 | claim a | +1.00 ± 0.20 pts, 5.0 SE | 5 | **REPRODUCED** |" in block
     assert "| 002 | claim / b |" in block and "**WEAK**" in block
     assert "loses to \"no further gain\" in 1 of 2 sweeps and beats it in 1" in block
+    assert "| 0.0130 | 0.0083 | no | 25% |" in block
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n\n{mod.BEGIN}\nstale\n{mod.END}\n\nafter\n")
     old, new = mod.update(readme, tmp_path)
@@ -217,3 +221,22 @@ def test_sweep_config_varies_the_subset_with_the_seed_by_default():
     assert all(j["subset_per_seed"] for j in jobs)
     off = SweepConfig(budgets=(2e5, 4e5), space=space, dataset="digits", seeds=2, min_steps=10, subset_per_seed=False)
     assert not any(j["subset_per_seed"] for j in plan_sweep(off)[0])
+
+
+def test_frontier_study_reports_how_often_the_fit_beats_persistence_over_seed_resamples():
+    from tuneall.powerlaw import frontier_study
+
+    rng = np.random.default_rng(0)
+    budgets = [1e5, 4e5, 1.6e6, 6.4e6, 2.56e7]
+    rows = []
+    for c in budgets:
+        for r in range(4):  # a clean power law still falling at the largest budget: persistence must lose
+            acc = 1 - (0.02 + 30 * c ** -0.5) + rng.normal(0, 2e-4)
+            rows.append({"family": "cnn3", "width": 0.5, "depth": 3, "k": 1, "data_fraction": 1.0, "lr": 0.05,
+                         "momentum": 0.9, "batch_size": 128, "budget": c, "rule": "mean", "repeat": r, "status": "ok",
+                         "ensemble_acc": acc, "steps": int(c / 1000)})
+    hold = frontier_study(pd.DataFrame(rows), n_boot=50)["holdout"]
+    best = hold[hold["class"] == "best"].iloc[0]
+    assert best["abs_error"] < best["persistence_abs_error"] and fit_beats_persistence(hold) is True
+    assert best["p_fit_beats_persistence"] > 0.9
+    assert hold["p_fit_beats_persistence"].between(0, 1).all()

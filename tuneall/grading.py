@@ -13,6 +13,11 @@ A claim says an effect has a sign (ensembles beat the single model: effect > 0; 
 A standard error of 0 (one seed, or identical results on every seed) makes any nonzero effect in the claimed
 direction REPRODUCED by the rule's letter (effect > 2 x 0); callers with one seed should say so next to the verdict.
 
+:func:`verdict` (a graded record), :func:`combined` (a claim made of parts: its weakest part) and
+:func:`verdict_line` are the one path from a measured effect to the words in each ``findings.md`` and in
+``results/README.md`` (the seed examples write ``verdicts.csv`` through them; ``examples/results_readme.py`` builds
+the README's table from those files): no verdict word there is written by hand.
+
 Torch-free, no imports beyond the standard library.
 """
 

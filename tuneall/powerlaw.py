@@ -124,12 +124,17 @@ def frontier_study(cells: pd.DataFrame, rule: str = "mean", n_boot: int = 300,
                           "extrapolated": c > top})
         if len(budgets) >= 4:  # hold the largest budget out: fit on the others, predict it
             hfit = fit_power_law(budgets[:-1], 1 - acc[:-1, 0])
-            hlo, hhi = _band(fit_many(budgets[:-1], (1 - acc[:-1, 1:]).T), [budgets[-1]])
+            hboot = fit_many(budgets[:-1], (1 - acc[:-1, 1:]).T)
+            hlo, hhi = _band(hboot, [budgets[-1]])
             pred, obs = 1 - predict(hfit, budgets[-1]), acc[-1, 0]
+            # The same race on every seed resample: how often does the fit beat persistence? (one run's win can flip)
+            wins = [abs(1 - predict(f, budgets[-1]) - acc[-1, j + 1]) < abs(acc[-2, j + 1] - acc[-1, j + 1])
+                    for j, f in enumerate(hboot)]
             hold.append({"class": name, "held_out_budget": budgets[-1], "fitted_on": len(budgets) - 1,
                          "predicted_acc": pred, "acc_lo": 1 - hhi[0], "acc_hi": 1 - hlo[0], "observed_acc": obs,
                          "abs_error": abs(pred - obs), "inside_band": bool(1 - hhi[0] <= obs <= 1 - hlo[0]),
-                         "persistence_abs_error": abs(acc[-2, 0] - obs)})  # baseline: "no further gain"
+                         "persistence_abs_error": abs(acc[-2, 0] - obs),  # baseline: "no further gain"
+                         "p_fit_beats_persistence": float(np.mean(wins)) if wins else np.nan})
     return {"frontier": pd.DataFrame(front), "fits": pd.DataFrame(fits), "extrapolation": pd.DataFrame(extra),
             "holdout": pd.DataFrame(hold), "switchover": predicted_switchover(curves, top),
             "best_allocation": predicted_best_allocation(index, s, targets[1])}
@@ -213,7 +218,9 @@ def holdout_statement(holdout: pd.DataFrame, cls: str = "best") -> str:
             f"law predicted {r['predicted_acc']:.4f} at C = {r['held_out_budget']:.3g} (band {r['acc_lo']:.4f}-"
             f"{r['acc_hi']:.4f}) against {r['observed_acc']:.4f} observed, {band} the band: error "
             f"{r['abs_error']:.4f} against {r['persistence_abs_error']:.4f} for persistence (\"no further gain\" "
-            "from the second-largest budget).")
+            "from the second-largest budget)")
+    p = r.get("p_fit_beats_persistence", float("nan"))
+    head += (f"; the fit wins in {100 * p:.0f}% of seed resamples." if p == p else ".")
     if beats:
         return head + " The fit BEATS persistence: its extrapolations below are worth reading, within their bands."
     return (head + " The fit LOSES to persistence: at this scale 'no further gain' predicted better, so read the "

@@ -159,11 +159,12 @@ def _summary(out: Path, meta: dict, t: dict, figs: list[Path]) -> str:
     lines += ["## Compute-optimal frontier and extrapolation", "", holdout_statement(t["holdout"]), "",
               "Hold-out per design class: fitted without the largest budget, predicting it (persistence = the "
               "accuracy at the second-largest budget, the no-gain baseline; fit_beats_persistence = abs_error < "
-              "persistence_abs_error):", "",
+              "persistence_abs_error; p_fit_beats_persistence = the share of seed resamples where it does):", "",
               md_table(t["holdout"].assign(fit_beats_persistence=lambda h: h["abs_error"] < h[
                   "persistence_abs_error"]) if not t["holdout"].empty else t["holdout"],
                        ["class", "held_out_budget", "predicted_acc", "acc_lo", "acc_hi", "observed_acc", "abs_error",
-                        "inside_band", "persistence_abs_error", "fit_beats_persistence"]), "",
+                        "inside_band", "persistence_abs_error", "fit_beats_persistence",
+                        "p_fit_beats_persistence"]), "",
               "err(C) = E + A C^-alpha fitted per design class to the best accuracy at each budget.", "",
               md_table(t["powerlaw_fits"], ["class", "E", "A", "alpha", "alpha_lo", "alpha_hi", "budgets_fitted"]),
               "", "Predicted switchover (fitted ensemble error below the single model's):", "",
