@@ -47,14 +47,14 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
     cells = pd.read_csv(out / "cells.csv")
     if m.empty:
         return ["No single/ensemble pairs were feasible at any common budget."], []
-    m = m.join(pd.DataFrame([graded("", cells, [(1, e), (-1, o)]) for e, o in map(_tile_cells, m.to_dict("records"))],
-                            index=m.index)[["effect", "se", "n"]])
+    tiles = [graded("", cells, [(1, e), (-1, o)]) for e, o in map(_tile_cells, m.to_dict("records"))]
+    m = m.join(pd.DataFrame(tiles, index=m.index)[["effect", "se", "n"]])
     m["grade_ens"] = [grade(e, se, "greater") for e, se in zip(m["effect"], m["se"])]
     m["grade_single"] = [grade(e, se, "less") for e, se in zip(m["effect"], m["se"])]
     lines = ["## Who wins, per k", "", "Each tile: the ensemble minus its single network, paired over seeds, graded "
              "both ways (ensemble better / single better) by `tuneall.grading.grade`.", "",
-             "| k | tiles | ensemble ahead | tiles REPRODUCED (ensemble / single) | mean margin (ensemble − single) | "
-             "EST params at the largest budget | EST steps per parameter count |", "|---|---|---|---|---|---|---|"]
+             "| k | tiles | ensemble ahead | tiles REPRODUCED (ensemble / single) | mean margin (ensemble − single) "
+             "| EST params at the largest budget | EST steps per parameter count |", "|---|---|---|---|---|---|---|"]
     top = m["budget"].max()
     verdicts = []
     for k, g in m.groupby("k"):

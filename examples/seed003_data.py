@@ -8,6 +8,7 @@ Writes the sweep's results directory and ``findings.md``.
 
     python examples/seed003_data.py                 # mnist1d, about 5-10 minutes on 2 cores
     python examples/seed003_data.py --smoke-test    # seconds, on digits
+    python examples/seed003_data.py --fixed-subset --name seed003-data-mnist1d-fixed-subset   # one subset for all seeds
     python examples/seed003_data.py --cifar --data-dir DIR --gpus-per-trial 0.25
 """
 
@@ -86,8 +87,13 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
 
 
 def main(argv=None) -> Path:
-    args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--fixed-subset", action="store_true",
+                   help="one subset per fraction (fraction seed 0) for every seed, instead of one per seed: the "
+                        "standard errors then leave out the choice of subset")
+    args = p.parse_args(argv)
     conf = preset(args, SMOKE, DEFAULT, CIFAR)
+    conf["subset_per_seed"] = not args.fixed_subset
     from tuneall.space import parse_space
 
     conf["space"] = parse_space(conf["space"])

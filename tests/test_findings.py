@@ -159,7 +159,7 @@ def test_results_readme_block_lists_every_verdict_and_every_holdout(tmp_path):
     assert block.startswith(mod.BEGIN) and block.endswith(mod.END)
     assert "| 000 | claim a | +1.00 ± 0.20 pts, 5.0 SE | 5 | **REPRODUCED** |" in block
     assert "| 002 | claim / b |" in block and "**WEAK**" in block
-    assert "loses to \"no further gain\" in 1 of 2 sweeps and beats it in 1" in block
+    assert "the extrapolation loses to \"no further gain\" in 1 of 2 and beats it in 1" in block
     assert "| 0.0130 | 0.0083 | no | 25% |" in block
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n\n{mod.BEGIN}\nstale\n{mod.END}\n\nafter\n")
@@ -240,3 +240,19 @@ def test_frontier_study_reports_how_often_the_fit_beats_persistence_over_seed_re
     assert best["abs_error"] < best["persistence_abs_error"] and fit_beats_persistence(hold) is True
     assert best["p_fit_beats_persistence"] > 0.9
     assert hold["p_fit_beats_persistence"].between(0, 1).all()
+
+
+@pytest.mark.parametrize("flag, per_seed", [([], True), (["--fixed-subset"], False)])
+def test_seed003_example_says_which_subset_its_errors_include(tmp_path, flag, per_seed):
+    out = _example("seed003_data").main(["--smoke-test", "--local", "--seeds", "2", "--out", str(tmp_path), *flag])
+    conf = json.loads((out / "sweep.json").read_text())["config"]
+    assert conf["subset_per_seed"] is per_seed
+    text = (out / "findings.md").read_text()
+    assert ("each seed draws its own data subset" in text) == per_seed
+    assert ("one fixed subset per fraction" in text) == (not per_seed)
+    cells = pd.read_csv(out / "cells.csv")
+    sub = cells[cells["data_fraction"] < 1]
+    assert (sub["fraction_seed"].nunique() == 2) == per_seed
+    v = pd.read_csv(out / "verdicts.csv")
+    assert list(v.columns) == VERDICT_COLUMNS and set(v["verdict"]) <= {REPRODUCED, WEAK, NOT_REPRODUCED}
+    assert "**" + v["verdict"].iloc[0] + "**" in text
