@@ -249,8 +249,11 @@ def _print_outcome(results_dir, front) -> None:
         print("\nNo trial trained successfully; see the trials table.")
     else:
         b = front.iloc[0]
+        val = b.get("val_ensemble_acc_mean")
+        chosen = (f"validation accuracy {val:.4f} ± {b['val_ensemble_acc_std']:.4f} (chosen on validation), test "
+                  if val is not None and val == val else "(chosen on test) ")
         print(f"\nBest allocation: {b['family']} width {b['width']:g} depth {int(b['depth'])} k={int(b['k'])} "
-              f"({int(b['steps'])} steps per member): ensemble accuracy {b['ensemble_acc_mean']:.4f} "
+              f"({int(b['steps'])} steps per member): {chosen}ensemble accuracy {b['ensemble_acc_mean']:.4f} "
               f"± {b['ensemble_acc_std']:.4f}")
     if results_dir:
         print(f"Summary: {results_dir}/summary.md")

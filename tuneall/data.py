@@ -3,6 +3,11 @@
 Every dataset is float32 inputs normalised per channel with statistics of its *training* split, int64 labels, no
 augmentation. ``dataset_info`` is static so a budget can be planned without the data; ``load_dataset`` reads,
 downloads or generates the data and caches it in-process (treat the returned tensors as read-only: they are shared).
+
+Validation. Every loaded dataset holds a validation split carved from its training split (:func:`with_validation`:
+``val_fraction`` of the rows, 10 % by default, chosen by a permutation with a fixed seed, so it is the same for every
+member, budget and run). Searches and sweeps choose on validation and report test beside it. The normalisation
+statistics are those of the training split before the carve (no test input enters them).
 """
 
 from __future__ import annotations
@@ -40,8 +45,9 @@ class DatasetInfo:
     name: str
     input_shape: tuple[int, ...]  # (C, H, W) for images, (C, L) for 1-D signals; no batch dim
     num_classes: int
-    n_train: int  # full training split size (before data_fraction)
+    n_train: int  # training rows after the validation carve (before data_fraction)
     n_test: int
+    n_val: int = 0  # validation rows carved from the training split
 
     @property
     def spatial_dims(self) -> int:
@@ -62,6 +68,8 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     data_fraction: float
+    x_val: torch.Tensor | None = None  # carved from the training split (with_validation) or the user's own
+    y_val: torch.Tensor | None = None
 
 
 # Synthetic defaults: small enough that a test trains a model on it in seconds.
@@ -119,6 +127,8 @@ _CIFAR_LAYOUT = {
     "cifar100": ("cifar-100-python.tar.gz", "cifar-100-python", ["train"], "test", b"fine_labels"),
 }
 DOWNLOAD_TIMEOUT_S = 60
+DEFAULT_VAL_FRACTION = 0.1  # share of the training split held out for choosing (validation)
+VAL_SEED = 20240917  # the carve's permutation seed: fixed, so every member, budget and run sees the same split
 
 
 def list_datasets() -> list[str]:
@@ -126,15 +136,55 @@ def list_datasets() -> list[str]:
     return sorted(_INFOS)
 
 
-def dataset_info(name: str) -> DatasetInfo:
-    """Static description of a dataset; never touches disk or network."""
-    valid = f"valid datasets: {', '.join(list_datasets())}"
+def dataset_info(name: str, val_fraction: float = DEFAULT_VAL_FRACTION) -> DatasetInfo:
+    """Static description of a dataset (with its validation carve); never touches disk or network.
+
+    User data (:mod:`tuneall.user_data`) is described by the name it was registered under, or by its import path
+    (``mypkg.data:load``), which loads it once in this process."""
+    from tuneall import user_data
+
+    valid = f"valid datasets: {', '.join(list_datasets())}, or an import path such as mypkg.data:load"
     if not isinstance(name, str):
         raise DataError(f"dataset must be a name (str), got {_show(name)}; {valid}")
+    user = user_data.lookup(name)
+    if user is not None:
+        return user.info
     try:
-        return _INFOS[name]
+        info = _INFOS[name]
     except KeyError:
         raise DataError(f"unknown dataset {_show(name)}; {valid}") from None
+    n_val = val_count(info.n_train, val_fraction)
+    return replace(info, n_train=info.n_train - n_val, n_val=n_val)
+
+
+def val_count(n_full: int, val_fraction: float) -> int:
+    """Validation rows carved from ``n_full`` training rows: round(fraction x n), at least 1, leaving at least 1."""
+    ok = isinstance(val_fraction, numbers.Real) and not isinstance(val_fraction, bool)
+    if not ok or not math.isfinite(val_fraction) or not 0 < val_fraction < 1:
+        raise ConfigError(f"val_fraction={_show(val_fraction)}: expected a number in (0, 1)")
+    if n_full < 2:
+        raise DataError(f"the training split has {n_full} row(s): too few to carve a validation split")
+    return min(n_full - 1, max(1, round(val_fraction * n_full)))
+
+
+def split_indices(n_full: int, val_fraction: float = DEFAULT_VAL_FRACTION) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training rows, validation rows) of a training split of ``n_full`` rows, each in ascending order."""
+    n_val = val_count(n_full, val_fraction)
+    perm = torch.randperm(n_full, generator=torch.Generator().manual_seed(VAL_SEED))
+    return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+def with_validation(dataset: Dataset, val_fraction: float = DEFAULT_VAL_FRACTION) -> Dataset:
+    """Carve ``val_fraction`` of the training rows into the validation split (fixed seed, rows kept in order);
+    a dataset that already has a validation split (the user's own) is returned as it is."""
+    if dataset.x_val is not None:
+        return dataset
+    n_full = dataset.x_train.shape[0]
+    train, val = split_indices(n_full, val_fraction)
+    n_val = len(val)
+    return replace(dataset, x_train=dataset.x_train[train].contiguous(), y_train=dataset.y_train[train].contiguous(),
+                   x_val=dataset.x_train[val].contiguous(), y_val=dataset.y_train[val].contiguous(),
+                   info=replace(dataset.info, n_train=n_full - n_val, n_val=n_val))
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path:
@@ -158,21 +208,28 @@ def load_dataset(
     data_fraction: float = 1.0,
     fraction_seed: int = 0,
     download: bool = True,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
 ) -> Dataset:
-    """Load a dataset (cached in-process), keeping a seeded ``data_fraction`` of its training split."""
-    dataset_info(name)  # unknown names fail before any option check or disk access
+    """Load a dataset (cached in-process) with its validation carve, keeping a seeded ``data_fraction`` of the
+    remaining training rows."""
+    from tuneall import user_data
+
+    user = user_data.lookup(name)
+    if user is not None:
+        return with_fraction(user, data_fraction, fraction_seed)
+    dataset_info(name, val_fraction)  # unknown names and bad fractions fail before any option check or disk access
     _check_fraction(data_fraction, fraction_seed)
     if not isinstance(download, (bool, np.bool_)):
         raise ConfigError(f"download={_show(download)}: expected True or False")
     # Only datasets that live on disk depend on the directory; keying the others on None avoids duplicate copies.
     path = resolve_data_dir(data_dir)  # checks data_dir for every dataset: a bad argument is bad wherever it goes
     root = str(path.resolve()) if name in ("cifar10", "cifar100", "mnist1d") else None
-    return with_fraction(_load_full(name, root, bool(download)), data_fraction, fraction_seed)
+    return with_fraction(_load_split(name, root, bool(download), float(val_fraction)), data_fraction, fraction_seed)
 
 
 def clear_cache() -> None:
     """Forget the in-process dataset cache (tests; freeing memory)."""
-    _load_full.cache_clear()
+    _load_split.cache_clear()
 
 
 def with_fraction(dataset: Dataset, data_fraction: float, fraction_seed: int = 0) -> Dataset:
@@ -248,6 +305,11 @@ def _check_fraction(data_fraction: float, fraction_seed: int) -> None:
 
 
 @functools.lru_cache(maxsize=8)
+def _load_split(name: str, root: str | None, download: bool, val_fraction: float) -> Dataset:
+    # Only the split copy is cached (CIFAR's float copy is 600 MB; keeping the unsplit one too would double it).
+    return with_validation(_load_full(name, root, download), val_fraction)
+
+
 def _load_full(name: str, root: str | None, download: bool) -> Dataset:
     if name in _CIFAR_LAYOUT:
         return _load_cifar(name, pathlib.Path(root), download)

@@ -83,6 +83,12 @@ def provenance(config: dict, argv: list[str] | None, kind: str = "search") -> di
             "versions": versions, "python": platform.python_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
+def data_facts(info) -> dict:
+    """What a report needs to know about the data without loading it (user data cannot be reloaded by name)."""
+    return {"name": info.name, "input_shape": list(info.input_shape), "num_classes": info.num_classes,
+            "n_train": info.n_train, "n_val": info.n_val, "n_test": info.n_test}
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -172,5 +178,5 @@ def check_same_run(out: Path, old: dict, new: dict, ignore: tuple[str, ...], wha
 
 __all__ = ["META", "SWEEP_META", "JOURNAL", "OPTUNA_JOURNAL", "OPTUNA_TRIALS", "TRIALS", "TRIALS_PARQUET",
            "TRIALS_SUMMARY", "FRONTIER", "SUMMARY", "CELLS", "CELLS_PARQUET", "JOBS", "PLANNED_CELLS", "STATES",
-           "results_path", "kind", "provenance", "write_json", "read_json", "read_meta", "write_meta", "check_new",
+           "results_path", "kind", "provenance", "data_facts", "write_json", "read_json", "read_meta", "write_meta", "check_new",
            "check_same_run"]

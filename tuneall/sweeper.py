@@ -92,7 +92,7 @@ class SweepConfig(RunOptions):
 
     def default_name(self) -> str:
         label = self.space.name if self.space is not None else "points"
-        return f"sweep-{self.dataset}-{self.budgets[0]:.3g}-{self.budgets[-1]:.3g}-{label}"
+        return f"sweep-{self.dataset_label}-{self.budgets[0]:.3g}-{self.budgets[-1]:.3g}-{label}"
 
     def to_json(self) -> dict:
         """The config as ``tuneall.json``/``sweep.json`` record it (the space as its name and YAML)."""
@@ -123,7 +123,7 @@ def plan_sweep(cfg: SweepConfig) -> tuple[list[dict], pd.DataFrame]:
     from tuneall.data import dataset_info
     from tuneall.planning import plan_point
 
-    info = dataset_info(cfg.dataset)
+    info = dataset_info(cfg.dataset, cfg.val_fraction)
     jobs, cells = [], []
     for point in _points(cfg):
         feasible = []
@@ -159,7 +159,7 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
     """Train a job's members once, at its largest budget's steps, and evaluate every budget's cell from that run."""
     from tuneall.data import with_fraction
     from tuneall.planning import plan_point
-    from tuneall.trial import evaluate_members, select_trainer
+    from tuneall.trial import evaluate_splits, select_trainer
 
     point = job["point"]
     plans = {c: plan_point(point, Budget(c, ctx.unit, ctx.min_steps), data.info, repeats=ctx.seeds,
@@ -179,7 +179,7 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
     for c, p in plans.items():
         for rule in ctx.rules:
             for r, results in enumerate(members):
-                ens, _ = evaluate_members(results, part.y_test, part.info.num_classes, p.steps, rule)
+                ens, _ = evaluate_splits(results, part, p.steps, rule)  # test and val_ metrics
                 missing = sum(p.steps not in m.test_logprobs for m in results)  # diverged at or before T'
                 rows.append({**p.row(), **base, "rule": rule, "repeat": r, "status": "diverged" if missing else "ok",
                              "n_diverged": missing, "epochs": p.steps / per_epoch, "trained_steps": top.steps,
@@ -207,9 +207,9 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     jobs, planned = plan_sweep(cfg)  # user errors before Ray starts or anything is written
     blockers = {b for b in (reuse_blocker(_train_of(j["point"])) for j in jobs) if b}
     check_ray_options(cfg)
-    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
     t0 = time.perf_counter()
-    meta = R.provenance(cfg.to_json(), argv, kind="sweep")
+    meta = {**R.provenance(cfg.to_json(), argv, kind="sweep"), "data": R.data_facts(data.info)}
     with ray_session(cfg):
         results = _fit(cfg, jobs, data, out, verbose, meta)
     wall = time.perf_counter() - t0
@@ -245,8 +245,10 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
 
 
 def _context(cfg: SweepConfig) -> TrialContext:
+    from tuneall.runner import ship_families
+
     return TrialContext(job=sweep_job, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed, rules=cfg.rules,
-                        unit=cfg.unit, min_steps=cfg.min_steps)
+                        unit=cfg.unit, min_steps=cfg.min_steps, families=ship_families())
 
 
 def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta: dict) -> list[tuple]:

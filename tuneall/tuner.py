@@ -59,7 +59,7 @@ class SearchConfig(RunOptions):
         return [d for _, d in self.objectives]
 
     def default_name(self) -> str:
-        return f"{self.dataset}-{self.budget.value:.3g}-{self.space.name}-{self.searcher}"
+        return f"{self.dataset_label}-{self.budget.value:.3g}-{self.space.name}-{self.searcher}"
 
     def to_json(self) -> dict:
         """The config as ``tuneall.json`` records it (the space as its name, YAML and resolved axes)."""
@@ -94,7 +94,7 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
                 **{m: _worst(d) for m, d in ctx.objectives}}
     plan = replace(plan, train=ctx.train_config(plan.train))
     trial_data = with_fraction(data, plan.allocation.data_fraction)
-    trainer = ray_member_trainer(res) if res.parallel_members else select_trainer(res.members, res.amp)
+    trainer = ray_member_trainer(res, ctx.families) if res.parallel_members else select_trainer(res.members, res.amp)
     result = run_trial(plan, trial_data, rule=ctx.rules[0], trainer=trainer)
     out = {**plan.row(), **result.metrics(), "repeats_json": json.dumps(result.repeats),
            "curve_json": json.dumps(result.curve),
@@ -155,7 +155,7 @@ def _check_resumable(cfg: SearchConfig, out: Path) -> dict:
 
 def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 1):
     """Run (or with ``cfg.resume`` continue) the search and write the results directory; returns the frontier."""
-    from tuneall.data import load_dataset
+    from tuneall.data import dataset_info, load_dataset
     from tuneall.planning import plan_space
     from tuneall.runner import check_ray_options, ray_session
 
@@ -163,10 +163,11 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     R.check_new(out, cfg.resume)
     old_meta = _check_resumable(cfg, out) if cfg.resume else None
     # Everything a user can get wrong is checked before Ray starts or anything is written.
-    feasible, _ = plan_space(cfg.space, cfg.budget, cfg.dataset)  # raises with the smallest feasible budget
+    info = dataset_info(cfg.dataset, cfg.val_fraction)  # user data: loaded (once) and checked here
+    feasible, _ = plan_space(cfg.space, cfg.budget, info)  # raises with the smallest feasible budget
     storage = _study_storage(cfg, out)
     check_ray_options(cfg)
-    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
     with ray_session(cfg):
         return _fit(cfg, data, feasible, out, argv, verbose, old_meta, storage)
 
@@ -208,9 +209,11 @@ def _requeue_unfinished(searcher, finished_keys: set) -> int:
 
 
 def _context(cfg: SearchConfig, out: Path) -> TrialContext:
+    from tuneall.runner import ship_families
+
     return TrialContext(job=trial_metrics, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed,
                         rules=(cfg.rule,), objectives=cfg.objectives, budget=cfg.budget, unit=cfg.budget.unit,
-                        min_steps=cfg.budget.min_steps, results_dir=str(out))
+                        min_steps=cfg.budget.min_steps, results_dir=str(out), families=ship_families())
 
 
 def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, storage):
@@ -225,7 +228,7 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     res = cfg.resources
     check_fits(res.bundles(int(feasible["k"].max())))  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    meta = R.provenance(cfg.to_json(), argv)
+    meta = {**R.provenance(cfg.to_json(), argv), "data": R.data_facts(data.info)}
     if old_meta:  # keep the command that started the search; record the resumes
         meta = {**old_meta, "resumes": [*old_meta.get("resumes", []), {"command": meta["command"],
                                                                        "at": meta["created"]}]}
@@ -246,7 +249,7 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         param_space = {"point": tune.grid_search(todo)}
         tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once, reuse_actors=True)
     else:
-        searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset), storage())
+        searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, data.info), storage())
         requeued = _requeue_unfinished(searcher, done_keys) if cfg.resume else 0
         todo, total = range(max(0, cfg.trials - len(done))), cfg.trials
         param_space = None
