@@ -441,7 +441,7 @@ def test_make_synthetic_deterministic_and_learnable():
 @pytest.mark.parametrize(
     "kwargs, field",
     [
-        ({"input_shape": (3,)}, "input_shape"),
+        ({"input_shape": ()}, "input_shape"),
         ({"input_shape": (3, 0, 4)}, "input_shape"),
         ({"num_classes": 1}, "num_classes"),
         ({"n_train": 0}, "n_train"),

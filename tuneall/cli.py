@@ -12,7 +12,7 @@ import json
 import sys
 
 from tuneall.budget import DEFAULT_MIN_STEPS, UNITS
-from tuneall.config import COMBINE_RULES, MEMBER_METHODS, OBJECTIVES, SEARCHERS
+from tuneall.config import COMBINE_RULES, MEMBER_METHODS, OBJECTIVES, OPTIMIZERS, SEARCHERS
 from tuneall.errors import ConfigError, TuneallError
 
 DATASETS = "cifar10 | cifar100 | digits | mnist1d | synthetic"
@@ -85,15 +85,24 @@ def _unit_opts(g) -> None:
 
 def _data_opts(p) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="digits", help=DATASETS)
+    g.add_argument("--dataset", "--data", dest="dataset", default="digits",
+                   help=f"{DATASETS}, or your own data by import path: mypkg.data:load or path/to/file.py:load "
+                        "(a function returning tensors; see tuneall.user_data)")
     g.add_argument("--data-dir", default=None, help="where datasets live (default: $TUNEALL_DATA or ~/.cache/tuneall)")
+    g.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of the training split held out as validation, which chooses the best allocation")
 
 
 def _recipe_opts(p) -> None:
-    g = p.add_argument_group("training recipe (SGD, fixed learning rate)")
+    g = p.add_argument_group("training recipe (fixed learning rate: what keeps anytime evaluation exact)")
+    g.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
+                   help="sgd (with momentum) or adamw (default: the space's, else sgd)")
     g.add_argument("--lr", type=float, default=None, help="learning rate (default: the space's, else 0.05)")
     g.add_argument("--momentum", type=float, default=None, help="SGD momentum (default: the space's, else 0.9)")
+    g.add_argument("--weight-decay", type=float, default=None, help="weight decay (default: the space's, else 0)")
     g.add_argument("--batch-size", type=int, default=None, help="batch size (default: the space's, else 128)")
+    g.add_argument("--label-smoothing", type=float, default=None,
+                   help="cross-entropy label smoothing in [0, 1) (default: the space's, else 0)")
 
 
 def _space_opts(p, plan: bool = False) -> None:
@@ -101,7 +110,10 @@ def _space_opts(p, plan: bool = False) -> None:
     g.add_argument("--space", default=None,
                    help="search space: a packaged name (paper, wide, data, tuned, more_or_less) or a YAML file "
                         "(default: paper)")
-    g.add_argument("--family", default=None, help="model family cnn3 | resnet | wrn (instead of --space)")
+    g.add_argument("--family", "--model", dest="family", default=None,
+                   help="model family cnn3 | resnet | wrn, or your own factory fn(width, depth, input_shape, "
+                        "num_classes) by import path: mypkg.nets:make_mlp or path/to/file.py:make_mlp (instead of "
+                        "--space; without --widths, the family's own width grid)")
     g.add_argument("--widths", type=_floats, default=None, help="comma-separated width multipliers")
     g.add_argument("--depths", type=_ints, default=None, help="comma-separated depths")
     g.add_argument("--k", type=_ints, default=None, help="comma-separated ensemble sizes")
@@ -135,7 +147,8 @@ def _space(args):
     from tuneall.api import make_space
 
     return make_space(args.space, family=args.family, widths=args.widths, depths=args.depths, k=args.k,
-                      lr=args.lr, momentum=args.momentum, batch_size=args.batch_size)
+                      lr=args.lr, momentum=args.momentum, batch_size=args.batch_size, weight_decay=args.weight_decay,
+                      optimizer=args.optimizer, label_smoothing=args.label_smoothing)
 
 
 # --- commands ----------------------------------------------------------------------------------------------------
@@ -207,7 +220,9 @@ def cmd_train(args) -> int:
     result = train(
         dataset=args.dataset, budget=args.budget, unit=args.unit, min_steps=args.min_steps, family=args.family or "cnn3",
         width=args.width, depth=args.depth, k=args.k, data_fraction=args.data_fraction, seeds=args.seeds,
-        rule=args.rule, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size, data_dir=args.data_dir,
+        rule=args.rule, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size,
+        weight_decay=args.weight_decay, optimizer=args.optimizer, label_smoothing=args.label_smoothing,
+        data_dir=args.data_dir,
         device=args.device, members=args.members, amp=args.amp, progress=None if args.json else progress,
     )
     if args.json:
@@ -238,7 +253,7 @@ def cmd_search(args) -> int:
         gpus_per_trial=args.gpus_per_trial, parallel_members=args.parallel_members, members=args.members,
         amp=args.amp, name=args.name, storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus,
         dashboard=args.dashboard, seed=args.seed, max_failures=args.max_failures, resume=args.resume,
-        study_storage=args.study_storage, argv=_argv(), verbose=args.verbose,
+        study_storage=args.study_storage, val_fraction=args.val_fraction, argv=_argv(), verbose=args.verbose,
     )
     _print_outcome(front.attrs.get("results_dir"), front)
     return 0 if front.attrs.get("complete", True) else 130
@@ -288,7 +303,7 @@ def cmd_sweep(args) -> int:
         gpus_per_trial=args.gpus_per_trial, members=args.members, amp=args.amp, argv=_argv(),
         verbose=args.verbose, data_dir=args.data_dir, concurrency=args.concurrency, name=args.name,
         storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus, seed=args.seed,
-        max_failures=args.max_failures, executor=args.executor,
+        max_failures=args.max_failures, executor=args.executor, val_fraction=args.val_fraction,
     )
     print(f"Summary: {out}/summary.md")
     return 0
@@ -328,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "  tuneall train --dataset mnist1d --budget 1e7 --width 0.5 --k 8 --rule geometric --json",
                 [_parent(_budget_opts), data, recipe])
     g = p.add_argument_group("allocation")
-    g.add_argument("--family", default="cnn3", help="model family cnn3 | resnet | wrn")
+    g.add_argument("--family", "--model", dest="family", default="cnn3",
+                   help="model family cnn3 | resnet | wrn, or an import path mypkg.nets:make_mlp")
     g.add_argument("--width", type=float, default=1.0, help="width multiplier")
     g.add_argument("--depth", type=int, default=None, help="depth (default: the family's default)")
     g.add_argument("--k", type=int, default=1, help="ensemble size")

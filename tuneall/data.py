@@ -271,8 +271,9 @@ def make_synthetic(
         shape = tuple(input_shape)
     except TypeError:
         shape = ()
-    if len(shape) < 2 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-        raise ConfigError(f"input_shape={_show(input_shape)}: expected positive ints (C, L) or (C, H, W)")
+    if len(shape) < 1 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ConfigError(f"input_shape={_show(input_shape)}: expected positive ints (features,), (C, L) or "
+                          "(C, H, W)")
     for field, value, low in (("num_classes", num_classes, 2), ("n_train", n_train, 1), ("n_test", n_test, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"{field}={_show(value)}: expected an int >= {low}")

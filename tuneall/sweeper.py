@@ -124,6 +124,10 @@ def plan_sweep(cfg: SweepConfig) -> tuple[list[dict], pd.DataFrame]:
     from tuneall.planning import plan_point
 
     info = dataset_info(cfg.dataset, cfg.val_fraction)
+    if cfg.space is not None:
+        from tuneall.planning import check_space_families
+
+        check_space_families(cfg.space, info)  # a broken user factory: one line before any job
     jobs, cells = [], []
     for point in _points(cfg):
         feasible = []
