@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from tuneall import data
+from tuneall import cifar, data
 from tuneall.data import (
     Dataset,
     dataset_info,
@@ -165,7 +165,7 @@ def test_cifar_extracted_files_with_unknown_md5_are_never_unpickled(tmp_path, mo
     def no_unpickling(*a, **kw):
         raise AssertionError("an unverified file was unpickled")
 
-    for module, attr in ((pickle, "load"), (pickle, "loads"), (data, "_SafeUnpickler")):
+    for module, attr in ((pickle, "load"), (pickle, "loads"), (cifar, "_SafeUnpickler")):
         monkeypatch.setattr(module, attr, no_unpickling)
     with pytest.raises(DataError) as err:
         load_dataset("cifar10", data_dir=tmp_path, download=False)
@@ -292,7 +292,7 @@ def test_cifar_missing_download_function_raises(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(data, "_download", boom)
+    monkeypatch.setattr(cifar, "_download", boom)
     with pytest.raises(DataError, match="network is unreachable") as err:
         load_dataset("cifar10", data_dir=tmp_path)
     assert str(tmp_path / "cifar-10-python.tar.gz") in str(err.value)

@@ -232,3 +232,30 @@ def test_user_family_and_data_on_a_two_node_cluster(tmp_path):
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.mark.slow
+def test_your_model_example_and_the_same_from_the_cli(tmp_path, capsys, monkeypatch):
+    """examples/your_model.py --smoke-test on Ray, then the README's CLI form with --model / --data import paths."""
+    import importlib.util
+
+    from tuneall import cli
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("your_model_example", root / "examples" / "your_model.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    example.main(["--smoke-test", "--out", str(tmp_path), "--num-cpus", "2"])
+    out = capsys.readouterr().out
+    assert "Best way to spend C: mlp width" in out and "validation accuracy" in out and "test accuracy" in out
+    monkeypatch.chdir(root)
+    assert cli.main(["search", "--model", "examples/your_model.py:make_mlp", "--data", "examples/your_model.py:"
+                     "load_data", "--budget", "3e5", "--widths", "0.25,1", "--k", "1,2", "--searcher", "grid",
+                     "--seeds", "1", "--min-steps", "20", "--optimizer", "adamw", "--lr", "0.003",
+                     "--storage-path", str(tmp_path), "--name", "cli", "--verbose", "0", "--num-cpus", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Best allocation: mlp width" in out and "(chosen on validation)" in out
+    trials = pd.read_csv(tmp_path / "cli" / "trials.csv")
+    # w=1, k=2 gets 16 < 20 steps at this budget: the grid runs the 3 feasible points
+    assert len(trials) == 3 and (trials["status"] == "ok").all() and (trials["optimizer"] == "adamw").all()
+    assert (trials["val_ensemble_acc"] > 0.5).all()
