@@ -110,7 +110,7 @@ def dataset_info(name: str, val_fraction: float = DEFAULT_VAL_FRACTION) -> Datas
     (``mypkg.data:load``), which loads it once in this process."""
     from tuneall import user_data
 
-    valid = f"valid datasets: {', '.join(list_datasets())}, or an import path such as mypkg.data:load"
+    valid = f"valid datasets: {', '.join(list_datasets())}, an import path (mypkg.data:load) or register_data's names"
     if not isinstance(name, str):
         raise DataError(f"dataset must be a name (str), got {_show(name)}; {valid}")
     user = user_data.lookup(name)

@@ -67,7 +67,8 @@ def check_space_families(space: SearchSpace, info: DatasetInfo) -> None:
                 check_family(fam, width, depth, tuple(info.input_shape), info.num_classes)
 
 
-def plan_space(space: SearchSpace, budget: Budget, dataset: "str | DatasetInfo" = "digits") -> tuple[pd.DataFrame, pd.DataFrame]:
+def plan_space(space: SearchSpace, budget: Budget,
+               dataset: "str | DatasetInfo" = "digits") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(feasible, infeasible) tables for every grid point of ``space`` under ``budget``.
 
     Raises :class:`BudgetError` naming the smallest feasible budget when nothing is feasible.

@@ -183,5 +183,6 @@ def check_same_run(out: Path, old: dict, new: dict, ignore: tuple[str, ...], wha
 
 __all__ = ["META", "SWEEP_META", "JOURNAL", "OPTUNA_JOURNAL", "OPTUNA_TRIALS", "TRIALS", "TRIALS_PARQUET",
            "TRIALS_SUMMARY", "FRONTIER", "SUMMARY", "CELLS", "CELLS_PARQUET", "JOBS", "PLANNED_CELLS", "STATES",
-           "results_path", "kind", "provenance", "data_facts", "write_json", "read_json", "read_meta", "write_meta", "check_new",
+           "results_path", "kind", "provenance", "data_facts", "write_json", "read_json", "read_meta", "write_meta",
+           "check_new",
            "check_same_run"]
