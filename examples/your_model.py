@@ -68,7 +68,8 @@ def main(argv=None) -> None:
     smoke = args.smoke_test
     # 3. The question: C = 3e6 param-steps over widths x ensemble sizes, AdamW at a fixed learning rate.
     front = tuneall.search(
-        budget=3e5 if smoke else 3e6, data=lambda: load_data(args.table), dataset=args.table, model="mlp",
+        budget=3e5 if smoke else 3e6, data=lambda: load_data(args.table), dataset=f"{args.table}-table",
+        model="mlp",
         widths=[0.25, 1] if smoke else None, k=[1, 2] if smoke else [1, 2, 4, 8], searcher="grid",
         seeds=1 if smoke else 3, min_steps=20 if smoke else 50, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
         val_fraction=0.2,  # 20 % of the training rows choose (10 % is the default; small tables want more)

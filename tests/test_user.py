@@ -259,3 +259,29 @@ def test_your_model_example_and_the_same_from_the_cli(tmp_path, capsys, monkeypa
     # w=1, k=2 gets 16 < 20 steps at this budget: the grid runs the 3 feasible points
     assert len(trials) == 3 and (trials["status"] == "ok").all() and (trials["optimizer"] == "adamw").all()
     assert (trials["val_ensemble_acc"] > 0.5).all()
+
+
+def test_search_space_yaml_names_a_factory_by_import_path_and_samples_the_recipe(tmp_path):
+    from tuneall.space import grid, parse_space
+
+    (tmp_path / "yaml_nets.py").write_text(FACTORY.replace("make_mlp", "make_yaml_mlp") + textwrap.dedent('''
+        import tuneall
+        tuneall.register_model("yaml_mlp", make_yaml_mlp, widths=[0.5, 2], default_depth=1)
+    '''))
+    space = parse_space({"families": [f"{tmp_path}/yaml_nets.py:make_yaml_mlp"], "k": [1, 2],
+                         "optimizer": ["sgd", "adamw"], "weight_decay": [0, 1e-4], "label_smoothing": 0.1})
+    assert space.families == ("yaml_mlp",)  # the name the module registered its factory under
+    points = grid(space)
+    assert {p["width"] for p in points} == {0.5, 2.0}  # the family's own width grid
+    assert {(p["optimizer"], p["weight_decay"]) for p in points} == {("sgd", 0), ("sgd", 1e-4), ("adamw", 0),
+                                                                   ("adamw", 1e-4)}
+    assert len(points) == 2 * 2 * 2 * 2 and all(p["label_smoothing"] == 0.1 for p in points)
+    with pytest.raises(ConfigError, match="unknown optimizer 'adam'"):
+        parse_space({"families": ["cnn3"], "optimizer": "adam"})
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        parse_space({"families": ["cnn3"], "label_smoothing": 1.0})
+
+
+def test_user_data_cannot_shadow_a_built_in_dataset():
+    with pytest.raises(DataError, match="built-in"):
+        tuneall.register_data(_xy(50), "digits")

@@ -44,6 +44,11 @@ def lookup(name: str):
 def register_data(data, name: str = "user", *, val_fraction: float | None = None,
                   test_fraction: float = DEFAULT_TEST_FRACTION, num_classes: int | None = None) -> str:
     """Validate ``data`` (any accepted form), register it under ``name`` for this process; returns the name."""
+    from tuneall.data import list_datasets
+
+    if not isinstance(name, str) or not name or name in list_datasets():
+        raise DataError(f"data: name {name!r} is taken by a built-in dataset or empty; register your data under "
+                        "another name")
     _USER[name] = to_dataset(data, name, val_fraction=val_fraction, test_fraction=test_fraction,
                              num_classes=num_classes)
     return name
