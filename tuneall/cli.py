@@ -237,9 +237,12 @@ def cmd_train(args) -> int:
         print(f"  repeat {m['repeat']} member {m['member']}: acc {m['acc']:.4f}  nll {m['nll']:.4f}  "
               f"ece {m['ece']:.4f}{'  DIVERGED' if m['diverged'] else ''}")
     s = result.summary
-    print(f"ensemble ({args.rule}) over {len(result.repeats)} seed(s):")
+    print(f"ensemble ({args.rule}) over {len(result.repeats)} seed(s), on the test split:")
     for name in ("ensemble_acc", "ensemble_nll", "ensemble_ece", "member_acc_mean", "disagreement"):
         print(f"  {name:16s} {s[name + '_mean']:.4f} ± {s[name + '_std']:.4f}  (worst {s[name + '_worst']:.4f})")
+    if "val_ensemble_acc_mean" in s:
+        print(f"validation split: ensemble_acc {s['val_ensemble_acc_mean']:.4f} ± {s['val_ensemble_acc_std']:.4f}, "
+              f"ensemble_nll {s['val_ensemble_nll_mean']:.4f}")
     return 0
 
 
