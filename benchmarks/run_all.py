@@ -15,7 +15,7 @@ import time
 
 import _common as C
 
-BENCHMARKS = ["step_efficiency", "step_profile", "vectorized_members", "search_efficiency", "sweep_reuse"]
+BENCHMARKS = ["cli_startup", "step_efficiency", "step_profile", "vectorized_members", "search_efficiency", "sweep_reuse"]
 # Run on their own (minutes each), listed in the summary when their latest output exists.
 SEPARATE = ["compile_member", "kill_resume"]
 

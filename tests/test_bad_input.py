@@ -82,7 +82,7 @@ def _made_by(monkeypatch, tmp_path, argv):
     from tuneall import results as R
     from tuneall import tuner
 
-    def fake_run_search(cfg, argv=None, verbose=1):
+    def fake_run_search(cfg, argv=None, verbose=1, **_):
         cfg.results_dir.mkdir(parents=True)
         R.write_meta(cfg.results_dir, R.provenance(cfg.to_json(), argv), "interrupted")
         import pandas as pd
@@ -151,3 +151,89 @@ def test_bad_data_is_refused_in_one_line(tmp_path, capsys, loader, words):
     assert "DataError" not in err and all(w in err for w in words), err
     assert len(err) < 400 and "tensor(" not in err and "array(" not in err  # never the values
     assert not any(tmp_path.iterdir())
+
+
+# --- refused before anything is created: (extra arguments, words the one-line error must contain) -----------------
+SPACE_BAD_DEPTH = "name: d\nfamilies: [wrn]\ndepth: [15]\nk: [1]\n"
+SPACE_TINY_WIDTH = "name: w\nfamilies: [cnn3]\nwidth: 0.000000001\nk: [1]\n"
+
+REFUSED = [
+    (["--num-cpus", "0"], "num_cpus"),
+    (["--num-cpus", "-1"], "num_cpus"),
+    (["--cpus-per-trial", "1000"], "1000 CPUs"),
+    (["--cpus-per-trial", "2", "--num-cpus", "1"], "--num-cpus"),
+    (["--seed", "-1"], "seed"),
+    (["--seed", "8589934592"], "seed"),
+    (["--max-failures", "-5"], "max_failures"),
+    (["--name", "../x"], "plain directory name"),
+    (["--name", "a/b"], "plain directory name"),
+    (["--name", "/abs"], "plain directory name"),
+    (["--storage-path", "{file}"], "is a file"),
+    (["--storage-path", "{file}/sub"], "which is a file"),
+    (["--storage-path", "/proc/tuneall"], "/proc"),
+    (["--storage-path", "/sys"], "/sys"),
+    (["--study-storage", "not a url"], "study storage"),
+    (["--study-storage", "nosuchdb://u@h/x"], "study storage"),
+    (["--study-storage", "sqlite:////nonexistent-tuneall-dir/x.db"], "does not exist"),
+    (["--study-storage", "sqlite://"], "in-memory"),
+    (["--space", "{bad_depth}"], "cannot build depth 15"),
+    (["--space", "{tiny_width}"], "collapses cnn3 to one channel"),
+    (["--batch-size", "100000"], "training examples"),
+]
+
+
+@pytest.mark.parametrize("extra,words", REFUSED, ids=[" ".join(a) for a, _ in REFUSED])
+def test_refused_in_one_line_before_anything_is_created(tmp_path, capsys, monkeypatch, extra, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("not a directory")
+    (tmp_path / "bad_depth.yaml").write_text(SPACE_BAD_DEPTH)
+    (tmp_path / "tiny_width.yaml").write_text(SPACE_TINY_WIDTH)
+    subs = {"file": tmp_path / "file", "bad_depth": tmp_path / "bad_depth.yaml",
+            "tiny_width": tmp_path / "tiny_width.yaml"}
+    extra = [a.format(**subs) for a in extra]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    storage = [] if "--storage-path" in extra else ["--storage-path", str(tmp_path / "res")]
+    err = _one_line_error(capsys, [*ARGS, *storage, *extra])
+    assert words in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no results dir, no study database
+
+
+def test_gpus_per_trial_without_a_gpu(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    err = _one_line_error(capsys, [*ARGS, "--storage-path", str(tmp_path), "--gpus-per-trial", "1"])
+    assert "GPU" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_unwritable_storage_path(tmp_path, capsys, monkeypatch):
+    """Root can write anywhere, so the refusal is checked by making the access check say no."""
+    import tuneall.results as R
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = R.os.access
+    monkeypatch.setattr(R.os, "access", lambda p, mode: False if str(p) == str(ro) else real(p, mode))
+    err = _one_line_error(capsys, [*ARGS, "--storage-path", str(ro / "results")])
+    assert "not writable" in err
+    assert not any(ro.iterdir())
+
+
+def test_estimate_of_centuries_warns(capsys):
+    from tuneall.estimate import announce
+
+    announce(lambda: __import__("pandas").Series([3.2e9]), lambda s: float(s.sum()), "1 trial")
+    err = capsys.readouterr().err
+    assert "warning" in err and "years" in err and len(err.strip().splitlines()) == 1
+
+
+def test_batch_size_within_a_data_fraction():
+    from tuneall.data import check_batch_sizes, load_dataset
+    from tuneall.errors import DataError
+
+    data = load_dataset("digits")
+    n = data.x_train.shape[0]
+    check_batch_sizes([{"batch_size": n, "data_fraction": 1.0}], data)
+    with pytest.raises(DataError, match="data fraction 0.1"):
+        check_batch_sizes([{"batch_size": n // 2, "data_fraction": 0.1}], data)

@@ -254,9 +254,10 @@ def test_plan_json_is_strict_json(capsys):
 
 
 # Regression: a diverged member's NaN metrics were printed as bare NaN (not JSON).
-def test_train_json_is_strict_json_when_diverged(capsys):
+def test_train_json_is_strict_json_when_diverged(capsys, tmp_path):
     rc, out, _ = run_main(capsys, ["train", "--dataset", "digits", "--budget", "3e5", "--width", "0.5", "--k", "1",
-                                   "--seeds", "1", "--min-steps", "10", "--lr", "1e20", "--json"])
+                                   "--seeds", "1", "--min-steps", "10", "--lr", "1e20", "--json",
+                                   "--storage-path", str(tmp_path)])
     assert rc == 0
     assert json.loads(out)["metrics"]["status"] == "diverged"  # lenient parse: the run itself is fine
     _strict_json(out)
@@ -273,10 +274,12 @@ def test_plan_flops_unit(capsys):
     assert row["unit"] == "flops" and row["steps"] == 10**14 // f and row["spent"] == f * row["steps"]
 
 
-def test_train_digits_json():
-    """`tuneall train ... --json` through a real process: exit 0, parseable, accurate."""
+def test_train_digits_json(tmp_path):
+    """`tuneall train ... --json` through a real process: exit 0, parseable, accurate; a results directory whose
+    saved members reproduce the recorded accuracy."""
     rc, out, err = run_proc(["train", "--dataset", "digits", "--budget", "3e6", "--width", "0.5", "--k", "2",
-                             "--seeds", "1", "--min-steps", "10", "--json"])
+                             "--seeds", "1", "--min-steps", "10", "--json", "--storage-path", str(tmp_path),
+                             "--name", "t"])
     assert rc == 0, err
     doc = json.loads(out)
     p = param_count("cnn3", 0.5, 3, 1, 10, 2)
@@ -289,17 +292,24 @@ def test_train_digits_json():
     assert m["ensemble_acc_std"] == 0.0  # one seed
     assert len(doc["members"]) == 2 and {r["seed"] for r in doc["members"]} == {0, 1}
     assert all(math.isfinite(r["final_loss"]) for r in doc["members"])
+    assert doc["results_dir"] == str(tmp_path / "t") and (tmp_path / "t" / "train.json").exists()
+    import tuneall
+
+    ens = tuneall.load_ensemble(tmp_path / "t")
+    assert len(ens.members) == 2 and ens.evaluate()["ensemble_acc"] == m["ensemble_acc_mean"]
 
 
-def test_train_text_output(capsys):
+def test_train_text_output(capsys, tmp_path):
     rc, out, err = run_main(capsys, ["train", "--dataset", "digits", "--budget", "5e5", "--width", "0.5", "--k", "2",
-                                     "--seeds", "1", "--min-steps", "5", "--batch-size", "64"])
+                                     "--seeds", "1", "--min-steps", "5", "--batch-size", "64",
+                                     "--storage-path", str(tmp_path)])
     assert rc == 0, err
     steps = 500_000 // (2 * 24_170)
     assert f"{steps}/{steps} steps" in out
     assert "repeat 0 member 1 (seed 1)" in out
     assert "ensemble (mean) over 1 seed(s), on the test split:" in out and "validation split: ensemble_acc" in out
     assert "ensemble_acc" in out
+    assert f"Results: {tmp_path}/train-digits-5e+05-cnn3-w0.5-k2" in out
 
 
 def test_report_on_an_unfinished_sweep_is_a_user_error(capsys, tmp_path):

@@ -156,3 +156,67 @@ def test_trial_processes_do_not_print_the_systemexit_of_ray_sigterm(monkeypatch)
     Dying(SystemExit(1))
     Dying(ValueError("a real error"))
     assert seen == [ValueError]
+
+
+# Ray's C++ gRPC servers bind every interface whatever the node address (Ray 2.60 has no option to bind them to
+# loopback); they require Ray's auth token, on by default for a new local Ray. Every other listener must be loopback.
+WILDCARD_OK = ("gcs_server", "raylet", "ray::", "tuneall.cli", "default_worker.py")
+
+
+def _listeners(root_pid: int) -> set[tuple[str, str, int]]:
+    import ray  # noqa: F401  (puts Ray's bundled psutil on the path)
+    import psutil
+
+    out = set()
+    try:
+        procs = [psutil.Process(root_pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.Error:
+        return out
+    for p in procs:
+        try:
+            name = " ".join(p.cmdline())[:160]
+            for c in p.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN:
+                    out.add((name, c.laddr.ip, c.laddr.port))
+        except psutil.Error:
+            pass
+    return out
+
+
+@pytest.mark.slow
+def test_local_search_listens_on_loopback_only_and_a_second_search_is_refused(tmp_path):
+    import ipaddress
+
+    (tmp_path / "kill.yaml").write_text(SPACE)
+    out = tmp_path / "results" / "l"
+    args = ["search", "--dataset", "digits", "--budget", "3e6", "--space", "kill.yaml", "--trials", "2",
+            "--seeds", "1", "--min-steps", "20", "--name", "l", "--verbose", "0", "--searcher", "random"]
+    env = {k: v for k, v in os.environ.items() if k != "TUNEALL_NODE_IP"}  # the default, as a user runs it
+    proc = subprocess.Popen([sys.executable, "-m", "tuneall.cli", *args], cwd=tmp_path, env=env,
+                            stdout=open(tmp_path / "driver.log", "a"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        _wait(lambda: (out / "tuneall.lock").exists(), 120, "the first search to own its directory")
+        second = subprocess.run([sys.executable, "-m", "tuneall.cli", *args], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and f"pid {proc.pid}" in second.stderr, second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+        seen: set = set()
+        while proc.poll() is None:
+            seen |= _listeners(proc.pid)
+            time.sleep(0.5)
+        assert proc.returncode == 0, (tmp_path / "driver.log").read_text()[-3000:]
+    finally:
+        _kill_group(proc.pid)
+    assert seen, "no listener seen: the check did not look at the search's processes"
+    exposed = []
+    for name, ip, port in seen:
+        addr = ipaddress.ip_address(ip)
+        if addr.is_loopback:
+            continue
+        if addr.is_unspecified and any(w in name for w in WILDCARD_OK):
+            continue  # Ray's C++ gRPC servers (token-authenticated); see README "Security"
+        exposed.append((name, ip, port))
+    assert not exposed, exposed
+    assert len(journal.read(out)) == 2  # only the first search ran trials

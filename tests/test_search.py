@@ -42,8 +42,10 @@ def test_tpe_search_end_to_end(ray_local, tmp_path, capsys):
 
     space = parse_space(TINY)
     front = tuneall.search(budget=2e6, dataset="digits", space=space, trials=5, seeds=2, min_steps=20,
-                           storage_path=str(tmp_path), name="tpe", verbose=0)
-    assert "tuneall: estimated training time on this machine: " in capsys.readouterr().out
+                           storage_path=str(tmp_path), name="tpe", verbose=1)
+    printed = capsys.readouterr().out
+    assert "tuneall: estimated training time on this machine: " in printed  # --quiet (verbose 0) omits it
+    assert "tuneall: trial 5/5 " in printed and "ensemble_acc_mean" in printed
     out = tmp_path / "tpe"
     for f in ("trials.csv", "trials.parquet", "trials_summary.csv", "frontier.csv", "summary.md", "tuneall.json",
               "accuracy_vs_k.png", "pareto.png", "optuna_trials.csv", "best_per_k.csv", "best_per_width.csv"):
@@ -126,7 +128,7 @@ def test_infeasible_points_reach_optuna_as_infeasible():
     trials = s._ot_study.trials
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)  # never FAIL, never left RUNNING
     for t in trials:
-        assert t.constraints == {"budget_feasible": 1.0 if t.params["width"] == 4.0 else 0.0}
+        assert t.constraints["budget_feasible"] == (1.0 if t.params["width"] == 4.0 else 0.0)
     assert all(t.params["width"] == 0.25 for t in s._ot_study.best_trials)
 
 

@@ -8,7 +8,7 @@ from tuneall.budget import Budget
 from tuneall.errors import BudgetError, ConfigError, DataError, TuneallError
 
 __version__ = "0.1.0"
-_API = ("plan", "design", "train", "search", "resume", "sweep", "report")
+_API = ("plan", "design", "train", "search", "resume", "sweep", "report", "load_ensemble")
 # Bringing your own model and data (torch is imported on first use of these, not by ``import tuneall``).
 _USER = {"register_model": "tuneall.models", "register_data": "tuneall.user_data"}
 __all__ = [*_API, *_USER, "Budget", "TuneallError", "BudgetError", "ConfigError", "DataError"]

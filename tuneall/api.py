@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from tuneall.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget
-from tuneall.config import Resources, TrainConfig, check_rule, parse_objectives
+from tuneall.config import DEFAULT_OBJECTIVE, Resources, TrainConfig, check_rule, parse_objectives
 from tuneall.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -139,9 +139,17 @@ def train(
     members: str = "sequential",
     amp: bool = False,
     progress=None,
+    storage_path: str | None = None,
+    name: str | None = None,
+    save_members: str = "best",
+    argv: list[str] | None = None,
 ) -> "TrialResult":
     """Train one allocation under the budget (k members x ``seeds`` repeats) and evaluate it on validation and test.
-    ``family`` may be an import path to a model factory; ``dataset`` an import path to a data loader."""
+    ``family`` may be an import path to a model factory; ``dataset`` an import path to a data loader.
+
+    With ``storage_path`` the run is written to ``storage_path/name`` (default name from the settings):
+    ``train.json`` (plan, metrics, members, command, versions) and, unless ``save_members='none'``, the members'
+    weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``)."""
     from tuneall.data import dataset_info, load_dataset
     from tuneall.factory import Allocation, make_trial_plan
     from tuneall.models import check_family, resolve_family
@@ -157,8 +165,39 @@ def train(
     info = dataset_info(dataset)
     check_family(family, width, depth, tuple(info.input_shape), info.num_classes)
     trial_plan = make_trial_plan(Allocation(family, width, depth, k, data_fraction), b, info, cfg, repeats=seeds)
+    out = None
+    if storage_path is not None:
+        from tuneall import results as R
+
+        if save_members not in ("all", "best", "none"):
+            raise ConfigError(f"save_members must be one of all, best, none, but got {save_members!r}")
+        label = dataset.rsplit("/", 1)[-1].replace(".py:", "-").replace(":", "-")  # an import path's file and name
+        out = R.results_path(storage_path, name or f"train-{label}-{b.value:.3g}-{family}-w{width:g}-k{k}")
+        if out.exists():
+            raise ConfigError(f"results directory {out} already exists; pass another name (or storage_path)")
     data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction)
-    return run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
+    from tuneall import ensemble_io
+
+    with ensemble_io.capturing(out is not None and save_members != "none") as members:
+        result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
+    if out is not None:
+        _write_train_dir(out, result, data, rule, members, argv)
+    return result
+
+
+def _write_train_dir(out: Path, result, data, rule: str, members: list, argv) -> None:
+    """``tuneall train``'s results directory: train.json (what ran and what it gave) and the members' weights."""
+    import json
+
+    from tuneall import ensemble_io
+    from tuneall import results as R
+
+    out.mkdir(parents=True)
+    doc = R.provenance({"plan": result.plan.row()}, argv, kind="train")
+    doc.update(metrics=result.metrics(), repeats=result.repeats, members=result.members, state="complete")
+    R.write_json(out / "train.json", json.loads(json.dumps(doc, default=str)))
+    ensemble_io.save(out, result.plan, data.info, data.info.name, rule, members, result)
+    result.attrs = {"results_dir": str(out)}
 
 
 def search(
@@ -173,7 +212,7 @@ def search(
     concurrency: int | None = None,
     seeds: int = 3,
     rule: str = "mean",
-    objectives: str | tuple = "ensemble_acc_mean",
+    objectives: str | tuple = DEFAULT_OBJECTIVE,
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
     parallel_members: bool = False,
@@ -200,6 +239,10 @@ def search(
     k: Sequence[int] | None = None,
     data=None,
     val_fraction: float | None = None,
+    time_budget: float | None = None,
+    save_members: str = "best",
+    dry_run: bool = False,
+    confirm: bool = True,
     argv: list[str] | None = None,
     verbose: int = 1,
 ) -> "pd.DataFrame":
@@ -208,8 +251,15 @@ def search(
     ``model``: a family name or a factory ``fn(width, depth, input_shape, num_classes)`` (registered for you) or its
     import path, with ``widths``/``depths``/``k`` (default: the family's width grid). ``data``: your own data
     (tensors, a dict, a torch Dataset, a callable, or an import path; :mod:`tuneall.user_data`), registered under
-    ``dataset`` (default name "user"). The results directory (``frontier.attrs['results_dir']``) holds the trials
-    table, frontier, figures, summary.
+    ``dataset`` (default name "user"). ``objectives``: what the sampler optimises and the frontier is drawn on
+    (default: validation ensemble accuracy; test metrics are reported beside it, never used to choose).
+
+    The results directory (``frontier.attrs['results_dir']``) holds the trials table, frontier, figures, summary,
+    and (``save_members``: 'best', 'all' or 'none') the members' weights, read back by :func:`load_ensemble`.
+    ``time_budget``: seconds of wall clock; no trial is started that would end after it, and the report covers the
+    trials that ran. ``dry_run``: print the plan and the time estimate and return the feasible allocations, training
+    and writing nothing. ``confirm``: ask before a search estimated above an hour when stdin is a terminal (never
+    under CI); ``verbose``: 0 prints only errors, 1 a line per trial, 2 also Ray's per-trial results.
     """
     from tuneall.data import dataset_info
     from tuneall.tuner import SearchConfig, run_search
@@ -227,9 +277,10 @@ def search(
         objectives=parse_objectives(objectives),
         resources=Resources(cpus_per_trial, gpus_per_trial, parallel_members, members, amp), name=name,
         storage_path=storage_path, address=address, num_cpus=num_cpus, dashboard=dashboard, seed=seed,
-        max_failures=max_failures, resume=resume, study_storage=study_storage,
+        max_failures=max_failures, resume=resume, study_storage=study_storage, time_budget_s=time_budget,
+        save_members=save_members,
     )
-    front = run_search(cfg, argv=argv, verbose=verbose)
+    front = run_search(cfg, argv=argv, verbose=verbose, dry_run=dry_run, confirm=confirm)
     front.attrs["results_dir"] = str(cfg.results_dir)
     return front
 
@@ -324,6 +375,13 @@ def report(results_dir: str | Path) -> dict:
 
     out = Path(results_dir)
     kind = R.kind(out)
+    with R.owned(out, existing=True):  # never while a search or another report writes the directory
+        return _report(out, kind)
+
+
+def _report(out: Path, kind: str) -> dict:
+    from tuneall import results as R
+
     if kind == "sweep":
         from tuneall.sweep_report import build_sweep_report
 
@@ -337,4 +395,13 @@ def report(results_dir: str | Path) -> dict:
     return {"kind": kind, "results_dir": str(out), "frontier": build_report(out)}
 
 
-__all__ = ["plan", "design", "train", "search", "resume", "sweep", "report", "make_space"]
+def load_ensemble(path: str | Path, repeat: int = 0):
+    """The saved members of a search's chosen allocation (its results directory), of one trial
+    (``members/<trial_id>``) or of a ``tuneall train`` directory, as a predictor (:class:`tuneall.ensemble_io.Ensemble`:
+    ``predict``, ``predict_log_proba``, ``evaluate``). ``repeat``: which seed's ensemble."""
+    from tuneall.ensemble_io import load_ensemble as load
+
+    return load(path, repeat=repeat)
+
+
+__all__ = ["plan", "design", "train", "search", "resume", "sweep", "report", "make_space", "load_ensemble"]

@@ -12,7 +12,7 @@ import json
 import sys
 
 from tuneall.budget import DEFAULT_MIN_STEPS, UNITS
-from tuneall.config import COMBINE_RULES, MEMBER_METHODS, OBJECTIVES, OPTIMIZERS, SEARCHERS
+from tuneall.config import COMBINE_RULES, DEFAULT_OBJECTIVE, MEMBER_METHODS, OBJECTIVES, OPTIMIZERS, SEARCHERS
 from tuneall.errors import ConfigError, TuneallError
 
 DATASETS = "cifar10 | cifar100 | digits | mnist1d | synthetic"
@@ -31,6 +31,16 @@ class _Help(argparse.RawDescriptionHelpFormatter):
         if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
             return text
         return f"{text} (default: {action.default})"
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return v
 
 
 def _floats(text: str) -> list[float]:
@@ -140,7 +150,11 @@ def _run_opts(p) -> None:
     o.add_argument("--storage-path", default="results", help="where results directories go")
     o.add_argument("--seeds", type=int, default=3, help="repeats of each allocation over seeds")
     o.add_argument("--seed", type=int, default=0, help="sampler seed and base seed of the members")
-    o.add_argument("--verbose", type=int, default=1, help="Ray Tune verbosity 0-3")
+    o.add_argument("--verbose", type=int, default=1,
+                   help="0: only the final answer and errors; 1: a line per finished trial, a heartbeat per running "
+                        "trial and Ray's table of trials; 2: also Ray's result of every trial")
+    o.add_argument("-q", "--quiet", dest="verbose", action="store_const", const=0,
+                   help="the same as --verbose 0")
 
 
 def _space(args):
@@ -224,10 +238,12 @@ def cmd_train(args) -> int:
         weight_decay=args.weight_decay, optimizer=args.optimizer, label_smoothing=args.label_smoothing,
         data_dir=args.data_dir,
         device=args.device, members=args.members, amp=args.amp, progress=None if args.json else progress,
+        storage_path=args.storage_path, name=args.name, save_members=args.save_members, argv=_argv(),
     )
+    out = getattr(result, "attrs", {}).get("results_dir")
     if args.json:
-        print(json.dumps(_finite({"plan": result.plan.row(), "metrics": result.metrics(), "members": result.members}),
-                         default=str, indent=1, allow_nan=False))
+        print(json.dumps(_finite({"plan": result.plan.row(), "metrics": result.metrics(), "members": result.members,
+                                  "results_dir": out}), default=str, indent=1, allow_nan=False))
         return 0
     p = result.plan
     print(f"\n{p.allocation.family} w={p.allocation.width:g} d={p.depth} k={p.k}: {p.params_per_member:,} params per "
@@ -243,6 +259,7 @@ def cmd_train(args) -> int:
     if "val_ensemble_acc_mean" in s:
         print(f"validation split: ensemble_acc {s['val_ensemble_acc_mean']:.4f} ± {s['val_ensemble_acc_std']:.4f}, "
               f"ensemble_nll {s['val_ensemble_nll_mean']:.4f}")
+    print(f"Results: {out}")
     return 0
 
 
@@ -257,7 +274,10 @@ def cmd_search(args) -> int:
         amp=args.amp, name=args.name, storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus,
         dashboard=args.dashboard, seed=args.seed, max_failures=args.max_failures, resume=args.resume,
         study_storage=args.study_storage, val_fraction=args.val_fraction, argv=_argv(), verbose=args.verbose,
+        time_budget=args.time_budget, dry_run=args.dry_run, confirm=not args.yes, save_members=args.save_members,
     )
+    if front.attrs.get("dry_run"):
+        return 0
     _print_outcome(front.attrs.get("results_dir"), front)
     return 0 if front.attrs.get("complete", True) else 130
 
@@ -358,19 +378,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     _member_opts(g)
     g.add_argument("--json", action="store_true", help="machine-readable output")
+    g = p.add_argument_group("output")
+    g.add_argument("--storage-path", default="results", help="where the results directory goes")
+    g.add_argument("--name", default=None,
+                   help="results directory name (default: train-DATASET-BUDGET-FAMILY-wWIDTH-kK)")
+    g.add_argument("--save-members", default="best", choices=("all", "best", "none"),
+                   help="keep the members' weights (best = all = this allocation's); tuneall.load_ensemble reads them")
     p.set_defaults(func=cmd_train)
 
     run = _parent(_run_opts)
     p = command("search", "search the best allocation for a budget with Ray Tune + Optuna",
                 "  tuneall search --budget 3e7 --trials 12\n"
                 "  tuneall search --dataset mnist1d --budget 1e7 --searcher grid --space paper\n"
+                "  tuneall search --budget 1e10 --dry-run                 # plan and time estimate only\n"
+                "  tuneall search --budget 1e9 --trials 50 --time-budget 3600 --quiet\n"
                 "  tuneall search --dataset cifar10 --budget 1e10 --trials 40 --gpus-per-trial 0.25",
                 [_parent(_budget_opts), data, _parent(_space_opts), recipe, run])
     g = p.add_argument_group("search")
     g.add_argument("--searcher", default="tpe", choices=SEARCHERS, help="Optuna sampler (grid: every feasible point)")
     g.add_argument("--trials", type=int, default=20, help="number of trials (ignored by grid)")
     g.add_argument("--rule", default="mean", choices=COMBINE_RULES, help="ensemble combination")
-    g.add_argument("--objectives", default="ensemble_acc_mean",
+    g.add_argument("--objectives", default=DEFAULT_OBJECTIVE,
                    help=f"comma-separated metric[:min|max]; several = multi-objective; from {', '.join(OBJECTIVES)}")
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted search in its results directory (finished trials are kept)")
@@ -379,6 +407,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--parallel-members", action="store_true",
                    help="train a trial's members as parallel Ray tasks, one placement-group bundle each")
     g.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
+    g = p.add_argument_group("before and after the run")
+    g.add_argument("--time-budget", type=_seconds, default=None, metavar="SECONDS",
+                   help="wall-clock limit: no trial is started that would end after it; the report covers the "
+                        "trials that ran")
+    g.add_argument("--dry-run", action="store_true",
+                   help="print the plan and the time estimate; train nothing, write nothing")
+    g.add_argument("-y", "--yes", action="store_true",
+                   help="do not ask before a search estimated above an hour (asked only on a terminal, never in CI)")
+    g.add_argument("--save-members", default="best", choices=("all", "best", "none"),
+                   help="keep the members' weights of the chosen allocation, of every trial, or none "
+                        "(tuneall.load_ensemble reads them)")
     p.set_defaults(func=cmd_search)
 
     p = command("resume", "continue an interrupted search from its results directory",
@@ -386,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results_dir", help="the search's results directory")
     p.add_argument("--address", default=None, help="an existing Ray cluster HOST:PORT")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
-    p.add_argument("--verbose", type=int, default=1, help="Ray Tune verbosity 0-3")
+    p.add_argument("--verbose", type=int, default=1, help="0: only the final answer and errors; 1: live lines")
+    p.add_argument("-q", "--quiet", dest="verbose", action="store_const", const=0, help="the same as --verbose 0")
     p.set_defaults(func=cmd_resume)
 
     p = command("sweep", "the allocation study over several budgets, at about the cost of the largest",
@@ -416,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except TuneallError as e:
+        if type(e).__name__ == "NotStarted":  # answered no before a long search: not an error
+            print(f"tuneall: {e}", file=sys.stderr)
+            return 1
         print(f"tuneall: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

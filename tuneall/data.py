@@ -207,7 +207,7 @@ def with_fraction(dataset: Dataset, data_fraction: float, fraction_seed: int = 0
     """
     _check_fraction(data_fraction, fraction_seed)
     n_full = dataset.x_train.shape[0]
-    n = min(n_full, max(dataset.info.num_classes, round(data_fraction * n_full)))
+    n = fraction_size(n_full, dataset.info.num_classes, data_fraction)
     if n == n_full:
         return replace(dataset, data_fraction=float(data_fraction))
     gen = torch.Generator().manual_seed(int(fraction_seed))
@@ -218,6 +218,28 @@ def with_fraction(dataset: Dataset, data_fraction: float, fraction_seed: int = 0
         y_train=dataset.y_train[idx].contiguous(),
         data_fraction=float(data_fraction),
     )
+
+
+def fraction_size(n_full: int, num_classes: int, data_fraction: float) -> int:
+    """Training rows :func:`with_fraction` keeps out of ``n_full``."""
+    return min(n_full, max(num_classes, round(data_fraction * n_full)))
+
+
+def check_batch_sizes(rows, dataset: Dataset) -> None:
+    """Refuse allocations whose batch is larger than their training data (the sampler would silently train on
+    smaller batches than recorded). ``rows``: a table (or records) with ``batch_size`` and ``data_fraction``."""
+    records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
+    n_full = dataset.x_train.shape[0]
+    for r in records:
+        bs, frac = r.get("batch_size"), r.get("data_fraction", 1.0)
+        if bs is None or bs != bs:  # missing or NaN: the default batch size applies
+            continue
+        frac = 1.0 if frac is None or frac != frac else float(frac)
+        n = fraction_size(n_full, dataset.info.num_classes, frac)
+        if int(bs) > n:
+            part = "" if frac == 1.0 else f" at data fraction {frac:g}"
+            raise DataError(f"batch_size {int(bs)} is larger than the {n} training examples of "
+                            f"{dataset.info.name}{part}; use a batch size <= {n}")
 
 
 def make_synthetic(

@@ -16,6 +16,8 @@ from tuneall.data import DatasetInfo, make_synthetic
 from tuneall.config import TrainConfig
 
 TIMED_STEPS = 3
+YEAR_S = 365.25 * 86400
+WARN_S = 7 * 86400  # an estimate above a week gets a warning line: the budget is probably a typo or far too large
 
 
 def step_seconds(family: str, width: float, depth, info: DatasetInfo, batch_size: int, threads: int) -> float:
@@ -61,7 +63,9 @@ def fmt_seconds(s: float) -> str:
         return f"{s / 60:.0f} min"
     if s < 2 * 86400:
         return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} days"
+    if s < 2 * YEAR_S:
+        return f"{s / 86400:.1f} days"
+    return f"{s / YEAR_S:.3g} years"
 
 
 def announce(compute: Callable[[], pd.Series], total: Callable[[pd.Series], float], how: str) -> None:
@@ -73,7 +77,13 @@ def announce(compute: Callable[[], pd.Series], total: Callable[[pd.Series], floa
     except Exception as e:  # noqa: BLE001
         print(f"tuneall: no time estimate ({type(e).__name__}: {e})", flush=True)
         return
-    print(f"tuneall: {describe(per_trial, total(per_trial), how)}", flush=True)
+    total_s = total(per_trial)
+    print(f"tuneall: {describe(per_trial, total_s, how)}", flush=True)
+    if total_s > WARN_S:
+        import sys
+
+        print(f"tuneall: warning: this run would take about {fmt_seconds(total_s)} on this machine; stop it "
+              "(Ctrl-C) and lower the budget or the trials unless that is intended", file=sys.stderr, flush=True)
 
 
 def describe(per_trial: pd.Series, total_s: float, how: str) -> str:

@@ -1,7 +1,8 @@
 """Trials table -> per-trial summary, Pareto frontier, best allocation per k and per width (pandas).
 
-Everything that chooses (the frontier's accuracy objective and order, the best allocation, best per k / width) reads
-the validation metric (``val_ensemble_acc_mean``); test metrics ride along in every table. Tables written before
+Everything that chooses (the default frontier's accuracy objective and order, the best allocation, best per k /
+width) reads the validation metric (``val_ensemble_acc_mean``); a search's frontier follows its configured objectives
+(:func:`frontier_objectives`), validation by default; test metrics ride along in every table. Tables written before
 validation existed have no ``val_`` columns: they are chosen on test, as they were (:func:`choice_metric`).
 """
 
@@ -17,10 +18,21 @@ from tuneall.config import ALLOCATION_COLUMNS, SPLIT_METRICS, VAL_PREFIX
 PLAN_COLUMNS = ["params_per_member", "total_params", "steps", "train_flops", "inference_flops", "budget", "unit",
                 "spent"]
 COST_COLUMNS = ["time_per_step_s", "time_per_epoch_s", "epochs", "latency_ms_per_image", "peak_mem_mb", "mem_kind"]
-# The frontier's objectives: ensemble accuracy up; inference cost (parameters, FLOPs) and training time down.
-FRONTIER_OBJECTIVES = (("val_ensemble_acc_mean", "max"), ("total_params", "min"), ("inference_flops", "min"),
-                       ("train_time_s", "min"))
+# The default frontier: the choosing accuracy (validation) up, inference cost down. Training time is noisy wall clock:
+# it is a reported column, an objective only when a search names it.
+FRONTIER_OBJECTIVES = (("val_ensemble_acc_mean", "max"), ("inference_flops", "min"))
+COST_OBJECTIVES = ("inference_flops", "total_params", "train_time_s")
 TEST_METRIC, VAL_METRIC = "ensemble_acc_mean", "val_ensemble_acc_mean"
+
+
+def frontier_objectives(objectives=None) -> tuple[tuple[str, str], ...]:
+    """The frontier of a search: its chosen objectives, plus inference cost (FLOPs) if none of them is a cost.
+
+    ``objectives``: (metric, mode) pairs as the search's config records them (``None``: the default)."""
+    objs = tuple((str(m), str(d)) for m, d in (objectives or FRONTIER_OBJECTIVES[:1]))
+    if not any(m in COST_OBJECTIVES for m, _ in objs):
+        objs += (("inference_flops", "min"),)
+    return objs
 
 
 def choice_metric(summary: pd.DataFrame) -> str:
@@ -32,7 +44,7 @@ def choice_split(summary: pd.DataFrame) -> str:
     return "validation" if choice_metric(summary) == VAL_METRIC else "test"
 
 
-def _resolve(summary: pd.DataFrame, metric: str) -> str:
+def resolve_metric(summary: pd.DataFrame, metric: str) -> str:
     """A validation metric where the table has it, else its test twin."""
     if metric.startswith(VAL_PREFIX) and choice_metric(summary) != VAL_METRIC:
         return metric[len(VAL_PREFIX):]
@@ -81,7 +93,7 @@ def add_time_to_target(summary: pd.DataFrame) -> pd.DataFrame:
 
 def pareto_mask(df: pd.DataFrame, objectives=FRONTIER_OBJECTIVES) -> np.ndarray:
     """True for rows that no other row beats on every objective at once (and strictly on one)."""
-    vals = np.column_stack([df[_resolve(df, c)].to_numpy(float) * (-1.0 if m == "max" else 1.0)
+    vals = np.column_stack([df[resolve_metric(df, c)].to_numpy(float) * (-1.0 if m == "max" else 1.0)
                             for c, m in objectives])
     n = len(vals)
     mask = np.ones(n, dtype=bool)
@@ -101,11 +113,15 @@ def _eligible(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def frontier(summary: pd.DataFrame, objectives=FRONTIER_OBJECTIVES) -> pd.DataFrame:
-    """The non-dominated trials among those that trained successfully (and are not degenerate), best accuracy first."""
+    """The non-dominated trials among those that trained successfully (and are not degenerate), best on the first
+    objective first."""
     ok = _eligible(summary).reset_index(drop=True)
+    objectives = tuple((resolve_metric(ok, m), d) for m, d in objectives)  # old tables: the test twin
+    ok = ok.dropna(subset=[m for m, _ in objectives if m in ok]).reset_index(drop=True)
     if ok.empty:
         return ok
-    return ok[pareto_mask(ok, objectives)].sort_values(choice_metric(ok), ascending=False, ignore_index=True)
+    first, mode = objectives[0]
+    return ok[pareto_mask(ok, objectives)].sort_values(first, ascending=mode == "min", ignore_index=True)
 
 
 def best_allocation(summary: pd.DataFrame, metric: str | None = None) -> pd.Series | None:

@@ -11,7 +11,7 @@ from tuneall.data import DatasetInfo, dataset_info
 from tuneall.errors import BudgetError, ConfigError
 from tuneall.factory import Allocation, Infeasible, TrialPlan, make_trial_plan, max_feasible_k
 from tuneall.space import AXES, Axis, Choice, SearchSpace, grid
-from tuneall.config import TrainConfig
+from tuneall.config import RECIPE_FIELDS, TrainConfig
 
 
 def _base(point: dict) -> dict:
@@ -104,6 +104,10 @@ def plan_space(space: SearchSpace, budget: Budget,
     return f, i
 
 
+def _constant(axis: Axis) -> bool:
+    return isinstance(axis, Choice) and len(axis.values) == 1
+
+
 def _suggest(trial, name: str, axis: Axis):
     """Sample one axis with Optuna; a one-value choice is a constant and is not sampled."""
     if isinstance(axis, Choice):
@@ -113,6 +117,36 @@ def _suggest(trial, name: str, axis: Axis):
     if axis.integer:
         return trial.suggest_int(name, int(axis.low), int(axis.high), log=axis.log)
     return trial.suggest_float(name, axis.low, axis.high, log=axis.log)
+
+
+RECORDED = ("family", "width", "depth", "k", "data_fraction", "design", *RECIPE_FIELDS)
+
+
+def record_params(trial, point: dict, sampled_as_is: frozenset = frozenset()) -> None:
+    """Every allocation field of ``point`` as a study parameter under its own name, for Optuna's tools.
+
+    The sampler draws some fields under other names (``k_index``: the position of k among the feasible sizes;
+    ``width_<family>`` in multi-family spaces) or not at all (a field fixed in the space). Each such field is recorded
+    as a one-value distribution: Optuna returns its value without sampling, and ``study.trials_dataframe()``,
+    ``trial.params`` and optuna-dashboard show ``k`` itself. A field whose recorded kind would clash with an earlier
+    trial's (``sampled_as_is``: fields some family samples under their own name) goes to the user attributes.
+    """
+    for name in RECORDED:
+        v = point.get(name)
+        if name in trial.params or v is None:
+            continue
+        if name in sampled_as_is:
+            trial.set_user_attr(name, v)
+            continue
+        try:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                trial.suggest_categorical(name, [v])  # not sampled, so fixed for the whole space
+            elif isinstance(v, int):
+                trial.suggest_int(name, v, v)
+            else:
+                trial.suggest_float(name, float(v), float(v))
+        except ValueError:  # Optuna: "Cannot set different distribution kind to the same parameter name"
+            trial.set_user_attr(name, v)
 
 
 class DefineByRun:
@@ -127,6 +161,11 @@ class DefineByRun:
     def __init__(self, space: SearchSpace, budget: Budget, dataset: str | DatasetInfo):
         self.space, self.budget = space, budget
         self.info = dataset if isinstance(dataset, DatasetInfo) else dataset_info(dataset)
+        multi = len(space.families) > 1
+        self.sampled_as_is = frozenset(  # fields some family samples under their own (not a per-family) name
+            key for key in AXES for fam in space.families
+            if not (multi and key in space.per_family.get(fam, {})) and not _constant(space.axis(key, fam))
+            and not (key == "k" and isinstance(space.axis(key, fam), Choice)))  # k from a list: as k_index
 
     def __call__(self, trial) -> dict:
         space = self.space
@@ -141,7 +180,9 @@ class DefineByRun:
         if space.designs:
             point["design"] = _suggest(trial, "design", Choice(space.designs))
             if point["design"] == "single":
-                return {**point, "k": 1}
+                point["k"] = 1
+                record_params(trial, point, self.sampled_as_is)
+                return point
             kmax = 10**9  # deq / weq members are derived from k; infeasible ones are reported as such
         else:
             alloc, train = point_to_allocation({**point, "k": 1})
@@ -158,4 +199,5 @@ class DefineByRun:
         else:
             high = min(int(axis.high), kmax) if kmax >= axis.low else int(axis.high)
             point["k"] = trial.suggest_int("k", int(axis.low), high, log=axis.log)
+        record_params(trial, point, self.sampled_as_is)
         return point

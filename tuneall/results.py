@@ -7,6 +7,7 @@ a directory that says complete has every table and the summary already on disk.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 from tuneall.errors import ConfigError
+from tuneall.fsio import atomic_write_text, read_json_checked
 from tuneall.journal import JOURNAL  # noqa: F401  (a search's finished trials, appended and fsynced)
 
 META = "tuneall.json"  # config, command, versions, git revision, state: every run writes it
@@ -89,46 +91,66 @@ def data_facts(info) -> dict:
             "n_train": info.n_train, "n_val": info.n_val, "n_test": info.n_test}
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_json(path: Path, doc: dict) -> None:
     """A JSON file that readers trust, written atomically (a kill leaves the old file or the new, never half)."""
-    _atomic_write_text(Path(path), json.dumps(doc, indent=1, default=str))
+    atomic_write_text(Path(path), json.dumps(doc, indent=1, default=str))
 
 
 def read_json(path: Path, required: tuple[str, ...] = ()) -> dict:
     """A JSON object from a results directory, or one line saying what is wrong with the file."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path} is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path} is damaged ({type(e).__name__}: {str(e).splitlines()[0][:120]}); it cannot "
-                          "be trusted") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path} is damaged (expected a JSON object, got {type(doc).__name__})")
+    doc = read_json_checked(path, "results file")
     missing = [k for k in required if k not in doc]
     if missing:
-        raise ConfigError(f"{path} is damaged (missing key {missing[0]!r})")
+        raise ConfigError(f"results file {path} is damaged (missing key {missing[0]!r}); restore it or start again")
     return doc
 
 
+_NUMBER = (int, float)
+# The fields of tuneall.json that readers use, with the JSON types they must have where present ("config" must be).
+_META_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "kind": ((str,), "a string"), "command": ((list, type(None)), "an array"), "resumes": ((list,), "an array"),
+    "state": ((str,), "a string"), "config": ((dict,), "an object"), "config.budget": ((dict,), "an object"),
+    "config.budget.value": (_NUMBER, "a number"), "config.budget.unit": ((str,), "a string"),
+    "config.budget.min_steps": ((int,), "an integer"), "config.dataset": ((str, type(None)), "a string"),
+    "config.space": ((dict,), "an object"), "config.space.name": ((str,), "a string"),
+    "config.space.yaml": ((str, type(None)), "a string"), "config.seeds": ((int,), "an integer"),
+    "config.seed": ((int,), "an integer"), "config.searcher": ((str,), "a string"),
+    "config.trials": ((int,), "an integer"), "config.objectives": ((list,), "an array"),
+    "config.resources": ((dict,), "an object"), "config.budgets": ((list,), "an array"),
+    "trials_finished": ((int,), "an integer"),
+}
+
+
+def _meta_problem(doc: dict) -> str | None:
+    for dotted, (types, expected) in _META_TYPES.items():
+        node, found = doc, True
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                found = False
+                break
+            node = node[part]
+        if not found:
+            if dotted == "config":
+                return "missing key 'config'"
+            continue
+        # JSON has no bool/int distinction problem in Python: a bool is not an acceptable number here.
+        if isinstance(node, bool) or not isinstance(node, types):
+            kind = type(node).__name__ if not isinstance(node, bool) else "bool"
+            return f"{dotted} is {kind} {str(node)[:40]!r}, expected {expected}"
+    return None
+
+
 def read_meta(results_dir: str | Path) -> dict:
-    """``tuneall.json`` of a directory ({} if it has none; ConfigError if it is damaged)."""
+    """``tuneall.json`` of a directory ({} if it has none; ConfigError if it is damaged: cut short, not an
+    object, or a field readers use has the wrong type)."""
     path = Path(results_dir) / META
     if not path.exists():
         return {}
-    doc = read_json(path, required=("config",))
-    if not isinstance(doc["config"], dict):
-        raise ConfigError(f"{path} is damaged ('config' is not an object)")
+    doc = read_json(path)
+    problem = _meta_problem(doc)
+    if problem:
+        raise ConfigError(f"{path} is damaged ({problem}); restore it or start again with another name")
     if "state" in doc and doc["state"] not in STATES:
         raise ConfigError(f"{path} is damaged (state {doc['state']!r} is not one of {', '.join(STATES)})")
     return doc
@@ -142,8 +164,62 @@ def write_meta(results_dir: str | Path, meta: dict, state: str) -> dict:
     return doc
 
 
+def check_storage(storage_path: str | os.PathLike) -> None:
+    """Refuse a ``storage_path`` that cannot hold results directories, before anything is created: a file (or a
+    file on the way), a kernel file system (/proc, /sys, /dev), or an unwritable directory."""
+    raw = Path(storage_path).expanduser()
+    path = raw.resolve()
+    for special in ("/proc", "/sys", "/dev"):
+        if path == Path(special) or Path(special) in path.parents:
+            raise ConfigError(f"storage path {str(raw)!r} is under {special}, a kernel file system; choose a "
+                              "directory on a disk")
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "is a file" if probe == path else f"lies under {probe}, which is a file"
+        raise ConfigError(f"storage path {str(raw)!r} {what}, not a directory; choose a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"storage path {str(raw)!r} is not writable ({probe} refuses writes); choose a directory "
+                          "you can write to")
+
+
+def in_use_by(out: Path) -> str | None:
+    """Who holds ``out``'s lock (``"pid 123 on host h, running '...'"``), or None; reads only, creates nothing."""
+    import errno
+    import fcntl
+
+    from tuneall.lock import LOCK_FILE, _describe_owner
+
+    path = Path(out) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return _describe_owner(path)
+        return None
+    finally:
+        os.close(fd)  # also drops the shared lock taken by the probe
+    return None
+
+
+def check_not_in_use(out: Path) -> None:
+    owner = in_use_by(out) if out.is_dir() else None
+    if owner:
+        raise ConfigError(f"results directory {out} is in use by another tuneall process ({owner}); wait for it "
+                          "or stop it")
+
+
 def check_new(out: Path, resume: bool = False) -> None:
-    """A new run never overwrites a directory; a resume needs one (named flags: CLI users see these)."""
+    """A new run never overwrites a directory; a resume needs one (named flags: CLI users see these). A directory
+    another tuneall process holds is refused naming that process."""
+    check_not_in_use(out)
     if out.exists() and not resume:
         raise ConfigError(f"results directory {out} already exists; resume it (tuneall resume {out}) or choose "
                           "another name")
@@ -151,6 +227,34 @@ def check_new(out: Path, resume: bool = False) -> None:
         raise ConfigError(f"nothing to resume: {out} does not exist")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} exists and is not a directory")
+
+
+@contextlib.contextmanager
+def owned(out: Path, existing: bool = False):
+    """Hold ``out``'s :class:`~tuneall.lock.DirectoryLock` for the body (one process per results directory).
+
+    Take it after the refusal checks. ``existing``: the run continues or reports a directory that exists (a resume,
+    ``tuneall report``). A new run re-checks under the lock that no other run made the directory in
+    the meantime; if the body fails before writing anything but the lock file, a directory this call created is
+    removed again, so a refused run leaves nothing behind.
+    """
+    from tuneall.lock import LOCK_FILE, DirectoryLock
+
+    created = not out.exists()
+    lock = DirectoryLock(out).acquire()
+    try:
+        if not existing and ((out / META).exists() or (out / SWEEP_META).exists()):
+            raise ConfigError(f"results directory {out} already exists; resume it (tuneall resume {out}) or choose "
+                              "another name")
+        yield lock
+    except BaseException:
+        if created and {p.name for p in out.iterdir()} <= {LOCK_FILE}:
+            with contextlib.suppress(OSError):
+                (out / LOCK_FILE).unlink()
+                out.rmdir()
+        raise
+    finally:
+        lock.release()
 
 
 def _norm(v):
@@ -184,5 +288,4 @@ def check_same_run(out: Path, old: dict, new: dict, ignore: tuple[str, ...], wha
 __all__ = ["META", "SWEEP_META", "JOURNAL", "OPTUNA_JOURNAL", "OPTUNA_TRIALS", "TRIALS", "TRIALS_PARQUET",
            "TRIALS_SUMMARY", "FRONTIER", "SUMMARY", "CELLS", "CELLS_PARQUET", "JOBS", "PLANNED_CELLS", "STATES",
            "results_path", "kind", "provenance", "data_facts", "write_json", "read_json", "read_meta", "write_meta",
-           "check_new",
-           "check_same_run"]
+           "check_new", "check_same_run", "check_storage", "check_not_in_use", "in_use_by", "owned"]

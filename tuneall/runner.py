@@ -23,6 +23,8 @@ from tuneall.errors import ConfigError
 from tuneall.results import results_path
 
 EXECUTORS = ("ray", "local")
+# The node address of a local Ray: loopback (Linux routes all of 127/8 to lo; elsewhere Ray picks loopback itself).
+LOCAL_NODE_IP = "127.0.0.2" if sys.platform.startswith("linux") else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,12 +103,14 @@ class TrialContext:
     # Model families from user code, pickled by value (tuneall.imports): run_job registers them in the trial process
     # before the job, so workers and cluster nodes need neither the user's script nor their package.
     families: bytes = b""
+    heartbeat_s: float = HEARTBEAT_S  # seconds between a running trial's progress lines (0: quiet)
+    save_members: str = "none"  # 'all' | 'best' | 'none': a search's trials keep their members' weights
 
     def train_config(self, train: TrainConfig) -> TrainConfig:
         """A plan's optimiser settings as they run inside a trial: a heartbeat for long members, and the GPU when
         the trial holds (a fraction of) one."""
         device = self.resources.device if self.resources.gpus > 0 else train.device
-        return replace(train, heartbeat_s=HEARTBEAT_S, device=device)
+        return replace(train, heartbeat_s=self.heartbeat_s, device=device)
 
 
 def quiet_sigterm_exit() -> None:
@@ -155,12 +159,15 @@ def install_families(blob: bytes) -> tuple[str, ...]:
 
 def run_job(config: dict, ctx: TrialContext, data) -> dict:
     """One trial's job with the trial's own CPUs (no oversubscription of a shared machine), after registering the
-    user's model families in this process (a Ray worker never ran the user's script)."""
+    user's model families in this process (a Ray worker never ran the user's script).
+
+    The torch thread count goes into the metrics: float reductions depend on it, so the same allocation trained
+    with another thread count (``tuneall train`` uses torch's default) can differ in the last digits."""
     import torch
 
     install_families(ctx.families)
     torch.set_num_threads(ctx.resources.threads)
-    return ctx.job(config, ctx, data)
+    return {**ctx.job(config, ctx, data), "threads": torch.get_num_threads()}
 
 
 def trainable(config: dict, ctx: TrialContext, data) -> None:
@@ -215,16 +222,74 @@ def _init_ray(opts: RunOptions) -> bool:
             raise ConfigError(f"cannot reach the Ray cluster at address {opts.address}: "
                               f"{str(e).splitlines()[0]}") from None
         return True
-    # TUNEALL_NODE_IP pins the local Ray to one address (tests use 127.0.0.2: Ray rewrites 127.0.0.1 to the
-    # machine's external address, and loopback-only tests must not listen there).
-    if os.environ.get("TUNEALL_NODE_IP"):
-        kw["_node_ip_address"] = os.environ["TUNEALL_NODE_IP"]
+    # A local Ray is for this machine only: its node address is a loopback one, so every Ray service that binds the
+    # node address (runtime-env agent, dashboard agent and its metrics export) listens on loopback. 127.0.0.2, not
+    # 127.0.0.1: Ray rewrites 127.0.0.1 to the machine's external address. TUNEALL_NODE_IP overrides it. Ray's C++
+    # gRPC servers (GCS, raylet, core workers) bind every interface whatever the node address; they require Ray's
+    # token (on by default for a new local Ray; see README "Security").
+    node_ip = os.environ.get("TUNEALL_NODE_IP") or LOCAL_NODE_IP
+    if node_ip:
+        kw["_node_ip_address"] = node_ip
     # address="local": always a new Ray of our own, never silently joining a cluster someone started here.
-    ctx = ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=opts.dashboard,
-                   dashboard_host="127.0.0.1", **kw)
+    with _quiet_default_auth_notice():
+        ctx = ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=opts.dashboard,
+                       dashboard_host="127.0.0.1", **kw)
     if opts.dashboard:
         print(f"Ray dashboard: http://{ctx.dashboard_url} (bound to 127.0.0.1; Ray token authentication on)")
     return True
+
+
+@contextmanager
+def _quiet_default_auth_notice() -> Iterator[None]:
+    """A new local Ray enables token authentication by default and logs a warning saying so on every start; drop
+    that one notice (auth stays on; a disabled-auth warning and everything else still print)."""
+    import logging
+
+    log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+    log.addFilter(keep)
+    try:
+        yield
+    finally:
+        log.removeFilter(keep)
+
+
+def local_cpus() -> int:
+    """The CPUs a local Ray would see here (cgroup quotas and CPU affinity respected, as Ray counts them)."""
+    try:
+        from ray._private.utils import get_num_cpus
+
+        return int(get_num_cpus())
+    except Exception:  # noqa: BLE001 - a private Ray helper: fall back to the affinity mask
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def check_local_fits(opts: RunOptions, bundles: list[dict[str, float]]) -> None:
+    """Before a local Ray starts (or anything is written): refuse trials that this machine can never hold, which Ray
+    would otherwise wait for forever. A cluster (``address``) is checked by :func:`check_fits` once joined."""
+    if opts.executor == "local" or opts.address:
+        return
+    cpus = opts.num_cpus if opts.num_cpus is not None else local_cpus()
+    for b in bundles:
+        if b.get("CPU", 0) > cpus:
+            src = "--num-cpus" if opts.num_cpus is not None else "this machine"
+            raise ConfigError(f"a trial asks for {b['CPU']:g} CPUs but the local Ray has {cpus} ({src}); lower the "
+                              "cpus per trial")
+    need_cpu = sum(b.get("CPU", 0) for b in bundles)
+    if need_cpu > cpus:
+        raise ConfigError(f"a trial asks for {need_cpu:g} CPUs in all but the local Ray has {cpus}; lower the cpus "
+                          "per trial or the ensemble size")
+    need_gpu = max((b.get("GPU", 0) for b in bundles), default=0)
+    if need_gpu:
+        import torch
+
+        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if need_gpu > have:
+            raise ConfigError(f"a trial asks for {need_gpu:g} GPU(s) per bundle but this machine has {have} usable "
+                              "by torch; drop gpus per trial")
 
 
 def check_fits(bundles: list[dict[str, float]]) -> None:
@@ -341,5 +406,6 @@ def train_member_task(family, width, depth, data, steps, seed, train, cpus, eval
 
 
 __all__ = ["RunOptions", "TrialContext", "trainable", "run_job", "ray_session", "check_ray_options", "check_fits",
+           "check_local_fits", "local_cpus",
            "concurrency", "with_trial_resources", "run_local", "outcomes", "quiet_sigterm_exit", "ray_member_trainer",
            "train_member_task", "ship_families", "install_families", "EXECUTORS"]

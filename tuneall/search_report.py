@@ -11,6 +11,7 @@ import pandas as pd
 
 from tuneall import results as R
 from tuneall.errors import ConfigError
+from tuneall.fsio import atomic_write_frame, atomic_write_text
 from tuneall.frontier import (
     ALLOCATION_COLUMNS,
     COST_COLUMNS,
@@ -20,6 +21,8 @@ from tuneall.frontier import (
     choice_metric,
     choice_split,
     frontier,
+    frontier_objectives,
+    resolve_metric,
     summarize_trials,
 )
 from tuneall.config import SPLIT_METRICS
@@ -45,25 +48,120 @@ def trial_rows(trial_id: str, config: dict, metrics: dict, error: str | None) ->
 
 
 def write_trials_table(records: list[dict], out: Path) -> pd.DataFrame:
-    """The trials table from the journal's records, as CSV and Parquet: one row per trial and repeat."""
-    rows = []
+    """The trials table from the journal's records, as CSV and Parquet (each written atomically): one row per trial
+    and repeat."""
+    df, _ = _table(records)
+    _write_table(df, Path(out))
+    return df
+
+
+def _table(records: list[dict]) -> tuple[pd.DataFrame, list[str]]:
+    """(trials table, problems): a record whose contents cannot be turned into rows is left out and named."""
+    rows, problems = [], []
     for rec in records:
-        rows += trial_rows(rec["trial_id"], rec.get("config") or {}, rec.get("metrics") or {}, rec.get("error"))
-    df = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
-    df.to_csv(out / R.TRIALS, index=False)
-    df.to_parquet(out / R.TRIALS_PARQUET, index=False)
+        try:
+            rows += trial_rows(rec["trial_id"], rec.get("config") or {}, rec.get("metrics") or {}, rec.get("error"))
+        except (TypeError, ValueError, AttributeError, KeyError) as e:
+            problems.append(f"trial {str(rec.get('trial_id'))[:40]!r}: {type(e).__name__}")
+    return _numeric(pd.DataFrame(rows, columns=TRIAL_COLUMNS)), problems
+
+
+def _write_table(df: pd.DataFrame, out: Path) -> None:
+    from tuneall.fsio import atomic_write_frame
+
+    atomic_write_frame(df, out / R.TRIALS)
+    atomic_write_frame(df, out / R.TRIALS_PARQUET)
+
+
+# Columns that must hold numbers: a damaged value becomes NaN (blank), never a crash of the report.
+_NUMERIC = ["repeat", "width", "depth", "k", "data_fraction", "lr", "momentum", "weight_decay", "batch_size",
+            "label_smoothing", *PLAN_COLUMNS[:5], "spent", *SPLIT_METRICS, "time_per_step_s", "time_per_epoch_s", "epochs", "latency_ms_per_image",
+            "peak_mem_mb", "n_diverged", "train_time_s", "wall_time_s"]
+_TEXT = ["trial_id", "status", "family", "repeat_of", "design", "unit", "optimizer"]
+
+
+def _numeric(df: pd.DataFrame) -> pd.DataFrame:
+    for c in _NUMERIC:
+        if c in df and df[c].dtype == object:
+            df[c] = pd.to_numeric(df[c], errors="coerce")
+    for c in _TEXT:
+        if c in df and df[c].notna().any():
+            df[c] = df[c].map(lambda v: v if v is None or (isinstance(v, float) and v != v) else str(v))
     return df
 
 
 # Ray's trial ids are 8 hex digits: read them as text, or one that happens to be all digits becomes a number.
 ID_DTYPES = {"trial_id": str, "repeat_of": str}
+REQUIRED_COLUMNS = ("trial_id", "status", "family", "width", "k")
 
 
 def load_trials(results_dir: str | Path) -> pd.DataFrame:
+    """``trials.csv`` as a table, or ConfigError with one line if it is missing or damaged."""
     path = Path(results_dir) / R.TRIALS
     if not path.exists():
         raise ConfigError(f"{results_dir} is not a tuneall results directory (no trials.csv)")
-    return pd.read_csv(path, dtype=ID_DTYPES)
+    try:
+        raw = path.read_bytes()
+        if b"\x00" in raw:
+            raise ValueError("binary data (NUL bytes)")
+        raw.decode("utf-8")
+        df = pd.read_csv(path, dtype=ID_DTYPES)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+        msg = " ".join(str(e).split())[:120] or type(e).__name__
+        raise ConfigError(f"{path} is damaged ({msg}) and there is no journal to rebuild it from") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in df]
+    if missing:
+        raise ConfigError(f"{path} is damaged (no {missing[0]!r} column) and there is no journal to rebuild it from")
+    return _numeric(df)
+
+
+def read_trials(out: Path, meta: dict) -> tuple[pd.DataFrame, list[str], str | None]:
+    """The trials table a report is built from, with what could not be read: ``(trials, notes, incomplete)``.
+
+    The journal is the durable record: where it exists the table is rebuilt from it (and ``trials.csv`` rewritten),
+    whatever ``trials.csv`` holds; ``notes`` names damaged journal lines and a ``trials.csv`` that disagreed.
+    ``incomplete`` says why the table holds fewer trials than the run recorded as finished (None when it does not).
+    Without a journal (a sweep's per-budget directory) ``trials.csv`` is read, refusing a damaged one.
+    """
+    from tuneall import journal
+
+    if not (out / R.JOURNAL).exists():
+        return load_trials(out), [], None
+    read = journal.read_checked(out)
+    df, problems = _table(read.records)
+    notes = [read.describe(out / R.JOURNAL)] if read.skipped else []
+    if problems:
+        notes.append(f"{out / R.JOURNAL}: left out {len(problems)} record(s) with unusable contents "
+                     f"({'; '.join(problems[:3])}{'; ...' if len(problems) > 3 else ''})")
+    ids = set(df["trial_id"].dropna())
+    if not ids:
+        raise ConfigError(f"no trial could be read from {out / R.JOURNAL}"
+                          + (f" ({'; '.join(notes)})" if notes else " (it is empty)")
+                          + "; nothing to report")
+    before = _previous_ids(out)
+    # A search's first report has no trials.csv yet (nothing disagreed); after it, tuneall.json counts the trials.
+    first = before is None and not (out / R.TRIALS).exists() and "trials_finished" not in meta
+    if before != ids and not first:
+        held = "unreadable" if before is None else (f"held {len(before & ids)} of the journal's {len(ids)} trials"
+                                                     + (f" and {len(before - ids)} it does not" if before - ids else ""))
+        notes.append(f"{out / R.TRIALS} disagreed with the journal ({held}); rebuilt from the journal")
+    _write_table(df, out)
+    df = load_trials(out)  # the table as any later report reads it: a rebuilt report is identical to this one
+    expected = meta.get("trials_finished")
+    incomplete = None
+    if isinstance(expected, int) and len(ids) < expected:
+        incomplete = (f"the journal holds {len(ids)} of the {expected} trials this search recorded as finished"
+                      + (f" ({len(read.skipped)} damaged line(s) skipped)" if read.skipped else ""))
+    elif read.skipped or problems:
+        incomplete = f"{len(read.skipped) + len(problems)} journal record(s) could not be read"
+    return df, notes, incomplete
+
+
+def _previous_ids(out: Path) -> set | None:
+    try:
+        return set(load_trials(out)["trial_id"].dropna())
+    except ConfigError:
+        return None
 
 
 def _fmt(v) -> str:
@@ -145,29 +243,44 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     """
     from tuneall import plots
 
+    import sys
+
     out = Path(results_dir)
-    trials = load_trials(out)
     meta = R.read_meta(out)
+    trials, notes, incomplete = read_trials(out, meta)
+    for note in notes:
+        print(f"tuneall: warning: {note}", file=sys.stderr, flush=True)
     state = state or meta.get("state")
     summary, trust_lines = add_trust_columns(summarize_trials(trials), trials, meta)
     # A point the sampler proposed again is the same allocation: listed in the trials tables, counted once here.
     distinct = summary[summary["repeat_of"].isna()] if "repeat_of" in summary else summary
-    front = frontier(distinct)
+    objectives = frontier_objectives(meta.get("config", {}).get("objectives"))
+    front = frontier(distinct, objectives)
     per_k, per_width = best_per(distinct, "k"), best_per(distinct, "width")
-    summary.to_csv(out / "trials_summary.csv", index=False)
-    front.to_csv(out / "frontier.csv", index=False)
-    per_k.to_csv(out / "best_per_k.csv", index=False)
-    per_width.to_csv(out / "best_per_width.csv", index=False)
-    figures = plots.write_figures(out, summary, front)
+    for df, name in ((summary, R.TRIALS_SUMMARY), (front, R.FRONTIER), (per_k, "best_per_k.csv"),
+                     (per_width, "best_per_width.csv")):
+        atomic_write_frame(df, out / name)
+    figures = plots.write_figures(out, summary, front, objectives)
 
     conf = meta.get("config", {})
     counts = summary["status"].value_counts().to_dict()
     best = best_allocation(distinct)
     lines = [f"# tuneall search: {out.name}", ""]
+    if incomplete:
+        lines += [f"**INCOMPLETE: {incomplete}; the tables below hold only the {summary['trial_id'].nunique()} "
+                  "trial(s) that could be read.**", ""]
+        lines += [f"- {n}" for n in notes] + [""]
+    elif notes:
+        lines += [f"Note: {n}" for n in notes] + [""]
     if state in ("running", "interrupted"):
         lines += [f"**INCOMPLETE: this search was interrupted ({state}); the tables below hold only the "
                   f"{summary['trial_id'].nunique()} trial(s) that finished. Continue it with `tuneall resume "
                   f"{out}`.**", ""]
+    stop = meta.get("time_budget") or {}
+    if stop.get("stopped"):
+        lines += [f"**Stopped by the time budget** ({stop['seconds']:g} s of wall clock): {stop['trials_run']} of "
+                  f"{stop['trials_planned']} planned trials ran, each to the end; every table below covers exactly "
+                  f"those. `tuneall resume {out}` runs the rest.", ""]
     if conf:
         b = conf.get("budget", {})
         lines += [f"Budget C = {b.get('value', float('nan')):.4g} {b.get('unit', '')} (at least {b.get('min_steps')} "
@@ -202,14 +315,16 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     else:
         lines += ["No trial trained successfully" + (" above chance." if summary["degenerate"].any() else "."), "",
                   *trust_lines]
-    lines += ["## Pareto frontier", "", f"Not beaten at once on {split} ensemble accuracy (up), total parameters, "
-              "inference FLOPs and training time (down).", "", _md_table(front, SHOW), "",
+    shown = [(resolve_metric(distinct, m), d) for m, d in objectives]  # tables made before validation: test twins
+    lines += ["## Pareto frontier", "", "Not beaten at once on " + ", ".join(
+              f"{m} ({'up' if d == 'max' else 'down'})" for m, d in shown) + "; training time is reported, not an "
+              "objective unless the search names it.", "", _md_table(front, SHOW), "",
               "## Best allocation per ensemble size k", "", _md_table(per_k, SHOW), "",
               "## Best allocation per width", "", _md_table(per_width, SHOW), ""]
     ok = distinct[distinct["status"] == "ok"]
     if "design" in ok and ok["design"].notna().any():
         per_design = best_per(distinct, "design")
-        per_design.to_csv(out / "best_per_design.csv", index=False)
+        atomic_write_frame(per_design, out / "best_per_design.csv")
         lines += ["## Best allocation per design class (seed 001)", "",
                   _md_table(per_design, ["design", *COSTS[:5], "ensemble_acc_std", *COSTS[5:]]), ""]
     if "time_per_step_s" in ok and len(ok):
@@ -223,5 +338,5 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
         lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures] + [""]
     lines += ["Files: `trials.csv` / `trials.parquet` (one row per trial and repeat), `trials_summary.csv`, "
               "`frontier.csv`, `best_per_k.csv`, `best_per_width.csv`, `tuneall.json` (config, command, versions).", ""]
-    (out / "summary.md").write_text("\n".join(lines))
+    atomic_write_text(out / R.SUMMARY, "\n".join(lines))
     return front

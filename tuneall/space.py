@@ -189,6 +189,9 @@ def parse_space(doc: Any, name: str = "space", source: str = "") -> SearchSpace:
         for fam in fams:
             if get_family(fam).widths and "width" not in per_family.get(fam, {}):
                 per_family.setdefault(fam, {})["width"] = Choice(get_family(fam).widths)
+    for fam in fams:
+        _check_family_axes(fam, per_family.get(fam, {}).get("depth", axes["depth"]),
+                           per_family.get(fam, {}).get("width", axes["width"]))
     designs = doc.get("design", [])
     designs = designs if isinstance(designs, list) else [designs]
     bad = [d for d in designs if d not in DESIGNS]
@@ -201,6 +204,30 @@ def parse_space(doc: Any, name: str = "space", source: str = "") -> SearchSpace:
         name=str(doc.get("name", name)), families=tuple(fams), axes=axes, per_family=per_family,
         description=str(doc.get("description", "")), grid_points=gp, source=source, designs=tuple(designs),
     )
+
+
+def _check_family_axes(family: str, depth: Axis, width: Axis) -> None:
+    """A family must be able to build at least one of its depths, and a built-in family's widths must be real
+    networks: a width at which every layer is clamped to one channel (the same network as at half that width) is
+    refused."""
+    from tuneall.models import param_count
+
+    fam = get_family(family)
+    depths = depth.grid(64) if isinstance(depth, Range) else list(depth.values)
+    valid = [d for d in depths if d is None or fam.valid_depth(int(d))]
+    if not valid:
+        shown = ", ".join(str(d) for d in depths[:5]) + (", ..." if len(depths) > 5 else "")
+        raise ConfigError(f"search space key 'depth': family {family!r} cannot build depth {shown} "
+                          f"({fam.depth_rule}; null = its default {fam.default_depth})")
+    if fam.user:  # a user factory needs the data's input shape: built and checked on the data before any trial
+        return  # (tuneall.planning.check_space_families)
+    d = valid[0]
+    widths = [width.low] if isinstance(width, Range) else list(width.values)
+    for w in widths:
+        p = param_count(family, float(w), d)
+        if p == param_count(family, float(w) / 2, d):
+            raise ConfigError(f"search space key 'width': width {w:g} collapses {family} to one channel per layer "
+                              f"({p} parameters, the same network as any smaller width); use a larger width")
 
 
 def load_space(spec: str | Path | None = None) -> SearchSpace:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from tuneall import analysis as A
+from tuneall.fsio import atomic_write_frame, atomic_write_text
 from tuneall import results as R
 from tuneall.errors import ConfigError
 from tuneall.powerlaw import frontier_study
@@ -35,8 +36,8 @@ def write_budget_reports(out: Path, cells: pd.DataFrame, planned: pd.DataFrame, 
         rows += [{**r, "trial_id": f"infeasible-{i}", "status": "infeasible"} for i, r in
                  enumerate(bad.to_dict("records"))]
         df = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
-        df.to_csv(d / R.TRIALS, index=False)
-        df.to_parquet(d / R.TRIALS_PARQUET, index=False)
+        atomic_write_frame(df, d / R.TRIALS)
+        atomic_write_frame(df, d / R.TRIALS_PARQUET)
         budget = {"value": c, "unit": conf["unit"], "min_steps": conf["min_steps"]}
         one = {**meta, "kind": "search", "config": {**conf, "budget": budget, "searcher": "grid (sweep)",
                                                     "rule": primary}}
@@ -94,19 +95,19 @@ def build_sweep_report(out: str | Path, n_boot: int = 300) -> dict[str, pd.DataF
         raise ConfigError(f"{out / R.CELLS} cannot be read ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     rules = meta["config"].get("rules") or ["mean"]
     if not (cells.get("status") == "ok").any():
-        (out / R.SUMMARY).write_text(f"# tuneall sweep: {out.name}\n\nNo cell trained successfully; see "
-                                        "`cells.csv` and `jobs.csv` for the errors.\n")
+        atomic_write_text(out / R.SUMMARY, f"# tuneall sweep: {out.name}\n\nNo cell trained successfully; see "
+                                           "`cells.csv` and `jobs.csv` for the errors.\n")
         return {}
     t = analyse(cells, rules, n_boot=n_boot)
     for name, df in t.items():
-        df.to_csv(out / f"{name}.csv", index=False)
+        atomic_write_frame(df, out / f"{name}.csv")
     figs = [P.crossover_figure(t["crossover_curves"], t["crossover_budgets"], out / "crossover.png"),
             P.switchover_figure(t["switchover_map"], t["est"], out / "switchover_map.png"),
             P.flops_figure(t["flops_curves"], out / "accuracy_vs_flops.png"),
             P.frontier_figure(t["compute_frontier"], t["extrapolation"], t["holdout"], out / "frontier_fit.png")]
     if "data_fraction" in t:
         figs.append(P.data_fraction_figure(t["data_fraction"], out / "data_fraction.png"))
-    (out / R.SUMMARY).write_text(_summary(out, meta, t, [f for f in figs if f]))
+    atomic_write_text(out / R.SUMMARY, _summary(out, meta, t, [f for f in figs if f]))
     return t
 
 

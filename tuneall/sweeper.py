@@ -202,45 +202,52 @@ def sweep_job(config: dict, ctx: TrialContext, data) -> dict:
 
 def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1) -> Path:
     """Run the sweep (Ray Tune trials, or the local executor) and write the results directory; returns its path."""
-    from tuneall.data import load_dataset
-    from tuneall.runner import check_ray_options, ray_session
+    from tuneall.data import check_batch_sizes, load_dataset
+    from tuneall.fsio import atomic_write_frame
+    from tuneall.runner import check_local_fits, check_ray_options, ray_session
     from tuneall.sweep_report import build_sweep_report, write_budget_reports
 
     out = cfg.results_dir
+    R.check_storage(cfg.storage_path)
     R.check_new(out)
     jobs, planned = plan_sweep(cfg)  # user errors before Ray starts or anything is written
     blockers = {b for b in (reuse_blocker(_train_of(j["point"])) for j in jobs) if b}
     check_ray_options(cfg)
+    if cfg.executor == "ray":
+        check_local_fits(cfg, cfg.resources.bundles(1))
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
+    check_batch_sizes(planned[planned["feasible"]] if len(planned) else planned, data)
     t0 = time.perf_counter()
-    meta = {**R.provenance(cfg.to_json(), argv, kind="sweep"), "data": R.data_facts(data.info)}
-    with ray_session(cfg):
-        results = _fit(cfg, jobs, data, out, verbose, meta)
-    wall = time.perf_counter() - t0
-    cells, job_rows = _collect(results)
-    cells.to_csv(out / R.CELLS, index=False)
-    cells.to_parquet(out / R.CELLS_PARQUET, index=False)
-    pd.DataFrame(job_rows).to_csv(out / R.JOBS, index=False)
-    planned.to_csv(out / R.PLANNED_CELLS, index=False)
-    feas = planned[planned["feasible"]]
-    top = feas[feas["budget"] == feas["budget"].max()]
-    if cfg.points is not None:
-        meta["config"]["points"] = list(cfg.points)
-    meta["sweep"] = {
-        "budgets": list(cfg.budgets), "jobs": len(jobs), "reuse": cfg.reuse and not blockers,
-        "reuse_note": ("anytime reuse: each allocation trained once at its largest feasible budget" if cfg.reuse
-                       and not blockers else "fresh runs per budget: " + ("; ".join(sorted(blockers)) if blockers
-                                                                            else "reuse=False")),
-        "member_steps_trained": int(sum(j.get("member_steps", 0) or 0 for j in job_rows)),
-        "member_steps_largest_budget": int(top["member_steps"].sum()),
-        "member_steps_without_reuse": int(feas["member_steps"].sum()),
-        "wall_time_s": wall, "failed_jobs": int(sum(j["status"] != "ok" for j in job_rows)),
-    }
-    R.write_json(out / R.SWEEP_META, meta)
-    if cfg.per_budget_reports:
-        write_budget_reports(out, cells, planned, meta)
-    build_sweep_report(out)
-    R.write_meta(out, meta, "complete")  # last: a complete directory has its report
+    meta = {**R.provenance(cfg.to_json(), argv, kind="sweep"), "data": R.data_facts(data.info),
+            "torch_threads_per_trial": cfg.resources.threads}
+    with R.owned(out):  # one process per results directory, until the state is written last
+        with ray_session(cfg):
+            results = _fit(cfg, jobs, data, out, verbose, meta)
+        wall = time.perf_counter() - t0
+        cells, job_rows = _collect(results)
+        atomic_write_frame(cells, out / R.CELLS)
+        atomic_write_frame(cells, out / R.CELLS_PARQUET)
+        atomic_write_frame(pd.DataFrame(job_rows), out / R.JOBS)
+        atomic_write_frame(planned, out / R.PLANNED_CELLS)
+        feas = planned[planned["feasible"]]
+        top = feas[feas["budget"] == feas["budget"].max()]
+        if cfg.points is not None:
+            meta["config"]["points"] = list(cfg.points)
+        meta["sweep"] = {
+            "budgets": list(cfg.budgets), "jobs": len(jobs), "reuse": cfg.reuse and not blockers,
+            "reuse_note": ("anytime reuse: each allocation trained once at its largest feasible budget" if cfg.reuse
+                           and not blockers else "fresh runs per budget: " + ("; ".join(sorted(blockers)) if blockers
+                                                                                else "reuse=False")),
+            "member_steps_trained": int(sum(j.get("member_steps", 0) or 0 for j in job_rows)),
+            "member_steps_largest_budget": int(top["member_steps"].sum()),
+            "member_steps_without_reuse": int(feas["member_steps"].sum()),
+            "wall_time_s": wall, "failed_jobs": int(sum(j["status"] != "ok" for j in job_rows)),
+        }
+        R.write_json(out / R.SWEEP_META, meta)
+        if cfg.per_budget_reports:
+            write_budget_reports(out, cells, planned, meta)
+        build_sweep_report(out)
+        R.write_meta(out, meta, "complete")  # last: a complete directory has its report
     m = meta["sweep"]
     print(f"tuneall: {m['reuse_note']}: {m['member_steps_trained']:,} member-steps trained (largest budget alone: "
           f"{m['member_steps_largest_budget']:,}; fresh at every budget: {m['member_steps_without_reuse']:,})",
@@ -261,7 +268,7 @@ def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta
     res, ctx = cfg.resources, _context(cfg)
     if cfg.executor == "ray":
         check_fits(res.bundles(1))
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)  # made by the lock
     R.write_meta(out, meta, "running")
     at_once = concurrency(cfg, res.cpus)
     print(f"tuneall: sweeping {len(cfg.budgets)} budgets {cfg.budgets[0]:.3g}..{cfg.budgets[-1]:.3g} {cfg.unit} on "
@@ -313,7 +320,7 @@ def _collect(results: list[tuple]) -> tuple[pd.DataFrame, list[dict]]:
         rows += [{**r, "job": tid} for r in json.loads(m["cells_json"])]
         jobs.append({"job": tid, **job["point"], "status": "ok", "budgets": len(job["budgets"]),
                      **{k: m.get(k) for k in ("member_steps", "planned_member_steps", "trained_steps",
-                                              "train_time_s")}})
+                                              "train_time_s", "threads")}})
     return pd.DataFrame(rows), jobs
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.nn import functional as F
 
+from tuneall import ensemble_io
 from tuneall.config import TrainConfig
 from tuneall.models import create_model
 
@@ -183,6 +184,7 @@ def train_member(
                                    use_cl, label=f"{family} w={width:g}")
     result.peak_mem_bytes, result.mem_kind = int(mem.peak), mem.kind
     result.train_time_s = time.perf_counter() - t0 - result.eval_time_s
+    ensemble_io.offer(seed, model)  # kept only inside a capture (a search saving members)
     if not result.diverged:
         result.final_loss = mean_tail_loss
         result.latency_s_per_image = inference_latency(model, x_test)
@@ -215,14 +217,22 @@ def channels_last_ok(model: torch.nn.Module) -> bool:
 
 class Heartbeat:
     """``beat(step)`` prints "tuneall: <label>: step i/T (x%) after N s" at most every ``every_s`` seconds (0: never),
-    so that a long member in a search shows it is alive."""
+    so that a long member in a search shows it is alive. Inside a trial's heartbeat
+    (:func:`tuneall.progress.trial_heartbeat`) it reports there instead: one line for all of the trial's member-steps.
+    ``members``: networks trained in lockstep by this loop (vectorised members)."""
 
-    def __init__(self, label: str, steps: int, every_s: float):
+    def __init__(self, label: str, steps: int, every_s: float, members: int = 1):
+        from tuneall.progress import active_trial
+
         self.label, self.steps, self.every_s = label, steps, every_s
         self.start = self.last = time.perf_counter()
+        trial = active_trial() if every_s > 0 else None
+        self._trial_beat = trial.member(steps, members) if trial is not None else None
 
     def __call__(self, step: int) -> None:
-        if self.every_s > 0 and time.perf_counter() - self.last >= self.every_s:
+        if self._trial_beat is not None:
+            self._trial_beat(step)
+        elif self.every_s > 0 and time.perf_counter() - self.last >= self.every_s:
             self.last = time.perf_counter()
             print(f"tuneall: {self.label}: step {step:,}/{self.steps:,} ({step / self.steps:.0%}) after "
                   f"{self.last - self.start:.0f} s", flush=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -24,7 +26,8 @@ from tuneall.space import SearchSpace
 
 # Fields that say where and how fast a search runs, not what its trials compute: a resume may change them.
 OPERATIONAL = ("name", "storage_path", "address", "num_cpus", "dashboard", "max_failures", "concurrency", "trials",
-               "resume", "study_storage", "data_dir", "executor")
+               "resume", "study_storage", "data_dir", "executor", "time_budget_s", "save_members")
+SAVE_MEMBERS = ("all", "best", "none")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +40,8 @@ class SearchConfig(RunOptions):
     objectives: tuple[tuple[str, str], ...] = ((DEFAULT_OBJECTIVE, "max"),)
     resume: bool = False  # continue the search in an existing results directory
     study_storage: str | None = None  # Optuna RDB URL (e.g. sqlite:///study.db); default: a journal file in the dir
+    time_budget_s: float | None = None  # wall clock: no trial is started that would end after it (None: no limit)
+    save_members: str = "best"  # members' weights kept: of every trial, of the chosen allocation, or none
 
     def __post_init__(self):
         super().__post_init__()
@@ -47,6 +52,11 @@ class SearchConfig(RunOptions):
         check_rule(self.rule)
         if self.searcher == "nsga2" and len(self.objectives) < 2:
             raise ConfigError("searcher 'nsga2' is multi-objective: give at least two objectives")
+        if self.time_budget_s is not None and (isinstance(self.time_budget_s, bool) or not isinstance(
+                self.time_budget_s, (int, float)) or not math.isfinite(self.time_budget_s) or self.time_budget_s <= 0):
+            raise ConfigError(f"time_budget must be a number of seconds > 0, but got {self.time_budget_s!r}")
+        if self.save_members not in SAVE_MEMBERS:
+            raise ConfigError(f"save_members must be one of {', '.join(SAVE_MEMBERS)}, but got {self.save_members!r}")
         if self.executor != "ray":
             raise ConfigError("a search runs its trials as Ray Tune trials: executor must be 'ray'")
 
@@ -78,6 +88,8 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     """The search's job: one trial from its sampled ``config``, as the flat metrics reported to Ray Tune."""
     from tuneall.data import with_fraction
     from tuneall.planning import plan_point
+    from tuneall import ensemble_io
+    from tuneall.progress import allocation_label, trial_heartbeat
     from tuneall.runner import ray_member_trainer
     from tuneall.trial import run_trial, select_trainer
 
@@ -95,7 +107,12 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     plan = replace(plan, train=ctx.train_config(plan.train))
     trial_data = with_fraction(data, plan.allocation.data_fraction)
     trainer = ray_member_trainer(res, ctx.families) if res.parallel_members else select_trainer(res.members, res.amp)
-    result = run_trial(plan, trial_data, rule=ctx.rules[0], trainer=trainer)
+    # The trial id in the label: Ray's log deduplication would merge two trials' lines that differ only in digits.
+    label = " ".join(filter(None, [ensemble_io.current_trial_id(), allocation_label(plan.row())]))
+    with trial_heartbeat(label, plan.k * plan.steps * len(plan.seeds), ctx.heartbeat_s), \
+            ensemble_io.capturing(ctx.save_members != "none") as members:
+        result = run_trial(plan, trial_data, rule=ctx.rules[0], trainer=trainer)
+    _save_members(ctx, plan, data, result, members)
     out = {**plan.row(), **result.metrics(), "repeats_json": json.dumps(result.repeats),
            "curve_json": json.dumps(result.curve),
            "constraint": 1.0 if result.status == "diverged" else 0.0}
@@ -103,6 +120,20 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
         if not math.isfinite(out.get(m, float("nan"))):
             out[m] = _worst(d)
     return out
+
+
+def _save_members(ctx: TrialContext, plan, data, result, members) -> None:
+    """The trial's members to ``members/<trial id>/`` (where the results directory is reachable from here)."""
+    from tuneall import ensemble_io
+
+    trial_id = ensemble_io.current_trial_id()
+    if not members or not trial_id or not ctx.results_dir or not Path(ctx.results_dir).is_dir():
+        return
+    try:
+        ensemble_io.save(Path(ctx.results_dir) / ensemble_io.MEMBERS / trial_id, plan, data.info, data.info.name,
+                         ctx.rules[0], members, result)
+    except OSError as e:  # weights are a convenience: a full disk must not fail the trial
+        print(f"tuneall: members of trial {trial_id} not saved ({e})", flush=True)
 
 
 def _repeat_of(point: dict, results_dir: str | None) -> dict | None:
@@ -125,20 +156,47 @@ def _repeat_of(point: dict, results_dir: str | None) -> dict | None:
     return None
 
 
-def _make_searcher(cfg: SearchConfig, space_fn, study_storage=None):
+def sampler_seed(seed: int, told: int) -> int:
+    """The sampler's seed for a run that starts with ``told`` trials already in the study.
+
+    A fresh search (told = 0) uses ``seed`` itself; a resumed one derives a new seed from (seed, told), so it
+    continues with new draws instead of replaying the opening the first run already explored (the study keeps every
+    trial, so TPE still learns from all of them). Deterministic: the same kill points give the same search."""
+    if told <= 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, told]).generate_state(1)[0] % 2**31)
+
+
+def _told(storage, study_name: str) -> int:
+    """How many trials the study already holds (0 if it does not exist yet)."""
+    import optuna
+
+    try:
+        summaries = optuna.get_all_study_summaries(storage)
+    except Exception:  # noqa: BLE001 - an empty or new storage
+        return 0
+    return next((s.n_trials for s in summaries if s.study_name == study_name), 0)
+
+
+def _make_searcher(cfg: SearchConfig, space_fn, study_storage=None, answered: dict | None = None):
     import optuna
 
     from tuneall._optuna import ConstrainedOptunaSearch
 
+    seed = sampler_seed(cfg.seed, _told(study_storage, cfg.run_name) if study_storage is not None else 0)
     if cfg.searcher == "random":
-        sampler = optuna.samplers.RandomSampler(seed=cfg.seed)
+        sampler = optuna.samplers.RandomSampler(seed=seed)
     elif cfg.searcher == "nsga2":
-        sampler = optuna.samplers.NSGAIISampler(seed=cfg.seed)
+        sampler = optuna.samplers.NSGAIISampler(seed=seed)
     else:
-        sampler = optuna.samplers.TPESampler(seed=cfg.seed)
+        sampler = optuna.samplers.TPESampler(seed=seed)
     metric, mode = (cfg.metric, cfg.mode) if len(cfg.objectives) > 1 else (cfg.metric[0], cfg.mode[0])
-    return ConstrainedOptunaSearch(space=space_fn, metric=metric, mode=mode, sampler=sampler, storage=study_storage,
-                                   study_name=cfg.run_name)
+    searcher = ConstrainedOptunaSearch(space=space_fn, metric=metric, mode=mode, sampler=sampler,
+                                       storage=study_storage, study_name=cfg.run_name, answered=answered)
+    searcher.sampler_seed = seed
+    return searcher
 
 
 def _check_resumable(cfg: SearchConfig, out: Path) -> dict:
@@ -153,37 +211,64 @@ def _check_resumable(cfg: SearchConfig, out: Path) -> dict:
     return meta
 
 
-def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 1):
-    """Run (or with ``cfg.resume`` continue) the search and write the results directory; returns the frontier."""
-    from tuneall.data import dataset_info, load_dataset
+def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 1, dry_run: bool = False,
+               confirm: bool = True):
+    """Run (or with ``cfg.resume`` continue) the search and write the results directory; returns the frontier.
+
+    ``dry_run``: print the plan and the estimate and return the feasible allocations; nothing is trained or written.
+    ``confirm``: ask before a search estimated above an hour, where a person can answer (a TTY, not under CI)."""
+    from tuneall._optuna import quiet_optuna
+    from tuneall.data import check_batch_sizes, dataset_info, load_dataset
     from tuneall.planning import plan_space
-    from tuneall.runner import check_ray_options, ray_session
+    from tuneall.preflight import preflight
+    from tuneall.runner import check_local_fits, check_ray_options, ray_session
 
     out = cfg.results_dir
-    R.check_new(out, cfg.resume)
-    old_meta = _check_resumable(cfg, out) if cfg.resume else None
     # Everything a user can get wrong is checked before Ray starts or anything is written.
+    R.check_storage(cfg.storage_path)
+    R.check_new(out, cfg.resume)
+    if cfg.resume:
+        _check_resumable(cfg, out)
     info = dataset_info(cfg.dataset, cfg.val_fraction)  # user data: loaded (once) and checked here
     feasible, _ = plan_space(cfg.space, cfg.budget, info)  # raises with the smallest feasible budget
+    pf = preflight(cfg, feasible, _trials_to_run(cfg, feasible, out), verbose, dry_run, confirm)
+    if dry_run:
+        feasible.attrs.update(dry_run=True, estimate_s=pf.total_s, results_dir=str(out))
+        return feasible
     storage = _study_storage(cfg, out)
     check_ray_options(cfg)
+    check_local_fits(cfg, cfg.resources.bundles(int(feasible["k"].max())))
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
-    with ray_session(cfg):
-        return _fit(cfg, data, feasible, out, argv, verbose, old_meta, storage)
+    check_batch_sizes(feasible, data)
+    # One process per results directory, from here to the state written last.
+    with R.owned(out, cfg.resume), ray_session(cfg), quiet_optuna():
+        old_meta = _check_resumable(cfg, out) if cfg.resume else None  # read again under the lock
+        return _fit(cfg, data, feasible, out, argv, verbose, old_meta, storage, pf.mean_trial_s)
+
+
+def _trials_to_run(cfg: SearchConfig, feasible, out: Path) -> int:
+    done = len(journal.read(out)) if cfg.resume else 0
+    return max(0, (len(feasible) if cfg.searcher == "grid" else cfg.trials) - done)
 
 
 def _study_storage(cfg: SearchConfig, out: Path):
     """Optuna storage: ``study_storage`` URL, else a journal file in the results directory (survives a kill).
-    Returns a factory, so that nothing is created before the run starts."""
+    The URL is checked here; a factory is returned, so that nothing (a SQLite file) is created before the run."""
     if cfg.study_storage:
-        import optuna
+        url = _check_study_url(cfg.study_storage)
 
-        try:
-            storage = optuna.storages.RDBStorage(cfg.study_storage)
-        except Exception as e:  # noqa: BLE001 - any URL or driver problem is the user's to fix
-            raise ConfigError(f"study storage {cfg.study_storage!r} is not usable: {str(e).splitlines()[0]}") \
-                from None
-        return lambda: storage
+        def rdb_storage():
+            import optuna
+
+            try:
+                return optuna.storages.RDBStorage(cfg.study_storage)
+            except Exception as e:  # noqa: BLE001 - any URL or driver problem is the user's to fix
+                raise ConfigError(f"study storage {cfg.study_storage!r} is not usable: "
+                                  f"{str(e).splitlines()[0][:200]}") from None
+
+        if url.get_backend_name() != "sqlite":
+            rdb_storage()  # a database server: connect now, before anything is written (creates no local file)
+        return rdb_storage
 
     def journal_storage():
         import optuna
@@ -192,6 +277,33 @@ def _study_storage(cfg: SearchConfig, out: Path):
         return optuna.storages.JournalStorage(JournalFileBackend(str(out / R.OPTUNA_JOURNAL)))
 
     return journal_storage
+
+
+def _check_study_url(text: str):
+    """An Optuna RDB URL that SQLAlchemy can parse, whose driver is installed, and (SQLite) whose directory exists."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        url = make_url(text)
+        url.get_dialect()
+    except (ArgumentError, ValueError) as e:
+        raise ConfigError(f"study storage {text!r} is not a database URL such as sqlite:///study.db "
+                          f"({str(e).splitlines()[0][:120]})") from None
+    except (NoSuchModuleError, ImportError) as e:
+        raise ConfigError(f"study storage {text!r}: no driver for {url.drivername!r} "
+                          f"({str(e).splitlines()[0][:120]})") from None
+    if url.get_backend_name() == "sqlite":
+        db = url.database
+        if not db or db == ":memory:":
+            raise ConfigError(f"study storage {text!r} is an in-memory database: a resume could not find the study; "
+                              "give a file, e.g. sqlite:///study.db")
+        parent = Path(db).expanduser().resolve().parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise ConfigError(f"study storage {text!r}: directory {parent} does not exist or is not writable")
+        if Path(db).expanduser().is_dir():
+            raise ConfigError(f"study storage {text!r}: {db} is a directory, not a database file")
+    return url
 
 
 def _requeue_unfinished(searcher, finished_keys: set) -> int:
@@ -208,38 +320,46 @@ def _requeue_unfinished(searcher, finished_keys: set) -> int:
     return n
 
 
-def _context(cfg: SearchConfig, out: Path) -> TrialContext:
+def _context(cfg: SearchConfig, out: Path, verbose: int = 1) -> TrialContext:
+    from tuneall.config import HEARTBEAT_S
     from tuneall.runner import ship_families
 
     return TrialContext(job=trial_metrics, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed,
                         rules=(cfg.rule,), objectives=cfg.objectives, budget=cfg.budget, unit=cfg.budget.unit,
-                        min_steps=cfg.budget.min_steps, results_dir=str(out), families=ship_families())
+                        min_steps=cfg.budget.min_steps, results_dir=str(out), families=ship_families(),
+                        heartbeat_s=HEARTBEAT_S if verbose > 0 else 0.0, save_members=cfg.save_members)
 
 
-def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, storage):
+def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, storage, est_trial_s=None):
     from ray import tune
 
-    from tuneall._callbacks import JournalCallback
+    from tuneall._callbacks import JournalCallback, ProgressCallback, legacy_output, live_table
+    from tuneall import ensemble_io
+    from tuneall._searchers import Points, TimeBudget
+    from tuneall.progress import SearchProgress
     from tuneall.planning import DefineByRun, plan_point
-    from tuneall.search_report import build_report, write_trials_table
+    from tuneall.search_report import build_report
     from tuneall.runner import check_fits, concurrency, with_trial_resources
     from tuneall.space import grid as space_grid
 
     res = cfg.resources
     check_fits(res.bundles(int(feasible["k"].max())))  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    meta = {**R.provenance(cfg.to_json(), argv), "data": R.data_facts(data.info)}
+    meta = {**R.provenance(cfg.to_json(), argv), "data": R.data_facts(data.info),
+            "torch_threads_per_trial": res.threads}
     if old_meta:  # keep the command that started the search; record the resumes
         meta = {**old_meta, "resumes": [*old_meta.get("resumes", []), {"command": meta["command"],
                                                                        "at": meta["created"]}]}
     meta = R.write_meta(out, meta, "running")
-    done = journal.read(out)
+    done = _read_journal(out)
     done_keys = {journal.point_key(r["config"]) for r in done}
     # With parallel members a trial's placement group has one bundle per member, so it depends on the sampled k.
-    trainable = with_trial_resources(_context(cfg, out), data,
+    trainable = with_trial_resources(_context(cfg, out, verbose), data,
                                      lambda config: res.bundles(int(config.get("point", config).get("k", 1))))
     at_once = concurrency(cfg, sum(b.get("CPU", 0) for b in res.bundles(int(feasible["k"].min()))))
-    searcher = None
+    searcher = study_searcher = None  # study_searcher: the Optuna one, whatever wraps it
+    # Metric and mode in the TuneConfig: ResultGrid.get_best_result() (also after Tuner.restore) needs no arguments.
+    best_by = {"metric": cfg.metric[0], "mode": cfg.mode[0]}
     # reuse_actors: a finished trial's process runs the next one, so torch, tuneall and the dataset are loaded once
     # per process, not once per trial (measured: a 4 s gap between trials without it; benchmarks/search_efficiency.py)
     if cfg.searcher == "grid":
@@ -247,47 +367,84 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         todo = [p for p in points if journal.point_key(p) not in done_keys]
         total = len(points)
         param_space = {"point": tune.grid_search(todo)}
-        tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once, reuse_actors=True)
+        tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once, reuse_actors=True, **best_by)
+        if cfg.time_budget_s:  # the time budget needs a searcher to refuse: the same points, one by one
+            searcher = TimeBudget(Points(todo), cfg.time_budget_s, est_trial_s)
+            param_space = None
+            tune_config = tune.TuneConfig(search_alg=searcher, num_samples=max(1, len(todo)),
+                                          max_concurrent_trials=at_once, reuse_actors=True, **best_by)
     else:
-        searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, data.info), storage())
+        searcher = study_searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, data.info), storage(),
+                                                   answered=_answered(done))
         requeued = _requeue_unfinished(searcher, done_keys) if cfg.resume else 0
         todo, total = range(max(0, cfg.trials - len(done))), cfg.trials
         param_space = None
+        if cfg.time_budget_s:
+            searcher = TimeBudget(searcher, cfg.time_budget_s, est_trial_s)
         tune_config = tune.TuneConfig(search_alg=searcher, num_samples=max(1, len(todo)),
-                                      max_concurrent_trials=at_once, reuse_actors=True)
-        if cfg.resume:
+                                      max_concurrent_trials=at_once, reuse_actors=True, **best_by)
+        if cfg.resume and verbose:
             print(f"tuneall: resuming: {len(done)} finished trial(s) kept, {requeued} interrupted one(s) run again, "
-                  f"{len(todo)} to go", flush=True)
+                  f"{len(todo)} to go (sampler seed {getattr(study_searcher, 'sampler_seed', cfg.seed)}, continued "
+                  "from the study; points already answered are not trained again)", flush=True)
+    progress = SearchProgress(total, cfg.objectives, done=len(done))
     run_config = tune.RunConfig(
-        name=cfg.run_name, storage_path=str(out.parent), verbose=verbose, callbacks=[JournalCallback(str(out))],
-        failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+        name=cfg.run_name, storage_path=str(out.parent), verbose=verbose, failure_config=tune.FailureConfig(
+            max_failures=cfg.max_failures), progress_reporter=live_table(cfg.objectives, cfg.searcher == "grid"),
+        callbacks=[JournalCallback(str(out)), *([ProgressCallback(progress)] if verbose > 0 else [])],
     )
-    print(f"tuneall: searching {cfg.space.name!r} on {cfg.dataset} at C = {cfg.budget}: {cfg.searcher}, "
-          f"{total} trials, {at_once} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
-    if len(todo) and cfg.address is None and res.gpus == 0:  # trials run on this machine's CPUs: time a few steps
-        _print_estimate(feasible, data.info, cfg, len(todo), at_once)
+    if verbose:
+        print(f"tuneall: searching {cfg.space.name!r} on {cfg.dataset} at C = {cfg.budget}: {cfg.searcher}, "
+              f"{total} trials, {at_once} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
     if len(todo):
-        tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
-    records = journal.read(out)
-    complete = len(records) >= total
-    write_trials_table(records, out)
-    if searcher is not None:
-        searcher._ot_study.trials_dataframe().to_csv(out / R.OPTUNA_TRIALS, index=False)
+        with legacy_output():
+            tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
+    records = _read_journal(out, quiet=True)
+    timed_out = isinstance(searcher, TimeBudget) and searcher.stopped
+    if timed_out:  # an intended end: the report covers exactly the trials that ran, and says so
+        meta = R.write_meta(out, {**meta, "time_budget": {"seconds": cfg.time_budget_s, "stopped": True,
+                                                          "trials_run": len(records), "trials_planned": total}},
+                            "running")
+    complete = len(records) >= total or timed_out
+    study = getattr(study_searcher, "_ot_study", None)
+    if study is not None:
+        from tuneall.fsio import atomic_write_frame
+
+        atomic_write_frame(study.trials_dataframe(), out / R.OPTUNA_TRIALS)
     front = build_report(out, state="complete" if complete else "interrupted")
+    best_id = str(front.iloc[0]["trial_id"]) if len(front) else None
+    (ensemble_io.keep_only if cfg.save_members == "best" else ensemble_io.mark_best)(out, best_id)
+    # The count lets `report` tell a journal that lost records since from a complete one.
+    meta = {**meta, "trials_finished": len(records)}
     R.write_meta(out, meta, "complete" if complete else "interrupted")  # last: a complete directory has its report
     front.attrs["complete"] = complete
+    front.attrs["time_budget_reached"] = timed_out
+    if timed_out:
+        print(f"tuneall: time budget reached: {len(records)} of {total} trials ran; the report covers exactly "
+              f"those (tuneall resume {out} runs the rest)", flush=True)
     if not complete:
         print(f"tuneall: search interrupted after {len(records)} of {total} trials; continue it with: "
               f"tuneall resume {out}", flush=True)
     return front
 
 
-def _print_estimate(feasible, info, cfg: SearchConfig, trials: int, concurrency: int) -> None:
-    from tuneall.estimate import announce, trial_seconds
+def _read_journal(out: Path, quiet: bool = False) -> list[dict]:
+    """The journal's usable records; damaged lines are named in one warning line on stderr (they are run again)."""
+    read = journal.read_checked(out)
+    if read.skipped and not quiet:
+        print(f"tuneall: warning: {read.describe(out / R.JOURNAL)}; their trials are run again", file=sys.stderr,
+              flush=True)
+    return read.records
 
-    announce(lambda: trial_seconds(feasible, info, cfg.seeds, cfg.resources.threads),
-             lambda per_trial: per_trial.mean() * trials / concurrency,
-             f"{trials} trial(s), {concurrency} at a time, if they resemble the average feasible point")
+
+def _answered(records: list[dict]) -> dict:
+    """point key -> metrics of every point the journal answered (its first record), for the searcher."""
+    out: dict = {}
+    for r in records:
+        m = r.get("metrics") or {}
+        if r.get("error") is None and m.get("status") in ("ok", "diverged", "infeasible"):
+            out.setdefault(journal.point_key(r.get("config") or {}), m)
+    return out
 
 
 def _is_feasible(point: dict, cfg: SearchConfig, info, plan_point) -> bool:
@@ -328,8 +485,11 @@ def config_from_dir(results_dir: str | Path, **overrides) -> SearchConfig:
             conf["space"] = with_fixed(conf["space"], **fixed)
         conf.update(name=out.name, storage_path=str(out.parent), resume=True, **overrides)
         return SearchConfig(**{k: v for k, v in conf.items() if k in SearchConfig.__dataclass_fields__})
+    except ConfigError as e:  # e.g. an invalid space or budget recorded in it
+        raise ConfigError(f"{out / R.META} is damaged ({e}); it cannot be resumed") from None
     except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as e:
-        raise ConfigError(f"{out / R.META} is damaged ({type(e).__name__}: {e}); it cannot be resumed") from None
+        what = f"missing key {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {' '.join(str(e).split())}"
+        raise ConfigError(f"{out / R.META} is damaged ({what[:200]}); it cannot be resumed") from None
 
 
 __all__ = ["SearchConfig", "run_search", "config_from_dir", "trial_metrics", "SEARCHERS", "OPERATIONAL"]

@@ -139,7 +139,8 @@ def train_members_vectorized(
     tail = max(1, min(50, steps // 10))
     active = list(range(k))  # members not yet found diverged
     eval_time = 0.0
-    beat = Heartbeat(f"{family} w={width:g} seeds {', '.join(map(str, seeds))} (vectorised)", steps, cfg.heartbeat_s)
+    beat = Heartbeat(f"{family} w={width:g} seeds {', '.join(map(str, seeds))} (vectorised)", steps, cfg.heartbeat_s,
+                     members=k)
     t0 = time.perf_counter()
     stack.train()
     with PeakMemory(device) as mem:

