@@ -123,7 +123,10 @@ def _summary(out: Path, meta: dict, t: dict, figs: list[Path]) -> str:
              f"Training: {sw['reuse_note']}. Member-steps trained {trained:,}; the largest budget alone needs "
              f"{largest:,}; fresh runs at every budget would need {fresh:,} ({fresh / max(trained, 1):.2f}x). "
              f"Wall time {sw['wall_time_s']:.0f} s." + (f" {sw['failed_jobs']} trial(s) failed." if sw.get(
-                 "failed_jobs") else ""), ""]
+                 "failed_jobs") else ""), "",
+             "Accuracies in this report are on the **test** split, per configuration, as the papers report them. "
+             "Every cell also carries the same metrics on the validation split carved from the training data "
+             "(`val_*` columns of `cells.csv`), the split that a search chooses on.", ""]
     if meta.get("command"):
         lines += ["Command: `" + " ".join(map(str, meta["command"])) + "`", ""]
     lines += ["Intervals are 16-84% percentiles of a paired bootstrap over seeds. Per-budget reports (the same files "

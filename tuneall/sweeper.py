@@ -95,7 +95,7 @@ class SweepConfig(RunOptions):
 
     def default_name(self) -> str:
         label = self.space.name if self.space is not None else "points"
-        return f"sweep-{self.dataset}-{self.budgets[0]:.3g}-{self.budgets[-1]:.3g}-{label}"
+        return f"sweep-{self.dataset_label}-{self.budgets[0]:.3g}-{self.budgets[-1]:.3g}-{label}"
 
     def to_json(self) -> dict:
         """The config as ``tuneall.json``/``sweep.json`` record it (the space as its name and YAML)."""
@@ -126,7 +126,11 @@ def plan_sweep(cfg: SweepConfig) -> tuple[list[dict], pd.DataFrame]:
     from tuneall.data import dataset_info
     from tuneall.planning import plan_point
 
-    info = dataset_info(cfg.dataset)
+    info = dataset_info(cfg.dataset, cfg.val_fraction)
+    if cfg.space is not None:
+        from tuneall.planning import check_space_families
+
+        check_space_families(cfg.space, info)  # a broken user factory: one line before any job
     jobs, cells = [], []
     for point in _points(cfg):
         feasible = []
@@ -164,7 +168,7 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
     """Train a job's members once, at its largest budget's steps, and evaluate every budget's cell from that run."""
     from tuneall.data import with_fraction
     from tuneall.planning import plan_point
-    from tuneall.trial import evaluate_members, select_trainer
+    from tuneall.trial import evaluate_splits, select_trainer
 
     point = job["point"]
     plans = {c: plan_point(point, Budget(c, ctx.unit, ctx.min_steps), data.info, repeats=ctx.seeds,
@@ -192,7 +196,7 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
     for c, p in plans.items():
         for rule in ctx.rules:
             for r, results in enumerate(members):
-                ens, _ = evaluate_members(results, part.y_test, part.info.num_classes, p.steps, rule)
+                ens, _ = evaluate_splits(results, part, p.steps, rule)  # test and val_ metrics
                 missing = sum(p.steps not in m.test_logprobs for m in results)  # diverged at or before T'
                 rows.append({**p.row(), **base, "rule": rule, "repeat": r, "status": "diverged" if missing else "ok",
                              "n_diverged": missing, "epochs": p.steps / per_epoch, "trained_steps": top.steps,
@@ -225,10 +229,11 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     check_ray_options(cfg)
     if cfg.executor == "ray":
         check_local_fits(cfg, cfg.resources.bundles(1))
-    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
     check_batch_sizes(planned[planned["feasible"]] if len(planned) else planned, data)
     t0 = time.perf_counter()
-    meta = {**R.provenance(cfg.to_json(), argv, kind="sweep"), "torch_threads_per_trial": cfg.resources.threads}
+    meta = {**R.provenance(cfg.to_json(), argv, kind="sweep"), "data": R.data_facts(data.info),
+            "torch_threads_per_trial": cfg.resources.threads}
     with R.owned(out):  # one process per results directory, until the state is written last
         with ray_session(cfg):
             results = _fit(cfg, jobs, data, out, verbose, meta)
@@ -265,8 +270,10 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
 
 
 def _context(cfg: SweepConfig) -> TrialContext:
+    from tuneall.runner import ship_families
+
     return TrialContext(job=sweep_job, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed, rules=cfg.rules,
-                        unit=cfg.unit, min_steps=cfg.min_steps)
+                        unit=cfg.unit, min_steps=cfg.min_steps, families=ship_families())
 
 
 def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta: dict) -> list[tuple]:

@@ -69,7 +69,7 @@ class SearchConfig(RunOptions):
         return [d for _, d in self.objectives]
 
     def default_name(self) -> str:
-        return f"{self.dataset}-{self.budget.value:.3g}-{self.space.name}-{self.searcher}"
+        return f"{self.dataset_label}-{self.budget.value:.3g}-{self.space.name}-{self.searcher}"
 
     def to_json(self) -> dict:
         """The config as ``tuneall.json`` records it (the space as its name, YAML and resolved axes)."""
@@ -106,7 +106,7 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
                 **{m: _worst(d) for m, d in ctx.objectives}}
     plan = replace(plan, train=ctx.train_config(plan.train))
     trial_data = with_fraction(data, plan.allocation.data_fraction)
-    trainer = ray_member_trainer(res) if res.parallel_members else select_trainer(res.members, res.amp)
+    trainer = ray_member_trainer(res, ctx.families) if res.parallel_members else select_trainer(res.members, res.amp)
     # The trial id in the label: Ray's log deduplication would merge two trials' lines that differ only in digits.
     label = " ".join(filter(None, [ensemble_io.current_trial_id(), allocation_label(plan.row())]))
     with trial_heartbeat(label, plan.k * plan.steps * len(plan.seeds), ctx.heartbeat_s), \
@@ -218,7 +218,7 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     ``dry_run``: print the plan and the estimate and return the feasible allocations; nothing is trained or written.
     ``confirm``: ask before a search estimated above an hour, where a person can answer (a TTY, not under CI)."""
     from tuneall._optuna import quiet_optuna
-    from tuneall.data import check_batch_sizes, load_dataset
+    from tuneall.data import check_batch_sizes, dataset_info, load_dataset
     from tuneall.planning import plan_space
     from tuneall.preflight import preflight
     from tuneall.runner import check_local_fits, check_ray_options, ray_session
@@ -229,7 +229,8 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     R.check_new(out, cfg.resume)
     if cfg.resume:
         _check_resumable(cfg, out)
-    feasible, _ = plan_space(cfg.space, cfg.budget, cfg.dataset)  # raises with the smallest feasible budget
+    info = dataset_info(cfg.dataset, cfg.val_fraction)  # user data: loaded (once) and checked here
+    feasible, _ = plan_space(cfg.space, cfg.budget, info)  # raises with the smallest feasible budget
     pf = preflight(cfg, feasible, _trials_to_run(cfg, feasible, out), verbose, dry_run, confirm)
     if dry_run:
         feasible.attrs.update(dry_run=True, estimate_s=pf.total_s, results_dir=str(out))
@@ -237,7 +238,7 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     storage = _study_storage(cfg, out)
     check_ray_options(cfg)
     check_local_fits(cfg, cfg.resources.bundles(int(feasible["k"].max())))
-    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
     check_batch_sizes(feasible, data)
     # One process per results directory, from here to the state written last.
     with R.owned(out, cfg.resume), ray_session(cfg), quiet_optuna():
@@ -321,10 +322,11 @@ def _requeue_unfinished(searcher, finished_keys: set) -> int:
 
 def _context(cfg: SearchConfig, out: Path, verbose: int = 1) -> TrialContext:
     from tuneall.config import HEARTBEAT_S
+    from tuneall.runner import ship_families
 
     return TrialContext(job=trial_metrics, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed,
                         rules=(cfg.rule,), objectives=cfg.objectives, budget=cfg.budget, unit=cfg.budget.unit,
-                        min_steps=cfg.budget.min_steps, results_dir=str(out),
+                        min_steps=cfg.budget.min_steps, results_dir=str(out), families=ship_families(),
                         heartbeat_s=HEARTBEAT_S if verbose > 0 else 0.0, save_members=cfg.save_members)
 
 
@@ -343,7 +345,8 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     res = cfg.resources
     check_fits(res.bundles(int(feasible["k"].max())))  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    meta = {**R.provenance(cfg.to_json(), argv), "torch_threads_per_trial": res.threads}
+    meta = {**R.provenance(cfg.to_json(), argv), "data": R.data_facts(data.info),
+            "torch_threads_per_trial": res.threads}
     if old_meta:  # keep the command that started the search; record the resumes
         meta = {**old_meta, "resumes": [*old_meta.get("resumes", []), {"command": meta["command"],
                                                                        "at": meta["created"]}]}
@@ -371,7 +374,7 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
             tune_config = tune.TuneConfig(search_alg=searcher, num_samples=max(1, len(todo)),
                                           max_concurrent_trials=at_once, reuse_actors=True, **best_by)
     else:
-        searcher = study_searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset), storage(),
+        searcher = study_searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, data.info), storage(),
                                                    answered=_answered(done))
         requeued = _requeue_unfinished(searcher, done_keys) if cfg.resume else 0
         todo, total = range(max(0, cfg.trials - len(done))), cfg.trials
