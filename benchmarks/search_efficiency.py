@@ -80,7 +80,7 @@ def ray_startup_s() -> float:
     import ray
 
     t = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False)
     ray.shutdown()
     return time.perf_counter() - t
 

@@ -39,7 +39,7 @@ def run(preset: dict, local: bool, out: Path, num_cpus: int | None) -> dict:
     budgets = conf.pop("budgets")
     started = False
     if not local and not ray.is_initialized():
-        ray.init(num_cpus=num_cpus, include_dashboard=False, configure_logging=False)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, configure_logging=False)
         started = True
     rows = {}
     try:

@@ -19,7 +19,7 @@ def searched(tmp_path_factory):
     import tuneall
     from tuneall.space import parse_space
 
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", configure_logging=False)
     tmp = tmp_path_factory.mktemp("eco")
     try:
         # 40 trials cannot fit in 15 s of wall clock: the time budget stops the launches.

@@ -21,7 +21,7 @@ TINY = {"name": "tiny", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2, 
 def ray_local():
     """One loopback-only Ray for the module (127.0.0.2: Ray rewrites 127.0.0.1 to the external address)."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", configure_logging=False)
     yield ray
     ray.shutdown()
 
