@@ -15,7 +15,7 @@ from tuneall.errors import ConfigError
 MEMBER_METHODS = ("sequential", "vectorized", "auto")
 # How member predictions are combined into the ensemble's (tuneall.metrics implements them).
 COMBINE_RULES = ("mean", "geometric", "vote")
-SEARCHERS = ("tpe", "random", "grid", "nsga2")
+SEARCHERS = ("tpe", "random", "grid", "nsga2", "halving")
 
 # Metrics of one evaluated ensemble; the direction says which way is better (used for "worst case" over seeds).
 ENSEMBLE_METRICS: dict[str, str] = {

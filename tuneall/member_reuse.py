@@ -119,4 +119,68 @@ def store_trainer(results_dir, point: dict, plan, data, threads: int, k_values, 
                         horizons(plan.k, plans, mode))
 
 
-__all__ = ["REUSE_MODES", "architecture_plans", "horizons", "StoreTrainer", "store_trainer"]
+
+
+
+def arch_key(point: dict) -> str:
+    """An architecture's identity: every field of a point but k (and Optuna's ``*_index`` helpers)."""
+    import json
+
+    return json.dumps({k: v for k, v in sorted(point.items()) if k != "k" and not k.endswith("_index")},
+                      default=str)
+
+
+def reuse_ks(points: list[dict]) -> dict[str, list[int]]:
+    """architecture key -> the ensemble sizes of ``points`` with that architecture (a grid's, or a rung's)."""
+    out: dict[str, set] = {}
+    for p in points:
+        out.setdefault(arch_key(p), set()).add(int(p["k"]))
+    return {a: sorted(ks) for a, ks in out.items()}
+
+
+def for_trial(ctx, point: dict, plan, data) -> StoreTrainer | None:
+    """The store trainer of a search trial, or None where the store is off or cannot be exact (members trained
+    vectorised or as parallel Ray tasks: their floats depend on the grouping)."""
+    import torch
+
+    res = ctx.resources
+    if not ctx.reuse or not ctx.results_dir or res.parallel_members or res.members != "sequential" or res.amp:
+        return None
+    ks = ctx.reuse["ks"].get(arch_key(point)) or ctx.reuse["ks"].get(point["family"]) or [point["k"]]
+    return store_trainer(ctx.results_dir, point, plan, data, torch.get_num_threads(), ks, ctx.reuse["mode"],
+                         ctx.budget, ctx.seeds, ctx.seed)
+
+
+def rung_job(config: dict, ctx, data) -> dict:
+    """A halving rung's trial: the point's members trained to ``fraction`` of the factory's T (each member once per
+    rung over the rung's ks of this architecture), the ensemble's accuracy per seed along the way."""
+    import torch
+
+    from tuneall.data import with_fraction
+    from tuneall.halving import rung_steps
+    from tuneall.planning import plan_point
+    from tuneall.trial import curve_steps, evaluate_members
+
+    point, f = config["point"], float(config["fraction"])
+    plan = plan_point(point, ctx.budget, data.info, repeats=ctx.seeds, base_seed=ctx.seed)
+    train = ctx.train_config(plan.train)
+    ks = ctx.reuse["ks"].get(arch_key(point)) or [point["k"]]
+    plans = {k: replace(p, train=train, steps=rung_steps(p.steps, f))
+             for k, p in architecture_plans(point, ks, ctx.budget, data.info, ctx.seeds, ctx.seed).items()}
+    rplan = plans[plan.k]
+    from pathlib import Path
+
+    trainer = StoreTrainer(S.MemberStore(Path(ctx.results_dir) / S.STORE_DIR), S.data_fingerprint(data),
+                           torch.get_num_threads(), horizons(plan.k, plans, "grid"))
+    part = with_fraction(data, plan.allocation.data_fraction)
+    evals = curve_steps(rplan.steps)
+    members = trainer(rplan, part, None, evals)
+    val = getattr(part, "y_val", None) is not None  # choose on validation where the data has that split
+    labels = part.y_val if val else part.y_test
+    curve = [[evaluate_members(rep, labels, part.info.num_classes, s, ctx.rules[0],
+                               **({"split": "val"} if val else {}))[0]["ensemble_acc"] for s in evals]
+             for rep in members]
+    diverged = any(m.diverged or m.steps_done < rplan.steps for rep in members for m in rep)
+    return {"status": "diverged" if diverged else "ok", "steps": list(evals), "full_steps": plan.steps,
+            "rung_steps": rplan.steps, "curve": curve, "split": "val" if val else "test", **trainer.counts}
+__all__ = ["REUSE_MODES", "architecture_plans", "horizons", "StoreTrainer", "store_trainer", "arch_key", "reuse_ks", "for_trial", "rung_job"]
