@@ -25,7 +25,7 @@ from pathlib import Path
 RUNGS = (1 / 9, 1 / 3)  # partial rungs as fractions of each allocation's own T; the last rung is the full trial
 ETA = 3  # at least 1/ETA of a rung's candidates go on
 Z = 1.0  # combined standard errors within which a candidate counts as possibly tied with the leader
-EXTRAPOLATION_SHARE = 0.5  # share of (prediction - last observation) counted as the prediction's uncertainty
+EXTRAPOLATION_SHARE = 1.0  # share of (prediction - last observation) counted as the prediction's uncertainty
 HALVING_LOG = "halving.jsonl"
 
 
@@ -66,9 +66,10 @@ def promote(preds: dict, eta: int = ETA, z: float = Z) -> list:
             if n < keep or preds[i][0] + z * math.sqrt(preds[i][1] ** 2 + lead_se ** 2) >= lead_mean]
 
 
-def rung_steps(full_steps: int, fraction: float) -> int:
-    """A rung's steps: the fraction of the factory's T (at least 1)."""
-    return max(1, int(round(full_steps * fraction)))
+def rung_steps(full_steps: int, fraction: float, min_steps: int = 1) -> int:
+    """A rung's steps: the fraction of the factory's T, but never below the budget's minimum steps per member (a
+    shorter run says little about the full one; the factory refuses such trials for the same reason) nor above T."""
+    return min(full_steps, max(min_steps, 1, int(round(full_steps * fraction))))
 
 
 def read_log(results_dir) -> list[dict]:

@@ -37,9 +37,13 @@ def architecture_plans(point: dict, k_values, budget, info, repeats: int = 1, ba
     return out
 
 
-def horizons(own_k: int, plans: dict, mode: str) -> list[tuple[int, tuple[int, ...]]]:
-    """(steps to train, steps to evaluate) of members 0..own_k-1 of the own_k trial, given ``plans`` (k -> plan)."""
+def horizons(own_k: int, plans: dict, mode: str, evals_of=None) -> list[tuple[int, tuple[int, ...]]]:
+    """(steps to train, steps to evaluate) of members 0..own_k-1 of the own_k trial, given ``plans`` (k -> plan);
+    ``evals_of(steps)``: the evaluations a trial of that many steps reads besides its last step (its anytime
+    curve by default)."""
     from tuneall.trial import curve_steps
+
+    curve_steps = evals_of or curve_steps
 
     if mode not in REUSE_MODES:
         raise ValueError(f"reuse mode must be one of {REUSE_MODES}, got {mode!r}")
@@ -151,6 +155,12 @@ def for_trial(ctx, point: dict, plan, data) -> StoreTrainer | None:
                          ctx.budget, ctx.seeds, ctx.seed)
 
 
+def rung_evals(steps: int, n: int = 8) -> tuple[int, ...]:
+    """A rung's evaluations: ``n`` log-spaced steps in [steps / 4, steps], where the curve has left its first
+    transient (the power law of :func:`tuneall.halving.predict_full` is fitted to these)."""
+    return tuple(sorted({max(1, round(steps * 2 ** (-2 * i / (n - 1)))) for i in range(n)}))
+
+
 def rung_job(config: dict, ctx, data) -> dict:
     """A halving rung's trial: the point's members trained to ``fraction`` of the factory's T (each member once per
     rung over the rung's ks of this architecture), the ensemble's accuracy per seed along the way."""
@@ -159,21 +169,21 @@ def rung_job(config: dict, ctx, data) -> dict:
     from tuneall.data import with_fraction
     from tuneall.halving import rung_steps
     from tuneall.planning import plan_point
-    from tuneall.trial import curve_steps, evaluate_members
+    from tuneall.trial import evaluate_members
 
     point, f = config["point"], float(config["fraction"])
     plan = plan_point(point, ctx.budget, data.info, repeats=ctx.seeds, base_seed=ctx.seed)
     train = ctx.train_config(plan.train)
     ks = ctx.reuse["ks"].get(arch_key(point)) or [point["k"]]
-    plans = {k: replace(p, train=train, steps=rung_steps(p.steps, f))
+    plans = {k: replace(p, train=train, steps=rung_steps(p.steps, f, ctx.budget.min_steps))
              for k, p in architecture_plans(point, ks, ctx.budget, data.info, ctx.seeds, ctx.seed).items()}
     rplan = plans[plan.k]
     from pathlib import Path
 
     trainer = StoreTrainer(S.MemberStore(Path(ctx.results_dir) / S.STORE_DIR), S.data_fingerprint(data),
-                           torch.get_num_threads(), horizons(plan.k, plans, "grid"))
+                           torch.get_num_threads(), horizons(plan.k, plans, "grid", rung_evals))
     part = with_fraction(data, plan.allocation.data_fraction)
-    evals = curve_steps(rplan.steps)
+    evals = rung_evals(rplan.steps)
     members = trainer(rplan, part, None, evals)
     val = getattr(part, "y_val", None) is not None  # choose on validation where the data has that split
     labels = part.y_val if val else part.y_test

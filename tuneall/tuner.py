@@ -418,7 +418,7 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     progress = SearchProgress(total, cfg.objectives, done=len(done))
     run_config = tune.RunConfig(
         name=cfg.run_name, storage_path=str(out.parent), verbose=verbose, failure_config=tune.FailureConfig(
-            max_failures=cfg.max_failures), progress_reporter=live_table(cfg.objectives, cfg.searcher == "grid"),
+            max_failures=cfg.max_failures), progress_reporter=live_table(cfg.objectives, grid_points is not None),
         callbacks=[JournalCallback(str(out)), *([ProgressCallback(progress)] if verbose > 0 else [])],
     )
     if verbose:
