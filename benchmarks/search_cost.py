@@ -24,7 +24,7 @@ import _common as C
 SPACE = {"name": "cost", "families": ["cnn3"], "width": [0.25, 0.5, 1.0, 2.0], "k": [1, 2, 4, 8]}
 CASES = {True: [("digits", 3e6), ("mnist1d", 3e6)],
          False: [("digits", 3e6), ("digits", 1e7), ("mnist1d", 3e6), ("mnist1d", 1e7)]}
-KEY = ["width", "depth", "k", "data_fraction"]
+KEY = ["width", "depth", "k", "data_fraction", "optimizer", "weight_decay", "label_smoothing"]
 
 
 def _search(root: Path, name: str, dataset: str, budget: float, seeds: int, seed: int, **kw):
@@ -64,7 +64,8 @@ def _chosen(out: Path) -> tuple:
     import pandas as pd
 
     s = pd.read_csv(out / "trials_summary.csv")
-    s = s[s["status"] == "ok"].sort_values("ensemble_acc_mean", ascending=False)
+    # As the search chooses: on validation (the default objective), test reported beside it.
+    s = s[s["status"] == "ok"].sort_values("val_ensemble_acc_mean", ascending=False)
     return tuple(s.iloc[0][KEY].fillna(-1).tolist())
 
 
@@ -74,7 +75,7 @@ def _tie_keys(out: Path) -> set:
     from tuneall.ties import tie_set
 
     t = pd.read_csv(out / "trials.csv", dtype={"trial_id": str})
-    table, _ = tie_set(t, "ensemble_acc", "max")
+    table, _ = tie_set(t, "val_ensemble_acc", "max")  # the plateau on the split that chooses
     tied = set(table[table["tied"]]["trial_id"])
     rows = t[t["trial_id"].isin(tied)].drop_duplicates("trial_id")
     return {tuple(r) for r in rows[KEY].fillna(-1).itertuples(index=False)}

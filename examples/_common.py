@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
+
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,9 +70,49 @@ def run(args, name: str, conf: dict) -> Path:
                  argv=[Path(sys.argv[0]).name, *sys.argv[1:]], **conf)
 
 
-def write_findings(out: Path, title: str, lines: list[str]) -> Path:
-    """findings.md in the results directory: the seed's claims checked in numbers; also printed."""
-    text = "\n".join([f"# {title}", "", *lines, ""])
+def cell(row, **over) -> dict:
+    """A summary-table row as the cell key that :func:`tuneall.analysis.contrast` matches (plus overrides)."""
+    from tuneall.analysis import PLAN_KEYS
+
+    return {**{k: v for k, v in dict(row).items() if k not in PLAN_KEYS and k not in
+               ("mean", "std", "worst", "n", "line", "best_fraction", "gap_to_best")}, **over}
+
+
+def graded(claim: str, cells: pd.DataFrame, terms, direction: str = "greater") -> dict:
+    """A claim graded on a contrast of cells paired over seeds (:func:`tuneall.analysis.contrast`)."""
+    from tuneall.analysis import contrast
+    from tuneall.grading import verdict
+
+    effect, se, n = contrast(cells, terms)
+    return verdict(claim, effect, se, n, direction, basis="paired over seeds")
+
+
+def command_of(out: Path) -> str:
+    meta = json.loads((out / "sweep.json").read_text())
+    cmd = meta.get("command") or []
+    return "python examples/" + " ".join(map(str, cmd)) if cmd else "(not recorded)"
+
+
+def write_findings(out: Path, title: str, lines: list[str], verdicts: list[dict] = ()) -> Path:
+    """findings.md in the results directory: the command, the seed's claims graded by :mod:`tuneall.grading`
+    (also written to ``verdicts.csv``), the power-law hold-out, then the supporting tables; also printed."""
+    from tuneall.grading import VERDICT_COLUMNS, verdict_line
+    from tuneall.powerlaw import holdout_statement
+
+    pd.DataFrame(list(verdicts), columns=VERDICT_COLUMNS).to_csv(out / "verdicts.csv", index=False)
+    head = [f"Command: `{command_of(out)}`", "",
+            "Verdicts are computed, never written by hand: `tuneall.grading.grade` on the effect and its standard "
+            "error (REPRODUCED: in the claimed direction by more than 2 SE; WEAK: the direction holds within "
+            "noise; NOT REPRODUCED: otherwise). Effects are accuracy differences in points, paired over seeds "
+            "(repeat r of every allocation shares its seeds); a best cell picked by its mean is favoured by the "
+            "pick (winner's curse), so a verdict on it leans optimistic.", "", "## Verdicts", ""]
+    head += [f"- {verdict_line(v)}" for v in verdicts] + [""]
+    try:
+        hold = pd.read_csv(out / "holdout.csv")
+    except (OSError, pd.errors.EmptyDataError):
+        hold = pd.DataFrame()
+    head += ["## Hold-out of the power-law extrapolation", "", holdout_statement(hold), ""]
+    text = "\n".join([f"# {title}", "", *head, *lines, ""])
     (out / "findings.md").write_text(text)
     print("\n" + text)
     return out / "findings.md"

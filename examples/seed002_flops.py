@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parser, preset, run, write_findings  # noqa: E402
+from _common import cell, graded, parser, preset, run, write_findings  # noqa: E402
 
 SPACE = {"name": "seed002", "families": ["cnn3"], "lr": 0.05, "momentum": 0.9}
 RULES = ("mean", "geometric")
@@ -33,40 +33,62 @@ CIFAR = dict(dataset="cifar10", budgets="1e15:1e17:5", seeds=3, unit="flops", ru
                     "lr": 0.05, "batch_size": 128})
 
 
-def findings(out: Path) -> list[str]:
+def findings(out: Path) -> tuple[list[str], list[dict]]:
+    from tuneall.grading import effect_text, grade
+
+    cells = pd.read_csv(out / "cells.csv")
     s = pd.read_csv(out / "cells_summary.csv")
     opt = pd.read_csv(out / "optimal_k.csv")
     lines = ["## Optimal ensemble size per training-FLOPs budget", "",
-             "| budget (FLOPs) | rule | best k | width | accuracy | best single |", "|---|---|---|---|---|---|"]
+             "Per budget: the best ensemble of 2-4 members minus the best single model (arithmetic mean), paired over "
+             "seeds, graded.", "",
+             "| budget (FLOPs) | rule | best k | width | accuracy | best single | best k=2-4 − best single | grade |",
+             "|---|---|---|---|---|---|---|---|"]
+    mean = s[s["rule"] == "mean"]
+    per_budget = {}
+    for c, at in mean.groupby("budget"):
+        one, ens = at[at["k"] == 1], at[at["k"].between(2, 4)]
+        if len(one) and len(ens):
+            a, b = one.loc[one["mean"].idxmax()], ens.loc[ens["mean"].idxmax()]
+            per_budget[c] = graded(f"the best ensemble of 2-4 (k={int(b['k'])}, w={b['width']:g}) beats the best "
+                                   f"single model (w={a['width']:g}) at {c:.3g} training FLOPs", cells,
+                                   [(1, cell(b)), (-1, cell(a))])
     for _, r in opt.sort_values(["budget", "rule"]).iterrows():
+        v = per_budget.get(r["budget"]) if r["rule"] == "mean" else None
         lines.append(f"| {r['budget']:.3g} | {r['rule']} | {int(r['best_k'])} | {r['best_width']:g} | "
-                     f"{r['mean']:.4f} ± {r['std']:.4f} | {r['best_single']:.4f} |")
-    # Geometric vs arithmetic mean on the same members (k > 1 only: for one member they are identical).
+                     f"{r['mean']:.4f} ± {r['std']:.4f} | {r['best_single']:.4f} | "
+                     + (f"{effect_text(v['effect'], v['se'])} | {v['verdict']} |" if v else " | |"))
+    verdicts = []
+    if per_budget:
+        top = per_budget[max(per_budget)]
+        verdicts.append({**top, "claim": "The optimal ensemble size is 2-4, at the largest budget: " + top["claim"]})
+    # Geometric vs arithmetic mean on the same members (k > 1 only: for one member they are identical), averaged over
+    # the ensemble cells within each repeat, then paired over seeds.
+    ens = s[(s["k"] > 1) & (s["rule"] == "geometric")]
+    terms = [t for _, r in ens.iterrows() for t in ((1 / len(ens), cell(r)), (-1 / len(ens), cell(r, rule="mean")))]
+    if terms:
+        verdicts.append(graded(f"The geometric mean of the members' softmax outputs is (slightly) more accurate than "
+                               f"the arithmetic mean (mean over {len(ens)} ensemble cells)", cells, terms))
     piv = s[s["k"] > 1].pivot_table(index=["width", "k", "budget"], columns="rule", values="mean")
     diff = (piv["geometric"] - piv["mean"]) if {"geometric", "mean"} <= set(piv) else pd.Series(dtype=float)
     # Inference FLOPs at the largest budget: an ensemble above-left of a single model = more accurate for fewer FLOPs.
-    top = s[(s["budget"] == s["budget"].max()) & (s["rule"] == "mean")]
+    top = mean[mean["budget"] == mean["budget"].max()]
     dominating = [(e, o) for _, e in top[top["k"] > 1].iterrows() for _, o in top[top["k"] == 1].iterrows()
                   if e["inference_flops"] <= o["inference_flops"] and e["mean"] > o["mean"]]
     ks = opt[opt["rule"] == "mean"]["best_k"]
-    verdict = "REPRODUCED" if ks.between(2, 4).all() else "PARTLY reproduced" if ks.between(2, 4).any() else \
-        "NOT reproduced"
-    lines += ["", f"Optimal k (arithmetic mean) over the budgets: {', '.join(str(int(k)) for k in ks)}; seed 002 "
-                  f"reports 2-4 on CIFAR-10: {verdict} at this scale.",
-              f"Geometric minus arithmetic mean, over {len(diff)} ensemble cells: {100 * diff.mean():+.2f} pts "
-              f"(std {100 * diff.std():.2f}; geometric better in {(diff > 0).sum()}, worse in {(diff < 0).sum()}); "
-              "seed 002 notices 'slightly improved ensemble accuracy' with the geometric mean.",
-              f"At the largest budget, {len(dominating)} (ensemble, single) pairs have the ensemble more accurate "
-              "with no more inference FLOPs" + (": e.g. k={} w={:g} ({:.4f}, {:.3g} FLOPs) vs single w={:g} ({:.4f}, "
-                                                 "{:.3g} FLOPs)".format(int(dominating[0][0]["k"]),
-                                                                       dominating[0][0]["width"],
-                                                                       dominating[0][0]["mean"],
-                                                                       dominating[0][0]["inference_flops"],
-                                                                       dominating[0][1]["width"],
-                                                                       dominating[0][1]["mean"],
-                                                                       dominating[0][1]["inference_flops"])
-                                                 if dominating else "") + "."]
-    return lines
+    lines += ["", f"Optimal k (arithmetic mean) over the budgets: {', '.join(str(int(k)) for k in ks)} (seed 002 "
+                  "reports 2-4 on CIFAR-10).",
+              f"Geometric minus arithmetic mean, per ensemble cell: {100 * diff.mean():+.2f} pts on average "
+              f"(geometric better in {(diff > 0).sum()}, worse in {(diff < 0).sum()} of {len(diff)}).",
+              f"At the largest budget, {len(dominating)} (ensemble, single) pairs have the ensemble more accurate on "
+              "mean with no more inference FLOPs"]
+    for e, o in dominating[:3]:
+        v = graded("", cells, [(1, cell(e)), (-1, cell(o))])
+        lines[-1] += (f"; k={int(e['k'])} w={e['width']:g} ({e['mean']:.4f}, {e['inference_flops']:.3g} FLOPs) vs "
+                      f"single w={o['width']:g} ({o['mean']:.4f}, {o['inference_flops']:.3g} FLOPs): "
+                      f"{effect_text(v['effect'], v['se'])}, {grade(v['effect'], v['se'])}")
+    lines[-1] += "."
+    return lines, verdicts
 
 
 def main(argv=None) -> Path:
@@ -76,7 +98,7 @@ def main(argv=None) -> Path:
 
     conf["space"] = parse_space(conf["space"])
     out = run(args, "seed002-flops", conf)
-    write_findings(out, "Seed 002: accuracy vs FLOPs per ensemble size", findings(out))
+    write_findings(out, "Seed 002: accuracy vs FLOPs per ensemble size", *findings(out))
     return out
 
 

@@ -73,6 +73,86 @@ def test_unreachable_or_malformed_address(tmp_path, capsys, address):
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# The recipe is part of what a resume compares
+
+
+def _made_by(monkeypatch, tmp_path, argv):
+    """Make a search directory as `tuneall search argv` would, without training (its tuneall.json only)."""
+    from tuneall import results as R
+    from tuneall import tuner
+
+    def fake_run_search(cfg, argv=None, verbose=1, **_):
+        cfg.results_dir.mkdir(parents=True)
+        R.write_meta(cfg.results_dir, R.provenance(cfg.to_json(), argv), "interrupted")
+        import pandas as pd
+
+        return pd.DataFrame()
+
+    monkeypatch.setattr(tuner, "run_search", fake_run_search)
+    assert main([*argv, "--storage-path", str(tmp_path), "--name", "r"]) == 0
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize("change, field", [
+    (["--lr", "0.1"], "lr"), (["--optimizer", "adamw"], "optimizer"), (["--weight-decay", "1e-4"], "weight_decay"),
+    (["--label-smoothing", "0.1"], "label_smoothing"), (["--val-fraction", "0.2"], "val_fraction"),
+])
+def test_resume_with_a_changed_recipe_is_refused_naming_the_field(tmp_path, capsys, monkeypatch, change, field):
+    _made_by(monkeypatch, tmp_path, [*ARGS, "--lr", "0.05"])
+    capsys.readouterr()
+    before = _snapshot(tmp_path / "r")
+    err = _one_line_error(capsys, [*ARGS, "--lr", "0.05", *change, "--storage-path", str(tmp_path), "--name", "r",
+                                   "--resume"])
+    assert "different search" in err and field in err
+    assert _snapshot(tmp_path / "r") == before
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad models and bad data from user code: one line naming the problem, exit 2, before any trial
+
+USER = "tests/user_code/bad_things.py"
+
+
+@pytest.mark.parametrize("factory, words", [
+    ("raises", ["bad_things", "raises", "failed to build", "my factory is broken"]),
+    ("not_a_module", ["not_a_module", "returned a str", "not a torch.nn.Module"]),
+    ("wrong_shape", ["wrong_shape", "outputs (2, 11)", "expected logits of shape (2, 10)"]),
+    ("forward_fails", ["forward_fails", "forward pass"]),
+    ("NOT_CALLABLE", ["NOT_CALLABLE", "not a factory"]),
+    ("missing", ["has no attribute 'missing'"]),
+])
+def test_bad_model_factory_is_refused_in_one_line(tmp_path, capsys, factory, words):
+    err = _one_line_error(capsys, [*ARGS, "--model", f"{USER}:{factory}", "--storage-path", str(tmp_path)])
+    assert all(w in err for w in words), err
+    assert not any(tmp_path.iterdir())  # refused before anything was written or trained
+
+
+def test_bad_model_in_plan_and_train_too(capsys):
+    for cmd in (["plan", "--budget", "3e6"], ["train", "--budget", "3e6", "--seeds", "1"]):
+        err = _one_line_error(capsys, [*cmd, "--model", f"{USER}:wrong_shape"])
+        assert "wrong_shape" in err and "expected logits" in err
+
+
+@pytest.mark.parametrize("loader, words", [
+    ("mismatched", ["train split", "60 inputs but 59 labels"]),
+    ("float_labels", ["labels of the train split", "float32", "integer"]),
+    ("nan_inputs", ["inputs of the train split", "NaN"]),
+    ("labels_out_of_range", ["labels of the test split", "out of range"]),
+    ("negative_labels", ["labels of the train split", "out of range"]),
+    ("empty_test", ["test split is empty"]),
+    ("loader_raises", ["loader_raises", "OSError", "disk on fire"]),
+    ("unknown_key", ["unknown key 'x_tset'"]),
+    ("big_tensor_bad", ["float32"]),
+])
+def test_bad_data_is_refused_in_one_line(tmp_path, capsys, loader, words):
+    err = _one_line_error(capsys, [*ARGS, "--data", f"{USER}:{loader}", "--model", f"{USER}:good_mlp",
+                                   "--storage-path", str(tmp_path)])
+    assert "DataError" not in err and all(w in err for w in words), err
+    assert len(err) < 400 and "tensor(" not in err and "array(" not in err  # never the values
+    assert not any(tmp_path.iterdir())
+
+
 # --- refused before anything is created: (extra arguments, words the one-line error must contain) -----------------
 SPACE_BAD_DEPTH = "name: d\nfamilies: [wrn]\ndepth: [15]\nk: [1]\n"
 SPACE_TINY_WIDTH = "name: w\nfamilies: [cnn3]\nwidth: 0.000000001\nk: [1]\n"

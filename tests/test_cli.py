@@ -307,7 +307,7 @@ def test_train_text_output(capsys, tmp_path):
     steps = 500_000 // (2 * 24_170)
     assert f"{steps}/{steps} steps" in out
     assert "repeat 0 member 1 (seed 1)" in out
-    assert "ensemble (mean) over 1 seed(s):" in out
+    assert "ensemble (mean) over 1 seed(s), on the test split:" in out and "validation split: ensemble_acc" in out
     assert "ensemble_acc" in out
     assert f"Results: {tmp_path}/train-digits-5e+05-cnn3-w0.5-k2" in out
 

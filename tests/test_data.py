@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from tuneall import data
+from tuneall import cifar, data
 from tuneall.data import (
     Dataset,
     dataset_info,
@@ -79,19 +79,46 @@ def _expected(train, test, label_key=b"labels"):
     return (x_tr - mean) / std, y_tr, (x_te - mean) / std, np.asarray(test[label_key])
 
 
+def whole(ds: Dataset, y: bool = False, val_fraction: float = 0.1) -> torch.Tensor:
+    """The training split as read, before the validation carve (train and validation rows back in their places)."""
+    if ds.x_val is None:
+        return ds.y_train if y else ds.x_train
+    train, val = data.split_indices(ds.info.n_train + ds.info.n_val, val_fraction)
+    a, b = (ds.y_train, ds.y_val) if y else (ds.x_train, ds.x_val)
+    out = torch.empty((len(train) + len(val), *a.shape[1:]), dtype=a.dtype)
+    out[train], out[val] = a, b
+    return out
+
+
+def test_validation_carve_is_fixed_disjoint_and_a_tenth():
+    ds = load_dataset("digits")
+    assert (ds.info.n_train, ds.info.n_val, ds.info.n_test) == (1293, 144, 360) == (len(ds.x_train), len(ds.x_val),
+                                                                                     len(ds.x_test))
+    train, val = data.split_indices(1437)
+    assert len(set(train.tolist()) | set(val.tolist())) == 1437 and not set(train.tolist()) & set(val.tolist())
+    assert torch.equal(data.split_indices(1437)[1], val)  # the same carve every time (fixed seed)
+    other = load_dataset("digits", val_fraction=0.2)
+    assert (other.info.n_train, other.info.n_val) == (1150, 287) == (len(other.x_train), len(other.x_val))
+    assert torch.equal(whole(other, val_fraction=0.2), whole(ds))
+    for bad in (0, 1, -0.1, float("nan"), True):
+        with pytest.raises(ConfigError, match="val_fraction"):
+            load_dataset("digits", val_fraction=bad)
+
+
 def test_cifar10_reads_small_archive(tmp_path, monkeypatch):
     path, train, test = write_cifar(tmp_path)
     monkeypatch.setitem(data.CIFAR_MD5, "cifar10", _md5(path))
     ds = load_dataset("cifar10", data_dir=tmp_path, download=False)
-    assert ds.x_train.shape == (20, 3, 32, 32) and ds.x_test.shape == (6, 3, 32, 32)
+    assert ds.x_train.shape == (18, 3, 32, 32) and ds.x_val.shape == (2, 3, 32, 32)
+    assert ds.x_test.shape == (6, 3, 32, 32)
     assert ds.info.input_shape == (3, 32, 32) and ds.info.num_classes == 10
-    assert (ds.info.n_train, ds.info.n_test) == (20, 6)  # actual counts of what was read
+    assert (ds.info.n_train, ds.info.n_val, ds.info.n_test) == (18, 2, 6)  # actual counts of what was read
     x_tr, y_tr, x_te, y_te = _expected(train, test)
     # Same rows, labels and channel layout (1024 R, then G, then B) as the raw pickles, in order.
-    np.testing.assert_allclose(ds.x_train.numpy(), x_tr, atol=1e-4)
+    np.testing.assert_allclose(whole(ds).numpy(), x_tr, atol=1e-4)
     np.testing.assert_allclose(ds.x_test.numpy(), x_te, atol=1e-4)
-    assert ds.y_train.tolist() == y_tr.tolist() and ds.y_test.tolist() == y_te.tolist()
-    per_channel = ds.x_train.transpose(0, 1).reshape(3, -1)
+    assert whole(ds, y=True).tolist() == y_tr.tolist() and ds.y_test.tolist() == y_te.tolist()
+    per_channel = whole(ds).transpose(0, 1).reshape(3, -1)
     assert per_channel.mean(1).abs().max() < 1e-5
     assert (per_channel.std(1, unbiased=False) - 1).abs().max() < 1e-4
     for t, dtype in ((ds.x_train, torch.float32), (ds.x_test, torch.float32), (ds.y_train, torch.int64)):
@@ -102,11 +129,11 @@ def test_cifar100_reads_fine_labels(tmp_path, monkeypatch):
     path, train, test = write_cifar(tmp_path, "cifar100", n=30, n_test=7)
     monkeypatch.setitem(data.CIFAR_MD5, "cifar100", _md5(path))
     ds = load_dataset("cifar100", data_dir=tmp_path, download=False)
-    assert ds.x_train.shape == (30, 3, 32, 32) and ds.x_test.shape == (7, 3, 32, 32)
+    assert ds.x_train.shape == (27, 3, 32, 32) and ds.x_test.shape == (7, 3, 32, 32)
     assert ds.info.num_classes == 100
     x_tr, y_tr, x_te, y_te = _expected(train, test, b"fine_labels")
-    np.testing.assert_allclose(ds.x_train.numpy(), x_tr, atol=1e-4)
-    assert ds.y_train.tolist() == y_tr.tolist() and ds.y_test.tolist() == y_te.tolist()
+    np.testing.assert_allclose(whole(ds).numpy(), x_tr, atol=1e-4)
+    assert whole(ds, y=True).tolist() == y_tr.tolist() and ds.y_test.tolist() == y_te.tolist()
 
 
 def _trust_extracted(monkeypatch, folder, name="cifar10"):
@@ -118,7 +145,7 @@ def test_cifar_extracted_directory_is_accepted(tmp_path, monkeypatch):
     folder, train, test = write_cifar(tmp_path, extracted=True)
     _trust_extracted(monkeypatch, folder)
     ds = load_dataset("cifar10", data_dir=tmp_path, download=False)
-    assert ds.y_train.tolist() == _expected(train, test)[1].tolist()
+    assert whole(ds, y=True).tolist() == _expected(train, test)[1].tolist()
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
@@ -128,8 +155,8 @@ def test_cifar_pickle_protocols_pass_the_restricted_unpickler(tmp_path, monkeypa
     monkeypatch.setitem(data.CIFAR_MD5, "cifar10", _md5(path))
     ds = load_dataset("cifar10", data_dir=tmp_path, download=False)
     x_tr, y_tr, _, _ = _expected(train, test)
-    np.testing.assert_allclose(ds.x_train.numpy(), x_tr, atol=1e-4)
-    assert ds.y_train.tolist() == y_tr.tolist()
+    np.testing.assert_allclose(whole(ds).numpy(), x_tr, atol=1e-4)
+    assert whole(ds, y=True).tolist() == y_tr.tolist()
 
 
 def test_cifar_extracted_files_with_unknown_md5_are_never_unpickled(tmp_path, monkeypatch):
@@ -138,7 +165,7 @@ def test_cifar_extracted_files_with_unknown_md5_are_never_unpickled(tmp_path, mo
     def no_unpickling(*a, **kw):
         raise AssertionError("an unverified file was unpickled")
 
-    for module, attr in ((pickle, "load"), (pickle, "loads"), (data, "_SafeUnpickler")):
+    for module, attr in ((pickle, "load"), (pickle, "loads"), (cifar, "_SafeUnpickler")):
         monkeypatch.setattr(module, attr, no_unpickling)
     with pytest.raises(DataError) as err:
         load_dataset("cifar10", data_dir=tmp_path, download=False)
@@ -206,7 +233,7 @@ def test_stray_pickle_next_to_a_verified_archive_is_ignored(tmp_path, monkeypatc
     _trust_extracted(monkeypatch, stray)  # even "trusted" extracted files lose to the verified archive
     ds = load_dataset("cifar10", data_dir=tmp_path, download=False)
     assert not marker.exists()
-    assert ds.y_train.tolist() == _expected(train, test)[1].tolist()
+    assert whole(ds, y=True).tolist() == _expected(train, test)[1].tolist()
 
 
 def test_cifar_checksum_mismatch(tmp_path):
@@ -265,7 +292,7 @@ def test_cifar_missing_download_function_raises(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(data, "_download", boom)
+    monkeypatch.setattr(cifar, "_download", boom)
     with pytest.raises(DataError, match="network is unreachable") as err:
         load_dataset("cifar10", data_dir=tmp_path)
     assert str(tmp_path / "cifar-10-python.tar.gz") in str(err.value)
@@ -301,7 +328,8 @@ def test_list_and_info_static(tmp_path, monkeypatch):
     infos = {name: dataset_info(name) for name in list_datasets()}
     monkeypatch.undo()
     c10 = infos["cifar10"]
-    assert (c10.input_shape, c10.num_classes, c10.n_train, c10.n_test) == ((3, 32, 32), 10, 50000, 10000)
+    assert (c10.input_shape, c10.num_classes, c10.n_train, c10.n_val, c10.n_test) == ((3, 32, 32), 10, 45000, 5000,
+                                                                                      10000)
     assert (c10.spatial_dims, c10.in_channels) == (2, 3)
     assert infos["cifar100"].num_classes == 100
     assert (infos["mnist1d"].spatial_dims, infos["mnist1d"].in_channels) == (1, 1)
@@ -337,13 +365,15 @@ def _check_tensors(ds: Dataset):
     assert ds.y_train.shape == (info.n_train,) and ds.y_test.shape == (info.n_test,)
     for t, dtype in zip((ds.x_train, ds.x_test, ds.y_train, ds.y_test), (torch.float32,) * 2 + (torch.int64,) * 2):
         assert t.dtype == dtype and t.is_contiguous() and t.device.type == "cpu"
+    if ds.x_val is not None:  # loaded datasets; make_synthetic's own have no validation carve
+        assert ds.x_val.shape == (info.n_val, *info.input_shape) and ds.y_val.shape == (info.n_val,)
     assert set(ds.y_train.unique().tolist()) == set(range(info.num_classes))
-    assert abs(ds.x_train.mean().item()) < 1e-4 and abs(ds.x_train.std().item() - 1) < 1e-3
+    assert abs(whole(ds).mean().item()) < 1e-4 and abs(whole(ds).std().item() - 1) < 1e-3
 
 
 def test_digits():
     ds = load_dataset("digits")
-    assert ds.info == dataset_info("digits") and (ds.info.n_train, ds.info.n_test) == (1437, 360)
+    assert ds.info == dataset_info("digits") and (ds.info.n_train, ds.info.n_test) == (1293, 360)
     _check_tensors(ds)
     assert torch.bincount(ds.y_test, minlength=10).min() >= 35  # stratified: ~36 per class
     assert load_dataset("digits").x_train is ds.x_train  # in-process cache
@@ -366,7 +396,7 @@ def test_mnist1d_generates_caches_and_leaves_rng_alone(mnist1d_dir):
     ds = load_dataset("mnist1d", data_dir=mnist1d_dir)
     assert (random.random(), np.random.rand()) == before  # the generator's global seeding was undone
     assert ds.info == dataset_info("mnist1d")
-    assert ds.x_train.shape == (4000, 1, 40) and ds.x_test.shape == (1000, 1, 40)
+    assert ds.x_train.shape == (3600, 1, 40) and ds.x_val.shape == (400, 1, 40) and ds.x_test.shape == (1000, 1, 40)
     _check_tensors(ds)
     assert [p.name for p in mnist1d_dir.iterdir()] == ["mnist1d-default-seed42.npz"]  # no temp file left over
     data.clear_cache()
@@ -411,7 +441,7 @@ def test_make_synthetic_deterministic_and_learnable():
 @pytest.mark.parametrize(
     "kwargs, field",
     [
-        ({"input_shape": (3,)}, "input_shape"),
+        ({"input_shape": ()}, "input_shape"),
         ({"input_shape": (3, 0, 4)}, "input_shape"),
         ({"num_classes": 1}, "num_classes"),
         ({"n_train": 0}, "n_train"),
@@ -430,7 +460,8 @@ def test_make_synthetic_bad_args(kwargs, field):
 def test_data_fraction_subset():
     full = load_dataset("digits")
     part = load_dataset("digits", data_fraction=0.1, fraction_seed=1)
-    assert part.x_train.shape[0] == round(0.1 * 1437) == 144 and part.data_fraction == 0.1
+    assert part.x_train.shape[0] == round(0.1 * 1293) == 129 and part.data_fraction == 0.1
+    assert part.x_val is full.x_val  # the validation split is untouched by the data fraction
     assert part.info == full.info  # info keeps the full split size
     assert part.x_test is full.x_test  # test split untouched
     assert part.x_train.is_contiguous() and part.y_train.dtype == torch.int64

@@ -41,6 +41,7 @@ def test_time_budget_ends_early_with_a_complete_honest_report(searched):
     assert trials["trial_id"].nunique() == ran and (trials["status"] == "ok").all()  # none killed mid-training
     summary = (out / "summary.md").read_text()
     assert f"{ran} of 40 planned trials ran" in summary and "Best allocation" in summary
+    assert "disagreed" not in summary  # a fresh search's first report has no trials.csv to disagree with
 
 
 @pytest.mark.slow
@@ -48,12 +49,13 @@ def test_optuna_load_study_reads_params_attrs_and_names(searched):
     out, _ = searched
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "optuna.journal")))
     study = optuna.load_study(study_name="eco", storage=storage)
-    assert study.metric_names == ["ensemble_acc_mean"]
+    assert study.metric_names == ["val_ensemble_acc_mean"]  # the default objective: chosen on validation
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert done
     for t in done:
         assert t.params["k"] in (1, 2, 3) and t.params["width"] in (0.25, 0.5) and t.params["family"] == "cnn3"
-        assert t.user_attrs["ensemble_acc_mean"] == t.value and t.user_attrs["steps"] > 0
+        assert t.user_attrs["val_ensemble_acc_mean"] == t.value and t.user_attrs["steps"] > 0
+        assert 0 < t.user_attrs["ensemble_acc_mean"] <= 1  # test reported beside it
         assert t.system_attrs["constraints"] == [0.0] and t.constraints["budget_feasible"] == 0.0
 
 
@@ -66,8 +68,8 @@ def test_ray_reads_the_directory_without_arguments(searched):
     out, front = searched
     grid = tune.Tuner.restore(str(out), trainable=tuneall.runner.trainable).get_results()
     best = grid.get_best_result()  # metric and mode come from the search's TuneConfig
-    assert best.metrics["ensemble_acc_mean"] == pytest.approx(grid.get_dataframe()["ensemble_acc_mean"].max())
-    analysis = tune.ExperimentAnalysis(str(out), default_metric="ensemble_acc_mean", default_mode="max")
+    assert best.metrics["val_ensemble_acc_mean"] == pytest.approx(grid.get_dataframe()["val_ensemble_acc_mean"].max())
+    analysis = tune.ExperimentAnalysis(str(out), default_metric="val_ensemble_acc_mean", default_mode="max")
     assert analysis.best_config["k"] == best.config["k"]
 
 

@@ -113,9 +113,11 @@ def test_non_editable_install_plans_and_searches(tmp_path):
     # A plain path entry: the dependencies, but not this checkout's editable-install hook (.pth files in that
     # directory are not processed).
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q", str(wheel)],
-                   check=True)
+    # Without PYTHONPATH: a checkout on it (with the tuneall.egg-info the wheel build leaves there) would make pip
+    # take tuneall as installed already and skip the wheel.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q", str(wheel)],
+                   check=True, env=env)
     where = subprocess.run([str(py), "-c", "import tuneall; print(tuneall.__file__)"], capture_output=True, text=True,
                            check=True, cwd=tmp_path, env=env).stdout
     assert str(site) in where and str(ROOT) not in where  # the wheel's copy, not this checkout

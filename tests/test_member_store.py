@@ -149,3 +149,18 @@ def test_merge_keeps_every_evaluation_of_both_prefix_runs():
     m = S.merge(short, long)
     assert sorted(m.test) == [5, 10, 20, 30] and m.steps == 30 and m.covers(10, (5,)) and not m.covers(40)
     assert S.merge(long, short).test.keys() == m.test.keys()
+
+
+def test_only_members_trained_to_the_trials_own_steps_are_captured_as_its_weights(digits, tmp_path):
+    """A grid member trained past the trial's T (to a smaller k's need) has another trial's weights: not captured,
+    so a saved ensemble never pairs the wrong weights with the trial's recorded accuracy."""
+    from tuneall import ensemble_io
+
+    plans = _plans(digits, ks=(1, 2), repeats=1)
+    tr = StoreTrainer(S.MemberStore(tmp_path), S.data_fingerprint(digits), torch.get_num_threads(),
+                      horizons(2, plans, "grid"))
+    with ensemble_io.capturing() as got:
+        run_trial(plans[2], digits, trainer=tr)
+    seeds = plans[2].seeds[0]
+    # member 0 is trained to T(1) > T(2) for the k=1 trial; member 1 only to the trial's own T(2)
+    assert tr.counts["members_trained"] == 2 and [s for s, _ in got] == [seeds[1]]

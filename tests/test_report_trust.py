@@ -92,3 +92,39 @@ def test_unknown_dataset_flags_nothing(tmp_path, dataset):
     s, md = make(tmp_path, [record("a", 1.0, 2, [0.10, 0.11, 0.09])], dataset=dataset)
     assert not s["degenerate"].any()
     assert "Degenerate" not in md
+
+
+def val_record(tid: str, width: float, k: int, val: list[float], test: list[float]) -> dict:
+    rec = record(tid, width, k, test)
+    repeats = json.loads(rec["metrics"]["repeats_json"])
+    for rep, v in zip(repeats, val):
+        rep.update({"val_ensemble_acc": v, "val_ensemble_nll": 1 - v, "val_ensemble_ece": 0.01,
+                    "val_member_acc_mean": v, "val_disagreement": 0.1})
+    rec["metrics"]["repeats_json"] = json.dumps(repeats)
+    return rec
+
+
+def test_best_is_chosen_on_validation_when_validation_and_test_disagree(tmp_path):
+    """"val_wins" is best on validation, "test_wins" on test: every choice follows validation, test is reported."""
+    from tuneall.frontier import best_allocation, best_per, frontier, summarize_trials
+    from tuneall.search_report import load_trials
+
+    s, md = make(tmp_path, [
+        val_record("val_wins", 0.5, 4, val=[0.95, 0.96, 0.97], test=[0.80, 0.81, 0.82]),
+        val_record("test_wins", 2.0, 1, val=[0.85, 0.87, 0.86], test=[0.99, 0.99, 0.98]),
+    ])
+    summary = summarize_trials(load_trials(tmp_path))
+    assert best_allocation(summary)["trial_id"] == "val_wins"
+    assert best_allocation(summary, "ensemble_acc_mean")["trial_id"] == "test_wins"  # what test would have chosen
+    assert frontier(summary)["trial_id"].iloc[0] == "val_wins"
+    assert best_per(summary, "k").set_index("k").loc[[1, 4], "trial_id"].tolist() == ["test_wins", "val_wins"]
+    assert s["tied_with_best"].to_dict() == {"val_wins": True, "test_wins": False}  # ties on validation too
+    best = md.split("## Best allocation")[1].split("##")[0]
+    assert "**cnn3 width 0.5, depth 3, k = 4**" in best
+    assert "validation accuracy 0.9600" in best and "test ensemble accuracy 0.8100" in best
+    assert "Chosen on **validation**" in md
+    front = pd.read_csv(tmp_path / "frontier.csv", dtype={"trial_id": str})
+    assert front["trial_id"].iloc[0] == "val_wins"
+    assert {"val_ensemble_acc_mean", "ensemble_acc_mean"} <= set(front.columns)  # tables carry both splits
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert {"val_ensemble_acc", "ensemble_acc"} <= set(trials.columns)

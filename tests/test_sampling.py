@@ -47,3 +47,30 @@ def test_a_family_with_nothing_feasible_is_left_out():
 @pytest.mark.parametrize("trials,startup", [(4, 3), (12, 3), (20, 5), (40, 10), (200, 10)])
 def test_tpe_startup_leaves_small_searches_mostly_to_tpe(trials, startup):
     assert tpe_startup(trials) == startup
+
+
+def test_recipe_axes_are_part_of_the_architecture():
+    """optimizer, weight_decay and label_smoothing given as lists are sampled among the feasible architectures, and
+    two points that differ only in them are different architectures for the member store."""
+    from tuneall.member_reuse import arch_key
+
+    space = parse_space({"name": "r", "families": ["cnn3"], "width": [0.5, 1], "k": [1, 2],
+                         "optimizer": ["sgd", "adamw"], "weight_decay": [0.0, 1e-4], "label_smoothing": [0.0, 0.1]})
+
+    def feasible(p):  # adamw at width 1 cannot be trained (say): a joint infeasibility in a recipe axis
+        return not (p["optimizer"] == "adamw" and float(p["width"]) == 1.0)
+
+    fc = restrict(space, None, None, feasible_fn=feasible)["cnn3"]
+    assert {"optimizer", "weight_decay", "label_smoothing"} <= set(fc.axes)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(80):
+        p = sample(study.ask(), fc, lambda a: a)
+        assert feasible(p)
+        seen.add((p["optimizer"], p["weight_decay"], p["label_smoothing"]))
+    assert len(seen) == 8
+    base = {"family": "cnn3", "width": 0.5, "depth": 1, "k": 2, "data_fraction": 1.0, "optimizer": "sgd",
+            "weight_decay": 0.0, "label_smoothing": 0.0}
+    assert arch_key(base) == arch_key({**base, "k": 4})
+    for field, v in (("optimizer", "adamw"), ("weight_decay", 1e-4), ("label_smoothing", 0.1)):
+        assert arch_key({**base, field: v}) != arch_key(base)

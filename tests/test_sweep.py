@@ -20,6 +20,7 @@ from tuneall.sweeper import SweepConfig, parse_budgets, plan_sweep, reuse_blocke
 
 TINY = {"name": "tiny", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2], "batch_size": 32}
 METRICS = ["ensemble_acc", "ensemble_nll", "ensemble_ece", "member_acc_mean", "disagreement"]
+METRICS += [f"val_{m}" for m in METRICS]  # cells carry both splits; the validation carve is the same for every job
 
 
 @pytest.fixture(scope="module")

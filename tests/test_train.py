@@ -150,7 +150,10 @@ def test_run_trial_digits_rows_and_aggregates(digits):
     for r, results in enumerate(recorded):
         logp = torch.stack([x.test_logprobs[15] for x in results])
         expected = M.evaluate_ensemble(logp, labels, "mean")
+        val_logp = torch.stack([x.val_logprobs[15] for x in results])  # the validation split, evaluated at once
+        expected.update({f"val_{k}": v for k, v in M.evaluate_ensemble(val_logp, digits.y_val, "mean").items()})
         assert res.repeats[r] == pytest.approx(expected)
+        assert len(digits.y_val) == 144 and res.repeats[r]["val_ensemble_acc"] != res.repeats[r]["ensemble_acc"]
         rows = [m for m in res.members if m["repeat"] == r]
         for i, row in enumerate(rows):
             assert row["acc"] == pytest.approx(M.accuracy(logp[i], labels))

@@ -9,7 +9,9 @@ from tuneall.errors import BudgetError, ConfigError, DataError, TuneallError
 
 __version__ = "0.1.0"
 _API = ("plan", "design", "train", "search", "resume", "sweep", "report", "load_ensemble")
-__all__ = [*_API, "Budget", "TuneallError", "BudgetError", "ConfigError", "DataError"]
+# Bringing your own model and data (torch is imported on first use of these, not by ``import tuneall``).
+_USER = {"register_model": "tuneall.models", "register_data": "tuneall.user_data"}
+__all__ = [*_API, *_USER, "Budget", "TuneallError", "BudgetError", "ConfigError", "DataError"]
 
 
 def __getattr__(name: str):
@@ -17,8 +19,12 @@ def __getattr__(name: str):
         from tuneall import api
 
         return getattr(api, name)
+    if name in _USER:
+        import importlib
+
+        return getattr(importlib.import_module(_USER[name]), name)
     raise AttributeError(f"module 'tuneall' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_API))
+    return sorted(set(globals()) | set(_API) | set(_USER))

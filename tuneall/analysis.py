@@ -255,3 +255,50 @@ def data_fraction_table(summary: pd.DataFrame, rule: str = "mean") -> pd.DataFra
     out["best_fraction"] = out["mean"] == top
     out["gap_to_best"] = top - out["mean"]
     return out.sort_values(["budget", "data_fraction"], ignore_index=True)
+
+
+# --- effects paired over seeds (the evidence graded in findings.md, see tuneall.grading) ----------------------------
+
+def repeat_values(cells: pd.DataFrame, cell, metric: str = "ensemble_acc") -> pd.Series:
+    """``metric`` per repeat of the one successful cell matching ``cell`` (a dict or a row of a summary table:
+    its allocation keys, ``budget`` and ``rule``; keys missing from ``cell`` are not filtered on)."""
+    ok = _filled(cells[cells["status"] == "ok"])
+    mask = np.ones(len(ok), bool)
+    for c in [*_keys(ok), "budget", "rule"]:
+        if c not in cell:
+            continue
+        v, col = cell[c], ok[c]
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v == "":
+            mask &= (col.isna() | (col.astype(object) == "")).to_numpy()
+        elif isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+            mask &= np.isclose(pd.to_numeric(col, errors="coerce").to_numpy(float), float(v), rtol=1e-9, atol=0)
+        else:
+            mask &= (col.astype(str) == str(v)).to_numpy()
+    sel = ok[mask]
+    if sel.empty:
+        raise KeyError(f"no successful cell matches {dict(cell)}")
+    keys = [*_keys(sel), "budget", "rule"]
+    if len(sel.drop_duplicates(keys)) > 1:
+        raise KeyError(f"{len(sel.drop_duplicates(keys))} cells match {dict(cell)}; name more keys")
+    return sel.groupby("repeat")[metric].first()
+
+
+def contrast(cells: pd.DataFrame, terms, metric: str = "ensemble_acc") -> tuple[float, float, int]:
+    """(effect, standard error, n seeds) of sum_i w_i x_i over ``terms`` [(w_i, cell_i), ...], paired over seeds.
+
+    Repeat r of every allocation shares its seeds (common random numbers), so the contrast is formed per repeat,
+    d_r = sum_i w_i x_i,r, over the repeats every term has; effect = mean(d), SE = sd(d) / sqrt(n) (NaN for one
+    seed: no noise estimate). A difference a - b is [(1, a), (-1, b)]; a mean of m differences weighs each 1/m.
+    """
+    cols = [w * repeat_values(cells, cell, metric) for w, cell in terms]
+    d = pd.concat(cols, axis=1).dropna().sum(axis=1).to_numpy(float)
+    n = len(d)
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    se = float(d.std(ddof=1) / np.sqrt(n)) if n >= 2 else float("nan")
+    return float(d.mean()), se, n
+
+
+def paired_difference(cells: pd.DataFrame, a, b, metric: str = "ensemble_acc") -> tuple[float, float, int]:
+    """(effect, SE, n) of cell ``a`` minus cell ``b``, paired over their shared seeds (see :func:`contrast`)."""
+    return contrast(cells, [(1.0, a), (-1.0, b)], metric)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from tuneall.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget
-from tuneall.config import Resources, TrainConfig, check_rule, parse_objectives
+from tuneall.config import DEFAULT_OBJECTIVE, Resources, TrainConfig, check_rule, parse_objectives
 from tuneall.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -22,13 +22,17 @@ if TYPE_CHECKING:
 def make_space(space: "SearchSpace | str | None" = None, family: str | None = None,
                widths: Sequence[float] | None = None, depths: Sequence[int] | None = None,
                k: Sequence[int] | None = None, lr: float | None = None, momentum: float | None = None,
-               batch_size: int | None = None) -> "SearchSpace":
-    """A search space: a packaged name or YAML path (default ``paper``), or an ad-hoc one from a family and lists of
-    widths, depths and ensemble sizes; optimiser settings given here are fixed in it."""
+               batch_size: int | None = None, weight_decay: float | None = None, optimizer: str | None = None,
+               label_smoothing: float | None = None) -> "SearchSpace":
+    """A search space: a packaged name or YAML path (default ``paper``), or an ad-hoc one from a family (a registered
+    name or an import path such as ``mypkg.nets:make_mlp``) and lists of widths, depths and ensemble sizes; recipe
+    settings given here are fixed in it. A user family without ``widths`` uses its own width grid."""
     from tuneall.space import SearchSpace, load_space, parse_space, with_fixed
 
     flags = {"width": widths, "depth": depths, "k": k}
-    optim = {key: v for key, v in (("lr", lr), ("momentum", momentum), ("batch_size", batch_size)) if v is not None}
+    given = (("lr", lr), ("momentum", momentum), ("batch_size", batch_size), ("weight_decay", weight_decay),
+             ("optimizer", optimizer), ("label_smoothing", label_smoothing))
+    optim = {key: v for key, v in given if v is not None}
     adhoc = bool(family) or any(v is not None for v in flags.values())
     if space is not None and adhoc:
         raise ConfigError("give either space or family/widths/depths/k, not both")
@@ -37,7 +41,9 @@ def make_space(space: "SearchSpace | str | None" = None, family: str | None = No
         return with_fixed(sp, **optim)
     doc = {"name": "command-line", "families": [family or "cnn3"], **optim}
     doc.update({key: list(v) for key, v in flags.items() if v is not None})
-    return parse_space(doc)
+    import yaml
+
+    return parse_space(doc, source=yaml.safe_dump(doc, sort_keys=False))  # the YAML a resume rebuilds it from
 
 
 def plan(
@@ -125,6 +131,9 @@ def train(
     lr: float | None = None,
     momentum: float | None = None,
     batch_size: int | None = None,
+    weight_decay: float | None = None,
+    optimizer: str | None = None,
+    label_smoothing: float | None = None,
     data_dir: str | None = None,
     device: str = "cpu",
     members: str = "sequential",
@@ -135,21 +144,26 @@ def train(
     save_members: str = "best",
     argv: list[str] | None = None,
 ) -> "TrialResult":
-    """Train one allocation under the budget (k members x ``seeds`` repeats) and evaluate it.
+    """Train one allocation under the budget (k members x ``seeds`` repeats) and evaluate it on validation and test.
+    ``family`` may be an import path to a model factory; ``dataset`` an import path to a data loader.
 
     With ``storage_path`` the run is written to ``storage_path/name`` (default name from the settings):
     ``train.json`` (plan, metrics, members, command, versions) and, unless ``save_members='none'``, the members'
     weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``)."""
     from tuneall.data import dataset_info, load_dataset
     from tuneall.factory import Allocation, make_trial_plan
+    from tuneall.models import check_family, resolve_family
     from tuneall.trial import run_trial, select_trainer
 
     check_rule(rule)
-    cfg = TrainConfig.with_overrides(lr=lr, momentum=momentum, batch_size=batch_size, device=device)
+    cfg = TrainConfig.with_overrides(lr=lr, momentum=momentum, batch_size=batch_size, weight_decay=weight_decay,
+                                     optimizer=optimizer, label_smoothing=label_smoothing, device=device)
+    family = resolve_family(family)
     b = Budget(budget, unit, min_steps)
     Resources(members=members, amp=amp)  # validates: a bad members method fails before any data loads
     trainer = select_trainer(members, amp)
     info = dataset_info(dataset)
+    check_family(family, width, depth, tuple(info.input_shape), info.num_classes)
     trial_plan = make_trial_plan(Allocation(family, width, depth, k, data_fraction), b, info, cfg, repeats=seeds)
     out = None
     if storage_path is not None:
@@ -157,7 +171,8 @@ def train(
 
         if save_members not in ("all", "best", "none"):
             raise ConfigError(f"save_members must be one of all, best, none, but got {save_members!r}")
-        out = R.results_path(storage_path, name or f"train-{dataset}-{b.value:.3g}-{family}-w{width:g}-k{k}")
+        label = dataset.rsplit("/", 1)[-1].replace(".py:", "-").replace(":", "-")  # an import path's file and name
+        out = R.results_path(storage_path, name or f"train-{label}-{b.value:.3g}-{family}-w{width:g}-k{k}")
         if out.exists():
             raise ConfigError(f"results directory {out} already exists; pass another name (or storage_path)")
     data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction)
@@ -197,7 +212,7 @@ def search(
     concurrency: int | None = None,
     seeds: int = 3,
     rule: str = "mean",
-    objectives: str | tuple = "ensemble_acc_mean",
+    objectives: str | tuple = DEFAULT_OBJECTIVE,
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
     parallel_members: bool = False,
@@ -215,6 +230,15 @@ def search(
     lr: float | None = None,
     momentum: float | None = None,
     batch_size: int | None = None,
+    weight_decay: float | None = None,
+    optimizer: str | None = None,
+    label_smoothing: float | None = None,
+    model: str | None = None,
+    widths: Sequence[float] | None = None,
+    depths: Sequence[int] | None = None,
+    k: Sequence[int] | None = None,
+    data=None,
+    val_fraction: float | None = None,
     time_budget: float | None = None,
     save_members: str = "best",
     member_store: bool = True,
@@ -223,7 +247,13 @@ def search(
     argv: list[str] | None = None,
     verbose: int = 1,
 ) -> "pd.DataFrame":
-    """Search the best allocation for the budget with Ray Tune + Optuna; returns the frontier.
+    """Search the best allocation for the budget with Ray Tune + Optuna; returns the frontier (chosen on validation).
+
+    ``model``: a family name or a factory ``fn(width, depth, input_shape, num_classes)`` (registered for you) or its
+    import path, with ``widths``/``depths``/``k`` (default: the family's width grid). ``data``: your own data
+    (tensors, a dict, a torch Dataset, a callable, or an import path; :mod:`tuneall.user_data`), registered under
+    ``dataset`` (default name "user"). ``objectives``: what the sampler optimises and the frontier is drawn on
+    (default: validation ensemble accuracy; test metrics are reported beside it, never used to choose).
 
     The results directory (``frontier.attrs['results_dir']``) holds the trials table, frontier, figures, summary,
     and (``save_members``: 'best', 'all' or 'none') the members' weights, read back by :func:`load_ensemble`.
@@ -237,10 +267,14 @@ def search(
     from tuneall.tuner import SearchConfig, run_search
 
     check_rule(rule)
+    dataset = _use_data(data, dataset, val_fraction)
     dataset_info(dataset)  # unknown dataset: fail before anything else
     cfg = SearchConfig(
         budget=Budget(budget, unit, min_steps),
-        space=make_space(space, lr=lr, momentum=momentum, batch_size=batch_size), dataset=dataset,
+        space=make_space(space, family=_use_model(model), widths=widths, depths=depths, k=k, lr=lr,
+                         momentum=momentum, batch_size=batch_size, weight_decay=weight_decay, optimizer=optimizer,
+                         label_smoothing=label_smoothing), dataset=dataset,
+        val_fraction=val_fraction if val_fraction is not None else 0.1,
         data_dir=data_dir, searcher=searcher, trials=trials, concurrency=concurrency, seeds=seeds, rule=rule,
         objectives=parse_objectives(objectives),
         resources=Resources(cpus_per_trial, gpus_per_trial, parallel_members, members, amp), name=name,
@@ -251,6 +285,26 @@ def search(
     front = run_search(cfg, argv=argv, verbose=verbose, dry_run=dry_run, confirm=confirm)
     front.attrs["results_dir"] = str(cfg.results_dir)
     return front
+
+
+def _use_data(data, dataset: str, val_fraction: float | None) -> str:
+    """The dataset name a run uses: ``dataset``, or ``data`` registered (an import path is used as the name)."""
+    if data is None:
+        return dataset
+    if isinstance(data, str):
+        return data
+    from tuneall.user_data import register_data
+
+    return register_data(data, "user" if dataset == "digits" else dataset, val_fraction=val_fraction)
+
+
+def _use_model(model):
+    """A family name for ``model``: a name or import path as given; a factory function registered under its name."""
+    if model is None or isinstance(model, str):
+        return model
+    from tuneall.models import register_model
+
+    return register_model(None, model)
 
 
 def resume(results_dir: str, address: str | None = None, num_cpus: int | None = None, verbose: int = 1,
@@ -281,6 +335,15 @@ def sweep(
     lr: float | None = None,
     momentum: float | None = None,
     batch_size: int | None = None,
+    weight_decay: float | None = None,
+    optimizer: str | None = None,
+    label_smoothing: float | None = None,
+    model: str | None = None,
+    widths: Sequence[float] | None = None,
+    depths: Sequence[int] | None = None,
+    k: Sequence[int] | None = None,
+    data=None,
+    val_fraction: float | None = None,
     argv: list[str] | None = None,
     verbose: int = 1,
     **options,
@@ -290,9 +353,14 @@ def sweep(
     of :class:`tuneall.runner.RunOptions` (name, storage_path, address, concurrency, executor, ...)."""
     from tuneall.sweeper import SweepConfig, parse_budgets, run_sweep
 
-    fixed = {key: v for key, v in (("lr", lr), ("momentum", momentum), ("batch_size", batch_size)) if v is not None}
+    given = (("lr", lr), ("momentum", momentum), ("batch_size", batch_size), ("weight_decay", weight_decay),
+             ("optimizer", optimizer), ("label_smoothing", label_smoothing))
+    fixed = {key: v for key, v in given if v is not None}
+    dataset = _use_data(data, dataset, val_fraction)
+    if val_fraction is not None:
+        options["val_fraction"] = val_fraction
     if points is None:
-        sp, pts = make_space(space, **fixed), None
+        sp, pts = make_space(space, family=_use_model(model), widths=widths, depths=depths, k=k, **fixed), None
     else:
         sp, pts = None, tuple({**p, **fixed} for p in points)
     rules = tuple(r.strip() for r in rules.split(",")) if isinstance(rules, str) else tuple(rules)

@@ -12,7 +12,7 @@ import json
 import sys
 
 from tuneall.budget import DEFAULT_MIN_STEPS, UNITS
-from tuneall.config import COMBINE_RULES, MEMBER_METHODS, OBJECTIVES, SEARCHERS
+from tuneall.config import COMBINE_RULES, DEFAULT_OBJECTIVE, MEMBER_METHODS, OBJECTIVES, OPTIMIZERS, SEARCHERS
 from tuneall.errors import ConfigError, TuneallError
 
 DATASETS = "cifar10 | cifar100 | digits | mnist1d | synthetic"
@@ -95,15 +95,24 @@ def _unit_opts(g) -> None:
 
 def _data_opts(p) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="digits", help=DATASETS)
+    g.add_argument("--dataset", "--data", dest="dataset", default="digits",
+                   help=f"{DATASETS}, or your own data by import path: mypkg.data:load or path/to/file.py:load "
+                        "(a function returning tensors; see tuneall.user_data)")
     g.add_argument("--data-dir", default=None, help="where datasets live (default: $TUNEALL_DATA or ~/.cache/tuneall)")
+    g.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of the training split held out as validation, which chooses the best allocation")
 
 
 def _recipe_opts(p) -> None:
-    g = p.add_argument_group("training recipe (SGD, fixed learning rate)")
+    g = p.add_argument_group("training recipe (fixed learning rate: what keeps anytime evaluation exact)")
+    g.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
+                   help="sgd (with momentum) or adamw (default: the space's, else sgd)")
     g.add_argument("--lr", type=float, default=None, help="learning rate (default: the space's, else 0.05)")
     g.add_argument("--momentum", type=float, default=None, help="SGD momentum (default: the space's, else 0.9)")
+    g.add_argument("--weight-decay", type=float, default=None, help="weight decay (default: the space's, else 0)")
     g.add_argument("--batch-size", type=int, default=None, help="batch size (default: the space's, else 128)")
+    g.add_argument("--label-smoothing", type=float, default=None,
+                   help="cross-entropy label smoothing in [0, 1) (default: the space's, else 0)")
 
 
 def _space_opts(p, plan: bool = False) -> None:
@@ -111,7 +120,10 @@ def _space_opts(p, plan: bool = False) -> None:
     g.add_argument("--space", default=None,
                    help="search space: a packaged name (paper, wide, data, tuned, more_or_less) or a YAML file "
                         "(default: paper)")
-    g.add_argument("--family", default=None, help="model family cnn3 | resnet | wrn (instead of --space)")
+    g.add_argument("--family", "--model", dest="family", default=None,
+                   help="model family cnn3 | resnet | wrn, or your own factory fn(width, depth, input_shape, "
+                        "num_classes) by import path: mypkg.nets:make_mlp or path/to/file.py:make_mlp (instead of "
+                        "--space; without --widths, the family's own width grid)")
     g.add_argument("--widths", type=_floats, default=None, help="comma-separated width multipliers")
     g.add_argument("--depths", type=_ints, default=None, help="comma-separated depths")
     g.add_argument("--k", type=_ints, default=None, help="comma-separated ensemble sizes")
@@ -149,7 +161,8 @@ def _space(args):
     from tuneall.api import make_space
 
     return make_space(args.space, family=args.family, widths=args.widths, depths=args.depths, k=args.k,
-                      lr=args.lr, momentum=args.momentum, batch_size=args.batch_size)
+                      lr=args.lr, momentum=args.momentum, batch_size=args.batch_size, weight_decay=args.weight_decay,
+                      optimizer=args.optimizer, label_smoothing=args.label_smoothing)
 
 
 # --- commands ----------------------------------------------------------------------------------------------------
@@ -236,7 +249,9 @@ def cmd_train(args) -> int:
     result = train(
         dataset=args.dataset, budget=args.budget, unit=args.unit, min_steps=args.min_steps, family=args.family or "cnn3",
         width=args.width, depth=args.depth, k=args.k, data_fraction=args.data_fraction, seeds=args.seeds,
-        rule=args.rule, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size, data_dir=args.data_dir,
+        rule=args.rule, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size,
+        weight_decay=args.weight_decay, optimizer=args.optimizer, label_smoothing=args.label_smoothing,
+        data_dir=args.data_dir,
         device=args.device, members=args.members, amp=args.amp, progress=None if args.json else progress,
         storage_path=args.storage_path, name=args.name, save_members=args.save_members, argv=_argv(),
     )
@@ -253,9 +268,12 @@ def cmd_train(args) -> int:
         print(f"  repeat {m['repeat']} member {m['member']}: acc {m['acc']:.4f}  nll {m['nll']:.4f}  "
               f"ece {m['ece']:.4f}{'  DIVERGED' if m['diverged'] else ''}")
     s = result.summary
-    print(f"ensemble ({args.rule}) over {len(result.repeats)} seed(s):")
+    print(f"ensemble ({args.rule}) over {len(result.repeats)} seed(s), on the test split:")
     for name in ("ensemble_acc", "ensemble_nll", "ensemble_ece", "member_acc_mean", "disagreement"):
         print(f"  {name:16s} {s[name + '_mean']:.4f} ± {s[name + '_std']:.4f}  (worst {s[name + '_worst']:.4f})")
+    if "val_ensemble_acc_mean" in s:
+        print(f"validation split: ensemble_acc {s['val_ensemble_acc_mean']:.4f} ± {s['val_ensemble_acc_std']:.4f}, "
+              f"ensemble_nll {s['val_ensemble_nll_mean']:.4f}")
     print(f"Results: {out}")
     return 0
 
@@ -270,8 +288,8 @@ def cmd_search(args) -> int:
         gpus_per_trial=args.gpus_per_trial, parallel_members=args.parallel_members, members=args.members,
         amp=args.amp, name=args.name, storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus,
         dashboard=args.dashboard, seed=args.seed, max_failures=args.max_failures, resume=args.resume,
-        study_storage=args.study_storage, argv=_argv(), verbose=args.verbose, time_budget=args.time_budget,
-        dry_run=args.dry_run, confirm=not args.yes, save_members=args.save_members,
+        study_storage=args.study_storage, val_fraction=args.val_fraction, argv=_argv(), verbose=args.verbose,
+        time_budget=args.time_budget, dry_run=args.dry_run, confirm=not args.yes, save_members=args.save_members,
         member_store=not args.no_member_store,
     )
     if front.attrs.get("dry_run"):
@@ -285,8 +303,11 @@ def _print_outcome(results_dir, front) -> None:
         print("\nNo trial trained successfully; see the trials table.")
     else:
         b = front.iloc[0]
+        val = b.get("val_ensemble_acc_mean")
+        chosen = (f"validation accuracy {val:.4f} ± {b['val_ensemble_acc_std']:.4f} (chosen on validation), test "
+                  if val is not None and val == val else "(chosen on test) ")
         print(f"\nBest allocation: {b['family']} width {b['width']:g} depth {int(b['depth'])} k={int(b['k'])} "
-              f"({int(b['steps'])} steps per member): ensemble accuracy {b['ensemble_acc_mean']:.4f} "
+              f"({int(b['steps'])} steps per member): {chosen}ensemble accuracy {b['ensemble_acc_mean']:.4f} "
               f"± {b['ensemble_acc_std']:.4f}")
     if results_dir:
         print(f"Summary: {results_dir}/summary.md")
@@ -321,7 +342,7 @@ def cmd_sweep(args) -> int:
         gpus_per_trial=args.gpus_per_trial, members=args.members, amp=args.amp, argv=_argv(),
         verbose=args.verbose, data_dir=args.data_dir, concurrency=args.concurrency, name=args.name,
         storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus, seed=args.seed,
-        max_failures=args.max_failures, executor=args.executor,
+        max_failures=args.max_failures, executor=args.executor, val_fraction=args.val_fraction,
     )
     print(f"Summary: {out}/summary.md")
     return 0
@@ -361,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "  tuneall train --dataset mnist1d --budget 1e7 --width 0.5 --k 8 --rule geometric --json",
                 [_parent(_budget_opts), data, recipe])
     g = p.add_argument_group("allocation")
-    g.add_argument("--family", default="cnn3", help="model family cnn3 | resnet | wrn")
+    g.add_argument("--family", "--model", dest="family", default="cnn3",
+                   help="model family cnn3 | resnet | wrn, or an import path mypkg.nets:make_mlp")
     g.add_argument("--width", type=float, default=1.0, help="width multiplier")
     g.add_argument("--depth", type=int, default=None, help="depth (default: the family's default)")
     g.add_argument("--k", type=int, default=1, help="ensemble size")
@@ -392,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--searcher", default="tpe", choices=SEARCHERS, help="Optuna sampler (grid: every feasible point, each member trained once; halving: successive halving on predicted accuracy at the full budget)")
     g.add_argument("--trials", type=int, default=20, help="number of trials (ignored by grid)")
     g.add_argument("--rule", default="mean", choices=COMBINE_RULES, help="ensemble combination")
-    g.add_argument("--objectives", default="ensemble_acc_mean",
+    g.add_argument("--objectives", default=DEFAULT_OBJECTIVE,
                    help=f"comma-separated metric[:min|max]; several = multi-objective; from {', '.join(OBJECTIVES)}")
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted search in its results directory (finished trials are kept)")

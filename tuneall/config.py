@@ -16,6 +16,7 @@ MEMBER_METHODS = ("sequential", "vectorized", "auto")
 # How member predictions are combined into the ensemble's (tuneall.metrics implements them).
 COMBINE_RULES = ("mean", "geometric", "vote")
 SEARCHERS = ("tpe", "random", "grid", "nsga2", "halving")
+OPTIMIZERS = ("sgd", "adamw")  # sgd: with momentum (seed 000); adamw: torch's AdamW with decoupled weight decay
 
 # Metrics of one evaluated ensemble; the direction says which way is better (used for "worst case" over seeds).
 ENSEMBLE_METRICS: dict[str, str] = {
@@ -25,15 +26,25 @@ ENSEMBLE_METRICS: dict[str, str] = {
     "member_acc_mean": "max",
     "disagreement": "max",  # more disagreement = more diversity; its "worst" is the least diverse seed
 }
+# Choose on validation, report on test. The unprefixed names are TEST metrics (the seed examples report test
+# accuracy as the papers do); the same metrics on the validation split carry VAL_PREFIX. Searches, frontiers, "best"
+# tables and ties use the validation ones (CHOICE_METRIC); tables carry both.
+VAL_PREFIX = "val_"
+SPLIT_METRICS: dict[str, str] = {**ENSEMBLE_METRICS, **{VAL_PREFIX + k: v for k, v in ENSEMBLE_METRICS.items()}}
+CHOICE_METRIC = "val_ensemble_acc"  # per repeat; its mean over seeds chooses the best allocation
 # Trial-level metrics an objective may name, with the direction that is better.
 OBJECTIVES: dict[str, str] = {
+    "val_ensemble_acc_mean": "max", "val_ensemble_acc_worst": "max", "val_ensemble_nll_mean": "min",
+    "val_ensemble_ece_mean": "min",
     "ensemble_acc_mean": "max", "ensemble_acc_worst": "max", "ensemble_nll_mean": "min", "ensemble_ece_mean": "min",
     "total_params": "min", "inference_flops": "min", "train_time_s": "min",
 }
-DEFAULT_OBJECTIVE = "ensemble_acc_mean"
+DEFAULT_OBJECTIVE = "val_ensemble_acc_mean"
 
+# The training recipe's fields a point may fix or sample (search-space axes), with their defaults.
+RECIPE_FIELDS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "label_smoothing")
 # The columns that identify an allocation in every table (plan, trials, frontier, sweep cells).
-ALLOCATION_COLUMNS = ["family", "width", "depth", "k", "data_fraction", "design", "lr", "momentum", "batch_size"]
+ALLOCATION_COLUMNS = ["family", "width", "depth", "k", "data_fraction", "design", *RECIPE_FIELDS]
 
 HEARTBEAT_S = 60.0  # seconds between a long-running member's "step i/T" lines inside a search or sweep
 
@@ -69,12 +80,14 @@ def parse_objectives(text) -> tuple[tuple[str, str], ...]:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimiser settings shared by every member of a trial."""
+    """The training recipe shared by every member of a trial (see tuneall.training on anytime exactness)."""
 
     lr: float = 0.05  # fixed learning rate, no schedule (what makes anytime evaluation exact)
-    momentum: float = 0.9
+    momentum: float = 0.9  # SGD only
     batch_size: int = 128
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # SGD: L2 added to the gradient; AdamW: decoupled decay
+    optimizer: str = "sgd"  # one of OPTIMIZERS
+    label_smoothing: float = 0.0  # cross-entropy label smoothing in [0, 1)
     device: str = "cpu"
     eval_batch_size: int = 2048  # test-set batch for inference-mode evaluation
     # 2-D image members train in channels_last (NHWC) memory format: measured 1.1-1.5x faster steps on CPU
@@ -89,6 +102,11 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
                     or (name == "lr" and v == 0):
                 raise ConfigError(f"{name} must be a finite number {'> 0' if name == 'lr' else '>= 0'}, got {v!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        ls = self.label_smoothing
+        if isinstance(ls, bool) or not isinstance(ls, (int, float)) or not 0 <= ls < 1:
+            raise ConfigError(f"label_smoothing must be a number in [0, 1), got {ls!r}")
         for name in ("batch_size", "eval_batch_size"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -97,14 +115,16 @@ class TrainConfig:
             _check_device(self.device)
 
     @classmethod
-    def with_overrides(cls, lr=None, momentum=None, batch_size=None, **kw) -> "TrainConfig":
-        """The defaults with the given (non-None) optimiser settings: one place for the defaults."""
-        given = {"lr": lr, "momentum": momentum, "batch_size": batch_size}
+    def with_overrides(cls, lr=None, momentum=None, batch_size=None, weight_decay=None, optimizer=None,
+                       label_smoothing=None, **kw) -> "TrainConfig":
+        """The defaults with the given (non-None) recipe settings: one place for the defaults."""
+        given = {"lr": lr, "momentum": momentum, "batch_size": batch_size, "weight_decay": weight_decay,
+                 "optimizer": optimizer, "label_smoothing": label_smoothing}
         return cls(**{k: v for k, v in given.items() if v is not None}, **kw)
 
     def optimiser_fields(self) -> dict:
         """The settings a search space may fix or sample (the keys of a point that are not the allocation)."""
-        return {"lr": self.lr, "momentum": self.momentum, "batch_size": self.batch_size}
+        return {k: getattr(self, k) for k in RECIPE_FIELDS}
 
 
 def _check_device(device: str) -> None:
@@ -168,5 +188,6 @@ class Resources:
         return [{"CPU": 0.01}] + [bundle(self.cpus, self.gpus) for _ in range(k)]
 
 
-__all__ = ["MEMBER_METHODS", "COMBINE_RULES", "SEARCHERS", "ENSEMBLE_METRICS", "OBJECTIVES", "DEFAULT_OBJECTIVE",
+__all__ = ["MEMBER_METHODS", "COMBINE_RULES", "SEARCHERS", "OPTIMIZERS", "ENSEMBLE_METRICS", "VAL_PREFIX",
+           "SPLIT_METRICS", "CHOICE_METRIC", "RECIPE_FIELDS", "OBJECTIVES", "DEFAULT_OBJECTIVE",
            "ALLOCATION_COLUMNS", "HEARTBEAT_S", "check_rule", "parse_objectives", "TrainConfig", "Resources"]

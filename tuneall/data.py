@@ -3,30 +3,37 @@
 Every dataset is float32 inputs normalised per channel with statistics of its *training* split, int64 labels, no
 augmentation. ``dataset_info`` is static so a budget can be planned without the data; ``load_dataset`` reads,
 downloads or generates the data and caches it in-process (treat the returned tensors as read-only: they are shared).
+
+Validation. Every loaded dataset holds a validation split carved from its training split (:func:`with_validation`:
+``val_fraction`` of the rows, 10 % by default, chosen by a permutation with a fixed seed, so it is the same for every
+member, budget and run). Searches and sweeps choose on validation and report test beside it. The normalisation
+statistics are those of the training split before the carve (no test input enters them).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import io
 import logging
 import math
 import numbers
 import os
 import pathlib
-import pickle
 import random
-import shutil
-import tarfile
-import tempfile
-import urllib.request
 import zlib
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from tuneall import cifar
+from tuneall.cifar import (  # noqa: F401  (re-exported: the CIFAR names live in tuneall.cifar)
+    _CIFAR_LAYOUT,
+    CIFAR_MD5,
+    CIFAR_MEMBER_MD5,
+    CIFAR_URLS,
+    DOWNLOAD_TIMEOUT_S,
+    _one_line,
+)
 from tuneall.errors import ConfigError, DataError
 from tuneall.fsio import atomic_path
 
@@ -40,8 +47,9 @@ class DatasetInfo:
     name: str
     input_shape: tuple[int, ...]  # (C, H, W) for images, (C, L) for 1-D signals; no batch dim
     num_classes: int
-    n_train: int  # full training split size (before data_fraction)
+    n_train: int  # training rows after the validation carve (before data_fraction)
     n_test: int
+    n_val: int = 0  # validation rows carved from the training split
 
     @property
     def spatial_dims(self) -> int:
@@ -62,6 +70,8 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     data_fraction: float
+    x_val: torch.Tensor | None = None  # carved from the training split (with_validation) or the user's own
+    y_val: torch.Tensor | None = None
 
 
 # Synthetic defaults: small enough that a test trains a model on it in seconds.
@@ -82,43 +92,10 @@ _INFOS = {
     "synthetic": DatasetInfo("synthetic", SYNTHETIC_SHAPE, 10, SYNTHETIC_N_TRAIN, SYNTHETIC_N_TEST),
 }
 
-# CIFAR archives: module-level so tests can point them at small archives or unreachable URLs.
-CIFAR_URLS = {
-    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-    "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-}
-CIFAR_MD5 = {
-    "cifar10": "c58f30108f718f92721af3b95e74349a",
-    "cifar100": "eb9058c3a382ffc7106e4002c42a8d85",
-}
-# md5 of each batch file inside the official archives (the values torchvision checks too): an extracted folder is
-# only unpickled when every file matches, since a pickle can run code.
-CIFAR_MEMBER_MD5 = {
-    "cifar10": {
-        "data_batch_1": "c99cafc152244af753f735de768cd75f",
-        "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
-        "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
-        "data_batch_4": "634d18415352ddfa80567beed471001a",
-        "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
-        "test_batch": "40351d587109b95175f43aff81a1287e",
-    },
-    "cifar100": {
-        "train": "16019d7e3df5f24257cddd939b257f8d",
-        "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
-    },
-}
-# name -> (archive file, folder inside it, train members, test member, label key)
-_CIFAR_LAYOUT = {
-    "cifar10": (
-        "cifar-10-python.tar.gz",
-        "cifar-10-batches-py",
-        [f"data_batch_{i}" for i in range(1, 6)],
-        "test_batch",
-        b"labels",
-    ),
-    "cifar100": ("cifar-100-python.tar.gz", "cifar-100-python", ["train"], "test", b"fine_labels"),
-}
-DOWNLOAD_TIMEOUT_S = 60
+DEFAULT_VAL_FRACTION = 0.1  # share of the training split held out for choosing (validation)
+VAL_SEED = 20240917  # the carve's permutation seed: fixed, so every member, budget and run sees the same split
+
+
 
 
 def list_datasets() -> list[str]:
@@ -126,15 +103,55 @@ def list_datasets() -> list[str]:
     return sorted(_INFOS)
 
 
-def dataset_info(name: str) -> DatasetInfo:
-    """Static description of a dataset; never touches disk or network."""
-    valid = f"valid datasets: {', '.join(list_datasets())}"
+def dataset_info(name: str, val_fraction: float = DEFAULT_VAL_FRACTION) -> DatasetInfo:
+    """Static description of a dataset (with its validation carve); never touches disk or network.
+
+    User data (:mod:`tuneall.user_data`) is described by the name it was registered under, or by its import path
+    (``mypkg.data:load``), which loads it once in this process."""
+    from tuneall import user_data
+
+    valid = f"valid datasets: {', '.join(list_datasets())}, an import path (mypkg.data:load) or register_data's names"
     if not isinstance(name, str):
         raise DataError(f"dataset must be a name (str), got {_show(name)}; {valid}")
+    user = user_data.lookup(name)
+    if user is not None:
+        return user.info
     try:
-        return _INFOS[name]
+        info = _INFOS[name]
     except KeyError:
         raise DataError(f"unknown dataset {_show(name)}; {valid}") from None
+    n_val = val_count(info.n_train, val_fraction)
+    return replace(info, n_train=info.n_train - n_val, n_val=n_val)
+
+
+def val_count(n_full: int, val_fraction: float) -> int:
+    """Validation rows carved from ``n_full`` training rows: round(fraction x n), at least 1, leaving at least 1."""
+    ok = isinstance(val_fraction, numbers.Real) and not isinstance(val_fraction, bool)
+    if not ok or not math.isfinite(val_fraction) or not 0 < val_fraction < 1:
+        raise ConfigError(f"val_fraction={_show(val_fraction)}: expected a number in (0, 1)")
+    if n_full < 2:
+        raise DataError(f"the training split has {n_full} row(s): too few to carve a validation split")
+    return min(n_full - 1, max(1, round(val_fraction * n_full)))
+
+
+def split_indices(n_full: int, val_fraction: float = DEFAULT_VAL_FRACTION) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training rows, validation rows) of a training split of ``n_full`` rows, each in ascending order."""
+    n_val = val_count(n_full, val_fraction)
+    perm = torch.randperm(n_full, generator=torch.Generator().manual_seed(VAL_SEED))
+    return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+def with_validation(dataset: Dataset, val_fraction: float = DEFAULT_VAL_FRACTION) -> Dataset:
+    """Carve ``val_fraction`` of the training rows into the validation split (fixed seed, rows kept in order);
+    a dataset that already has a validation split (the user's own) is returned as it is."""
+    if dataset.x_val is not None:
+        return dataset
+    n_full = dataset.x_train.shape[0]
+    train, val = split_indices(n_full, val_fraction)
+    n_val = len(val)
+    return replace(dataset, x_train=dataset.x_train[train].contiguous(), y_train=dataset.y_train[train].contiguous(),
+                   x_val=dataset.x_train[val].contiguous(), y_val=dataset.y_train[val].contiguous(),
+                   info=replace(dataset.info, n_train=n_full - n_val, n_val=n_val))
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path:
@@ -158,21 +175,28 @@ def load_dataset(
     data_fraction: float = 1.0,
     fraction_seed: int = 0,
     download: bool = True,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
 ) -> Dataset:
-    """Load a dataset (cached in-process), keeping a seeded ``data_fraction`` of its training split."""
-    dataset_info(name)  # unknown names fail before any option check or disk access
+    """Load a dataset (cached in-process) with its validation carve, keeping a seeded ``data_fraction`` of the
+    remaining training rows."""
+    from tuneall import user_data
+
+    user = user_data.lookup(name)
+    if user is not None:
+        return with_fraction(user, data_fraction, fraction_seed)
+    dataset_info(name, val_fraction)  # unknown names and bad fractions fail before any option check or disk access
     _check_fraction(data_fraction, fraction_seed)
     if not isinstance(download, (bool, np.bool_)):
         raise ConfigError(f"download={_show(download)}: expected True or False")
     # Only datasets that live on disk depend on the directory; keying the others on None avoids duplicate copies.
     path = resolve_data_dir(data_dir)  # checks data_dir for every dataset: a bad argument is bad wherever it goes
     root = str(path.resolve()) if name in ("cifar10", "cifar100", "mnist1d") else None
-    return with_fraction(_load_full(name, root, bool(download)), data_fraction, fraction_seed)
+    return with_fraction(_load_split(name, root, bool(download), float(val_fraction)), data_fraction, fraction_seed)
 
 
 def clear_cache() -> None:
     """Forget the in-process dataset cache (tests; freeing memory)."""
-    _load_full.cache_clear()
+    _load_split.cache_clear()
 
 
 def with_fraction(dataset: Dataset, data_fraction: float, fraction_seed: int = 0) -> Dataset:
@@ -236,8 +260,9 @@ def make_synthetic(
         shape = tuple(input_shape)
     except TypeError:
         shape = ()
-    if len(shape) < 2 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-        raise ConfigError(f"input_shape={_show(input_shape)}: expected positive ints (C, L) or (C, H, W)")
+    if len(shape) < 1 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ConfigError(f"input_shape={_show(input_shape)}: expected positive ints (features,), (C, L) or "
+                          "(C, H, W)")
     for field, value, low in (("num_classes", num_classes, 2), ("n_train", n_train, 1), ("n_test", n_test, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"{field}={_show(value)}: expected an int >= {low}")
@@ -270,9 +295,14 @@ def _check_fraction(data_fraction: float, fraction_seed: int) -> None:
 
 
 @functools.lru_cache(maxsize=8)
+def _load_split(name: str, root: str | None, download: bool, val_fraction: float) -> Dataset:
+    # Only the split copy is cached (CIFAR's float copy is 600 MB; keeping the unsplit one too would double it).
+    return with_validation(_load_full(name, root, download), val_fraction)
+
+
 def _load_full(name: str, root: str | None, download: bool) -> Dataset:
     if name in _CIFAR_LAYOUT:
-        return _load_cifar(name, pathlib.Path(root), download)
+        return cifar.load_cifar(name, pathlib.Path(root), download)
     if name == "mnist1d":
         return _load_mnist1d(pathlib.Path(root))
     if name == "digits":
@@ -350,159 +380,6 @@ def _save_npz_atomic(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
         log.warning("could not cache mnist1d at %s (%s)", path, exc)
 
 
-def _load_cifar(name: str, root: pathlib.Path, download: bool) -> Dataset:
-    archive_name, folder, train_members, test_member, label_key = _CIFAR_LAYOUT[name]
-    archive, extracted = root / archive_name, root / folder
-    members = train_members + [test_member]
-    if archive.is_file():
-        _verify_md5(name, archive)
-        batches = _read_tar(name, archive, folder, members)
-    elif all((extracted / m).is_file() for m in members):
-        batches = {m: _read_extracted(name, extracted / m, f"put {archive_name} at {archive}") for m in members}
-    else:
-        url = CIFAR_URLS[name]
-        hint = f"put {archive_name} at {archive} (from {url}), or set --data-dir / TUNEALL_DATA to its directory"
-        if not download:
-            raise DataError(f"{name}: {archive} not found and download is off; {hint}")
-        try:
-            _download(url, archive, CIFAR_MD5[name], name)
-        except DataError:
-            raise
-        except Exception as exc:  # noqa: BLE001  any network/disk failure means "go and fetch it by hand"
-            raise DataError(f"{name}: {archive} not found and downloading failed ({_one_line(exc)}); {hint}") from None
-        batches = _read_tar(name, archive, folder, members)
-
-    def stack(ms: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        xs, ys = [], []
-        for m in ms:
-            batch = batches[m]
-            if isinstance(batch, dict):  # real archives have bytes keys (Python 2 pickles); accept re-pickled str ones
-                batch = {k.encode() if isinstance(k, str) else k: v for k, v in batch.items()}
-            x = np.asarray(batch.get(b"data")) if isinstance(batch, dict) else None
-            y = np.asarray(batch.get(label_key, []), dtype=np.int64) if x is not None else None
-            num_classes = _INFOS[name].num_classes
-            if x is None or x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072 or y.shape != (len(x),):
-                raise DataError(f"{name}: member {m} is not a CIFAR batch (uint8 (N, 3072) data + labels)")
-            if len(y) and (y.min() < 0 or y.max() >= num_classes):
-                raise DataError(f"{name}: member {m} has labels outside 0..{num_classes - 1}")
-            xs.append(x.reshape(-1, 3, 32, 32))  # rows are 1024 R, then G, then B values
-            ys.append(y)
-        if sum(map(len, xs)) == 0:
-            raise DataError(f"{name}: members {', '.join(ms)} hold no images; the data is incomplete")
-        return np.concatenate(xs), np.concatenate(ys)
-
-    x_tr, y_tr = stack(train_members)
-    x_te, y_te = stack([test_member])
-    return _finish(_INFOS[name], torch.from_numpy(x_tr), y_tr, torch.from_numpy(x_te), y_te)
-
-
-# What a CIFAR batch may reference: numpy array reconstruction and the latin-1 codec Python 3 pickles bytes with at
-# protocol 2. Nothing else, so a pickle cannot name os.system, eval, subprocess or any other callable.
-def _numpy_pickle_globals() -> dict[tuple[str, str], object]:
-    try:
-        from numpy._core import multiarray, numeric  # numpy >= 2
-    except ImportError:  # pragma: no cover  numpy 1.x
-        from numpy.core import multiarray, numeric
-    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-                                              ("_codecs", "encode"): _latin1_encode}
-    for package in ("numpy.core", "numpy._core"):  # numpy 1 and Python 2 pickles say numpy.core; numpy 2 numpy._core
-        allowed[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
-        allowed[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer
-    return allowed
-
-
-def _latin1_encode(text, encoding="latin1", errors="strict"):
-    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
-        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
-    return text.encode("latin1", errors)
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    """An unpickler that builds only containers, numbers, strings, bytes and numpy arrays."""
-
-    _allowed = _numpy_pickle_globals()
-
-    def find_class(self, module: str, name: str):
-        try:
-            return self._allowed[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name} (not part of a CIFAR batch)") from None
-
-
-# A damaged or hostile pickle fails in many ways; all of them mean "this is not a CIFAR batch".
-_PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-                  OverflowError, MemoryError, RecursionError)
-
-
-def _read_extracted(name: str, path: pathlib.Path, hint: str) -> object:
-    """Unpickle one file of an extracted archive, only if its md5 is the official one (a pickle can run code)."""
-    try:
-        blob = path.read_bytes()  # hash and unpickle the same bytes: the file cannot change in between
-    except OSError as exc:
-        raise DataError(f"{name}: cannot read {path} ({_one_line(exc)}); {hint}") from None
-    got, expected = hashlib.md5(blob).hexdigest(), CIFAR_MEMBER_MD5[name].get(path.name)
-    if got != expected:
-        raise DataError(f"{name}: {path} has md5 {got}, expected {expected}: not the official file, so it is not "
-                        f"unpickled (a pickle can run code); delete {path.parent} and {hint}")
-    try:
-        return _SafeUnpickler(io.BytesIO(blob), encoding="bytes").load()
-    except _PICKLE_ERRORS as exc:
-        raise DataError(f"{name}: cannot read {path} ({_one_line(exc)}); delete {path.parent} and {hint}") from None
-
-
-def _md5(path: pathlib.Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _verify_md5(name: str, path: pathlib.Path) -> None:
-    got, expected = _md5(path), CIFAR_MD5[name]
-    if got != expected:
-        raise DataError(
-            f"{name}: {path} has md5 {got}, expected {expected}; it is corrupt or incomplete, "
-            f"delete it and re-download it from {CIFAR_URLS[name]}"
-        )
-
-
-def _read_tar(name: str, archive: pathlib.Path, folder: str, members: list[str]) -> dict[str, object]:
-    # Read the pickles straight out of the archive: no extraction, nothing else written to disk. The md5 check
-    # before this is what makes unpickling the archive's contents safe; the restricted unpickler is a second wall.
-    out: dict[str, object] = {}
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            for m in members:
-                f = tar.extractfile(f"{folder}/{m}")
-                if f is None:
-                    raise KeyError(f"{folder}/{m} is not a file")
-                with f:
-                    out[m] = _SafeUnpickler(f, encoding="bytes").load()
-    except (tarfile.TarError, OSError, KeyError, zlib.error, *_PICKLE_ERRORS) as exc:
-        raise DataError(
-            f"{name}: cannot read {archive} ({_one_line(exc)}); delete it and re-download it from {CIFAR_URLS[name]}"
-        ) from None
-    return out
-
-
-def _download(url: str, dest: pathlib.Path, md5: str, name: str) -> None:
-    """Fetch ``url`` to ``dest`` via a temp file, renamed into place only once its md5 matches."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    log.info("downloading %s to %s", url, dest)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name, suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
-            shutil.copyfileobj(resp, f, 1 << 20)
-        got = _md5(pathlib.Path(tmp))
-        if got != md5:
-            raise DataError(f"{name}: download from {url} has md5 {got}, expected {md5}; try again later")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _show(value) -> str:
     """A value for a one-line error: arrays and tensors by type and shape (never their contents), the rest by a
     short repr."""
@@ -522,6 +399,3 @@ def _show(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."

@@ -75,8 +75,10 @@ def save(out: Path, plan, info, dataset: str, rule: str, captured: list, result)
         "family": a.family, "width": a.width, "depth": plan.depth, "k": plan.k, "data_fraction": a.data_fraction,
         "dataset": dataset, "input_shape": list(info.input_shape), "in_channels": info.in_channels,
         "num_classes": info.num_classes, "spatial_dims": info.spatial_dims, "rule": rule,
-        "train": {"steps": plan.steps, "lr": plan.train.lr, "momentum": plan.train.momentum,
-                  "batch_size": plan.train.batch_size, "weight_decay": plan.train.weight_decay},
+        "train": {"steps": plan.steps, "optimizer": plan.train.optimizer, "lr": plan.train.lr,
+                  "momentum": plan.train.momentum, "batch_size": plan.train.batch_size,
+                  "weight_decay": plan.train.weight_decay, "label_smoothing": plan.train.label_smoothing},
+        "factory": _factory_name(a.family),
         "seeds": seeds, "files": files, "status": result.status,
         "recorded": {"ensemble_acc": [r["ensemble_acc"] for r in result.repeats], **{
             k: v for k, v in result.summary.items() if isinstance(v, float)}},
@@ -84,6 +86,33 @@ def save(out: Path, plan, info, dataset: str, rule: str, captured: list, result)
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1, default=float))
     return out
+
+
+def _factory_name(family: str) -> str | None:
+    """A user family's factory as an import path (what :func:`load_ensemble` may import again), else None."""
+    from tuneall.models import get_family
+
+    fam = get_family(family)
+    return (fam.source or None) if fam.user else None
+
+
+def _rebuild(m: dict):
+    """A member's network as the manifest describes it. A user family must be registered in this process (or its
+    factory importable from where it was recorded)."""
+    from tuneall.models import create_model, list_models
+
+    if m["family"] not in list_models() and m.get("factory"):
+        from tuneall.models import resolve_family
+
+        try:
+            resolve_family(m["factory"])
+        except Exception:  # noqa: BLE001  not importable here: the line below says what to do
+            pass
+    if m["family"] not in list_models():
+        raise ConfigError(f"the members are of model family {m['family']!r}, which is not registered in this "
+                          f"process; register it first (tuneall.register_model({m['family']!r}, ...))")
+    return create_model(m["family"], m["width"], m["depth"], m["in_channels"], m["num_classes"], m["spatial_dims"],
+                        input_shape=tuple(m["input_shape"]) if m.get("input_shape") else None)
 
 
 def keep_only(results_dir: Path, trial_id: str | None) -> None:
@@ -160,8 +189,6 @@ def load_ensemble(path: str | Path, repeat: int = 0) -> Ensemble:
     ensemble (their recorded accuracies are ``manifest['recorded']['ensemble_acc']``)."""
     import torch
 
-    from tuneall.models import create_model
-
     d = _manifest_dir(Path(path))
     m = json.loads((d / MANIFEST).read_text())
     if not m.get("files"):
@@ -170,7 +197,7 @@ def load_ensemble(path: str | Path, repeat: int = 0) -> Ensemble:
         raise ConfigError(f"repeat must be an integer in [0, {len(m['files'])}), but got {repeat!r}")
     members = []
     for f in m["files"][repeat]:
-        net = create_model(m["family"], m["width"], m["depth"], m["in_channels"], m["num_classes"], m["spatial_dims"])
+        net = _rebuild(m)
         net.load_state_dict(torch.load(d / f, map_location="cpu", weights_only=True))
         members.append(net.eval())
     return Ensemble(members, m, repeat, d)

@@ -80,15 +80,14 @@ class TrialPlan:
             "budget": self.budget.value,
             "unit": self.budget.unit,
             "spent": self.spent,
-            "lr": self.train.lr,
-            "batch_size": self.train.batch_size,
-            "momentum": self.train.momentum,
+            **self.train.optimiser_fields(),  # the recipe: optimizer, lr, momentum, weight decay, ...
         }
 
 
 def _member_cost(a: Allocation, depth: int, budget: B.Budget, info: DatasetInfo, train: TrainConfig):
     """(P, training FLOPs per step, cost of one step in the budget's unit) of one member."""
-    params = param_count(a.family, a.width, depth, info.in_channels, info.num_classes, info.spatial_dims)
+    params = param_count(a.family, a.width, depth, info.in_channels, info.num_classes, info.spatial_dims,
+                         tuple(info.input_shape))
     step_flops = train_flops_per_step(a.family, a.width, depth, tuple(info.input_shape), info.num_classes,
                                       train.batch_size)
     return params, step_flops, B.step_cost(budget.unit, params, step_flops)

@@ -1,4 +1,10 @@
-"""Trials table -> per-trial summary, Pareto frontier, best allocation per k and per width (pandas)."""
+"""Trials table -> per-trial summary, Pareto frontier, best allocation per k and per width (pandas).
+
+Everything that chooses (the default frontier's accuracy objective and order, the best allocation, best per k /
+width) reads the validation metric (``val_ensemble_acc_mean``); a search's frontier follows its configured objectives
+(:func:`frontier_objectives`), validation by default; test metrics ride along in every table. Tables written before
+validation existed have no ``val_`` columns: they are chosen on test, as they were (:func:`choice_metric`).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,16 @@ import json
 import numpy as np
 import pandas as pd
 
-from tuneall.config import ALLOCATION_COLUMNS, ENSEMBLE_METRICS
+from tuneall.config import ALLOCATION_COLUMNS, SPLIT_METRICS, VAL_PREFIX
 
 PLAN_COLUMNS = ["params_per_member", "total_params", "steps", "train_flops", "inference_flops", "budget", "unit",
                 "spent"]
 COST_COLUMNS = ["time_per_step_s", "time_per_epoch_s", "epochs", "latency_ms_per_image", "peak_mem_mb", "mem_kind"]
-# The default frontier: the choosing accuracy up, inference cost down. Training time is noisy wall clock: it is a
-# reported column, an objective only when a search names it.
-FRONTIER_OBJECTIVES = (("ensemble_acc_mean", "max"), ("inference_flops", "min"))
+# The default frontier: the choosing accuracy (validation) up, inference cost down. Training time is noisy wall clock:
+# it is a reported column, an objective only when a search names it.
+FRONTIER_OBJECTIVES = (("val_ensemble_acc_mean", "max"), ("inference_flops", "min"))
 COST_OBJECTIVES = ("inference_flops", "total_params", "train_time_s")
+TEST_METRIC, VAL_METRIC = "ensemble_acc_mean", "val_ensemble_acc_mean"
 
 
 def frontier_objectives(objectives=None) -> tuple[tuple[str, str], ...]:
@@ -28,6 +35,22 @@ def frontier_objectives(objectives=None) -> tuple[tuple[str, str], ...]:
     return objs
 
 
+def choice_metric(summary: pd.DataFrame) -> str:
+    """The column that chooses: validation accuracy, or test accuracy for tables made before validation existed."""
+    return VAL_METRIC if VAL_METRIC in summary and summary[VAL_METRIC].notna().any() else TEST_METRIC
+
+
+def choice_split(summary: pd.DataFrame) -> str:
+    return "validation" if choice_metric(summary) == VAL_METRIC else "test"
+
+
+def resolve_metric(summary: pd.DataFrame, metric: str) -> str:
+    """A validation metric where the table has it, else its test twin."""
+    if metric.startswith(VAL_PREFIX) and choice_metric(summary) != VAL_METRIC:
+        return metric[len(VAL_PREFIX):]
+    return metric
+
+
 def summarize_trials(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per trial: its allocation, plan and status, with mean / std / worst of each metric over repeats."""
     first = trials.groupby("trial_id", sort=False).first()
@@ -35,7 +58,7 @@ def summarize_trials(trials: pd.DataFrame) -> pd.DataFrame:
                         "n_diverged", "train_time_s", "wall_time_s", "curve_json", "repeat_of"] if c in first]
     out = first[keep].copy()
     g = trials.groupby("trial_id", sort=False)
-    for name, better in ENSEMBLE_METRICS.items():
+    for name, better in SPLIT_METRICS.items():
         if name not in trials:
             continue
         out[f"{name}_mean"] = g[name].mean()
@@ -70,7 +93,8 @@ def add_time_to_target(summary: pd.DataFrame) -> pd.DataFrame:
 
 def pareto_mask(df: pd.DataFrame, objectives=FRONTIER_OBJECTIVES) -> np.ndarray:
     """True for rows that no other row beats on every objective at once (and strictly on one)."""
-    vals = np.column_stack([df[c].to_numpy(float) * (-1.0 if m == "max" else 1.0) for c, m in objectives])
+    vals = np.column_stack([df[resolve_metric(df, c)].to_numpy(float) * (-1.0 if m == "max" else 1.0)
+                            for c, m in objectives])
     n = len(vals)
     mask = np.ones(n, dtype=bool)
     for i in range(n):
@@ -92,7 +116,7 @@ def frontier(summary: pd.DataFrame, objectives=FRONTIER_OBJECTIVES) -> pd.DataFr
     """The non-dominated trials among those that trained successfully (and are not degenerate), best on the first
     objective first."""
     ok = _eligible(summary).reset_index(drop=True)
-    objectives = tuple(objectives)
+    objectives = tuple((resolve_metric(ok, m), d) for m, d in objectives)  # old tables: the test twin
     ok = ok.dropna(subset=[m for m, _ in objectives if m in ok]).reset_index(drop=True)
     if ok.empty:
         return ok
@@ -100,14 +124,16 @@ def frontier(summary: pd.DataFrame, objectives=FRONTIER_OBJECTIVES) -> pd.DataFr
     return ok[pareto_mask(ok, objectives)].sort_values(first, ascending=mode == "min", ignore_index=True)
 
 
-def best_allocation(summary: pd.DataFrame, metric: str = "ensemble_acc_mean") -> pd.Series | None:
+def best_allocation(summary: pd.DataFrame, metric: str | None = None) -> pd.Series | None:
+    """The eligible trial best on ``metric`` (default: :func:`choice_metric`, validation accuracy)."""
     ok = _eligible(summary)
-    return None if ok.empty else ok.loc[ok[metric].idxmax()]
+    return None if ok.empty else ok.loc[ok[metric or choice_metric(ok)].idxmax()]
 
 
-def best_per(summary: pd.DataFrame, by: str, metric: str = "ensemble_acc_mean") -> pd.DataFrame:
-    """The best successful (non-degenerate) trial for each value of ``by`` (e.g. 'k' or 'width')."""
+def best_per(summary: pd.DataFrame, by: str, metric: str | None = None) -> pd.DataFrame:
+    """The best successful (non-degenerate) trial for each value of ``by`` (e.g. 'k' or 'width'), on ``metric``
+    (default: :func:`choice_metric`)."""
     ok = _eligible(summary)
     if ok.empty:
         return ok
-    return ok.loc[ok.groupby(by)[metric].idxmax()].sort_values(by, ignore_index=True)
+    return ok.loc[ok.groupby(by)[metric or choice_metric(ok)].idxmax()].sort_values(by, ignore_index=True)

@@ -96,7 +96,12 @@ class StoreTrainer:
                                           tuple(h_evals) + tuple(eval_steps)))
 
         def train(seed, steps, evals):
-            return train_member(a.family, a.width, plan.depth, data, steps, seed, plan.train, evals)
+            from tuneall import ensemble_io
+
+            # Weights are the trial's only at its own T: a member trained past it (to a larger k's need) is
+            # offered to a throw-away capture, not to the trial's (the search trains the chosen one again).
+            with ensemble_io.capturing(steps != plan.steps):
+                return train_member(a.family, a.width, plan.depth, data, steps, seed, plan.train, evals)
 
         flat, counts = S.fetch_or_train(self.store, requests, train, MemberResult)
         for k, v in counts.items():

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from tuneall.config import COMBINE_RULES, ENSEMBLE_METRICS  # noqa: F401  (re-exported)
+from tuneall.config import COMBINE_RULES, ENSEMBLE_METRICS, SPLIT_METRICS  # noqa: F401  (re-exported)
 
 ECE_BINS = 15
 _EPS = 1e-12  # floor of the vote rule's distribution only (a class nobody voted for has vote share 0)
@@ -107,6 +107,6 @@ def aggregate(runs: list[dict[str, float]]) -> dict[str, float]:
         vals = [r[name] for r in runs]
         mean = sum(vals) / len(vals)
         std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
-        worst = min(vals) if ENSEMBLE_METRICS.get(name, "max") == "max" else max(vals)
+        worst = min(vals) if SPLIT_METRICS.get(name, "max") == "max" else max(vals)
         out[f"{name}_mean"], out[f"{name}_std"], out[f"{name}_worst"] = mean, std, worst
     return out

@@ -11,7 +11,7 @@ from tuneall.data import DatasetInfo, dataset_info
 from tuneall.errors import BudgetError, ConfigError
 from tuneall.factory import Allocation, Infeasible, TrialPlan, make_trial_plan, max_feasible_k
 from tuneall.space import AXES, Axis, Choice, SearchSpace, grid
-from tuneall.config import TrainConfig
+from tuneall.config import RECIPE_FIELDS, TrainConfig
 
 
 def _base(point: dict) -> dict:
@@ -28,6 +28,9 @@ def point_to_allocation(point: dict) -> tuple[Allocation, TrainConfig]:
     train = TrainConfig(
         lr=float(point.get("lr", TrainConfig.lr)), momentum=float(point.get("momentum", TrainConfig.momentum)),
         batch_size=int(point.get("batch_size", TrainConfig.batch_size)),
+        weight_decay=float(point.get("weight_decay", TrainConfig.weight_decay)),
+        optimizer=str(point.get("optimizer", TrainConfig.optimizer)),
+        label_smoothing=float(point.get("label_smoothing", TrainConfig.label_smoothing)),
     )
     return alloc, train
 
@@ -50,12 +53,28 @@ def plan_point(point: dict, budget: Budget, info: DatasetInfo, **kw) -> TrialPla
     return make_trial_plan(resolve_design(alloc, info), budget, info, train, **kw)
 
 
-def plan_space(space: SearchSpace, budget: Budget, dataset: str = "digits") -> tuple[pd.DataFrame, pd.DataFrame]:
+def check_space_families(space: SearchSpace, info: DatasetInfo) -> None:
+    """Every user family of ``space`` built once and run on a dummy batch of the data's shape, at each of its grid's
+    (width, depth): ConfigError naming the factory before any trial when it fails to build, returns a non-module or
+    outputs the wrong shape."""
+    from tuneall.models import check_family, get_family
+
+    for fam in space.families:
+        if not get_family(fam).user:
+            continue
+        for width in space.axis("width", fam).grid(space.grid_points):
+            for depth in space.axis("depth", fam).grid(space.grid_points):
+                check_family(fam, width, depth, tuple(info.input_shape), info.num_classes)
+
+
+def plan_space(space: SearchSpace, budget: Budget,
+               dataset: "str | DatasetInfo" = "digits") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(feasible, infeasible) tables for every grid point of ``space`` under ``budget``.
 
     Raises :class:`BudgetError` naming the smallest feasible budget when nothing is feasible.
     """
-    info = dataset_info(dataset)
+    info = dataset if isinstance(dataset, DatasetInfo) else dataset_info(dataset)
+    check_space_families(space, info)
     feasible, infeasible = [], []
     min_need: tuple[float, str] | None = None
     seen = set()
@@ -100,7 +119,7 @@ def _suggest(trial, name: str, axis: Axis):
     return trial.suggest_float(name, axis.low, axis.high, log=axis.log)
 
 
-RECORDED = ("family", "width", "depth", "k", "data_fraction", "design", "lr", "momentum", "batch_size")
+RECORDED = ("family", "width", "depth", "k", "data_fraction", "design", *RECIPE_FIELDS)
 
 
 def record_params(trial, point: dict, sampled_as_is: frozenset = frozenset()) -> None:

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from tuneall.frontier import FRONTIER_OBJECTIVES  # noqa: E402
+from tuneall.frontier import FRONTIER_OBJECTIVES, resolve_metric  # noqa: E402
 
 
 def accuracy_vs_k(summary: pd.DataFrame, path: Path) -> Path:
@@ -52,7 +52,8 @@ def _log_ticks(ax, values) -> None:
 def pareto_scatter(summary: pd.DataFrame, front: pd.DataFrame, path: Path, objectives=None) -> Path:
     """The chosen objective (y) against the frontier's cost (x): trials coloured by k, the frontier's points, and
     the best y reachable at or below each cost."""
-    objectives = tuple(objectives or FRONTIER_OBJECTIVES)
+    # A validation objective on a table made before validation existed: its test twin (as the frontier does).
+    objectives = tuple((resolve_metric(summary, m), d) for m, d in (objectives or FRONTIER_OBJECTIVES))
     (y, ymode), x = objectives[0], next((m for m, _ in objectives[1:]), "inference_flops")
     ok = summary[(summary["status"] == "ok") & summary[x].notna() & summary[y].notna()]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))

@@ -124,12 +124,17 @@ def frontier_study(cells: pd.DataFrame, rule: str = "mean", n_boot: int = 300,
                           "extrapolated": c > top})
         if len(budgets) >= 4:  # hold the largest budget out: fit on the others, predict it
             hfit = fit_power_law(budgets[:-1], 1 - acc[:-1, 0])
-            hlo, hhi = _band(fit_many(budgets[:-1], (1 - acc[:-1, 1:]).T), [budgets[-1]])
+            hboot = fit_many(budgets[:-1], (1 - acc[:-1, 1:]).T)
+            hlo, hhi = _band(hboot, [budgets[-1]])
             pred, obs = 1 - predict(hfit, budgets[-1]), acc[-1, 0]
+            # The same race on every seed resample: how often does the fit beat persistence? (one run's win can flip)
+            wins = [abs(1 - predict(f, budgets[-1]) - acc[-1, j + 1]) < abs(acc[-2, j + 1] - acc[-1, j + 1])
+                    for j, f in enumerate(hboot)]
             hold.append({"class": name, "held_out_budget": budgets[-1], "fitted_on": len(budgets) - 1,
                          "predicted_acc": pred, "acc_lo": 1 - hhi[0], "acc_hi": 1 - hlo[0], "observed_acc": obs,
                          "abs_error": abs(pred - obs), "inside_band": bool(1 - hhi[0] <= obs <= 1 - hlo[0]),
-                         "persistence_abs_error": abs(acc[-2, 0] - obs)})  # baseline: "no further gain"
+                         "persistence_abs_error": abs(acc[-2, 0] - obs),  # baseline: "no further gain"
+                         "p_fit_beats_persistence": float(np.mean(wins)) if wins else np.nan})
     return {"frontier": pd.DataFrame(front), "fits": pd.DataFrame(fits), "extrapolation": pd.DataFrame(extra),
             "holdout": pd.DataFrame(hold), "switchover": predicted_switchover(curves, top),
             "best_allocation": predicted_best_allocation(index, s, targets[1])}
@@ -188,3 +193,35 @@ def predicted_best_allocation(index: pd.DataFrame, s: np.ndarray, target: float)
     o = out["observed_acc_at_largest"]
     out["observed_best_at_largest"] = (o == o.max()) if o.notna().any() else False
     return out.sort_values("predicted_acc", ascending=False, ignore_index=True)
+
+
+def fit_beats_persistence(holdout: pd.DataFrame, cls: str = "best") -> bool | None:
+    """Did the power law fitted without the largest budget predict it better than persistence ("no further gain":
+    the second-largest budget's accuracy)? None when the sweep has no hold-out for ``cls`` (fewer than 4 budgets)."""
+    if holdout is None or holdout.empty or "class" not in holdout or not (holdout["class"] == cls).any():
+        return None
+    r = holdout[holdout["class"] == cls].iloc[0]
+    return bool(r["abs_error"] < r["persistence_abs_error"])
+
+
+def holdout_statement(holdout: pd.DataFrame, cls: str = "best") -> str:
+    """One sentence on the hold-out of ``cls`` (default: the best allocation at each budget): predicted vs observed,
+    the fit's error against persistence's, whether the observation fell inside the band, and what that means for the
+    extrapolated tables. Said before any extrapolated number is shown."""
+    beats = fit_beats_persistence(holdout, cls)
+    if beats is None:
+        return ("No hold-out: fewer than 4 budgets, so the power law was never tested on a budget it did not see; "
+                "treat every extrapolated number as untested.")
+    r = holdout[holdout["class"] == cls].iloc[0]
+    band = "inside" if bool(r["inside_band"]) else "outside"
+    head = (f"Hold-out ({cls} allocation per budget): fitted on the {int(r['fitted_on'])} smaller budgets, the power "
+            f"law predicted {r['predicted_acc']:.4f} at C = {r['held_out_budget']:.3g} (band {r['acc_lo']:.4f}-"
+            f"{r['acc_hi']:.4f}) against {r['observed_acc']:.4f} observed, {band} the band: error "
+            f"{r['abs_error']:.4f} against {r['persistence_abs_error']:.4f} for persistence (\"no further gain\" "
+            "from the second-largest budget)")
+    p = r.get("p_fit_beats_persistence", float("nan"))
+    head += (f"; the fit wins in {100 * p:.0f}% of seed resamples." if p == p else ".")
+    if beats:
+        return head + " The fit BEATS persistence: its extrapolations below are worth reading, within their bands."
+    return (head + " The fit LOSES to persistence: at this scale 'no further gain' predicted better, so read the "
+            "extrapolated allocations and switchovers below as untested curve-fitting, not forecasts.")

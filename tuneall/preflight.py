@@ -50,7 +50,8 @@ def preflight(cfg, feasible: pd.DataFrame, trials: int, verbose: int = 1, dry_ru
     pf = Preflight(trials=trials, concurrency=local_concurrency(cfg))
     if trials and cfg.address is None and cfg.resources.gpus == 0:  # trials run on this machine's CPUs
         try:
-            pf.per_trial_s = trial_seconds(feasible, dataset_info(cfg.dataset), cfg.seeds, cfg.resources.threads)
+            info = dataset_info(cfg.dataset, cfg.val_fraction)
+            pf.per_trial_s = trial_seconds(feasible, info, cfg.seeds, cfg.resources.threads)
         except Exception as e:  # noqa: BLE001  an estimate must never stop a run
             if verbose:
                 print(f"tuneall: no time estimate ({type(e).__name__}: {e})", flush=True)

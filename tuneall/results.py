@@ -85,6 +85,12 @@ def provenance(config: dict, argv: list[str] | None, kind: str = "search") -> di
             "versions": versions, "python": platform.python_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
+def data_facts(info) -> dict:
+    """What a report needs to know about the data without loading it (user data cannot be reloaded by name)."""
+    return {"name": info.name, "input_shape": list(info.input_shape), "num_classes": info.num_classes,
+            "n_train": info.n_train, "n_val": info.n_val, "n_test": info.n_test}
+
+
 def write_json(path: Path, doc: dict) -> None:
     """A JSON file that readers trust, written atomically (a kill leaves the old file or the new, never half)."""
     atomic_write_text(Path(path), json.dumps(doc, indent=1, default=str))
@@ -255,26 +261,31 @@ def _norm(v):
     return json.loads(json.dumps(v, default=str, sort_keys=True))
 
 
+def _first_difference(a, b, path: str):
+    """(dotted path, old, new) of the first difference between two JSON values, looking inside dicts."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        # Fields both record first: a field only one side has is a format difference, a changed value is not.
+        for k in sorted(set(a) & set(b)) + sorted(set(a) ^ set(b)):
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{path}.{k}")
+        return None
+    return None if a == b else (path, a, b)
+
+
 def check_same_run(out: Path, old: dict, new: dict, ignore: tuple[str, ...], what: str = "search") -> None:
     """Refuse to resume ``out`` with a config that changes what a trial computes, naming the first field that
-    differs. ``old``/``new`` are JSON-ready configs; ``ignore`` names the operational fields (where and how fast
-    it runs) that a resume may change."""
+    differs (its full path, e.g. ``space.resolved.axes.lr.values``). ``old``/``new`` are JSON-ready configs;
+    ``ignore`` names the operational fields (where and how fast it runs) that a resume may change."""
     keys = sorted((set(old) | set(new)) - set(ignore))
     for key in keys:
-        a, b = _norm(old.get(key)), _norm(new.get(key))
-        if isinstance(a, dict) and isinstance(b, dict):
-            # Fields both record first: a field only one side has is a format difference, a changed value is not.
-            order = sorted(set(a) & set(b)) + sorted(set(a) ^ set(b))
-            sub = next((k for k in order if a.get(k) != b.get(k)), None)
-            if sub is not None:
-                raise ConfigError(f"{out} belongs to a different {what} ({key}.{sub} was {a.get(sub)!r}, now "
-                                  f"{b.get(sub)!r}); choose another name")
-        elif a != b:
-            raise ConfigError(f"{out} belongs to a different {what} ({key} was {a!r}, now {b!r}); choose another "
+        diff = _first_difference(_norm(old.get(key)), _norm(new.get(key)), key)
+        if diff is not None:
+            field, a, b = diff
+            raise ConfigError(f"{out} belongs to a different {what} ({field} was {a!r}, now {b!r}); choose another "
                               "name")
 
 
 __all__ = ["META", "SWEEP_META", "JOURNAL", "OPTUNA_JOURNAL", "OPTUNA_TRIALS", "TRIALS", "TRIALS_PARQUET",
            "TRIALS_SUMMARY", "FRONTIER", "SUMMARY", "CELLS", "CELLS_PARQUET", "JOBS", "PLANNED_CELLS", "STATES",
-           "results_path", "kind", "provenance", "write_json", "read_json", "read_meta", "write_meta", "check_new",
-           "check_same_run", "check_storage", "check_not_in_use", "in_use_by", "owned"]
+           "results_path", "kind", "provenance", "data_facts", "write_json", "read_json", "read_meta", "write_meta",
+           "check_new", "check_same_run", "check_storage", "check_not_in_use", "in_use_by", "owned"]

@@ -31,8 +31,9 @@ LOCAL_NODE_IP = "127.0.0.2" if sys.platform.startswith("linux") else None
 class RunOptions:
     """What every run (search or sweep) shares: data, seeds, resources, where results go, which Ray."""
 
-    dataset: str = "digits"
+    dataset: str = "digits"  # a built-in name, a user dataset's name (tuneall.user_data) or an import path
     data_dir: str | None = None
+    val_fraction: float = 0.1  # validation carved from the training split (user data with its own x_val: unused)
     seeds: int = 3  # repeats of each allocation over seeds
     seed: int = 0  # sampler seed and base seed of the members
     resources: Resources = field(default_factory=Resources)
@@ -61,11 +62,20 @@ class RunOptions:
             raise ConfigError(f"max_failures must be an integer >= 0, but got {self.max_failures!r}")
         if self.executor not in EXECUTORS:
             raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, but got {self.executor!r}")
+        from tuneall.data import val_count
+
+        val_count(1000, self.val_fraction)  # checks the fraction (one message for every entry point)
         if self.address is not None and self.num_cpus is not None:
             raise ConfigError("num_cpus sizes a local Ray; it cannot be combined with address (a running cluster)")
 
     def default_name(self) -> str:  # overridden by each run kind
         return "run"
+
+    @property
+    def dataset_label(self) -> str:
+        """The dataset as a directory name may hold it (an import path's file stem and attribute)."""
+        name = self.dataset.rsplit("/", 1)[-1]
+        return name.replace(".py:", "-").replace(":", "-")
 
     @property
     def run_name(self) -> str:
@@ -90,6 +100,9 @@ class TrialContext:
     unit: str = "param-steps"
     min_steps: int = 50
     results_dir: str | None = None  # where a trial may look for answers already recorded (repeats)
+    # Model families from user code, pickled by value (tuneall.imports): run_job registers them in the trial process
+    # before the job, so workers and cluster nodes need neither the user's script nor their package.
+    families: bytes = b""
     heartbeat_s: float = HEARTBEAT_S  # seconds between a running trial's progress lines (0: quiet)
     save_members: str = "none"  # 'all' | 'best' | 'none': a search's trials keep their members' weights
     # Member reuse through the results directory's member store (tuneall.member_reuse): None (off), or
@@ -122,13 +135,40 @@ def quiet_sigterm_exit() -> None:
     sys.unraisablehook = hook
 
 
+def ship_families() -> bytes:
+    """This process's user model families, pickled by value for :class:`TrialContext` (b"" when there are none)."""
+    from tuneall.models import user_families
+
+    fams = user_families()
+    if not fams:
+        return b""
+    from tuneall.imports import dumps_by_value
+
+    return dumps_by_value(fams, [f.builder for f in fams] + [f.valid_depth for f in fams])
+
+
+def install_families(blob: bytes) -> tuple[str, ...]:
+    """Register the user families of ``blob`` (from :func:`ship_families`) in this process; their names."""
+    if not blob:
+        return ()
+    from tuneall.imports import loads
+    from tuneall.models import add_family
+
+    fams = loads(blob)
+    for fam in fams:
+        add_family(fam)
+    return tuple(f.name for f in fams)
+
+
 def run_job(config: dict, ctx: TrialContext, data) -> dict:
-    """One trial's job with the trial's own CPUs (no oversubscription of a shared machine).
+    """One trial's job with the trial's own CPUs (no oversubscription of a shared machine), after registering the
+    user's model families in this process (a Ray worker never ran the user's script).
 
     The torch thread count goes into the metrics: float reductions depend on it, so the same allocation trained
     with another thread count (``tuneall train`` uses torch's default) can differ in the last digits."""
     import torch
 
+    install_families(ctx.families)
     torch.set_num_threads(ctx.resources.threads)
     return {**ctx.job(config, ctx, data), "threads": torch.get_num_threads()}
 
@@ -335,7 +375,7 @@ def outcomes(result_grid) -> list[tuple[str, dict, dict, str | None]]:
              str(r.error).splitlines()[0] if r.error else None) for r in result_grid]
 
 
-def ray_member_trainer(res: Resources):
+def ray_member_trainer(res: Resources, families: bytes = b""):
     """Train members as Ray tasks, member i in bundle i + 1 of the trial's placement group (parallel members)."""
     import ray
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -348,7 +388,7 @@ def ray_member_trainer(res: Resources):
         refs = [
             [task.options(num_cpus=res.cpus, num_gpus=res.gpus, scheduling_strategy=PlacementGroupSchedulingStrategy(
                 pg, placement_group_bundle_index=i + 1)).remote(a.family, a.width, plan.depth, data_ref, plan.steps,
-                                                                 seed, plan.train, res.cpus, eval_steps)
+                                                                 seed, plan.train, res.cpus, eval_steps, families)
              for i, seed in enumerate(seeds)]
             for seeds in plan.seeds
         ]
@@ -357,12 +397,13 @@ def ray_member_trainer(res: Resources):
     return trainer
 
 
-def train_member_task(family, width, depth, data, steps, seed, train, cpus, eval_steps):
+def train_member_task(family, width, depth, data, steps, seed, train, cpus, eval_steps, families=b""):
     """One member as a Ray task, with its bundle's CPUs as torch threads."""
     import torch
 
     from tuneall.training import train_member
 
+    install_families(families)
     torch.set_num_threads(max(1, int(cpus)))
     return train_member(family, width, depth, data, steps, seed, train, eval_steps)
 
@@ -370,4 +411,4 @@ def train_member_task(family, width, depth, data, steps, seed, train, cpus, eval
 __all__ = ["RunOptions", "TrialContext", "trainable", "run_job", "ray_session", "check_ray_options", "check_fits",
            "check_local_fits", "local_cpus",
            "concurrency", "with_trial_resources", "run_local", "outcomes", "quiet_sigterm_exit", "ray_member_trainer",
-           "train_member_task", "EXECUTORS"]
+           "train_member_task", "ship_families", "install_families", "EXECUTORS"]

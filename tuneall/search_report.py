@@ -18,13 +18,16 @@ from tuneall.frontier import (
     PLAN_COLUMNS,
     best_allocation,
     best_per,
+    choice_metric,
+    choice_split,
     frontier,
     frontier_objectives,
+    resolve_metric,
     summarize_trials,
 )
-from tuneall.config import ENSEMBLE_METRICS
+from tuneall.config import SPLIT_METRICS
 
-TRIAL_COLUMNS = ["trial_id", "repeat", "status", *ALLOCATION_COLUMNS, *PLAN_COLUMNS, *ENSEMBLE_METRICS,
+TRIAL_COLUMNS = ["trial_id", "repeat", "status", *ALLOCATION_COLUMNS, *PLAN_COLUMNS, *SPLIT_METRICS,
                  *COST_COLUMNS, "n_diverged", "train_time_s", "wall_time_s", "curve_json", "node_id", "repeat_of",
                  "reason", "error"]
 
@@ -71,10 +74,10 @@ def _write_table(df: pd.DataFrame, out: Path) -> None:
 
 
 # Columns that must hold numbers: a damaged value becomes NaN (blank), never a crash of the report.
-_NUMERIC = ["repeat", "width", "depth", "k", "data_fraction", "lr", "momentum", "batch_size", *PLAN_COLUMNS[:5],
-            "spent", *ENSEMBLE_METRICS, "time_per_step_s", "time_per_epoch_s", "epochs", "latency_ms_per_image",
+_NUMERIC = ["repeat", "width", "depth", "k", "data_fraction", "lr", "momentum", "weight_decay", "batch_size",
+            "label_smoothing", *PLAN_COLUMNS[:5], "spent", *SPLIT_METRICS, "time_per_step_s", "time_per_epoch_s", "epochs", "latency_ms_per_image",
             "peak_mem_mb", "n_diverged", "train_time_s", "wall_time_s"]
-_TEXT = ["trial_id", "status", "family", "repeat_of", "design", "unit"]
+_TEXT = ["trial_id", "status", "family", "repeat_of", "design", "unit", "optimizer"]
 
 
 def _numeric(df: pd.DataFrame) -> pd.DataFrame:
@@ -136,7 +139,9 @@ def read_trials(out: Path, meta: dict) -> tuple[pd.DataFrame, list[str], str | N
                           + (f" ({'; '.join(notes)})" if notes else " (it is empty)")
                           + "; nothing to report")
     before = _previous_ids(out)
-    if before != ids:
+    # A search's first report has no trials.csv yet (nothing disagreed); after it, tuneall.json counts the trials.
+    first = before is None and not (out / R.TRIALS).exists() and "trials_finished" not in meta
+    if before != ids and not first:
         held = "unreadable" if before is None else (f"held {len(before & ids)} of the journal's {len(ids)} trials"
                                                      + (f" and {len(before - ids)} it does not" if before - ids else ""))
         notes.append(f"{out / R.TRIALS} disagreed with the journal ({held}); rebuilt from the journal")
@@ -176,10 +181,11 @@ def _md_table(df: pd.DataFrame, cols: list[str]) -> str:
     return "\n".join(lines)
 
 
-SHOW = ["family", "width", "depth", "k", "data_fraction", "params_per_member", "total_params", "steps",
-        "ensemble_acc_mean", "ensemble_acc_std", "ensemble_acc_worst", "member_acc_mean_mean", "ensemble_nll_mean",
-        "inference_flops", "train_time_s"]
-COSTS = ["family", "width", "depth", "k", "ensemble_acc_mean", "time_per_step_s", "time_per_epoch_s",
+SHOW = ["family", "width", "depth", "k", "data_fraction", "optimizer", "params_per_member", "total_params", "steps",
+        "val_ensemble_acc_mean", "val_ensemble_acc_std", "ensemble_acc_mean", "ensemble_acc_std", "ensemble_acc_worst",
+        "member_acc_mean_mean", "ensemble_nll_mean", "inference_flops", "train_time_s"]
+COSTS = ["family", "width", "depth", "k", "val_ensemble_acc_mean", "ensemble_acc_mean", "time_per_step_s",
+         "time_per_epoch_s",
          "time_to_target_s", "latency_ms_per_image", "peak_mem_mb", "inference_flops"]
 
 
@@ -192,21 +198,26 @@ def _alloc(row) -> str:
 
 def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict) -> tuple[pd.DataFrame, list[str]]:
     """Add ``degenerate`` (ensemble accuracy at or below chance, :func:`tuneall.ties.degenerate_mask`) and
-    ``tied_with_best`` (:func:`tuneall.ties.tie_set` on ensemble accuracy) to the per-trial summary; return it with
-    the summary.md lines that name the tied and the degenerate allocations."""
+    ``tied_with_best`` (:func:`tuneall.ties.tie_set`) to the per-trial summary; return it with the summary.md lines
+    that name the tied and the degenerate allocations. Both read the metric that chooses: validation accuracy
+    (:func:`tuneall.frontier.choice_metric`; test for tables made before validation existed)."""
     from tuneall.data import dataset_info
     from tuneall.errors import DataError
     from tuneall.ties import chance_threshold, degenerate_mask, tie_set
 
     out, lines = summary.copy(), []
+    metric = choice_metric(out) if "ensemble_acc_mean" in out else "ensemble_acc_mean"
     try:
-        info = dataset_info(meta.get("config", {}).get("dataset"))
-        out["degenerate"] = degenerate_mask(out["ensemble_acc_mean"], info.num_classes, info.n_test) \
-            if "ensemble_acc_mean" in out else False
-        line = chance_threshold(info.num_classes, info.n_test)
+        facts = meta.get("data") or {}  # the data's sizes as the run recorded them (user data too)
+        if not facts:
+            info = dataset_info(meta.get("config", {}).get("dataset"))
+            facts = {"num_classes": info.num_classes, "n_test": info.n_test, "n_val": info.n_val}
+        n = facts.get("n_val") if metric.startswith("val_") else facts.get("n_test")
+        out["degenerate"] = degenerate_mask(out[metric], facts["num_classes"], n or None) if metric in out else False
+        line = chance_threshold(facts["num_classes"], n or None)
     except DataError:  # no tuneall.json or an unknown dataset: the chance line is unknown, nothing is flagged
         out["degenerate"], line = False, None
-    ties, test = tie_set(trials, "ensemble_acc", "max", exclude=out.loc[out["degenerate"], "trial_id"])
+    ties, test = tie_set(trials, metric[:-len("_mean")], "max", exclude=out.loc[out["degenerate"], "trial_id"])
     tied_ids = set(ties.loc[ties["tied"], "trial_id"]) if len(ties) else set()
     out["tied_with_best"] = out["trial_id"].astype(str).isin(tied_ids)
     if len(ties):
@@ -221,7 +232,7 @@ def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict) -
     bad = out[out["degenerate"]]
     if len(bad):
         lines += [f"Degenerate (ensemble accuracy at or below chance plus noise, {line:.4f}; never presented as best): "
-                  + "; ".join(f"{_alloc(r)} ({r['ensemble_acc_mean']:.4f})" for _, r in bad.iterrows()) + ".", ""]
+                  + "; ".join(f"{_alloc(r)} ({r[metric]:.4f})" for _, r in bad.iterrows()) + ".", ""]
     return out, lines
 
 
@@ -281,20 +292,33 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     lines += ["Trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
               + (f" ({repeats} repeated point(s) answered from the first trial, not trained again)" if repeats else ""),
               ""]
+    split = choice_split(distinct)
+    if split == "validation":
+        n_val = (meta.get("data") or {}).get("n_val")
+        lines += [f"Chosen on **validation**: the best allocation, the frontier, the best per k / width and the ties "
+                  f"use validation accuracy (`val_ensemble_acc_mean`"
+                  + (f", {n_val} inputs carved from the training data" if n_val else "") + "). Test accuracy "
+                  "(`ensemble_acc_*`) is reported beside it and never used to choose.", ""]
+    else:
+        lines += ["Chosen on **test** accuracy: this table was made before tuneall held out a validation split.", ""]
     if best is not None:
+        val = (f"validation accuracy {best['val_ensemble_acc_mean']:.4f} ± {best['val_ensemble_acc_std']:.4f}; "
+               if split == "validation" else "")
+        opt = f", {best['optimizer']}" if isinstance(best.get("optimizer"), str) else ""
         lines += ["## Best allocation", "",
                   f"**{best['family']} width {best['width']:g}, depth {int(best['depth'])}, k = {int(best['k'])}** "
-                  f"(data fraction {best['data_fraction']:g}): {int(best['steps'])} steps per member, "
-                  f"{int(best['params_per_member']):,} parameters per member; ensemble accuracy "
+                  f"(data fraction {best['data_fraction']:g}{opt}): {int(best['steps'])} steps per member, "
+                  f"{int(best['params_per_member']):,} parameters per member; {val}test ensemble accuracy "
                   f"{best['ensemble_acc_mean']:.4f} ± {best['ensemble_acc_std']:.4f} (worst seed "
-                  f"{best['ensemble_acc_worst']:.4f}); mean member accuracy {best['member_acc_mean_mean']:.4f}.", "",
-                  *trust_lines]
+                  f"{best['ensemble_acc_worst']:.4f}); mean member test accuracy {best['member_acc_mean_mean']:.4f}.",
+                  "", *trust_lines]
     else:
         lines += ["No trial trained successfully" + (" above chance." if summary["degenerate"].any() else "."), "",
                   *trust_lines]
+    shown = [(resolve_metric(distinct, m), d) for m, d in objectives]  # tables made before validation: test twins
     lines += ["## Pareto frontier", "", "Not beaten at once on " + ", ".join(
-              f"{m} ({'up' if d == 'max' else 'down'})" for m, d in objectives) + "; training time is reported, not "
-              "an objective unless the search names it.", "", _md_table(front, SHOW), "",
+              f"{m} ({'up' if d == 'max' else 'down'})" for m, d in shown) + "; training time is reported, not an "
+              "objective unless the search names it.", "", _md_table(front, SHOW), "",
               "## Best allocation per ensemble size k", "", _md_table(per_k, SHOW), "",
               "## Best allocation per width", "", _md_table(per_width, SHOW), ""]
     ok = distinct[distinct["status"] == "ok"]
@@ -309,7 +333,7 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
                   "Training time per step and per epoch (all members, one after another); time to reach the best "
                   "single model's accuracy at this budget (from the anytime curve; blank if never reached); inference "
                   f"latency per image at batch 256 (members one after another); peak training memory ({kind}).", "",
-                  _md_table(ok.sort_values("ensemble_acc_mean", ascending=False), COSTS), ""]
+                  _md_table(ok.sort_values(choice_metric(ok), ascending=False), COSTS), ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures] + [""]
     lines += ["Files: `trials.csv` / `trials.parquet` (one row per trial and repeat), `trials_summary.csv`, "

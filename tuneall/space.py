@@ -8,14 +8,17 @@ YAML schema (every key optional except ``families``)::
 
     name: paper
     description: text
-    families: [cnn3]                  # or one name
+    families: [cnn3]                  # or one name; user factories by import path, e.g. mypkg.nets:make_mlp
     width: [0.5, 1, 2]                # list = choice; scalar = fixed; {low, high, log} = range
     depth: null                       # null = each family's default depth
     k: {low: 1, high: 16}             # ints; only the feasible k are sampled
     data_fraction: 1.0
+    optimizer: sgd                    # sgd (with momentum) | adamw; a list samples it
     lr: 0.05
-    momentum: 0.9
+    momentum: 0.9                     # SGD only
+    weight_decay: 0.0
     batch_size: 128
+    label_smoothing: 0.0
     per_family: {wrn: {width: [1, 2], depth: [16, 28]}}   # width/depth overrides per family
     design: [single, deq, weq]        # seed 001: width/depth are the single network's; deq/weq members derived
     grid_points: 5                    # how many points a range contributes to grid search / planning
@@ -33,13 +36,15 @@ from typing import Any, Union
 import yaml
 
 from tuneall.errors import ConfigError
-from tuneall.models import get_family
+from tuneall.config import OPTIMIZERS
+from tuneall.models import get_family, resolve_family
 
 # Package data (found through importlib.resources, so a wheel install has them as an editable one does).
 SPACES_DIR = Path(str(resources.files("tuneall") / "search_spaces"))
 DEFAULT_SPACE = "paper"
 
-AXES = ("width", "depth", "k", "data_fraction", "lr", "momentum", "batch_size")
+AXES = ("width", "depth", "k", "data_fraction", "optimizer", "lr", "momentum", "weight_decay", "batch_size",
+        "label_smoothing")
 _INT_AXES = {"depth", "k", "batch_size"}
 _TOP_KEYS = {"name", "description", "families", "per_family", "grid_points", "design", *AXES}
 DESIGNS = ("single", "deq", "weq")  # seed 001's design classes (tuneall.design_classes)
@@ -90,24 +95,31 @@ class SearchSpace:
 
 
 _DEFAULTS: dict[str, Any] = {
-    "width": 1.0, "depth": None, "k": 1, "data_fraction": 1.0, "lr": 0.05, "momentum": 0.9, "batch_size": 128,
+    "width": 1.0, "depth": None, "k": 1, "data_fraction": 1.0, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
+    "weight_decay": 0.0, "batch_size": 128, "label_smoothing": 0.0,
 }
 
 
 def _check_value(key: str, v: Any) -> Any:
     if key == "depth" and v is None:
         return None
+    if key == "optimizer":
+        if v not in OPTIMIZERS:
+            raise ConfigError(f"search space key 'optimizer': unknown optimizer {v!r}; valid: {', '.join(OPTIMIZERS)}")
+        return v
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise ConfigError(f"search space key {key!r}: expected a number, got {v!r}")
     if key in _INT_AXES:
         if int(v) != v:
             raise ConfigError(f"search space key {key!r}: expected an integer, got {v!r}")
         v = int(v)
-    lows = {"k": 1, "depth": 1, "batch_size": 1, "momentum": 0}
+    lows = {"k": 1, "depth": 1, "batch_size": 1, "momentum": 0, "weight_decay": 0, "label_smoothing": 0}
     if key in lows and v < lows[key]:
         raise ConfigError(f"search space key {key!r}: must be >= {lows[key]}, got {v!r}")
     if key in ("width", "lr") and v <= 0:
         raise ConfigError(f"search space key {key!r}: must be > 0, got {v!r}")
+    if key == "label_smoothing" and v >= 1:
+        raise ConfigError(f"search space key {key!r}: must be < 1, got {v!r}")
     if key == "data_fraction" and not 0 < v <= 1:
         raise ConfigError(f"search space key {key!r}: must be in (0, 1], got {v!r}")
     return v
@@ -115,6 +127,8 @@ def _check_value(key: str, v: Any) -> Any:
 
 def _parse_axis(key: str, raw: Any) -> Axis:
     if isinstance(raw, dict):
+        if key == "optimizer":
+            raise ConfigError("search space key 'optimizer': a name or a list of names, not a range")
         unknown = set(raw) - {"low", "high", "log"}
         if unknown:
             raise ConfigError(f"search space key {key!r}: unknown field {sorted(unknown)[0]!r} (allowed: low, high, log)")
@@ -150,14 +164,18 @@ def parse_space(doc: Any, name: str = "space", source: str = "") -> SearchSpace:
     fams = fams if isinstance(fams, list) else [fams]
     if not fams or not all(isinstance(f, str) for f in fams):
         raise ConfigError(f"search space key 'families': expected a non-empty list of family names, got {fams!r}")
+    resolved = []
     for f in fams:
         try:
-            get_family(f)
+            resolved.append(resolve_family(f))  # an import path imports and registers the user's factory
         except ConfigError as e:
             raise ConfigError(f"search space key 'families': {e}") from None
+    per_family_doc = doc.get("per_family") or {}
+    if isinstance(per_family_doc, dict):  # keyed by what the YAML wrote (a name or an import path)
+        per_family_doc = {resolved[fams.index(k)] if k in fams else k: v for k, v in per_family_doc.items()}
+    fams = resolved
     axes = {key: _parse_axis(key, doc.get(key, _DEFAULTS[key])) for key in AXES}
     per_family: dict[str, dict[str, Axis]] = {}
-    per_family_doc = doc.get("per_family") or {}
     if not isinstance(per_family_doc, dict):
         raise ConfigError(f"search space key 'per_family': expected a mapping of family -> overrides, "
                           f"got {type(per_family_doc).__name__}")
@@ -167,6 +185,10 @@ def parse_space(doc: Any, name: str = "space", source: str = "") -> SearchSpace:
         if not isinstance(over, dict) or set(over) - {"width", "depth"}:
             raise ConfigError(f"search space key 'per_family.{fam}': only 'width' and 'depth' may be overridden")
         per_family[fam] = {key: _parse_axis(key, v) for key, v in over.items()}
+    if "width" not in doc:  # a user family's own width grid, where the space names none
+        for fam in fams:
+            if get_family(fam).widths and "width" not in per_family.get(fam, {}):
+                per_family.setdefault(fam, {})["width"] = Choice(get_family(fam).widths)
     for fam in fams:
         _check_family_axes(fam, per_family.get(fam, {}).get("depth", axes["depth"]),
                            per_family.get(fam, {}).get("width", axes["width"]))
@@ -185,8 +207,9 @@ def parse_space(doc: Any, name: str = "space", source: str = "") -> SearchSpace:
 
 
 def _check_family_axes(family: str, depth: Axis, width: Axis) -> None:
-    """A family must be able to build at least one of its depths, and its widths must be real networks: a width at
-    which every layer is clamped to one channel (the same network as at half that width) is refused."""
+    """A family must be able to build at least one of its depths, and a built-in family's widths must be real
+    networks: a width at which every layer is clamped to one channel (the same network as at half that width) is
+    refused."""
     from tuneall.models import param_count
 
     fam = get_family(family)
@@ -196,6 +219,8 @@ def _check_family_axes(family: str, depth: Axis, width: Axis) -> None:
         shown = ", ".join(str(d) for d in depths[:5]) + (", ..." if len(depths) > 5 else "")
         raise ConfigError(f"search space key 'depth': family {family!r} cannot build depth {shown} "
                           f"({fam.depth_rule}; null = its default {fam.default_depth})")
+    if fam.user:  # a user factory needs the data's input shape: built and checked on the data before any trial
+        return  # (tuneall.planning.check_space_families)
     d = valid[0]
     widths = [width.low] if isinstance(width, Range) else list(width.values)
     for w in widths:

@@ -13,7 +13,7 @@ from tuneall import analysis as A
 from tuneall.fsio import atomic_write_frame, atomic_write_text
 from tuneall import results as R
 from tuneall.errors import ConfigError
-from tuneall.powerlaw import frontier_study
+from tuneall.powerlaw import frontier_study, holdout_statement
 
 
 def budget_dirname(c: float) -> str:
@@ -123,7 +123,10 @@ def _summary(out: Path, meta: dict, t: dict, figs: list[Path]) -> str:
              f"Training: {sw['reuse_note']}. Member-steps trained {trained:,}; the largest budget alone needs "
              f"{largest:,}; fresh runs at every budget would need {fresh:,} ({fresh / max(trained, 1):.2f}x). "
              f"Wall time {sw['wall_time_s']:.0f} s." + (f" {sw['failed_jobs']} trial(s) failed." if sw.get(
-                 "failed_jobs") else ""), ""]
+                 "failed_jobs") else ""), "",
+             "Accuracies in this report are on the **test** split, per configuration, as the papers report them. "
+             "Every cell also carries the same metrics on the validation split carved from the training data "
+             "(`val_*` columns of `cells.csv`), the split that a search chooses on.", ""]
     if meta.get("command"):
         lines += ["Command: `" + " ".join(map(str, meta["command"])) + "`", ""]
     lines += ["Intervals are 16-84% percentiles of a paired bootstrap over seeds. Per-budget reports (the same files "
@@ -156,14 +159,19 @@ def _summary(out: Path, meta: dict, t: dict, figs: list[Path]) -> str:
         lines += ["## Data fraction vs budget (seed 003)", "",
                   md_table(t["data_fraction"], ["budget", "data_fraction", "width", "k", "epochs", "mean", "std",
                                                 "gap_to_best", "best_fraction"]), ""]
-    lines += ["## Compute-optimal frontier and extrapolation", "",
+    # The hold-out verdict comes first: whether the fit beat "no further gain" decides how to read what follows.
+    lines += ["## Compute-optimal frontier and extrapolation", "", holdout_statement(t["holdout"]), "",
+              "Hold-out per design class: fitted without the largest budget, predicting it (persistence = the "
+              "accuracy at the second-largest budget, the no-gain baseline; fit_beats_persistence = abs_error < "
+              "persistence_abs_error; p_fit_beats_persistence = the share of seed resamples where it does):", "",
+              md_table(t["holdout"].assign(fit_beats_persistence=lambda h: h["abs_error"] < h[
+                  "persistence_abs_error"]) if not t["holdout"].empty else t["holdout"],
+                       ["class", "held_out_budget", "predicted_acc", "acc_lo", "acc_hi", "observed_acc", "abs_error",
+                        "inside_band", "persistence_abs_error", "fit_beats_persistence",
+                        "p_fit_beats_persistence"]), "",
               "err(C) = E + A C^-alpha fitted per design class to the best accuracy at each budget.", "",
               md_table(t["powerlaw_fits"], ["class", "E", "A", "alpha", "alpha_lo", "alpha_hi", "budgets_fitted"]),
-              "", "Hold-out: fitted without the largest budget, predicting it (persistence = the accuracy at the "
-              "second-largest budget, the no-gain baseline):", "",
-              md_table(t["holdout"], ["class", "held_out_budget", "predicted_acc", "acc_lo", "acc_hi",
-                                      "observed_acc", "abs_error", "inside_band", "persistence_abs_error"]), "",
-              "Predicted switchover (fitted ensemble error below the single model's):", "",
+              "", "Predicted switchover (fitted ensemble error below the single model's):", "",
               md_table(t["predicted_switchover"], ["ensemble", "predicted_switchover", "lo", "hi", "p_cross",
                                                    "status", "beyond_largest"]), "",
               "Predicted best allocation at 10x the largest budget (top 5; p_best = bootstrap share):", "",

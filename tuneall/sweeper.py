@@ -77,6 +77,9 @@ class SweepConfig(RunOptions):
     rules: tuple[str, ...] = ("mean",)  # the first is the primary rule of the per-budget reports
     reuse: bool = True
     per_budget_reports: bool = True
+    # A data fraction < 1 draws repeat r's subset with its own seed (repeat r's first member seed), so the spread
+    # over seeds includes the choice of subset; False: one subset (fraction seed 0) for every repeat.
+    subset_per_seed: bool = True
 
     def __post_init__(self):
         super().__post_init__()
@@ -92,7 +95,7 @@ class SweepConfig(RunOptions):
 
     def default_name(self) -> str:
         label = self.space.name if self.space is not None else "points"
-        return f"sweep-{self.dataset}-{self.budgets[0]:.3g}-{self.budgets[-1]:.3g}-{label}"
+        return f"sweep-{self.dataset_label}-{self.budgets[0]:.3g}-{self.budgets[-1]:.3g}-{label}"
 
     def to_json(self) -> dict:
         """The config as ``tuneall.json``/``sweep.json`` record it (the space as its name and YAML)."""
@@ -123,7 +126,11 @@ def plan_sweep(cfg: SweepConfig) -> tuple[list[dict], pd.DataFrame]:
     from tuneall.data import dataset_info
     from tuneall.planning import plan_point
 
-    info = dataset_info(cfg.dataset)
+    info = dataset_info(cfg.dataset, cfg.val_fraction)
+    if cfg.space is not None:
+        from tuneall.planning import check_space_families
+
+        check_space_families(cfg.space, info)  # a broken user factory: one line before any job
     jobs, cells = [], []
     for point in _points(cfg):
         feasible = []
@@ -138,9 +145,11 @@ def plan_sweep(cfg: SweepConfig) -> tuple[list[dict], pd.DataFrame]:
             feasible.append((c, cost))
         if feasible and cfg.reuse and reuse_blocker(_train_of(point)) is None:
             top = max(m for _, m in feasible)  # trained once, at the largest budget where it is feasible
-            jobs.append({"point": point, "budgets": [c for c, _ in feasible], "member_steps": top})
+            jobs.append({"point": point, "budgets": [c for c, _ in feasible], "member_steps": top,
+                         "subset_per_seed": cfg.subset_per_seed})
         else:
-            jobs += [{"point": point, "budgets": [c], "member_steps": m} for c, m in feasible]
+            jobs += [{"point": point, "budgets": [c], "member_steps": m, "subset_per_seed": cfg.subset_per_seed}
+                     for c, m in feasible]
     if not jobs:
         listed = ", ".join(f"{c:.4g}" for c in cfg.budgets)
         raise BudgetError(f"no allocation is feasible at any of the budgets {listed} {cfg.unit} with at least "
@@ -159,7 +168,7 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
     """Train a job's members once, at its largest budget's steps, and evaluate every budget's cell from that run."""
     from tuneall.data import with_fraction
     from tuneall.planning import plan_point
-    from tuneall.trial import evaluate_members, select_trainer
+    from tuneall.trial import evaluate_splits, select_trainer
 
     point = job["point"]
     plans = {c: plan_point(point, Budget(c, ctx.unit, ctx.min_steps), data.info, repeats=ctx.seeds,
@@ -169,9 +178,17 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
     assert all(p.seeds == top.seeds and p.allocation == top.allocation for p in plans.values())
     train = ctx.train_config(top.train)
     a, evals = top.allocation, tuple(sorted({p.steps for p in plans.values()}))
-    part = with_fraction(data, a.data_fraction)
     trainer = select_trainer(ctx.resources.members, ctx.resources.amp)
-    members = trainer(replace(top, train=train), part, None, evals)  # members[repeat][i]
+    per_seed = a.data_fraction < 1 and job.get("subset_per_seed", False)
+    if per_seed:
+        # Repeat r's subset is drawn with repeat r's first member seed (the same for every allocation, so repeats
+        # stay paired; within a repeat the subsets of different fractions stay nested, see data.with_fraction).
+        members = [trainer(replace(top, train=train, seeds=(seeds,)),
+                           with_fraction(data, a.data_fraction, fraction_seed=seeds[0]), None, evals)[0]
+                   for seeds in top.seeds]
+    else:
+        members = trainer(replace(top, train=train), with_fraction(data, a.data_fraction), None, evals)
+    part = with_fraction(data, a.data_fraction)  # members[repeat][i]; the test split and size are every subset's
     flat = [m for rep in members for m in rep]
     per_epoch = max(1, len(part.x_train) // min(train.batch_size, len(part.x_train)))
     base = {"base_width": point["width"], "base_depth": point.get("depth")} if point.get("design") else {}
@@ -179,11 +196,12 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
     for c, p in plans.items():
         for rule in ctx.rules:
             for r, results in enumerate(members):
-                ens, _ = evaluate_members(results, part.y_test, part.info.num_classes, p.steps, rule)
+                ens, _ = evaluate_splits(results, part, p.steps, rule)  # test and val_ metrics
                 missing = sum(p.steps not in m.test_logprobs for m in results)  # diverged at or before T'
                 rows.append({**p.row(), **base, "rule": rule, "repeat": r, "status": "diverged" if missing else "ok",
                              "n_diverged": missing, "epochs": p.steps / per_epoch, "trained_steps": top.steps,
-                             "reused": p.steps < top.steps, **ens,
+                             "reused": p.steps < top.steps,
+                             "fraction_seed": top.seeds[r][0] if per_seed else 0, **ens,
                              # members train one after another: a cell's share of the run is its share of the steps
                              "train_time_s": sum(m.train_time_s for m in results) * p.steps / top.steps})
     return {"status": "ok", "member_steps": sum(m.steps_done for m in flat),
@@ -211,10 +229,11 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     check_ray_options(cfg)
     if cfg.executor == "ray":
         check_local_fits(cfg, cfg.resources.bundles(1))
-    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
     check_batch_sizes(planned[planned["feasible"]] if len(planned) else planned, data)
     t0 = time.perf_counter()
-    meta = {**R.provenance(cfg.to_json(), argv, kind="sweep"), "torch_threads_per_trial": cfg.resources.threads}
+    meta = {**R.provenance(cfg.to_json(), argv, kind="sweep"), "data": R.data_facts(data.info),
+            "torch_threads_per_trial": cfg.resources.threads}
     with R.owned(out):  # one process per results directory, until the state is written last
         with ray_session(cfg):
             results = _fit(cfg, jobs, data, out, verbose, meta)
@@ -251,8 +270,10 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
 
 
 def _context(cfg: SweepConfig) -> TrialContext:
+    from tuneall.runner import ship_families
+
     return TrialContext(job=sweep_job, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed, rules=cfg.rules,
-                        unit=cfg.unit, min_steps=cfg.min_steps)
+                        unit=cfg.unit, min_steps=cfg.min_steps, families=ship_families())
 
 
 def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta: dict) -> list[tuple]:

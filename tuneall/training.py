@@ -1,4 +1,11 @@
-"""Training members and evaluating them: SGD with momentum, fixed learning rate and batch size, no schedule (seed 000).
+"""Training members and evaluating them: SGD with momentum (seed 000) or AdamW, fixed learning rate and batch size,
+no schedule, optional weight decay and label smoothing (the recipe, :class:`tuneall.config.TrainConfig`).
+
+Anytime exactness: a member is evaluated at several step counts of one run and each evaluation stands for a run of
+that many steps. That holds because nothing here depends on the total number of steps: the learning rate is fixed,
+the optimiser's state depends only on the steps taken, and the batches are a seeded sequence. A learning-rate
+schedule tied to the total steps (cosine to T, warm-up fractions) would break it; so would an optimiser of your own
+that reads the total.
 
 Data are in-memory tensors; a batch is an index slice of a seeded permutation (no DataLoader, no per-item Python).
 A member whose loss turns non-finite stops at once and is reported as diverged, never raised.
@@ -33,6 +40,7 @@ class MemberResult:
     final_loss: float  # mean training loss over the last steps run (nan if diverged)
     train_time_s: float
     test_logprobs: dict[int, torch.Tensor] = field(default_factory=dict)  # step -> (N, C) log_softmax, float32, CPU
+    val_logprobs: dict[int, torch.Tensor] = field(default_factory=dict)  # the same on the validation split
     eval_time_s: float = 0.0  # time spent evaluating (not in train_time_s)
     peak_mem_bytes: int = 0  # see PeakMemory: CUDA peak allocation, or peak RSS increase on CPU
     mem_kind: str = ""
@@ -156,13 +164,15 @@ def train_member(
     info = data.info
     device = torch.device(cfg.device)
     torch.manual_seed(seed)
-    model = create_model(family, width, depth, info.in_channels, info.num_classes, info.spatial_dims).to(device)
+    model = create_model(family, width, depth, info.in_channels, info.num_classes, info.spatial_dims,
+                         input_shape=tuple(info.input_shape)).to(device)
     use_cl = cfg.channels_last and info.spatial_dims == 2 and channels_last_ok(model)
     if use_cl:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model.parameters(), cfg)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_test = data.x_test.to(device)
+    x_val = data.x_val.to(device) if getattr(data, "x_val", None) is not None else None
     sampler = BatchSampler(len(x_train), cfg.batch_size, seed=seed + 7919, device=cfg.device)
     evals = sorted({s for s in eval_steps if 0 < s < steps} | {steps})
 
@@ -170,8 +180,8 @@ def train_member(
     t0 = time.perf_counter()
     model.train()
     with PeakMemory(device) as mem:
-        mean_tail_loss = _sgd_loop(model, opt, sampler, x_train, y_train, x_test, evals, cfg, result, use_cl,
-                                   label=f"{family} w={width:g}")
+        mean_tail_loss = _sgd_loop(model, opt, sampler, x_train, y_train, (x_test, x_val), evals, cfg, result,
+                                   use_cl, label=f"{family} w={width:g}")
     result.peak_mem_bytes, result.mem_kind = int(mem.peak), mem.kind
     result.train_time_s = time.perf_counter() - t0 - result.eval_time_s
     ensemble_io.offer(seed, model)  # kept only inside a capture (a search saving members)
@@ -179,6 +189,21 @@ def train_member(
         result.final_loss = mean_tail_loss
         result.latency_s_per_image = inference_latency(model, x_test)
     return result
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The recipe's optimiser: SGD with momentum, or AdamW (torch's default betas and eps); both elementwise, so a
+    vectorised group of members is k independent optimisers."""
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def evaluate_into(result: MemberResult, step: int, predict, x_test, x_val) -> None:
+    """Log-probabilities of the test and (when there is one) validation split at ``step``, into ``result``."""
+    result.test_logprobs[step] = predict(x_test)
+    if x_val is not None:
+        result.val_logprobs[step] = predict(x_val)
 
 
 def channels_last_ok(model: torch.nn.Module) -> bool:
@@ -213,9 +238,10 @@ class Heartbeat:
                   f"{self.last - self.start:.0f} s", flush=True)
 
 
-def _sgd_loop(model, opt, sampler, x_train, y_train, x_test, evals, cfg, result: MemberResult,
+def _sgd_loop(model, opt, sampler, x_train, y_train, x_eval, evals, cfg, result: MemberResult,
               channels_last: bool = False, label: str = "member") -> float:
-    """Run result.steps SGD steps, evaluating at ``evals``; fills ``result``; returns the mean loss of the last steps."""
+    """Run result.steps optimiser steps, evaluating on ``x_eval`` = (test, validation or None) at ``evals``; fills
+    ``result``; returns the mean loss of the last steps."""
     steps = result.steps
     beat = Heartbeat(f"{label} seed {result.seed}", steps, cfg.heartbeat_s)
     bad = torch.zeros((), dtype=torch.bool, device=x_train.device)
@@ -225,7 +251,8 @@ def _sgd_loop(model, opt, sampler, x_train, y_train, x_test, evals, cfg, result:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for step in range(1, steps + 1):
         idx = sampler.next()
-        loss = F.cross_entropy(model(x_train[idx].contiguous(memory_format=fmt)), y_train[idx])
+        loss = F.cross_entropy(model(x_train[idx].contiguous(memory_format=fmt)), y_train[idx],
+                               label_smoothing=cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -241,6 +268,6 @@ def _sgd_loop(model, opt, sampler, x_train, y_train, x_test, evals, cfg, result:
             beat(step)
         if step in evals:
             te = time.perf_counter()
-            result.test_logprobs[step] = predict_log_proba(model, x_test, cfg.eval_batch_size)
+            evaluate_into(result, step, lambda x: predict_log_proba(model, x, cfg.eval_batch_size), *x_eval)
             result.eval_time_s += time.perf_counter() - te
     return float(tail_sum / tail_n) if tail_n else float("nan")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from tuneall import metrics as M
-from tuneall.config import check_rule
+from tuneall.config import VAL_PREFIX, check_rule
 from tuneall.factory import TrialPlan
 from tuneall.training import MemberResult, train_member
 
@@ -70,18 +70,18 @@ def cost_metrics(plan: TrialPlan, members: list[dict], n_train: int) -> dict[str
     }
 
 
-def _logprobs_or_uniform(r: MemberResult, step: int, n: int, c: int) -> torch.Tensor:
+def _logprobs_or_uniform(r: MemberResult, step: int, n: int, c: int, split: str = "test") -> torch.Tensor:
     # A diverged member contributes no information: a uniform prediction keeps the ensemble metrics finite.
-    p = r.test_logprobs.get(step)
+    p = (r.val_logprobs if split == "val" else r.test_logprobs).get(step)
     return p if p is not None and torch.isfinite(p).all() else torch.full((n, c), -math.log(c))
 
 
 def evaluate_members(
-    results: list[MemberResult], labels: torch.Tensor, num_classes: int, step: int, rule: str
+    results: list[MemberResult], labels: torch.Tensor, num_classes: int, step: int, rule: str, split: str = "test"
 ) -> tuple[dict[str, float], list[dict]]:
-    """Ensemble metrics and per-member rows of k members at ``step``."""
+    """Ensemble metrics and per-member rows of k members at ``step`` on ``split`` ('test' or 'val')."""
     n = labels.shape[0]
-    logp = torch.stack([_logprobs_or_uniform(r, step, n, num_classes) for r in results])
+    logp = torch.stack([_logprobs_or_uniform(r, step, n, num_classes, split) for r in results])
     rows = [
         {"member": i, "seed": r.seed, **M.member_metrics(logp[i], labels), "steps_done": r.steps_done,
          "diverged": r.diverged, "final_loss": r.final_loss, "train_time_s": r.train_time_s,
@@ -89,6 +89,17 @@ def evaluate_members(
         for i, r in enumerate(results)
     ]
     return M.evaluate_ensemble(logp, labels, rule), rows
+
+
+def evaluate_splits(results: list[MemberResult], data, step: int, rule: str) -> tuple[dict[str, float], list[dict]]:
+    """Ensemble metrics on test (unprefixed) and validation (``val_``-prefixed), and per-member rows with both."""
+    ens, rows = evaluate_members(results, data.y_test, data.info.num_classes, step, rule)
+    if getattr(data, "y_val", None) is not None:
+        val, val_rows = evaluate_members(results, data.y_val, data.info.num_classes, step, rule, split="val")
+        ens.update({VAL_PREFIX + k: v for k, v in val.items()})
+        for row, v in zip(rows, val_rows):
+            row.update({VAL_PREFIX + k: v[k] for k in ("acc", "nll", "ece")})
+    return ens, rows
 
 
 def train_sequential(plan: TrialPlan, data, progress=None, eval_steps=()) -> list[list[MemberResult]]:
@@ -133,7 +144,7 @@ def run_trial(plan: TrialPlan, data, rule: str = "mean", progress=None, trainer=
     steps_curve = curve_steps(plan.steps)
     repeats, members, curves = [], [], []
     for r, results in enumerate(trainer(plan, data, progress, steps_curve)):
-        ens, rows = evaluate_members(results, data.y_test, data.info.num_classes, plan.steps, rule)
+        ens, rows = evaluate_splits(results, data, plan.steps, rule)
         repeats.append(ens)
         members += [{"repeat": r, **row} for row in rows]
         curves.append([evaluate_members(results, data.y_test, data.info.num_classes, s, rule)[0]["ensemble_acc"]

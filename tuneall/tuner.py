@@ -70,7 +70,7 @@ class SearchConfig(RunOptions):
         return [d for _, d in self.objectives]
 
     def default_name(self) -> str:
-        return f"{self.dataset}-{self.budget.value:.3g}-{self.space.name}-{self.searcher}"
+        return f"{self.dataset_label}-{self.budget.value:.3g}-{self.space.name}-{self.searcher}"
 
     def to_json(self) -> dict:
         """The config as ``tuneall.json`` records it (the space as its name, YAML and resolved axes)."""
@@ -110,7 +110,8 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     from tuneall.member_reuse import for_trial
 
     store = for_trial(ctx, point, plan, data)  # members answered from the member store where it is exact
-    trainer = store or (ray_member_trainer(res) if res.parallel_members else select_trainer(res.members, res.amp))
+    trainer = store or (ray_member_trainer(res, ctx.families) if res.parallel_members
+                        else select_trainer(res.members, res.amp))
     # The trial id in the label: Ray's log deduplication would merge two trials' lines that differ only in digits.
     label = " ".join(filter(None, [ensemble_io.current_trial_id(), allocation_label(plan.row())]))
     with trial_heartbeat(label, plan.k * plan.steps * len(plan.seeds), ctx.heartbeat_s), \
@@ -226,7 +227,7 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     ``dry_run``: print the plan and the estimate and return the feasible allocations; nothing is trained or written.
     ``confirm``: ask before a search estimated above an hour, where a person can answer (a TTY, not under CI)."""
     from tuneall._optuna import quiet_optuna
-    from tuneall.data import check_batch_sizes, load_dataset
+    from tuneall.data import check_batch_sizes, dataset_info, load_dataset
     from tuneall.planning import plan_space
     from tuneall.preflight import preflight
     from tuneall.runner import check_local_fits, check_ray_options, ray_session
@@ -237,7 +238,8 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     R.check_new(out, cfg.resume)
     if cfg.resume:
         _check_resumable(cfg, out)
-    feasible, _ = plan_space(cfg.space, cfg.budget, cfg.dataset)  # raises with the smallest feasible budget
+    info = dataset_info(cfg.dataset, cfg.val_fraction)  # user data: loaded (once) and checked here
+    feasible, _ = plan_space(cfg.space, cfg.budget, info)  # raises with the smallest feasible budget
     pf = preflight(cfg, feasible, _trials_to_run(cfg, feasible, out), verbose, dry_run, confirm)
     if dry_run:
         feasible.attrs.update(dry_run=True, estimate_s=pf.total_s, results_dir=str(out))
@@ -245,7 +247,7 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     storage = _study_storage(cfg, out)
     check_ray_options(cfg)
     check_local_fits(cfg, cfg.resources.bundles(int(feasible["k"].max())))
-    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
     check_batch_sizes(feasible, data)
     # One process per results directory, from here to the state written last.
     with R.owned(out, cfg.resume), ray_session(cfg), quiet_optuna():
@@ -331,6 +333,7 @@ def _context(cfg: SearchConfig, out: Path, verbose: int = 1, points=None) -> Tri
     """The trials' context; ``points``: the grid's (or the promoted) points, whose members are planned together."""
     from tuneall.config import HEARTBEAT_S
     from tuneall.member_reuse import reuse_ks
+    from tuneall.runner import ship_families
 
     reuse = None
     if cfg.member_store:
@@ -339,7 +342,7 @@ def _context(cfg: SearchConfig, out: Path, verbose: int = 1, points=None) -> Tri
         reuse = {"mode": "grid" if points is not None else "own", "ks": ks}
     return TrialContext(job=trial_metrics, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed,
                         rules=(cfg.rule,), objectives=cfg.objectives, budget=cfg.budget, unit=cfg.budget.unit,
-                        min_steps=cfg.budget.min_steps, results_dir=str(out),
+                        min_steps=cfg.budget.min_steps, results_dir=str(out), families=ship_families(),
                         heartbeat_s=HEARTBEAT_S if verbose > 0 else 0.0, save_members=cfg.save_members, reuse=reuse)
 
 
@@ -366,7 +369,8 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     res = cfg.resources
     check_fits(res.bundles(int(feasible["k"].max())))  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    meta = {**R.provenance(cfg.to_json(), argv), "torch_threads_per_trial": res.threads}
+    meta = {**R.provenance(cfg.to_json(), argv), "data": R.data_facts(data.info),
+            "torch_threads_per_trial": res.threads}
     if old_meta:  # keep the command that started the search; record the resumes
         meta = {**old_meta, "resumes": [*old_meta.get("resumes", []), {"command": meta["command"],
                                                                        "at": meta["created"]}]}
@@ -402,7 +406,7 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
             tune_config = tune.TuneConfig(search_alg=searcher, num_samples=max(1, len(todo)),
                                           max_concurrent_trials=at_once, reuse_actors=True, **best_by)
     else:
-        searcher = study_searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset), storage(),
+        searcher = study_searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, data.info), storage(),
                                                    answered=_answered(done))
         requeued = _requeue_unfinished(searcher, done_keys) if cfg.resume else 0
         todo, total = range(max(0, cfg.trials - len(done))), cfg.trials
@@ -445,6 +449,8 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         atomic_write_frame(study.trials_dataframe(), out / R.OPTUNA_TRIALS)
     front = build_report(out, state="complete" if complete else "interrupted")
     best_id = str(front.iloc[0]["trial_id"]) if len(front) else None
+    if cfg.member_store and cfg.save_members != "none" and best_id:
+        _weights_of_chosen(cfg, data, out, records, best_id, verbose)
     (ensemble_io.keep_only if cfg.save_members == "best" else ensemble_io.mark_best)(out, best_id)
     # The count lets `report` tell a journal that lost records since from a complete one.
     meta = {**meta, "trials_finished": len(records)}
@@ -458,6 +464,48 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         print(f"tuneall: search interrupted after {len(records)} of {total} trials; continue it with: "
               f"tuneall resume {out}", flush=True)
     return front
+
+
+def _weights_of_chosen(cfg: SearchConfig, data, out: Path, records: list[dict], best_id: str, verbose: int) -> None:
+    """The chosen trial's member weights where the member store answered its members (the store keeps evaluations,
+    not weights): its members trained again here, deterministically, at the trials' thread count, and saved."""
+    import torch
+
+    from tuneall import ensemble_io
+    from tuneall.data import with_fraction
+    from tuneall.planning import plan_point
+    from tuneall.progress import allocation_label
+    from tuneall.trial import run_trial
+
+    d = out / ensemble_io.MEMBERS / best_id
+    try:
+        if json.loads((d / ensemble_io.MANIFEST).read_text()).get("files"):
+            return
+    except (OSError, ValueError):
+        pass
+    rec = next((r for r in records if str(r.get("trial_id")) == best_id), None)
+    if rec is None or not isinstance(rec.get("config"), dict):
+        return
+    point = rec["config"].get("point", rec["config"])
+    ctx = _context(cfg, out, 0)
+    try:
+        plan = plan_point(point, cfg.budget, data.info, repeats=cfg.seeds, base_seed=cfg.seed)
+    except Exception:  # noqa: BLE001 - weights are a convenience
+        return
+    plan = replace(plan, train=ctx.train_config(plan.train))
+    if verbose > 0:
+        print(f"tuneall: training the chosen allocation's members again for their weights (the member store keeps "
+              f"evaluations only): {allocation_label(plan.row())}", flush=True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(cfg.resources.threads)
+    try:
+        with ensemble_io.capturing(True) as members:
+            result = run_trial(plan, with_fraction(data, plan.allocation.data_fraction), rule=cfg.rule)
+        ensemble_io.save(d, plan, data.info, data.info.name, cfg.rule, members, result)
+    except OSError as e:
+        print(f"tuneall: members of trial {best_id} not saved ({e})", flush=True)
+    finally:
+        torch.set_num_threads(before)
 
 
 def _read_journal(out: Path, quiet: bool = False) -> list[dict]:

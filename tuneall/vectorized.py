@@ -37,6 +37,7 @@ from tuneall.training import (
     PeakMemory,
     channels_last_ok,
     inference_latency,
+    make_optimizer,
     train_member,
 )
 
@@ -46,7 +47,8 @@ MIN_STEPS_TO_PROBE = 300  # steps x repeats below which "auto" does not probe (t
 
 def _build(family, width, depth, info, seed: int, device) -> torch.nn.Module:
     torch.manual_seed(seed)  # exactly train_member's initialisation
-    return create_model(family, width, depth, info.in_channels, info.num_classes, info.spatial_dims).to(device)
+    return create_model(family, width, depth, info.in_channels, info.num_classes, info.spatial_dims,
+                        input_shape=tuple(info.input_shape)).to(device)
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -123,10 +125,10 @@ def train_members_vectorized(
     """
     info, device, k = data.info, torch.device(cfg.device), len(seeds)
     stack = StackedMembers([_build(family, width, depth, info, s, device) for s in seeds])
-    opt = torch.optim.SGD(list(stack.params.values()), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
+    opt = make_optimizer(list(stack.params.values()), cfg)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_test = data.x_test.to(device)
+    x_val = data.x_val.to(device) if getattr(data, "x_val", None) is not None else None
     samplers = [BatchSampler(len(x_train), cfg.batch_size, seed=s + 7919, device=cfg.device) for s in seeds]
     evals = sorted({s for s in eval_steps if 0 < s < steps} | {steps})
     results = [MemberResult(s, steps, 0, False, float("nan"), 0.0) for s in seeds]
@@ -147,7 +149,8 @@ def train_members_vectorized(
             xb, yb = x_train[idx], y_train[idx]
             with _autocast(device, amp):
                 logits = stack.forward(xb)  # (k, B, C)
-                losses = F.cross_entropy(logits.flatten(0, 1).float(), yb.flatten(), reduction="none")
+                losses = F.cross_entropy(logits.flatten(0, 1).float(), yb.flatten(), reduction="none",
+                                         label_smoothing=cfg.label_smoothing)
                 losses = losses.view(k, -1).mean(1)  # member i's mean batch loss, as in train_member
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
@@ -175,9 +178,12 @@ def train_members_vectorized(
                 results[i].steps_done = step
             if step in evals:
                 te = time.perf_counter()
-                logp = stack.predict_log_proba(x_test, cfg.eval_batch_size)
-                for i in active:
-                    results[i].test_logprobs[step] = logp[i]
+                for split, x in (("test", x_test), ("val", x_val)):
+                    if x is None:
+                        continue
+                    logp = stack.predict_log_proba(x, cfg.eval_batch_size)
+                    for i in active:
+                        getattr(results[i], f"{split}_logprobs")[step] = logp[i]
                 eval_time += time.perf_counter() - te
     train_time = time.perf_counter() - t0 - eval_time
     tail_mean = (tail_sum / tail_n).tolist() if tail_n else [float("nan")] * k

@@ -2,14 +2,19 @@
 
 from tuneall.models._registry import (
     ModelFamily,
+    add_family,
     check_arch,
+    check_family,
     count_params,
     create_model,
     get_family,
     list_models,
     param_count,
+    register_builtin,
     register_model,
+    resolve_family,
     scaled,
+    user_families,
 )
 from tuneall.models import cnn  # noqa: F401  (registers cnn3)
 from tuneall.models import resnet, wrn  # noqa: F401  (register resnet, wrn)
@@ -23,5 +28,10 @@ __all__ = [
     "list_models",
     "param_count",
     "register_model",
+    "register_builtin",
+    "resolve_family",
+    "user_families",
+    "add_family",
+    "check_family",
     "scaled",
 ]

@@ -1,8 +1,12 @@
-"""Model registry in the style of timm: ``@register_model`` plus one ``create_model``.
+"""Model registry in the style of timm: a register decorator plus one ``create_model``.
 
-A family is a builder ``fn(width, depth, in_channels, num_classes, spatial_dims) -> nn.Module`` with a default depth
-and a rule for which depths are valid. Parameter counts always come from the real module (built on the ``meta``
-device so that counting a 36M-parameter network allocates nothing).
+A built-in family is a builder ``fn(width, depth, in_channels, num_classes, spatial_dims) -> nn.Module``
+(``register_builtin``). A family from user code (:func:`register_model`, or an import path ``mypkg.nets:make_mlp``
+through :func:`resolve_family`) is a factory ``fn(width, depth, input_shape, num_classes) -> nn.Module``: it gets the
+input shape per example, so any first layer can be sized. Each has a default depth, a rule for which depths are
+valid and (user families) a width grid. Parameter counts always come from the real module (built on the ``meta``
+device so that counting a 36M-parameter network allocates nothing); a module with lazy parameters is materialised
+once on a dummy input when it is built.
 """
 
 from __future__ import annotations
@@ -29,12 +33,22 @@ class ModelFamily:
     # Step of the width grid that design-class searches (deq widths) walk: one channel of the first layer whose
     # channel count scales with width, so every grid width builds integral channel counts without rounding.
     width_unit: float = 1.0
+    user: bool = False  # a factory fn(width, depth, input_shape, num_classes) from user code
+    widths: tuple[float, ...] = ()  # the width grid a space uses when it names none (user families)
+    # Where the factory can be imported again (``pkg.mod:fn`` or ``/abs/file.py:fn``; "" when it cannot), recorded
+    # with saved members so that tuneall.load_ensemble can rebuild them in a process that did not register it.
+    source: str = ""
+
+    @property
+    def factory_name(self) -> str:
+        fn = self.builder
+        return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
 
 
 _REGISTRY: dict[str, ModelFamily] = {}
 
 
-def register_model(
+def register_builtin(
     name: str,
     *,
     default_depth: int,
@@ -43,7 +57,7 @@ def register_model(
     description: str = "",
     width_unit: float = 1.0,
 ):
-    """Decorator registering ``fn(width, depth, in_channels, num_classes, spatial_dims)`` as family ``name``."""
+    """Decorator registering a built-in ``fn(width, depth, in_channels, num_classes, spatial_dims)`` as ``name``."""
 
     def deco(fn):
         if name in _REGISTRY:
@@ -54,6 +68,116 @@ def register_model(
         return fn
 
     return deco
+
+
+def _clear_caches() -> None:
+    from tuneall.models import flops
+
+    param_count.cache_clear()
+    flops.train_flops_per_step.cache_clear()
+    flops.inference_flops.cache_clear()
+
+
+def add_family(fam: ModelFamily) -> None:
+    """Register ``fam`` (a user family, e.g. one shipped to a worker); a built-in name cannot be replaced."""
+    old = _REGISTRY.get(fam.name)
+    if old is not None and not old.user:
+        raise ConfigError(f"model family {fam.name!r} is built in; register yours under another name")
+    if old is not fam:
+        _REGISTRY[fam.name] = fam
+        _clear_caches()  # counts of an old factory under the same name must not be served
+
+
+def register_model(name=None, fn=None, *, widths=None, default_depth: int = 1, depths=None, valid_depth=None,
+                   description: str = ""):
+    """Register a model family from user code: a factory ``fn(width, depth, input_shape, num_classes) -> nn.Module``.
+
+    As a function, ``register_model("mlp", make_mlp, widths=[0.5, 1, 2], default_depth=2)``, or as a decorator,
+    ``@register_model("mlp", widths=...)`` (also bare ``@register_model``: the name is the function's).
+    ``widths``: the width grid a search uses when its space names none. Valid depths: ``depths`` (a list) or
+    ``valid_depth`` (a predicate); default any depth >= 1. Registering a name again replaces the earlier factory.
+    Returns the factory (decorator) or the family name (function call)."""
+    if callable(name) and fn is None:  # bare @register_model
+        return register_model(None, name, widths=widths, default_depth=default_depth, depths=depths,
+                              valid_depth=valid_depth, description=description)
+
+    def deco(f):
+        if not callable(f):
+            raise ConfigError(f"register_model: the factory must be callable, got {type(f).__name__}")
+        fam_name = name or getattr(f, "__name__", None)
+        if not isinstance(fam_name, str) or not fam_name or ":" in fam_name:
+            raise ConfigError(f"register_model: a family name must be a non-empty string without ':', got "
+                              f"{fam_name!r}")
+        grid = tuple(float(w) for w in (widths or ()))
+        if any(not math.isfinite(w) or w <= 0 for w in grid):
+            raise ConfigError(f"register_model {fam_name!r}: widths must be numbers > 0, got {list(widths)}")
+        if depths is not None:
+            allowed = tuple(int(d) for d in depths)
+            rule, pred = f"depth in {list(allowed)}", _InSet(allowed)
+        else:
+            rule, pred = ("depth >= 1", _AtLeastOne()) if valid_depth is None else ("the family's depth rule",
+                                                                                     valid_depth)
+        add_family(ModelFamily(fam_name, f, int(default_depth), pred, rule, description or (f.__doc__ or ""),
+                               user=True, widths=grid, source=_source_of(f)))
+        try:
+            f.__tuneall_family__ = fam_name  # an import path to this factory finds the family registered for it
+        except (AttributeError, TypeError):
+            pass
+        return f
+
+    if fn is not None:
+        deco(fn)
+        return name or fn.__name__
+    return deco
+
+
+def _source_of(fn) -> str:
+    """An import path that finds ``fn`` again from another process ("" when there is none)."""
+    import sys
+
+    mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not mod or not qual or "<" in qual:  # a lambda or a function defined inside another one
+        return ""
+    if mod == "__main__" or mod.startswith("_tuneall_user_"):  # a script, or a file imported by path
+        file = getattr(sys.modules.get(mod), "__file__", None)
+        return f"{file}:{qual}" if file and str(file).endswith(".py") else ""
+    return f"{mod}:{qual}"
+
+
+class _AtLeastOne:  # picklable predicates (lambdas in a registry pickle by value too, but these read better)
+    def __call__(self, d: int) -> bool:
+        return d >= 1
+
+
+@dataclass(frozen=True)
+class _InSet:
+    allowed: tuple[int, ...]
+
+    def __call__(self, d: int) -> bool:
+        return d in self.allowed
+
+
+def resolve_family(spec: str) -> str:
+    """A family name, or an import path to a factory (``mypkg.nets:make_mlp``, ``path/file.py:make_mlp``) that is
+    imported and registered (under the name it registered itself with, else the function's name)."""
+    from tuneall.imports import import_object, is_import_path
+
+    if not is_import_path(spec):
+        get_family(spec)
+        return spec
+    fn = import_object(spec, what="model")
+    name = getattr(fn, "__tuneall_family__", None)
+    if name and name in _REGISTRY and _REGISTRY[name].builder is fn:
+        return name
+    if not callable(fn):
+        raise ConfigError(f"model {spec!r} is a {type(fn).__name__}, not a factory fn(width, depth, input_shape, "
+                          "num_classes)")
+    return register_model(None, fn)
+
+
+def user_families() -> tuple[ModelFamily, ...]:
+    """The families registered from user code in this process (what the runner ships to trial processes)."""
+    return tuple(f for f in _REGISTRY.values() if f.user)
 
 
 def list_models() -> list[str]:
@@ -86,17 +210,82 @@ def create_model(
     in_channels: int = 3,
     num_classes: int = 10,
     spatial_dims: int = 2,
+    input_shape: tuple[int, ...] | None = None,
 ) -> nn.Module:
     """Build family ``name`` at width multiplier ``width`` and ``depth`` (family default when None).
 
-    ``spatial_dims`` is 2 for images (N, C, H, W) and 1 for signals (N, C, L).
+    ``spatial_dims`` is 2 for images (N, C, H, W) and 1 for signals (N, C, L). ``input_shape`` (per example) is what
+    a user family's factory receives; built-in families read ``in_channels`` and ``spatial_dims``.
     """
     d = check_arch(name, width, depth)
+    fam = get_family(name)
+    if fam.user:
+        if input_shape is None:
+            raise ConfigError(f"model family {name!r} ({fam.factory_name}) needs the input shape of the data")
+        return _build_user(fam, float(width), d, tuple(int(v) for v in input_shape), num_classes)
     if spatial_dims not in (1, 2):
         raise ConfigError(f"spatial_dims must be 1 or 2, but got {spatial_dims!r}")
     return get_family(name).builder(
         width=float(width), depth=d, in_channels=in_channels, num_classes=num_classes, spatial_dims=spatial_dims
     )
+
+
+def _build_user(fam: ModelFamily, width: float, depth: int, input_shape: tuple[int, ...], num_classes: int):
+    where = f"model factory {fam.factory_name} (family {fam.name!r}) at width={width:g}, depth={depth}"
+    try:
+        model = fam.builder(width, depth, input_shape, num_classes)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001  the user's factory failed: one line naming it
+        raise ConfigError(f"{where} failed to build: {type(e).__name__}: {_short(e)}") from None
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"{where} returned a {type(model).__name__}, not a torch.nn.Module")
+    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
+        # Lazy modules get their shapes from one dummy forward in eval mode (no BatchNorm statistics updated).
+        was = model.training
+        try:
+            with torch.no_grad():
+                model.eval()(torch.zeros(2, *input_shape))
+        except Exception as e:  # noqa: BLE001
+            raise ConfigError(f"{where} has lazy parameters, and materialising them on a dummy input of shape "
+                              f"{(2, *input_shape)} failed: {type(e).__name__}: {_short(e)}") from None
+        model.train(was)
+    return model
+
+
+def _short(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def check_family(name: str, width: float, depth: int | None, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """Build a user family once and run a dummy batch through it (on the meta device: no memory, no compute):
+    ConfigError naming the factory when it fails to build, returns a non-module or outputs the wrong shape."""
+    fam = get_family(name)
+    if not fam.user:
+        return
+    d = check_arch(name, width, depth)
+    where = f"model factory {fam.factory_name} (family {name!r}) at width={width:g}, depth={d}"
+    for device in ("meta", "cpu"):  # a module with ops the meta device lacks is checked on the CPU
+        try:
+            with torch.device(device):
+                model = create_model(name, width, d, num_classes=num_classes, input_shape=input_shape)
+                x = torch.zeros(2, *input_shape)
+            with torch.no_grad():
+                out = model.eval()(x)
+            break
+        except ConfigError:
+            raise
+        except NotImplementedError:
+            if device == "cpu":
+                raise
+        except Exception as e:  # noqa: BLE001
+            raise ConfigError(f"{where}: a forward pass on inputs of shape {(2, *input_shape)} failed: "
+                              f"{type(e).__name__}: {_short(e)}") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(f"{where} outputs {got} for a batch of inputs of shape {(2, *input_shape)}; expected "
+                          f"logits of shape (2, {num_classes})")
 
 
 def scaled(channels: int, width: float) -> int:
@@ -117,8 +306,9 @@ def param_count(
     in_channels: int = 3,
     num_classes: int = 10,
     spatial_dims: int = 2,
+    input_shape: tuple[int, ...] | None = None,
 ) -> int:
     """P for an architecture, counted on the real module built on the meta device (cached)."""
     with torch.device("meta"):
-        model = create_model(name, width, depth, in_channels, num_classes, spatial_dims)
+        model = create_model(name, width, depth, in_channels, num_classes, spatial_dims, input_shape)
     return count_params(model)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from tuneall.models._registry import register_model, scaled
+from tuneall.models._registry import register_builtin, scaled
 
 BASE_CHANNELS = (32, 64, 128, 256)
 
@@ -41,7 +41,7 @@ class CNN(nn.Module):
         return self.head(self.pool(self.features(x)).flatten(1))
 
 
-@register_model(
+@register_builtin(
     "cnn3", default_depth=3, valid_depth=lambda d: 1 <= d <= 8, depth_rule="1 <= depth <= 8", width_unit=1 / 32
 )
 def cnn3(width: float, depth: int, in_channels: int, num_classes: int, spatial_dims: int) -> nn.Module:

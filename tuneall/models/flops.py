@@ -16,7 +16,8 @@ from tuneall.models._registry import create_model
 
 
 def _build(name: str, width: float, depth: int | None, input_shape: tuple[int, ...], num_classes: int):
-    return create_model(name, width, depth, input_shape[0], num_classes, spatial_dims=len(input_shape) - 1)
+    return create_model(name, width, depth, input_shape[0], num_classes, spatial_dims=len(input_shape) - 1,
+                        input_shape=input_shape)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from tuneall.models._registry import register_model, scaled
+from tuneall.models._registry import register_builtin, scaled
 
 BASE_WIDTH = 16
 
@@ -71,7 +71,7 @@ class ResNet(nn.Module):
         return self.head(self.pool(self.blocks(self.stem(x))).flatten(1))
 
 
-@register_model(
+@register_builtin(
     "resnet",
     default_depth=20,
     valid_depth=lambda d: d >= 8 and (d - 2) % 6 == 0,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from tuneall.models._registry import register_model, scaled
+from tuneall.models._registry import register_builtin, scaled
 from tuneall.models.resnet import _layers
 
 STEM_WIDTH = 16
@@ -62,7 +62,7 @@ class WideResNet(nn.Module):
         return self.head(self.pool(self.final(self.blocks(self.stem(x)))).flatten(1))
 
 
-@register_model(
+@register_builtin(
     "wrn",
     default_depth=16,
     valid_depth=lambda d: d >= 10 and (d - 4) % 6 == 0,
