@@ -41,6 +41,7 @@ def test_time_budget_ends_early_with_a_complete_honest_report(searched):
     assert trials["trial_id"].nunique() == ran and (trials["status"] == "ok").all()  # none killed mid-training
     summary = (out / "summary.md").read_text()
     assert f"{ran} of 40 planned trials ran" in summary and "Best allocation" in summary
+    assert "disagreed" not in summary  # a fresh search's first report has no trials.csv to disagree with
 
 
 @pytest.mark.slow

@@ -9,6 +9,12 @@ from tuneall.planning import DefineByRun
 from tuneall.space import parse_space
 
 
+def _untrainable(width, budget) -> bool:
+    from tuneall.factory import Allocation, max_feasible_k
+
+    return max_feasible_k(Allocation(width=width), budget, "digits") == 0
+
+
 def _study_run(tmp_path, space_doc, budget, n=10, metric="ensemble_acc_mean", mode="max"):
     from optuna.storages.journal import JournalFileBackend
 
@@ -22,7 +28,7 @@ def _study_run(tmp_path, space_doc, budget, n=10, metric="ensemble_acc_mean", mo
     for i in range(n):
         cfg = s.suggest(f"t{i}")
         configs.append(cfg)
-        bad = cfg["width"] == 4.0
+        bad = _untrainable(cfg["width"], budget)
         s.on_trial_complete(f"t{i}", result={metric: 0.0 if bad else 0.5 + i / 100, "ensemble_acc_std": 0.01,
                                              "status": "infeasible" if bad else "ok", "steps": 100 + i,
                                              "curve_json": "[[1, 0.5]]", "constraint": 1.0 if bad else 0.0,
@@ -39,8 +45,11 @@ def _runs(configs, study):
 
 
 def test_load_study_shows_allocation_params_metrics_and_constraints(tmp_path):
-    doc = {"families": ["cnn3"], "width": [0.25, 4.0], "k": [1, 2, 3], "lr": 0.05, "batch_size": 32}
-    configs, study = _study_run(tmp_path, doc, Budget(1e6, min_steps=50))
+    # A continuous width: not restricted to trainable architectures (tuneall.sampling), so some draws are infeasible.
+    doc = {"families": ["cnn3"], "width": {"low": 0.25, "high": 4.0, "log": True}, "k": [1, 2, 3], "lr": 0.05,
+           "batch_size": 32}
+    budget = Budget(1e6, min_steps=50)
+    configs, study = _study_run(tmp_path, doc, budget)
     assert study.metric_names == ["ensemble_acc_mean"]
     assert study.user_attrs["constraints"] == ["budget_feasible"]
     # A suggestion of a point already answered is told at once with that answer and drawn again (never trained twice),
@@ -55,12 +64,13 @@ def test_load_study_shows_allocation_params_metrics_and_constraints(tmp_path):
         assert t.user_attrs["status"] in ("ok", "infeasible") and t.user_attrs["steps"] >= 100
         assert t.user_attrs["ensemble_acc_std"] == 0.01 and "curve_json" not in t.user_attrs
         assert t.user_attrs["trial_id"].startswith("t")
-        bad = 1.0 if cfg["width"] == 4.0 else 0.0
+        bad = 1.0 if _untrainable(cfg["width"], budget) else 0.0
         # Optuna's named constraint, and the list key optuna-dashboard 0.21 serialises.
         assert t.constraints["budget_feasible"] == bad
         assert t.system_attrs["constraints"] == [bad]
-    assert any(c["width"] == 4.0 for c in configs) and any(c["width"] == 0.25 for c in configs)
-    assert all(t.params["width"] == 0.25 for t in study.best_trials)
+    assert any(_untrainable(c["width"], budget) for c in configs)
+    assert not all(_untrainable(c["width"], budget) for c in configs)
+    assert not any(_untrainable(t.params["width"], budget) for t in study.best_trials)
     df = study.trials_dataframe()
     assert {"params_k", "params_width", "user_attrs_steps", "value_ensemble_acc_mean"} <= set(df.columns)
 

@@ -113,14 +113,21 @@ def _searcher(space_doc, budget):
 
 
 def test_infeasible_points_reach_optuna_as_infeasible():
-    # width 4 cannot be trained at all at this budget, so some sampled points are infeasible.
-    doc = {"families": ["cnn3"], "width": [0.25, 4.0], "k": [1, 2]}
-    s = _searcher(doc, Budget(1e6, min_steps=50))
+    # width 4 cannot be trained at all at this budget; a continuous width axis is not restricted to the feasible
+    # architectures (tuneall.sampling), so some sampled points are infeasible.
+    doc = {"families": ["cnn3"], "width": {"low": 0.25, "high": 4.0, "log": True}, "k": [1, 2]}
+    budget = Budget(1e6, min_steps=50)
+    s = _searcher(doc, budget)
+    from tuneall.factory import Allocation, max_feasible_k
+
+    def untrainable(width):
+        return max_feasible_k(Allocation(width=width), budget, "digits") == 0
+
     seen = {"feasible": 0, "infeasible": 0}
     for i in range(12):
         tid = f"t{i}"
         cfg = s.suggest(tid)
-        infeasible = cfg["width"] == 4.0
+        infeasible = untrainable(cfg["width"])
         seen["infeasible" if infeasible else "feasible"] += 1
         s.on_trial_complete(tid, result={"ensemble_acc_mean": 0.0 if infeasible else 0.5 + i / 100,
                                          "constraint": 1.0 if infeasible else 0.0})
@@ -128,8 +135,8 @@ def test_infeasible_points_reach_optuna_as_infeasible():
     trials = s._ot_study.trials
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)  # never FAIL, never left RUNNING
     for t in trials:
-        assert t.constraints["budget_feasible"] == (1.0 if t.params["width"] == 4.0 else 0.0)
-    assert all(t.params["width"] == 0.25 for t in s._ot_study.best_trials)
+        assert t.constraints["budget_feasible"] == (1.0 if untrainable(t.params["width"]) else 0.0)
+    assert not any(untrainable(t.params["width"]) for t in s._ot_study.best_trials)
 
 
 def test_only_feasible_k_are_sampled():

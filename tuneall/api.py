@@ -241,6 +241,7 @@ def search(
     val_fraction: float | None = None,
     time_budget: float | None = None,
     save_members: str = "best",
+    member_store: bool = True,
     dry_run: bool = False,
     confirm: bool = True,
     argv: list[str] | None = None,
@@ -257,7 +258,8 @@ def search(
     The results directory (``frontier.attrs['results_dir']``) holds the trials table, frontier, figures, summary,
     and (``save_members``: 'best', 'all' or 'none') the members' weights, read back by :func:`load_ensemble`.
     ``time_budget``: seconds of wall clock; no trial is started that would end after it, and the report covers the
-    trials that ran. ``dry_run``: print the plan and the time estimate and return the feasible allocations, training
+    trials that ran. ``member_store``: answer members from the results directory's member store and record what is
+    trained there (exact reuse: a grid trains each member once). ``dry_run``: print the plan and the time estimate and return the feasible allocations, training
     and writing nothing. ``confirm``: ask before a search estimated above an hour when stdin is a terminal (never
     under CI); ``verbose``: 0 prints only errors, 1 a line per trial, 2 also Ray's per-trial results.
     """
@@ -278,7 +280,7 @@ def search(
         resources=Resources(cpus_per_trial, gpus_per_trial, parallel_members, members, amp), name=name,
         storage_path=storage_path, address=address, num_cpus=num_cpus, dashboard=dashboard, seed=seed,
         max_failures=max_failures, resume=resume, study_storage=study_storage, time_budget_s=time_budget,
-        save_members=save_members,
+        save_members=save_members, member_store=member_store,
     )
     front = run_search(cfg, argv=argv, verbose=verbose, dry_run=dry_run, confirm=confirm)
     front.attrs["results_dir"] = str(cfg.results_dir)

@@ -188,6 +188,20 @@ def cmd_design(args) -> int:
     return 0
 
 
+def _searcher_advice(feasible) -> None:
+    """Say when the grid with member reuse is the natural search: a small discrete space costs little more than a
+    few trials when each member is trained once (tuneall.member_reuse)."""
+    from tuneall.search_cost import grid_reuse_cost
+
+    cost = grid_reuse_cost(feasible)
+    saving = cost["fresh"] / max(1, cost["reuse"])
+    if cost["points"] <= 60:
+        print(f"\nsearcher: --searcher grid (member store on) trains each member once: {cost['reuse']:,} member-steps "
+              f"per seed for all {cost['points']} points instead of {cost['fresh']:,} (x{saving:.2f} fewer); for a "
+              f"small discrete space like this, the natural choice over tpe/random (about {cost['points']} x C per "
+              f"seed fresh; with reuse about {cost['points'] / saving:.1f} x C)")
+
+
 def cmd_plan(args) -> int:
     from tuneall.api import plan
 
@@ -216,6 +230,7 @@ def cmd_plan(args) -> int:
           + (f"; est_train: {feasible.attrs['seeds']} seed(s), {feasible.attrs['threads']} thread(s), on this "
              "machine" if args.estimate else "") + "):")
     print(feasible[cols].to_string(index=False))
+    _searcher_advice(feasible)
     if len(infeasible):
         print(f"\n{len(infeasible)} infeasible:")
         for reason in infeasible["reason"]:
@@ -275,6 +290,7 @@ def cmd_search(args) -> int:
         dashboard=args.dashboard, seed=args.seed, max_failures=args.max_failures, resume=args.resume,
         study_storage=args.study_storage, val_fraction=args.val_fraction, argv=_argv(), verbose=args.verbose,
         time_budget=args.time_budget, dry_run=args.dry_run, confirm=not args.yes, save_members=args.save_members,
+        member_store=not args.no_member_store,
     )
     if front.attrs.get("dry_run"):
         return 0
@@ -395,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "  tuneall search --dataset cifar10 --budget 1e10 --trials 40 --gpus-per-trial 0.25",
                 [_parent(_budget_opts), data, _parent(_space_opts), recipe, run])
     g = p.add_argument_group("search")
-    g.add_argument("--searcher", default="tpe", choices=SEARCHERS, help="Optuna sampler (grid: every feasible point)")
+    g.add_argument("--searcher", default="tpe", choices=SEARCHERS, help="Optuna sampler (grid: every feasible point, each member trained once; halving: successive halving on predicted accuracy at the full budget)")
     g.add_argument("--trials", type=int, default=20, help="number of trials (ignored by grid)")
     g.add_argument("--rule", default="mean", choices=COMBINE_RULES, help="ensemble combination")
     g.add_argument("--objectives", default=DEFAULT_OBJECTIVE,
@@ -418,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--save-members", default="best", choices=("all", "best", "none"),
                    help="keep the members' weights of the chosen allocation, of every trial, or none "
                         "(tuneall.load_ensemble reads them)")
+    g.add_argument("--no-member-store", action="store_true",
+                   help="train every trial's members afresh (default: members are answered from, and recorded in, "
+                        "the results directory's member_store/; exact at a fixed thread count)")
     p.set_defaults(func=cmd_search)
 
     p = command("resume", "continue an interrupted search from its results directory",

@@ -15,7 +15,7 @@ from tuneall.errors import ConfigError
 MEMBER_METHODS = ("sequential", "vectorized", "auto")
 # How member predictions are combined into the ensemble's (tuneall.metrics implements them).
 COMBINE_RULES = ("mean", "geometric", "vote")
-SEARCHERS = ("tpe", "random", "grid", "nsga2")
+SEARCHERS = ("tpe", "random", "grid", "nsga2", "halving")
 OPTIMIZERS = ("sgd", "adamw")  # sgd: with momentum (seed 000); adamw: torch's AdamW with decoupled weight decay
 
 # Metrics of one evaluated ensemble; the direction says which way is better (used for "worst case" over seeds).

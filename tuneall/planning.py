@@ -162,21 +162,38 @@ class DefineByRun:
         self.space, self.budget = space, budget
         self.info = dataset if isinstance(dataset, DatasetInfo) else dataset_info(dataset)
         multi = len(space.families) > 1
+        from tuneall.sampling import restrict
+
+        # Only architectures some k can train (statically per study: Optuna's distributions stay fixed).
+        self.choices = restrict(space, budget, self.info)
+
+        def as_is(key, fam):  # sampled under its own name: not constant, not as an index
+            fc = self.choices.get(fam)
+            if fc is not None and key != "k":
+                return key not in fc.indexed and len(fc.values[key]) > 1
+            return not _constant(space.axis(key, fam)) and not (key == "k" and isinstance(space.axis(key, fam),
+                                                                                          Choice))  # k: as k_index
+
         self.sampled_as_is = frozenset(  # fields some family samples under their own (not a per-family) name
             key for key in AXES for fam in space.families
-            if not (multi and key in space.per_family.get(fam, {})) and not _constant(space.axis(key, fam))
-            and not (key == "k" and isinstance(space.axis(key, fam), Choice)))  # k from a list: as k_index
+            if not (multi and key in space.per_family.get(fam, {})) and as_is(key, fam))
 
     def __call__(self, trial) -> dict:
         space = self.space
         multi = len(space.families) > 1
-        fam = _suggest(trial, "family", Choice(space.families))
+        fam = _suggest(trial, "family", Choice(tuple(self.choices) or space.families))
         point = {"family": fam}
+        fc = self.choices.get(fam)
         for key in AXES:
-            if key == "k":
+            if key == "k" or fc is not None:
                 continue
             name = f"{key}_{fam}" if multi and key in space.per_family.get(fam, {}) else key
             point[key] = _suggest(trial, name, space.axis(key, fam))
+        if fc is not None:
+            from tuneall.sampling import sample
+
+            point.update(sample(trial, fc, lambda key: f"{key}_{fam}" if multi and key in space.per_family.get(
+                fam, {}) else key))
         if space.designs:
             point["design"] = _suggest(trial, "design", Choice(space.designs))
             if point["design"] == "single":

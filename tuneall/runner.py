@@ -105,6 +105,9 @@ class TrialContext:
     families: bytes = b""
     heartbeat_s: float = HEARTBEAT_S  # seconds between a running trial's progress lines (0: quiet)
     save_members: str = "none"  # 'all' | 'best' | 'none': a search's trials keep their members' weights
+    # Member reuse through the results directory's member store (tuneall.member_reuse): None (off), or
+    # {"mode": "grid" | "own", "ks": {architecture key or family: feasible ks}}.
+    reuse: dict | None = None
 
     def train_config(self, train: TrainConfig) -> TrainConfig:
         """A plan's optimiser settings as they run inside a trial: a heartbeat for long members, and the GPU when

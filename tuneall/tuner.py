@@ -26,7 +26,7 @@ from tuneall.space import SearchSpace
 
 # Fields that say where and how fast a search runs, not what its trials compute: a resume may change them.
 OPERATIONAL = ("name", "storage_path", "address", "num_cpus", "dashboard", "max_failures", "concurrency", "trials",
-               "resume", "study_storage", "data_dir", "executor", "time_budget_s", "save_members")
+               "resume", "study_storage", "data_dir", "executor", "time_budget_s", "save_members", "member_store")
 SAVE_MEMBERS = ("all", "best", "none")
 
 
@@ -42,6 +42,7 @@ class SearchConfig(RunOptions):
     study_storage: str | None = None  # Optuna RDB URL (e.g. sqlite:///study.db); default: a journal file in the dir
     time_budget_s: float | None = None  # wall clock: no trial is started that would end after it (None: no limit)
     save_members: str = "best"  # members' weights kept: of every trial, of the chosen allocation, or none
+    member_store: bool = True  # members answered from / recorded in member_store/ (exact reuse, tuneall.member_store)
 
     def __post_init__(self):
         super().__post_init__()
@@ -106,7 +107,11 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
                 **{m: _worst(d) for m, d in ctx.objectives}}
     plan = replace(plan, train=ctx.train_config(plan.train))
     trial_data = with_fraction(data, plan.allocation.data_fraction)
-    trainer = ray_member_trainer(res, ctx.families) if res.parallel_members else select_trainer(res.members, res.amp)
+    from tuneall.member_reuse import for_trial
+
+    store = for_trial(ctx, point, plan, data)  # members answered from the member store where it is exact
+    trainer = store or (ray_member_trainer(res, ctx.families) if res.parallel_members
+                        else select_trainer(res.members, res.amp))
     # The trial id in the label: Ray's log deduplication would merge two trials' lines that differ only in digits.
     label = " ".join(filter(None, [ensemble_io.current_trial_id(), allocation_label(plan.row())]))
     with trial_heartbeat(label, plan.k * plan.steps * len(plan.seeds), ctx.heartbeat_s), \
@@ -115,7 +120,9 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     _save_members(ctx, plan, data, result, members)
     out = {**plan.row(), **result.metrics(), "repeats_json": json.dumps(result.repeats),
            "curve_json": json.dumps(result.curve),
-           "constraint": 1.0 if result.status == "diverged" else 0.0}
+           "constraint": 1.0 if result.status == "diverged" else 0.0,
+           **(store.counts if store else {"member_steps_trained": sum(m["steps_done"] for m in result.members),
+                                          "member_steps_reused": 0})}
     for m, d in ctx.objectives:  # a diverged trial still reports real, finite values
         if not math.isfinite(out.get(m, float("nan"))):
             out[m] = _worst(d)
@@ -191,7 +198,9 @@ def _make_searcher(cfg: SearchConfig, space_fn, study_storage=None, answered: di
     elif cfg.searcher == "nsga2":
         sampler = optuna.samplers.NSGAIISampler(seed=seed)
     else:
-        sampler = optuna.samplers.TPESampler(seed=seed)
+        from tuneall.sampling import tpe_startup
+
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=tpe_startup(cfg.trials))
     metric, mode = (cfg.metric, cfg.mode) if len(cfg.objectives) > 1 else (cfg.metric[0], cfg.mode[0])
     searcher = ConstrainedOptunaSearch(space=space_fn, metric=metric, mode=mode, sampler=sampler,
                                        storage=study_storage, study_name=cfg.run_name, answered=answered)
@@ -248,7 +257,7 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
 
 def _trials_to_run(cfg: SearchConfig, feasible, out: Path) -> int:
     done = len(journal.read(out)) if cfg.resume else 0
-    return max(0, (len(feasible) if cfg.searcher == "grid" else cfg.trials) - done)
+    return max(0, (len(feasible) if cfg.searcher in ("grid", "halving") else cfg.trials) - done)
 
 
 def _study_storage(cfg: SearchConfig, out: Path):
@@ -320,14 +329,29 @@ def _requeue_unfinished(searcher, finished_keys: set) -> int:
     return n
 
 
-def _context(cfg: SearchConfig, out: Path, verbose: int = 1) -> TrialContext:
+def _context(cfg: SearchConfig, out: Path, verbose: int = 1, points=None) -> TrialContext:
+    """The trials' context; ``points``: the grid's (or the promoted) points, whose members are planned together."""
     from tuneall.config import HEARTBEAT_S
+    from tuneall.member_reuse import reuse_ks
     from tuneall.runner import ship_families
 
+    reuse = None
+    if cfg.member_store:
+        ks = reuse_ks(points) if points is not None else {f: sorted(_k_values(cfg.space, f)) for f in
+                                                         cfg.space.families}
+        reuse = {"mode": "grid" if points is not None else "own", "ks": ks}
     return TrialContext(job=trial_metrics, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed,
                         rules=(cfg.rule,), objectives=cfg.objectives, budget=cfg.budget, unit=cfg.budget.unit,
                         min_steps=cfg.budget.min_steps, results_dir=str(out), families=ship_families(),
-                        heartbeat_s=HEARTBEAT_S if verbose > 0 else 0.0, save_members=cfg.save_members)
+                        heartbeat_s=HEARTBEAT_S if verbose > 0 else 0.0, save_members=cfg.save_members, reuse=reuse)
+
+
+def _k_values(space: SearchSpace, family: str) -> list[int]:
+    from tuneall.space import Choice
+
+    axis = space.axis("k", family)
+    return [int(v) for v in axis.values] if isinstance(axis, Choice) else list(range(int(axis.low),
+                                                                                     min(int(axis.high), 64) + 1))
 
 
 def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, storage, est_trial_s=None):
@@ -353,8 +377,16 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     meta = R.write_meta(out, meta, "running")
     done = _read_journal(out)
     done_keys = {journal.point_key(r["config"]) for r in done}
+    grid_points = None
+    if cfg.searcher in ("grid", "halving"):
+        grid_points = [p for p in space_grid(cfg.space) if _is_feasible(p, cfg, data.info, plan_point)]
+        if cfg.searcher == "halving":
+            from tuneall.search_cost import run_halving
+
+            grid_points = run_halving(cfg, data, out, grid_points, _context(cfg, out, 0, grid_points), verbose)
+        grid_points.sort(key=lambda p: -int(p["k"]))  # widest ensembles first: they train most members at once
     # With parallel members a trial's placement group has one bundle per member, so it depends on the sampled k.
-    trainable = with_trial_resources(_context(cfg, out, verbose), data,
+    trainable = with_trial_resources(_context(cfg, out, verbose, grid_points), data,
                                      lambda config: res.bundles(int(config.get("point", config).get("k", 1))))
     at_once = concurrency(cfg, sum(b.get("CPU", 0) for b in res.bundles(int(feasible["k"].min()))))
     searcher = study_searcher = None  # study_searcher: the Optuna one, whatever wraps it
@@ -362,8 +394,8 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     best_by = {"metric": cfg.metric[0], "mode": cfg.mode[0]}
     # reuse_actors: a finished trial's process runs the next one, so torch, tuneall and the dataset are loaded once
     # per process, not once per trial (measured: a 4 s gap between trials without it; benchmarks/search_efficiency.py)
-    if cfg.searcher == "grid":
-        points = [p for p in space_grid(cfg.space) if _is_feasible(p, cfg, data.info, plan_point)]
+    if grid_points is not None:
+        points = grid_points
         todo = [p for p in points if journal.point_key(p) not in done_keys]
         total = len(points)
         param_space = {"point": tune.grid_search(todo)}
@@ -390,12 +422,16 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     progress = SearchProgress(total, cfg.objectives, done=len(done))
     run_config = tune.RunConfig(
         name=cfg.run_name, storage_path=str(out.parent), verbose=verbose, failure_config=tune.FailureConfig(
-            max_failures=cfg.max_failures), progress_reporter=live_table(cfg.objectives, cfg.searcher == "grid"),
+            max_failures=cfg.max_failures), progress_reporter=live_table(cfg.objectives, grid_points is not None),
         callbacks=[JournalCallback(str(out)), *([ProgressCallback(progress)] if verbose > 0 else [])],
     )
     if verbose:
-        print(f"tuneall: searching {cfg.space.name!r} on {cfg.dataset} at C = {cfg.budget}: {cfg.searcher}, "
-              f"{total} trials, {at_once} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
+        from tuneall.sampling import tpe_startup
+
+        startup = f" ({tpe_startup(cfg.trials)} random start-up trials)" if cfg.searcher == "tpe" else ""
+        store = ", member store on" if cfg.member_store else ""
+        print(f"tuneall: searching {cfg.space.name!r} on {cfg.dataset} at C = {cfg.budget}: {cfg.searcher}{startup}, "
+              f"{total} trials, {at_once} at a time, {cfg.seeds} seed(s) each{store} -> {out}", flush=True)
     if len(todo):
         with legacy_output():
             tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
@@ -413,6 +449,8 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         atomic_write_frame(study.trials_dataframe(), out / R.OPTUNA_TRIALS)
     front = build_report(out, state="complete" if complete else "interrupted")
     best_id = str(front.iloc[0]["trial_id"]) if len(front) else None
+    if cfg.member_store and cfg.save_members != "none" and best_id:
+        _weights_of_chosen(cfg, data, out, records, best_id, verbose)
     (ensemble_io.keep_only if cfg.save_members == "best" else ensemble_io.mark_best)(out, best_id)
     # The count lets `report` tell a journal that lost records since from a complete one.
     meta = {**meta, "trials_finished": len(records)}
@@ -426,6 +464,48 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         print(f"tuneall: search interrupted after {len(records)} of {total} trials; continue it with: "
               f"tuneall resume {out}", flush=True)
     return front
+
+
+def _weights_of_chosen(cfg: SearchConfig, data, out: Path, records: list[dict], best_id: str, verbose: int) -> None:
+    """The chosen trial's member weights where the member store answered its members (the store keeps evaluations,
+    not weights): its members trained again here, deterministically, at the trials' thread count, and saved."""
+    import torch
+
+    from tuneall import ensemble_io
+    from tuneall.data import with_fraction
+    from tuneall.planning import plan_point
+    from tuneall.progress import allocation_label
+    from tuneall.trial import run_trial
+
+    d = out / ensemble_io.MEMBERS / best_id
+    try:
+        if json.loads((d / ensemble_io.MANIFEST).read_text()).get("files"):
+            return
+    except (OSError, ValueError):
+        pass
+    rec = next((r for r in records if str(r.get("trial_id")) == best_id), None)
+    if rec is None or not isinstance(rec.get("config"), dict):
+        return
+    point = rec["config"].get("point", rec["config"])
+    ctx = _context(cfg, out, 0)
+    try:
+        plan = plan_point(point, cfg.budget, data.info, repeats=cfg.seeds, base_seed=cfg.seed)
+    except Exception:  # noqa: BLE001 - weights are a convenience
+        return
+    plan = replace(plan, train=ctx.train_config(plan.train))
+    if verbose > 0:
+        print(f"tuneall: training the chosen allocation's members again for their weights (the member store keeps "
+              f"evaluations only): {allocation_label(plan.row())}", flush=True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(cfg.resources.threads)
+    try:
+        with ensemble_io.capturing(True) as members:
+            result = run_trial(plan, with_fraction(data, plan.allocation.data_fraction), rule=cfg.rule)
+        ensemble_io.save(d, plan, data.info, data.info.name, cfg.rule, members, result)
+    except OSError as e:
+        print(f"tuneall: members of trial {best_id} not saved ({e})", flush=True)
+    finally:
+        torch.set_num_threads(before)
 
 
 def _read_journal(out: Path, quiet: bool = False) -> list[dict]:

@@ -1,0 +1,166 @@
+"""The member store: cells answered from stored members equal fresh runs bit for bit; a grid with reuse trains each
+member once; in-flight duplicates wait; damaged files are misses; divergence is answered only where exact."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from tuneall import member_store as S
+from tuneall.budget import Budget
+from tuneall.member_reuse import StoreTrainer, architecture_plans, horizons
+from tuneall.trial import run_trial, train_sequential
+
+POINT = {"family": "cnn3", "width": 0.25, "depth": 1, "k": 1, "data_fraction": 1.0, "batch_size": 32}
+BUDGET = Budget(3e5, "param-steps", 10)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from tuneall.data import load_dataset
+
+    torch.set_num_threads(1)
+    return load_dataset("digits")
+
+
+def _plans(data, ks=(1, 2, 3, 4), repeats=2):
+    return architecture_plans(POINT, ks, BUDGET, data.info, repeats=repeats)
+
+
+def _same(a, b):
+    assert a.summary == b.summary and a.repeats == b.repeats and a.curve == b.curve and a.status == b.status
+
+
+def test_grid_with_the_store_equals_fresh_trials_and_trains_each_member_once(digits, tmp_path):
+    plans = _plans(digits)
+    assert sorted(plans) == [1, 2, 3, 4] and plans[1].steps > plans[4].steps
+    store = S.MemberStore(tmp_path / S.STORE_DIR)
+    fid = S.data_fingerprint(digits)
+    trained = 0
+    for k in (4, 2, 3, 1):  # any order: each member is trained to its horizon by whichever trial needs it first
+        tr = StoreTrainer(store, fid, torch.get_num_threads(), horizons(k, plans, "grid"))
+        reused = run_trial(plans[k], digits, trainer=tr)
+        _same(reused, run_trial(plans[k], digits, trainer=train_sequential))
+        trained += tr.counts["member_steps_trained"]
+        if k != 4:
+            assert tr.counts["members_trained"] == 0  # the k=4 trial already trained every member to its horizon
+    # Member j is trained once, to T(j + 1): the grid's member-steps, each member once.
+    assert trained == sum(plans[j + 1].steps for j in range(4)) * 2
+    assert trained < sum(p.k * p.steps * 2 for p in plans.values())
+    assert len(store) == 4 * 2
+
+
+def test_own_mode_reuses_a_smaller_trials_members_and_trains_only_the_extra_ones(digits, tmp_path):
+    plans = _plans(digits, repeats=1)
+    store = S.MemberStore(tmp_path)
+    fid = S.data_fingerprint(digits)
+    first = StoreTrainer(store, fid, torch.get_num_threads(), horizons(2, plans, "own"))
+    run_trial(plans[2], digits, trainer=first)
+    assert first.counts["members_trained"] == 2
+    later = StoreTrainer(store, fid, torch.get_num_threads(), horizons(4, plans, "own"))
+    _same(run_trial(plans[4], digits, trainer=later), run_trial(plans[4], digits, trainer=train_sequential))
+    assert later.counts["members_reused"] == 2 and later.counts["members_trained"] == 2
+    assert later.counts["member_steps_reused"] == 2 * plans[4].steps
+    # k=1 needs more steps than anything stored: trained (a record is only ever read as a prefix).
+    longer = StoreTrainer(store, fid, torch.get_num_threads(), horizons(1, plans, "own"))
+    _same(run_trial(plans[1], digits, trainer=longer), run_trial(plans[1], digits, trainer=train_sequential))
+    assert longer.counts["members_trained"] == 1
+
+
+def test_the_key_separates_what_changes_numbers(digits):
+    base = dict(family="cnn3", width=0.25, depth=1, train={"lr": 0.05}, data_fraction=1.0, seed=0,
+                data_id=S.data_fingerprint(digits), threads=1)
+    ids = {S.key_id(S.member_key(**base))}
+    for change in ({"threads": 2}, {"seed": 1}, {"train": {"lr": 0.1}}, {"data_fraction": 0.5}, {"width": 0.5},
+                   {"method": "vectorized"}, {"device": "cuda"}, {"data_id": "other"}, {"torch_version": "x"}):
+        ids.add(S.key_id(S.member_key(**{**base, **change})))
+    assert len(ids) == 10
+    # heartbeat_s prints progress only: not part of the key
+    assert S.key_id(S.member_key(**{**base, "train": {"lr": 0.05, "heartbeat_s": 60}})) == S.key_id(
+        S.member_key(**base))
+
+
+@pytest.mark.parametrize("steps,done,diverged,evals,expect", [
+    (100, 100, False, {100}, 100),  # never diverged: the whole run
+    (100, 36, True, {100}, 30),  # broke at the check of step 37? no: at 40 (multiples of 10) -> ok at 30
+    (100, 24, True, {25, 100}, 20),  # broke at the eval check of 25: last passed check 20
+    (100, 44, True, {42, 45, 100}, 42),  # an eval step is a check too
+])
+def test_ok_through_is_the_last_passed_divergence_check(steps, done, diverged, evals, expect):
+    assert S.ok_through(steps, done, diverged, evals) == expect
+
+
+def _fake(seed, steps, evals):
+    from tuneall.training import MemberResult
+
+    r = MemberResult(seed, steps, steps, False, 0.0, 1.0)
+    r.test_logprobs = {s: torch.full((2, 2), float(seed * 1000 + s)) for s in S.needed_evals(steps, evals)}
+    return r
+
+
+def test_an_in_flight_duplicate_waits_and_free_members_train_first(tmp_path):
+    from tuneall.training import MemberResult
+
+    store = S.MemberStore(tmp_path)
+    key_busy, key_free = {"m": 0}, {"m": 1}
+    order = []
+
+    def train(seed, steps, evals):
+        order.append(seed)
+        return _fake(seed, steps, evals)
+
+    reqs = [S.Request(key_busy, 0, 10, (), 20, (10,)), S.Request(key_free, 1, 10, (), 10, ())]
+    release = threading.Event()
+
+    def holder():  # another trial training the busy member right now
+        with store.lock(S.key_id(key_busy)):
+            release.wait(5)
+            store.save(S.record_of(key_busy, _fake(0, 20, (10,)), (10,)))
+
+    t = threading.Thread(target=holder)
+    t.start()
+    time.sleep(0.2)
+    threading.Timer(0.5, release.set).start()
+    out, counts = S.fetch_or_train(store, reqs, train, MemberResult)
+    t.join()
+    assert order == [1]  # the free member trained; the busy one was answered by the holder's run after waiting
+    assert counts["members_reused"] == 1 and counts["members_trained"] == 1
+    assert float(out[0].test_logprobs[10][0, 0]) == 10.0 and out[0].steps == 10
+
+
+def test_a_damaged_record_is_a_miss(tmp_path, capsys):
+    from tuneall.training import MemberResult
+
+    store = S.MemberStore(tmp_path)
+    key = {"m": 3}
+    store.root.mkdir(parents=True, exist_ok=True)
+    store.path(S.key_id(key)).write_bytes(b"\x80\x04garbage")
+    out, counts = S.fetch_or_train(store, [S.Request(key, 3, 10, (), 10, ())], _fake, MemberResult)
+    assert counts["members_trained"] == 1 and "unreadable" in capsys.readouterr().err
+    assert store.load(S.key_id(key)).covers(10)
+
+
+def test_merge_keeps_every_evaluation_of_both_prefix_runs():
+    short = S.record_of({"m": 0}, _fake(0, 10, (5,)), (5,))
+    long = S.record_of({"m": 0}, _fake(0, 30, (20,)), (20,))
+    m = S.merge(short, long)
+    assert sorted(m.test) == [5, 10, 20, 30] and m.steps == 30 and m.covers(10, (5,)) and not m.covers(40)
+    assert S.merge(long, short).test.keys() == m.test.keys()
+
+
+def test_only_members_trained_to_the_trials_own_steps_are_captured_as_its_weights(digits, tmp_path):
+    """A grid member trained past the trial's T (to a smaller k's need) has another trial's weights: not captured,
+    so a saved ensemble never pairs the wrong weights with the trial's recorded accuracy."""
+    from tuneall import ensemble_io
+
+    plans = _plans(digits, ks=(1, 2), repeats=1)
+    tr = StoreTrainer(S.MemberStore(tmp_path), S.data_fingerprint(digits), torch.get_num_threads(),
+                      horizons(2, plans, "grid"))
+    with ensemble_io.capturing() as got:
+        run_trial(plans[2], digits, trainer=tr)
+    seeds = plans[2].seeds[0]
+    # member 0 is trained to T(1) > T(2) for the k=1 trial; member 1 only to the trial's own T(2)
+    assert tr.counts["members_trained"] == 2 and [s for s, _ in got] == [seeds[1]]

@@ -1,0 +1,45 @@
+"""A grid search using the member store, SIGKILLed mid-run and resumed: no finished trial or stored member is lost,
+no stored member is trained again, and every member of the grid is trained at most once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tuneall import journal
+from tuneall.member_store import STORE_DIR
+
+from test_reliability import SPACE, _cli, _kill_group, _wait
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_keeps_stored_members(tmp_path):
+    (tmp_path / "kill.yaml").write_text(SPACE)
+    out = tmp_path / "results" / "m"
+    store = out / STORE_DIR
+    args = ["search", "--dataset", "digits", "--budget", "3e6", "--space", "kill.yaml", "--searcher", "grid",
+            "--seeds", "1", "--min-steps", "20", "--name", "m", "--verbose", "0", "--num-cpus", "1", "-y"]
+    proc = _cli(args, tmp_path)
+    try:
+        _wait(lambda: len(journal.read(out)) >= 1 and len(list(store.glob("*.pt"))) >= 2, 240,
+              "a finished trial and stored members")
+    finally:
+        _kill_group(proc.pid)
+        proc.wait(timeout=30)
+    before = journal.read(out)
+    stored = {p.name: p.stat().st_mtime_ns for p in store.glob("*.pt")}
+    proc = _cli(["resume", str(out), "--verbose", "0"], tmp_path)
+    try:
+        assert proc.wait(timeout=400) == 0, (tmp_path / "driver.log").read_text()[-3000:]
+    finally:
+        _kill_group(proc.pid)
+    after = journal.read(out)
+    assert len(after) == 6 and after[: len(before)] == before  # finished trials kept, never re-run
+    files = {p.name: p.stat().st_mtime_ns for p in store.glob("*.pt")}
+    assert len(files) == 2 * 3  # 2 widths x members 0..2 (k <= 3), one seed: one record each
+    assert all(files[n] == t for n, t in stored.items())  # no stored member was trained (rewritten) again
+    trained = sum(r["metrics"]["members_trained"] for r in after if "members_trained" in r["metrics"])
+    # Each member trained at most once over both runs, except one in flight at the kill (its record never written).
+    assert trained <= 6 + 1
+    assert json.loads((out / "tuneall.json").read_text())["state"] == "complete"

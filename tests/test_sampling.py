@@ -1,0 +1,76 @@
+"""Sampler hygiene: no proposal of an architecture that no ensemble size can train; TPE's start-up count."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from tuneall.budget import Budget
+from tuneall.data import dataset_info
+from tuneall.sampling import restrict, sample, tpe_startup
+from tuneall.space import load_space, parse_space
+
+
+def test_paper_space_at_1e7_on_mnist1d_never_offers_width_4():
+    space = load_space("paper")
+    fc = restrict(space, Budget(1e7), dataset_info("mnist1d"))["cnn3"]
+    assert 4.0 not in fc.values["width"] and 2.0 in fc.values["width"] and not fc.indexed
+
+
+def test_joint_infeasibility_is_sampled_by_index_and_never_proposed():
+    space = parse_space({"name": "j", "families": ["cnn3"], "width": [0.5, 1, 2, 4], "depth": [1, 2, 3], "k": [1, 2],
+                         "lr": [0.05, 0.1]})
+    bad = {(4.0, 2), (4.0, 3), (2.0, 3)}
+
+    def feasible(p):
+        return (float(p["width"]), p["depth"]) not in bad
+
+    fc = restrict(space, None, None, feasible_fn=feasible)["cnn3"]
+    assert "depth" in fc.indexed and "width" not in fc.indexed
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=5))
+    seen = set()
+    for _ in range(60):
+        t = study.ask()
+        p = sample(t, fc, lambda a: a)
+        assert (float(p["width"]), p["depth"]) not in bad
+        seen.add((float(p["width"]), p["depth"]))
+        study.tell(t, float(p["width"]))
+    assert len(seen) >= 6  # and it still explores the feasible ones (9 of them)
+
+
+def test_a_family_with_nothing_feasible_is_left_out():
+    space = parse_space({"name": "x", "families": ["cnn3", "resnet"], "width": [1, 2], "k": [1]})
+    got = restrict(space, None, None, feasible_fn=lambda p: p["family"] == "cnn3")
+    assert list(got) == ["cnn3"]
+
+
+@pytest.mark.parametrize("trials,startup", [(4, 3), (12, 3), (20, 5), (40, 10), (200, 10)])
+def test_tpe_startup_leaves_small_searches_mostly_to_tpe(trials, startup):
+    assert tpe_startup(trials) == startup
+
+
+def test_recipe_axes_are_part_of_the_architecture():
+    """optimizer, weight_decay and label_smoothing given as lists are sampled among the feasible architectures, and
+    two points that differ only in them are different architectures for the member store."""
+    from tuneall.member_reuse import arch_key
+
+    space = parse_space({"name": "r", "families": ["cnn3"], "width": [0.5, 1], "k": [1, 2],
+                         "optimizer": ["sgd", "adamw"], "weight_decay": [0.0, 1e-4], "label_smoothing": [0.0, 0.1]})
+
+    def feasible(p):  # adamw at width 1 cannot be trained (say): a joint infeasibility in a recipe axis
+        return not (p["optimizer"] == "adamw" and float(p["width"]) == 1.0)
+
+    fc = restrict(space, None, None, feasible_fn=feasible)["cnn3"]
+    assert {"optimizer", "weight_decay", "label_smoothing"} <= set(fc.axes)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(80):
+        p = sample(study.ask(), fc, lambda a: a)
+        assert feasible(p)
+        seen.add((p["optimizer"], p["weight_decay"], p["label_smoothing"]))
+    assert len(seen) == 8
+    base = {"family": "cnn3", "width": 0.5, "depth": 1, "k": 2, "data_fraction": 1.0, "optimizer": "sgd",
+            "weight_decay": 0.0, "label_smoothing": 0.0}
+    assert arch_key(base) == arch_key({**base, "k": 4})
+    for field, v in (("optimizer", "adamw"), ("weight_decay", 1e-4), ("label_smoothing", 0.1)):
+        assert arch_key({**base, field: v}) != arch_key(base)

@@ -1,0 +1,146 @@
+"""``--searcher halving``: budget-aware successive halving over the feasible allocations.
+
+Rungs are fractions of each allocation's *own* steps T (the trial factory's, never recomputed): every candidate's
+members are trained to f x T (each member once per rung through the member store, shared across the k of an
+architecture) and evaluated along the way. Comparing allocations at equal spent compute would favour small models
+(the size-compute crossover is exactly that), so each candidate is judged by its *predicted* accuracy at its full T:
+a saturating power law acc(s) = 1 - (E + A s^-alpha) (:mod:`tuneall.powerlaw`) fitted to its own anytime curve, per
+seed. The uncertainty of a prediction is the standard error over seeds plus an extrapolation term (a share of the
+distance between the prediction and the last observation: the further a curve is extrapolated, the less it is
+trusted). Everything that could still be tied with the leader (its mean within z combined standard errors of the
+leader's) is promoted, and at least the top 1/eta. The last rung runs the promoted points as full trials through the
+search's ordinary journal and report.
+
+Rung results are appended to ``halving.jsonl`` in the results directory as they finish, so a resume keeps every
+finished rung trial.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+RUNGS = (1 / 9, 1 / 3)  # partial rungs as fractions of each allocation's own T; the last rung is the full trial
+ETA = 3  # at least 1/ETA of a rung's candidates go on
+Z = 1.0  # combined standard errors within which a candidate counts as possibly tied with the leader
+EXTRAPOLATION_SHARE = 1.0  # share of (prediction - last observation) counted as the prediction's uncertainty
+HALVING_LOG = "halving.jsonl"
+
+
+def predict_full(steps, acc_by_seed, target: int) -> tuple[float, float]:
+    """(mean, standard error) of the accuracy at ``target`` steps predicted from anytime curves ``acc_by_seed``
+    (one list of accuracies per seed, at ``steps``)."""
+    import numpy as np
+
+    from tuneall.powerlaw import fit_power_law, predict
+
+    steps = np.asarray(steps, float)
+    preds, last = [], []
+    for acc in acc_by_seed:
+        acc = np.asarray(acc, float)
+        last.append(acc[-1])
+        if len(steps) >= 3 and steps[-1] < target:
+            fit = fit_power_law(steps, 1 - acc)
+            p = 1 - float(predict(fit, target))
+            preds.append(min(1.0, max(p, acc[-1] - 0.0)))  # a fitted curve never falls below what was seen
+        else:
+            preds.append(acc[-1])
+    preds = np.asarray(preds)
+    mean = float(preds.mean())
+    se_seed = float(preds.std(ddof=1) / math.sqrt(len(preds))) if len(preds) > 1 else 0.0
+    se_extra = EXTRAPOLATION_SHARE * abs(mean - float(np.mean(last)))
+    return mean, math.sqrt(se_seed ** 2 + se_extra ** 2)
+
+
+def promote(preds: dict, eta: int = ETA, z: float = Z) -> list:
+    """Candidates that go on: everything possibly tied with the leader, and at least the top ceil(n / eta).
+    ``preds``: id -> (mean, se). Returned best first."""
+    if not preds:
+        return []
+    order = sorted(preds, key=lambda i: -preds[i][0])
+    lead_mean, lead_se = preds[order[0]]
+    keep = max(1, math.ceil(len(order) / eta))
+    return [i for n, i in enumerate(order)
+            if n < keep or preds[i][0] + z * math.sqrt(preds[i][1] ** 2 + lead_se ** 2) >= lead_mean]
+
+
+def rung_steps(full_steps: int, fraction: float, min_steps: int = 1) -> int:
+    """A rung's steps: the fraction of the factory's T, but never below the budget's minimum steps per member (a
+    shorter run says little about the full one; the factory refuses such trials for the same reason) nor above T."""
+    return min(full_steps, max(min_steps, 1, int(round(full_steps * fraction))))
+
+
+def read_log(results_dir) -> list[dict]:
+    """Finished rung trials recorded in ``halving.jsonl`` (damaged lines skipped)."""
+    path = Path(results_dir) / HALVING_LOG
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and "rung" in rec and "point" in rec:
+            out.append(rec)
+    return out
+
+
+def append_log(results_dir, record: dict) -> None:
+    """One finished rung trial, appended on a fresh line and fsynced (as the journal does)."""
+    path = Path(results_dir) / HALVING_LOG
+    payload = (json.dumps(record, default=str) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        if os.fstat(fd).st_size:
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    payload = b"\n" + payload
+        os.write(fd, payload)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def point_id(point: dict) -> str:
+    return json.dumps({k: point[k] for k in sorted(point) if not k.endswith("_index")}, sort_keys=True, default=str)
+
+
+def select(points: list[dict], run_rung, results_dir, log=print, rungs=RUNGS) -> tuple[list[dict], list[dict]]:
+    """Successive halving over ``points``: returns (the points promoted to full trials, one row per rung trial).
+
+    ``run_rung(fraction, points) -> list of metrics`` runs one rung (each metrics: ``steps``, ``full_steps``,
+    ``curve`` = per-seed accuracy lists at ``steps``, and member-step counts); finished rung trials found in
+    ``halving.jsonl`` are not run again."""
+    done = {(r["rung"], point_id(r["point"])): r for r in read_log(results_dir)}
+    alive, rows = list(points), []
+    for i, f in enumerate(rungs):
+        todo = [p for p in alive if (i, point_id(p)) not in done]
+        for p, m in zip(todo, run_rung(f, todo) if todo else []):
+            rec = {"rung": i, "fraction": f, "point": p, "metrics": m}
+            append_log(results_dir, rec)
+            done[(i, point_id(p))] = rec
+        preds = {}
+        for p in alive:
+            m = done[(i, point_id(p))]["metrics"]
+            if m.get("status") == "ok":
+                preds[point_id(p)] = predict_full(m["steps"], m["curve"], m["full_steps"])
+            rows.append({"rung": i, "fraction": f, **p, **{k: m.get(k) for k in (
+                "status", "member_steps_trained", "member_steps_reused")},
+                "predicted": preds.get(point_id(p), (math.nan, math.nan))[0],
+                "predicted_se": preds.get(point_id(p), (math.nan, math.nan))[1]})
+        keep = set(promote(preds))
+        n_before = len(alive)
+        alive = sorted([p for p in alive if point_id(p) in keep], key=lambda p: -preds[point_id(p)][0])
+        for r in rows[-n_before:]:
+            r["promoted"] = point_id({k: r[k] for k in alive[0]}) in keep if alive else False
+        log(f"tuneall: halving rung {i + 1}/{len(rungs) + 1} ({f:.3g} of each allocation's steps): "
+            f"{len(alive)} of {n_before} promoted (possibly tied with the leader at the full budget)")
+    return alive, rows
+
+
+__all__ = ["RUNGS", "ETA", "predict_full", "promote", "rung_steps", "select", "read_log", "append_log",
+           "HALVING_LOG"]
