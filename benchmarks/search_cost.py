@@ -105,7 +105,7 @@ def main():
     args = p.parse_args()
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", configure_logging=False)
     head = C.header("search_cost", args.quick)
     root = Path(tempfile.mkdtemp(prefix="search_cost_"))
     runs, rows = [], []

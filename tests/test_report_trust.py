@@ -128,3 +128,27 @@ def test_best_is_chosen_on_validation_when_validation_and_test_disagree(tmp_path
     assert {"val_ensemble_acc_mean", "ensemble_acc_mean"} <= set(front.columns)  # tables carry both splits
     trials = pd.read_csv(tmp_path / "trials.csv")
     assert {"val_ensemble_acc", "ensemble_acc"} <= set(trials.columns)
+
+
+@pytest.mark.parametrize("records,best,tied_line", [
+    ([record("best", 0.5, 4, [0.95, 0.96, 0.97]), record("close", 1.0, 2, [0.96, 0.95, 0.965]),
+      record("far", 2.0, 1, [0.80, 0.81, 0.805])], "best", "Tied with it (one-sided paired t-test over 3 seeds, "
+                                                           "alpha 0.05): cnn3 w=1, depth 3, k = 2"),
+    ([record("best", 0.5, 4, [0.95, 0.96, 0.97]), record("far", 2.0, 1, [0.80, 0.81, 0.805])], "best",
+     "Separated from every other allocation (one-sided paired t-test over 3 seeds, alpha 0.05)"),
+])
+def test_final_cli_line_names_the_summarys_best_and_its_ties(tmp_path, capsys, records, best, tied_line):
+    """The CLI's last lines and the saved weights follow the report's one answer (front.attrs), not the frontier's
+    first row: best allocation and the allocations tied with it, with the test used."""
+    from tuneall.cli import _print_outcome
+
+    (tmp_path / "tuneall.json").write_text(json.dumps({"config": {"dataset": "digits", "seeds": 3},
+                                                       "state": "complete"}))
+    write_trials_table(records, tmp_path)
+    front = build_report(tmp_path)
+    assert front.attrs["best"]["trial_id"] == best
+    _print_outcome(str(tmp_path), front)
+    out = capsys.readouterr().out
+    assert "Best allocation: cnn3 width 0.5 depth 3 k=4" in out
+    assert tied_line in out
+    assert "w=2" not in out.split("Summary:")[0]

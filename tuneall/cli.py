@@ -299,16 +299,25 @@ def cmd_search(args) -> int:
 
 
 def _print_outcome(results_dir, front) -> None:
-    if front.empty:
+    """The final answer: the best allocation (as the summary names it), its split, and what is tied with it."""
+    b = front.attrs.get("best")
+    if b is None and not front.empty:  # a frontier built without the report's choice (e.g. an old API caller)
+        b = front.iloc[0].to_dict()
+    if b is None:
         print("\nNo trial trained successfully; see the trials table.")
     else:
-        b = front.iloc[0]
         val = b.get("val_ensemble_acc_mean")
         chosen = (f"validation accuracy {val:.4f} ± {b['val_ensemble_acc_std']:.4f} (chosen on validation), test "
                   if val is not None and val == val else "(chosen on test) ")
         print(f"\nBest allocation: {b['family']} width {b['width']:g} depth {int(b['depth'])} k={int(b['k'])} "
               f"({int(b['steps'])} steps per member): {chosen}ensemble accuracy {b['ensemble_acc_mean']:.4f} "
               f"± {b['ensemble_acc_std']:.4f}")
+        tied = front.attrs.get("tied") or []
+        if tied:
+            shown = "; ".join(tied[:5]) + (f"; and {len(tied) - 5} more" if len(tied) > 5 else "")
+            print(f"Tied with it ({front.attrs.get('tie_test', '')}): {shown}")
+        elif "tied" in front.attrs:
+            print(f"Separated from every other allocation ({front.attrs.get('tie_test', '')})")
     if results_dir:
         print(f"Summary: {results_dir}/summary.md")
 

@@ -220,6 +220,7 @@ def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict) -
     ties, test = tie_set(trials, metric[:-len("_mean")], "max", exclude=out.loc[out["degenerate"], "trial_id"])
     tied_ids = set(ties.loc[ties["tied"], "trial_id"]) if len(ties) else set()
     out["tied_with_best"] = out["trial_id"].astype(str).isin(tied_ids)
+    out.attrs["tie_test"] = test
     if len(ties):
         by_id = out.assign(trial_id=out["trial_id"].astype(str)).set_index("trial_id")
         others = ties[ties["tied"]].iloc[1:]
@@ -252,6 +253,7 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
         print(f"tuneall: warning: {note}", file=sys.stderr, flush=True)
     state = state or meta.get("state")
     summary, trust_lines = add_trust_columns(summarize_trials(trials), trials, meta)
+    tie_test = summary.attrs.get("tie_test", "")
     # A point the sampler proposed again is the same allocation: listed in the trials tables, counted once here.
     distinct = summary[summary["repeat_of"].isna()] if "repeat_of" in summary else summary
     objectives = frontier_objectives(meta.get("config", {}).get("objectives"))
@@ -339,4 +341,11 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     lines += ["Files: `trials.csv` / `trials.parquet` (one row per trial and repeat), `trials_summary.csv`, "
               "`frontier.csv`, `best_per_k.csv`, `best_per_width.csv`, `tuneall.json` (config, command, versions).", ""]
     atomic_write_text(out / R.SUMMARY, "\n".join(lines))
+    # The one answer (what the summary names): its row, and the allocations tied with it under the test used.
+    front.attrs["best"] = None if best is None else best.to_dict()
+    tied = distinct.iloc[:0]
+    if best is not None and "tied_with_best" in distinct:
+        tied = distinct[distinct["tied_with_best"].astype(bool) & (distinct["trial_id"] != best["trial_id"])]
+    front.attrs["tied"] = [_alloc(r) for _, r in tied.iterrows()]
+    front.attrs["tie_test"] = tie_test
     return front

@@ -226,7 +226,6 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
 
     ``dry_run``: print the plan and the estimate and return the feasible allocations; nothing is trained or written.
     ``confirm``: ask before a search estimated above an hour, where a person can answer (a TTY, not under CI)."""
-    from tuneall._optuna import quiet_optuna
     from tuneall.data import check_batch_sizes, dataset_info, load_dataset
     from tuneall.planning import plan_space
     from tuneall.preflight import preflight
@@ -249,6 +248,8 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     check_local_fits(cfg, cfg.resources.bundles(int(feasible["k"].max())))
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
     check_batch_sizes(feasible, data)
+    from tuneall._optuna import quiet_optuna  # only now: it imports Ray Tune
+
     # One process per results directory, from here to the state written last.
     with R.owned(out, cfg.resume), ray_session(cfg), quiet_optuna():
         old_meta = _check_resumable(cfg, out) if cfg.resume else None  # read again under the lock
@@ -448,7 +449,8 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
 
         atomic_write_frame(study.trials_dataframe(), out / R.OPTUNA_TRIALS)
     front = build_report(out, state="complete" if complete else "interrupted")
-    best_id = str(front.iloc[0]["trial_id"]) if len(front) else None
+    best = front.attrs.get("best")  # the allocation the summary names, not the frontier's first row
+    best_id = str(best["trial_id"]) if best else None
     if cfg.member_store and cfg.save_members != "none" and best_id:
         _weights_of_chosen(cfg, data, out, records, best_id, verbose)
     (ensemble_io.keep_only if cfg.save_members == "best" else ensemble_io.mark_best)(out, best_id)
