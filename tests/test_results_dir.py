@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
@@ -235,7 +234,7 @@ def _suggest(cfg, storage_path, n, answered, start):
     from optuna.storages.journal import JournalFileBackend
 
     from tuneall.planning import DefineByRun
-    from tuneall.tuner import _make_searcher
+    from tuneall.study import make_searcher as _make_searcher
 
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(storage_path)))
     searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset), storage, answered=answered)
@@ -251,7 +250,7 @@ def _suggest(cfg, storage_path, n, answered, start):
 @pytest.mark.parametrize("searcher", ["random", "tpe"])
 def test_a_resumed_sampler_continues_instead_of_replaying_its_opening(tmp_path, monkeypatch, searcher):
     pytest.importorskip("ray")
-    from tuneall import tuner
+    from tuneall import study, tuner
     from tuneall.budget import Budget
     from tuneall.space import parse_space
 
@@ -265,7 +264,7 @@ def test_a_resumed_sampler_continues_instead_of_replaying_its_opening(tmp_path, 
     assert not set(after) & set(opening)  # no trial spent on a point already answered
 
     # What the test guards against: the same seed again replays the opening exactly.
-    monkeypatch.setattr(tuner, "sampler_seed", lambda seed, told: seed)
+    monkeypatch.setattr(study, "sampler_seed", lambda seed, told: seed)
     replay, _ = _suggest(cfg, tmp_path / "b.journal", 4, {}, 0)
     (tmp_path / "c.journal").write_bytes((tmp_path / "b.journal").read_bytes())
     again, _ = _suggest(cfg, tmp_path / "c.journal", 4, {}, 4)
@@ -275,7 +274,7 @@ def test_a_resumed_sampler_continues_instead_of_replaying_its_opening(tmp_path, 
 
 
 def test_sampler_seed_is_the_seed_for_a_fresh_search_and_differs_after_each_resume():
-    from tuneall.tuner import sampler_seed
+    from tuneall.study import sampler_seed
 
     assert sampler_seed(7, 0) == 7
     seeds = {sampler_seed(7, n) for n in range(1, 50)}
@@ -297,7 +296,7 @@ def test_a_killed_run_warns_once_about_damaged_journal_lines(tmp_path, capsys):
 
 def test_a_point_being_trained_now_is_not_handed_to_a_second_trial(tmp_path):
     pytest.importorskip("ray")
-    from tuneall import tuner
+    from tuneall import study, tuner
     from tuneall.budget import Budget
     from tuneall.space import parse_space
 
@@ -308,7 +307,7 @@ def test_a_point_being_trained_now_is_not_handed_to_a_second_trial(tmp_path):
 
     from tuneall.planning import DefineByRun
 
-    s = tuner._make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset),
+    s = study.make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset),
                              optuna.storages.InMemoryStorage())
     running = [journal.point_key(s.suggest(f"t{i}")) for i in range(4)]  # four at once, none finished
     assert len(set(running)) == 4  # the whole 4-point space, each point once

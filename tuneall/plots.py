@@ -75,7 +75,7 @@ def pareto_scatter(summary: pd.DataFrame, front: pd.DataFrame, path: Path, objec
     ax.set_xlabel(x.replace("_", " ") + " (whole ensemble, lower is better)")
     ax.set_ylabel(f"{y} ({'higher' if ymode == 'max' else 'lower'} is better)")
     budget = summary["budget"].dropna()
-    ax.set_title(f"Pareto frontier" + (f" at C = {budget.iloc[0]:.3g}" if len(budget) else ""))
+    ax.set_title("Pareto frontier" + (f" at C = {budget.iloc[0]:.3g}" if len(budget) else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()

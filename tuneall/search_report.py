@@ -297,8 +297,8 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     split = choice_split(distinct)
     if split == "validation":
         n_val = (meta.get("data") or {}).get("n_val")
-        lines += [f"Chosen on **validation**: the best allocation, the frontier, the best per k / width and the ties "
-                  f"use validation accuracy (`val_ensemble_acc_mean`"
+        lines += ["Chosen on **validation**: the best allocation, the frontier, the best per k / width and the ties "
+                  "use validation accuracy (`val_ensemble_acc_mean`"
                   + (f", {n_val} inputs carved from the training data" if n_val else "") + "). Test accuracy "
                   "(`ensemble_acc_*`) is reported beside it and never used to choose.", ""]
     else:

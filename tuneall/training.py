@@ -13,7 +13,6 @@ A member whose loss turns non-finite stops at once and is reported as diverged, 
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, field
