@@ -224,6 +224,10 @@ def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict) -
     if len(ties):
         by_id = out.assign(trial_id=out["trial_id"].astype(str)).set_index("trial_id")
         others = ties[ties["tied"]].iloc[1:]
+        # The same allocation trained twice (two trials of one point) is one allocation: named once.
+        others = others[~others["trial_id"].map(lambda t: _alloc(by_id.loc[t])).duplicated()]
+        best_alloc = _alloc(by_id.loc[ties.iloc[0]["trial_id"]])
+        others = others[others["trial_id"].map(lambda t: _alloc(by_id.loc[t])) != best_alloc]
         named = "; ".join(f"{_alloc(by_id.loc[r.trial_id])} ({r.mean:.4f}, {r.diff_to_best:+.4f}"
                           + ("" if pd.isna(r.p_value) else f", p = {r.p_value:.2g}") + ")"
                           for r in others.itertuples())
@@ -346,6 +350,7 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     tied = distinct.iloc[:0]
     if best is not None and "tied_with_best" in distinct:
         tied = distinct[distinct["tied_with_best"].astype(bool) & (distinct["trial_id"] != best["trial_id"])]
-    front.attrs["tied"] = [_alloc(r) for _, r in tied.iterrows()]
+    best_alloc = None if best is None else _alloc(best)
+    front.attrs["tied"] = list(dict.fromkeys(a for a in (_alloc(r) for _, r in tied.iterrows()) if a != best_alloc))
     front.attrs["tie_test"] = tie_test
     return front
