@@ -56,7 +56,11 @@ def test_default_frontier_chooses_on_validation():
     # Validation disagrees with test: c is best on test, b on validation; the default frontier follows validation.
     s = _summary().assign(val_ensemble_acc_mean=[0.90, 0.97, 0.93, 0.94])
     assert list(frontier(s, frontier_objectives(None))["trial_id"]) == ["b", "a"]
-    assert list(frontier(s, frontier_objectives([("ensemble_acc_mean", "max")]))["trial_id"]) == ["c", "b", "a"]
+    # An objective that names the test column still chooses on its validation twin: a choice never reads test.
+    assert list(frontier(s, frontier_objectives([("ensemble_acc_mean", "max")]))["trial_id"]) == ["b", "a"]
+    # Tables made before validation existed: the test column is all there is.
+    old = _summary()
+    assert list(frontier(old, frontier_objectives([("val_ensemble_acc_mean", "max")]))["trial_id"]) == ["c", "b", "a"]
 
 
 def test_pareto_figure_renders(tmp_path):

@@ -152,3 +152,16 @@ def test_final_cli_line_names_the_summarys_best_and_its_ties(tmp_path, capsys, r
     assert "Best allocation: cnn3 width 0.5 depth 3 k=4" in out
     assert tied_line in out
     assert "w=2" not in out.split("Summary:")[0]
+
+
+def test_member_steps_trained_and_reused_reach_the_tables_and_summary(tmp_path):
+    """Search cost per trial (issue 13): what each trial trained and what the member store answered, in
+    trials.csv, trials_summary.csv and a summary line with the totals."""
+    a, b = record("a", 0.5, 4, [0.95, 0.96, 0.97]), record("b", 0.5, 2, [0.94, 0.95, 0.96])
+    a["metrics"].update(member_steps_trained=1200, member_steps_reused=0)
+    b["metrics"].update(member_steps_trained=0, member_steps_reused=600)  # its members: prefixes of a's
+    s, md = make(tmp_path, [a, b])
+    assert s.loc["a", "member_steps_trained"] == 1200 and s.loc["b", "member_steps_reused"] == 600
+    trials = pd.read_csv(tmp_path / "trials.csv", dtype={"trial_id": str})
+    assert trials.groupby("trial_id")["member_steps_trained"].first().to_dict() == {"a": 1200, "b": 0}
+    assert "Member-steps: 1,200 trained, 600 answered from the member store" in md

@@ -45,17 +45,21 @@ def choice_split(summary: pd.DataFrame) -> str:
 
 
 def resolve_metric(summary: pd.DataFrame, metric: str) -> str:
-    """A validation metric where the table has it, else its test twin."""
-    if metric.startswith(VAL_PREFIX) and choice_metric(summary) != VAL_METRIC:
-        return metric[len(VAL_PREFIX):]
-    return metric
+    """The column a choice (frontier, Pareto figure) reads for ``metric``: its validation twin wherever the table has
+    validation, even when an objective names the test column (a choice never reads test); the test column only for
+    tables made before validation existed. Costs (FLOPs, parameters, time) have no twin and stay as they are."""
+    if metric.startswith(VAL_PREFIX):
+        return metric if choice_metric(summary) == VAL_METRIC else metric[len(VAL_PREFIX):]
+    twin = VAL_PREFIX + metric
+    return twin if twin in summary and summary[twin].notna().any() else metric
 
 
 def summarize_trials(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per trial: its allocation, plan and status, with mean / std / worst of each metric over repeats."""
     first = trials.groupby("trial_id", sort=False).first()
     keep = [c for c in ["status", "reason", "error", *ALLOCATION_COLUMNS, *PLAN_COLUMNS, *COST_COLUMNS,
-                        "n_diverged", "train_time_s", "wall_time_s", "curve_json", "repeat_of"] if c in first]
+                        "n_diverged", "train_time_s", "wall_time_s", "member_steps_trained", "member_steps_reused",
+                        "curve_json", "repeat_of"] if c in first]
     out = first[keep].copy()
     g = trials.groupby("trial_id", sort=False)
     for name, better in SPLIT_METRICS.items():

@@ -27,9 +27,11 @@ from tuneall.frontier import (
 )
 from tuneall.config import SPLIT_METRICS
 
+# Per trial: member-steps it trained, and member-steps answered from the member store instead (search cost).
+MEMBER_STEPS = ["member_steps_trained", "member_steps_reused"]
 TRIAL_COLUMNS = ["trial_id", "repeat", "status", *ALLOCATION_COLUMNS, *PLAN_COLUMNS, *SPLIT_METRICS,
-                 *COST_COLUMNS, "n_diverged", "train_time_s", "wall_time_s", "curve_json", "node_id", "repeat_of",
-                 "reason", "error"]
+                 *COST_COLUMNS, "n_diverged", "train_time_s", "wall_time_s", *MEMBER_STEPS, "curve_json", "node_id",
+                 "repeat_of", "reason", "error"]
 
 
 def trial_rows(trial_id: str, config: dict, metrics: dict, error: str | None) -> list[dict]:
@@ -40,7 +42,7 @@ def trial_rows(trial_id: str, config: dict, metrics: dict, error: str | None) ->
     if error is not None or not metrics:
         return [{**base, "status": "failed", "error": (error or "no result reported").splitlines()[0]}]
     base.update({c: metrics.get(c) for c in ("status", *COST_COLUMNS, "n_diverged", "train_time_s", "wall_time_s",
-                                             "curve_json", "node_id", "repeat_of", "reason")})
+                                             *MEMBER_STEPS, "curve_json", "node_id", "repeat_of", "reason")})
     repeats = json.loads(metrics.get("repeats_json") or "[]")
     if not repeats:
         return [base]
@@ -76,7 +78,7 @@ def _write_table(df: pd.DataFrame, out: Path) -> None:
 # Columns that must hold numbers: a damaged value becomes NaN (blank), never a crash of the report.
 _NUMERIC = ["repeat", "width", "depth", "k", "data_fraction", "lr", "momentum", "weight_decay", "batch_size",
             "label_smoothing", *PLAN_COLUMNS[:5], "spent", *SPLIT_METRICS, "time_per_step_s", "time_per_epoch_s", "epochs", "latency_ms_per_image",
-            "peak_mem_mb", "n_diverged", "train_time_s", "wall_time_s"]
+            "peak_mem_mb", "n_diverged", "train_time_s", "wall_time_s", *MEMBER_STEPS]
 _TEXT = ["trial_id", "status", "family", "repeat_of", "design", "unit", "optimizer"]
 
 
@@ -298,6 +300,10 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     lines += ["Trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
               + (f" ({repeats} repeated point(s) answered from the first trial, not trained again)" if repeats else ""),
               ""]
+    if "member_steps_trained" in summary and summary["member_steps_trained"].notna().any():
+        trained, reused = (int(summary[c].fillna(0).sum()) for c in MEMBER_STEPS)
+        lines += [f"Member-steps: {trained:,} trained, {reused:,} answered from the member store (members are "
+                  "trained once and reused exactly where a trial's members are prefixes of stored ones).", ""]
     split = choice_split(distinct)
     if split == "validation":
         n_val = (meta.get("data") or {}).get("n_val")
