@@ -14,9 +14,9 @@ import pandas as pd
 
 from tuneall.data import DatasetInfo, make_synthetic
 from tuneall.config import TrainConfig
+from tuneall.progress import fmt_duration
 
 TIMED_STEPS = 3
-YEAR_S = 365.25 * 86400
 WARN_S = 7 * 86400  # an estimate above a week gets a warning line: the budget is probably a typo or far too large
 
 
@@ -57,15 +57,8 @@ def trial_seconds(feasible: pd.DataFrame, info: DatasetInfo, seeds: int, threads
 
 
 def fmt_seconds(s: float) -> str:
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 5400:
-        return f"{s / 60:.0f} min"
-    if s < 2 * 86400:
-        return f"{s / 3600:.1f} h"
-    if s < 2 * YEAR_S:
-        return f"{s / 86400:.1f} days"
-    return f"{s / YEAR_S:.3g} years"
+    """An estimate's duration (whole minutes): the project's one formatter, :func:`tuneall.progress.fmt_duration`."""
+    return fmt_duration(s, minute_digits=0)
 
 
 def announce(compute: Callable[[], pd.Series], total: Callable[[pd.Series], float], how: str) -> None:

@@ -18,17 +18,23 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, TextIO
 
 
-def fmt_duration(s: float) -> str:
-    """A short human duration: 42 s, 7.5 min, 3.2 h, 2.1 days."""
+YEAR_S = 365.25 * 86400
+
+
+def fmt_duration(s: float, minute_digits: int = 1) -> str:
+    """A short human duration, the one formatter of tuneall's times: 42 s, 7.5 min, 3.2 h, 2.1 days, 3.1e+03 years.
+    ``minute_digits``: decimals of minutes (live ETAs 1; the coarser pre-run estimate 0)."""
     if not math.isfinite(s):
         return "?"
     if s < 90:
         return f"{s:.0f} s"
     if s < 5400:
-        return f"{s / 60:.1f} min"
+        return f"{s / 60:.{minute_digits}f} min"
     if s < 2 * 86400:
         return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} days"
+    if s < 2 * YEAR_S:
+        return f"{s / 86400:.1f} days"
+    return f"{s / YEAR_S:.3g} years"
 
 
 def std_name(metric: str) -> str | None:
