@@ -36,11 +36,19 @@ def test_a_slow_starter_that_overtakes_at_the_full_budget_is_promoted():
 @pytest.mark.parametrize("preds,eta,expect", [
     ({"a": (0.9, 0.01), "b": (0.89, 0.01), "c": (0.5, 0.01)}, 3, ["a", "b"]),  # b possibly tied, c not
     ({"a": (0.9, 0.0), "b": (0.8, 0.0), "c": (0.7, 0.0)}, 2, ["a", "b"]),  # at least ceil(n / eta)
-    ({"a": (0.9, 0.05), "b": (0.85, 0.05), "c": (0.84, 0.05)}, 3, ["a", "b", "c"]),
+    ({"a": (0.9, 0.05), "b": (0.85, 0.05), "c": (0.84, 0.05), "d": (0.5, 0.01)}, 2, ["a", "b", "c"]),
     ({}, 3, []),
 ])
 def test_promote_keeps_whatever_could_still_tie_the_leader(preds, eta, expect):
     assert H.promote(preds, eta=eta) == expect
+
+
+def test_on_a_plateau_promotion_stops_at_the_cap_and_the_rest_are_marked_tied():
+    preds = {c: (0.99 - 0.001 * n, 0.01) for n, c in enumerate("abcdefghi")}  # nine candidates, all tied
+    assert H.possibly_tied(preds) == list("abcdefghi")
+    assert H.promote(preds, eta=3, cap=2) == list("abcdef")  # ceil(9 / 3) = 3, at most 2 x 3
+    assert H.promote(preds, eta=3, cap=1.5) == list("abcde")  # at most ceil(1.5 x 3)
+    assert H.promote(preds, eta=3, cap=1) == list("abc")
 
 
 def test_select_runs_each_rung_trial_once_and_a_resume_runs_none_again(tmp_path):

@@ -64,10 +64,65 @@ def test_own_mode_reuses_a_smaller_trials_members_and_trains_only_the_extra_ones
     _same(run_trial(plans[4], digits, trainer=later), run_trial(plans[4], digits, trainer=train_sequential))
     assert later.counts["members_reused"] == 2 and later.counts["members_trained"] == 2
     assert later.counts["member_steps_reused"] == 2 * plans[4].steps
-    # k=1 needs more steps than anything stored: trained (a record is only ever read as a prefix).
+    # k=1 needs more steps than anything stored: member 0 is continued from its state at T(2), not started over.
     longer = StoreTrainer(store, fid, torch.get_num_threads(), horizons(1, plans, "own"))
     _same(run_trial(plans[1], digits, trainer=longer), run_trial(plans[1], digits, trainer=train_sequential))
     assert longer.counts["members_trained"] == 1
+    assert longer.counts["member_steps_trained"] == plans[1].steps - plans[2].steps
+
+
+@pytest.mark.parametrize("family,optimizer", [("cnn3", "sgd"), ("cnn3", "adamw"), ("resnet", "sgd")])
+def test_a_continued_member_is_bit_identical_to_an_uninterrupted_one(digits, family, optimizer):
+    """Weights, optimiser state (momentum / Adam moments), batch order, BatchNorm statistics and the final-loss tail
+    all carry over: every evaluation after the stop and the final loss equal one uninterrupted run's."""
+    from tuneall.config import TrainConfig
+    from tuneall.data import with_fraction
+    from tuneall.training import train_member
+
+    data = with_fraction(digits, 0.5)  # val split present: both splits are compared
+    cfg = TrainConfig(batch_size=32, optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 1e-3,
+                      weight_decay=1e-4)
+    fresh = train_member(family, 0.5, None, data, 90, 5, cfg, (30, 70))
+    first = train_member(family, 0.5, None, data, 43, 5, cfg, (30,), keep_state=True)  # stops mid-epoch
+    assert first.state["step"] == 43 and torch.equal(first.test_logprobs[30], fresh.test_logprobs[30])
+    rest = train_member(family, 0.5, None, data, 90, 5, cfg, (30, 70), start=first.state)
+    assert sorted(rest.test_logprobs) == [70, 90] and rest.steps_done == 90  # only evaluations after the stop
+    for s in (70, 90):
+        assert torch.equal(rest.test_logprobs[s], fresh.test_logprobs[s])
+        assert torch.equal(rest.val_logprobs[s], fresh.val_logprobs[s])
+    assert rest.final_loss == fresh.final_loss
+
+
+def test_a_record_continues_only_where_every_needed_evaluation_was_made(digits, tmp_path):
+    plans = _plans(digits, ks=(1, 2), repeats=1)
+    store = S.MemberStore(tmp_path)
+    fid = S.data_fingerprint(digits)
+    t2 = plans[2].steps
+    req = lambda steps, evals: S.Request(StoreTrainer(store, fid, 1).key(plans[2], 0), 0, steps, evals, steps, evals)  # noqa: E731
+    from tuneall.training import MemberResult, train_member
+
+    calls = []
+
+    def train(seed, steps, evals, start=None):
+        calls.append(None if start is None else start["step"])
+        return train_member("cnn3", 0.25, 1, digits, steps, seed, plans[2].train, evals, start=start,
+                            keep_state=True)
+
+    S.fetch_or_train(store, [req(t2, ())], train, MemberResult)
+    rec = store.load(S.key_id(req(t2, ()).key))
+    assert rec.state["step"] == t2 and rec.continues_to(2 * t2) and not rec.continues_to(2 * t2, (t2 // 2,))
+    S.fetch_or_train(store, [req(2 * t2, (t2 // 2,))], train, MemberResult)  # an evaluation the record lacks
+    S.fetch_or_train(store, [req(3 * t2, (t2 // 2,))], train, MemberResult)  # now it has it
+    assert calls == [None, None, 2 * t2]
+
+
+def test_a_state_over_the_cap_is_not_kept(digits, tmp_path, monkeypatch):
+    monkeypatch.setattr(S, "STATE_MAX_BYTES", 0)
+    plans = _plans(digits, ks=(1,), repeats=1)
+    tr = StoreTrainer(S.MemberStore(tmp_path), S.data_fingerprint(digits), 1, horizons(1, plans, "own"))
+    run_trial(plans[1], digits, trainer=tr)
+    (path,) = tmp_path.glob("*.pt")
+    assert S.MemberStore(tmp_path).load(path.stem).state is None
 
 
 def test_the_key_separates_what_changes_numbers(digits):
@@ -93,7 +148,7 @@ def test_ok_through_is_the_last_passed_divergence_check(steps, done, diverged, e
     assert S.ok_through(steps, done, diverged, evals) == expect
 
 
-def _fake(seed, steps, evals):
+def _fake(seed, steps, evals, start=None):
     from tuneall.training import MemberResult
 
     r = MemberResult(seed, steps, steps, False, 0.0, 1.0)
@@ -108,7 +163,7 @@ def test_an_in_flight_duplicate_waits_and_free_members_train_first(tmp_path):
     key_busy, key_free = {"m": 0}, {"m": 1}
     order = []
 
-    def train(seed, steps, evals):
+    def train(seed, steps, evals, start=None):
         order.append(seed)
         return _fake(seed, steps, evals)
 

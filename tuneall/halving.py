@@ -8,8 +8,11 @@ a saturating power law acc(s) = 1 - (E + A s^-alpha) (:mod:`tuneall.powerlaw`) f
 seed. The uncertainty of a prediction is the standard error over seeds plus an extrapolation term (a share of the
 distance between the prediction and the last observation: the further a curve is extrapolated, the less it is
 trusted). Everything that could still be tied with the leader (its mean within z combined standard errors of the
-leader's) is promoted, and at least the top 1/eta. The last rung runs the promoted points as full trials through the
-search's ordinary journal and report.
+leader's) is promoted, and at least the top 1/eta, but at most CAP x 1/eta of the candidates (on a plateau any tied
+candidate is an answer; the ones left out are marked ``possibly_tied`` in ``halving.csv``). Members carry over
+between rungs exactly: each rung continues the previous rung's members from their stored state
+(:mod:`tuneall.member_store`), and the last rung runs the promoted points as full trials, continued the same way,
+through the search's ordinary journal and report.
 
 Rung results are appended to ``halving.jsonl`` in the results directory as they finish, so a resume keeps every
 finished rung trial.
@@ -22,10 +25,12 @@ import math
 import os
 from pathlib import Path
 
-RUNGS = (1 / 9, 1 / 3)  # partial rungs as fractions of each allocation's own T; the last rung is the full trial
+RUNGS = (1 / 27, 1 / 9, 1 / 3)  # partial rungs as fractions of each allocation's own T; the last is the full trial
 ETA = 3  # at least 1/ETA of a rung's candidates go on
 Z = 1.0  # combined standard errors within which a candidate counts as possibly tied with the leader
-EXTRAPOLATION_SHARE = 1.0  # share of (prediction - last observation) counted as the prediction's uncertainty
+EXTRAPOLATION_SHARE = 0.5  # share of (prediction - last observation) counted as the prediction's uncertainty
+CAP = 1.5  # at most CAP x ceil(n / ETA) candidates go on (rounded up), however many are possibly tied
+RUNG_MIN_STEPS = 10  # a rung trains at least this many steps (or the budget's minimum per member, if fewer)
 HALVING_LOG = "halving.jsonl"
 
 
@@ -54,22 +59,39 @@ def predict_full(steps, acc_by_seed, target: int) -> tuple[float, float]:
     return mean, math.sqrt(se_seed ** 2 + se_extra ** 2)
 
 
-def promote(preds: dict, eta: int = ETA, z: float = Z) -> list:
-    """Candidates that go on: everything possibly tied with the leader, and at least the top ceil(n / eta).
-    ``preds``: id -> (mean, se). Returned best first."""
+def possibly_tied(preds: dict, z: float = Z) -> list:
+    """Candidates whose predicted accuracy is within z combined standard errors of the leader's, best first.
+    ``preds``: id -> (mean, se)."""
     if not preds:
         return []
     order = sorted(preds, key=lambda i: -preds[i][0])
     lead_mean, lead_se = preds[order[0]]
+    return [i for i in order if preds[i][0] + z * math.sqrt(preds[i][1] ** 2 + lead_se ** 2) >= lead_mean]
+
+
+def promote(preds: dict, eta: int = ETA, z: float = Z, cap: float = CAP) -> list:
+    """Candidates that go on, best first: at least the top ceil(n / eta), and everything possibly tied with the
+    leader up to ``cap`` x that many. The cap is what keeps a plateau affordable: where most candidates tie (a
+    saturated task), any of them is an answer, and training them all to the full budget would cost a grid."""
+    if not preds:
+        return []
+    order = sorted(preds, key=lambda i: -preds[i][0])
     keep = max(1, math.ceil(len(order) / eta))
-    return [i for n, i in enumerate(order)
-            if n < keep or preds[i][0] + z * math.sqrt(preds[i][1] ** 2 + lead_se ** 2) >= lead_mean]
+    tied = set(possibly_tied(preds, z))
+    return [i for n, i in enumerate(order) if n < keep or i in tied][:cap_of(len(order), eta, cap)]
+
+
+def cap_of(n: int, eta: int = ETA, cap: float = CAP) -> int:
+    """The most candidates out of ``n`` that a rung promotes: ceil(cap x ceil(n / eta))."""
+    return max(1, math.ceil(cap * math.ceil(n / eta))) if n else 0
 
 
 def rung_steps(full_steps: int, fraction: float, min_steps: int = 1) -> int:
-    """A rung's steps: the fraction of the factory's T, but never below the budget's minimum steps per member (a
-    shorter run says little about the full one; the factory refuses such trials for the same reason) nor above T."""
-    return min(full_steps, max(min_steps, 1, int(round(full_steps * fraction))))
+    """A rung's steps: the fraction of the factory's T, but at least RUNG_MIN_STEPS (or the budget's minimum steps
+    per member, if fewer) and never above T. Not the budget's minimum itself: at 50 steps, say, every allocation
+    with T < 50/fraction would run most of its trial at the first rung, and large models at tight budgets (the ones
+    halving should drop cheaply) are exactly those."""
+    return min(full_steps, max(min(min_steps, RUNG_MIN_STEPS), 1, int(round(full_steps * fraction))))
 
 
 def read_log(results_dir) -> list[dict]:
@@ -132,15 +154,18 @@ def select(points: list[dict], run_rung, results_dir, log=print, rungs=RUNGS) ->
                 "status", "member_steps_trained", "member_steps_reused")},
                 "predicted": preds.get(point_id(p), (math.nan, math.nan))[0],
                 "predicted_se": preds.get(point_id(p), (math.nan, math.nan))[1]})
-        keep = set(promote(preds))
+        keep, tied = set(promote(preds)), set(possibly_tied(preds))
         n_before = len(alive)
+        for p, r in zip(alive, rows[-n_before:]):
+            r["possibly_tied"], r["promoted"] = point_id(p) in tied, point_id(p) in keep
         alive = sorted([p for p in alive if point_id(p) in keep], key=lambda p: -preds[point_id(p)][0])
-        for r in rows[-n_before:]:
-            r["promoted"] = point_id({k: r[k] for k in alive[0]}) in keep if alive else False
+        over = len(tied - keep)
         log(f"tuneall: halving rung {i + 1}/{len(rungs) + 1} ({f:.3g} of each allocation's steps): "
-            f"{len(alive)} of {n_before} promoted (possibly tied with the leader at the full budget)")
+            f"{len(alive)} of {n_before} promoted (the top 1/{ETA} and those possibly tied with the leader at the "
+            f"full budget" + (f"; {over} more possibly tied, beyond the cap of {cap_of(n_before)}"
+                              if over else "") + ")")
     return alive, rows
 
 
-__all__ = ["RUNGS", "ETA", "predict_full", "promote", "rung_steps", "select", "read_log", "append_log",
+__all__ = ["RUNGS", "ETA", "CAP", "predict_full", "possibly_tied", "promote", "rung_steps", "select", "read_log", "append_log",
            "HALVING_LOG"]

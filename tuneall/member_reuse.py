@@ -6,9 +6,10 @@ only (:func:`tuneall.planning.plan_point` per k), never computed here.
 
 - ``grid`` (every feasible point will be run): member j is trained once to max T(k) over k > j and evaluated at
   every needed step, so each member of the grid trains once, whichever trial reaches it first.
-- ``own`` (TPE, random, halving: later trials are unknown): a trial trains its members to its own T and evaluates
-  them also at T(k') for every feasible k' > k, so any later trial of the same architecture with more members reuses
-  them (and trains only its extra members).
+- ``own`` (TPE, random: later trials are unknown): a trial trains its members to its own T and evaluates them at
+  every feasible k's steps up to T (and their anytime curves), so any later trial of the same architecture with more
+  members reuses them (and trains only its extra members), and one with fewer members (a longer T) continues them
+  from their stored state (:mod:`tuneall.member_store`) and pays only the extra steps.
 """
 
 from __future__ import annotations
@@ -57,9 +58,8 @@ def horizons(own_k: int, plans: dict, mode: str, evals_of=None) -> list[tuple[in
         if mode == "grid":
             users = [p for k, p in plans.items() if k > j]
             out.append((max(p.steps for p in users), evals(users)))
-        else:
-            users = [p for k, p in plans.items() if k >= own_k]
-            out.append((own.steps, evals(users)))
+        else:  # every k's evaluations up to T(own_k): a later, longer trial can then continue these members
+            out.append((own.steps, tuple(s for s in evals(plans.values()) if s <= own.steps)))
     return out
 
 
@@ -95,13 +95,14 @@ class StoreTrainer:
                 requests.append(S.Request(self.key(plan, seed), seed, plan.steps, tuple(eval_steps), h_steps,
                                           tuple(h_evals) + tuple(eval_steps)))
 
-        def train(seed, steps, evals):
+        def train(seed, steps, evals, start=None):
             from tuneall import ensemble_io
 
             # Weights are the trial's only at its own T: a member trained past it (to a larger k's need) is
             # offered to a throw-away capture, not to the trial's (the search trains the chosen one again).
             with ensemble_io.capturing(steps != plan.steps):
-                return train_member(a.family, a.width, plan.depth, data, steps, seed, plan.train, evals)
+                return train_member(a.family, a.width, plan.depth, data, steps, seed, plan.train, evals,
+                                    start=start, keep_state=True)
 
         flat, counts = S.fetch_or_train(self.store, requests, train, MemberResult)
         for k, v in counts.items():
@@ -166,6 +167,18 @@ def rung_evals(steps: int, n: int = 8) -> tuple[int, ...]:
     return tuple(sorted({max(1, round(steps * 2 ** (-2 * i / (n - 1)))) for i in range(n)}))
 
 
+def schedule_evals(full_steps: int, min_steps: int = 1) -> set[int]:
+    """Every step at which halving reads an allocation of ``full_steps`` steps: each rung's evaluations and the full
+    trial's anytime curve."""
+    from tuneall.halving import RUNGS, rung_steps
+    from tuneall.trial import curve_steps
+
+    out = {full_steps, *curve_steps(full_steps)}
+    for f in RUNGS:
+        out |= set(rung_evals(rung_steps(full_steps, f, min_steps)))
+    return out
+
+
 def rung_job(config: dict, ctx, data) -> dict:
     """A halving rung's trial: the point's members trained to ``fraction`` of the factory's T (each member once per
     rung over the rung's ks of this architecture), the ensemble's accuracy per seed along the way."""
@@ -180,13 +193,18 @@ def rung_job(config: dict, ctx, data) -> dict:
     plan = plan_point(point, ctx.budget, data.info, repeats=ctx.seeds, base_seed=ctx.seed)
     train = ctx.train_config(plan.train)
     ks = ctx.reuse["ks"].get(arch_key(point)) or [point["k"]]
-    plans = {k: replace(p, train=train, steps=rung_steps(p.steps, f, ctx.budget.min_steps))
-             for k, p in architecture_plans(point, ks, ctx.budget, data.info, ctx.seeds, ctx.seed).items()}
+    full = architecture_plans(point, ks, ctx.budget, data.info, ctx.seeds, ctx.seed)
+    plans = {k: replace(p, train=train, steps=rung_steps(p.steps, f, ctx.budget.min_steps)) for k, p in full.items()}
     rplan = plans[plan.k]
+    # Each member is evaluated now at every step a later rung or the full trial will read below its horizon, so
+    # those continue it from its stored state instead of training it again.
+    later: dict[int, set] = {}
+    for k, p in full.items():
+        later.setdefault(plans[k].steps, set()).update(schedule_evals(p.steps, ctx.budget.min_steps))
     from pathlib import Path
 
     trainer = StoreTrainer(S.MemberStore(Path(ctx.results_dir) / S.STORE_DIR), S.data_fingerprint(data),
-                           torch.get_num_threads(), horizons(plan.k, plans, "grid", rung_evals))
+                           torch.get_num_threads(), horizons(plan.k, plans, "grid", lambda s: tuple(later[s])))
     part = with_fraction(data, plan.allocation.data_fraction)
     evals = rung_evals(rplan.steps)
     members = trainer(rplan, part, None, evals)
@@ -198,4 +216,4 @@ def rung_job(config: dict, ctx, data) -> dict:
     diverged = any(m.diverged or m.steps_done < rplan.steps for rep in members for m in rep)
     return {"status": "diverged" if diverged else "ok", "steps": list(evals), "full_steps": plan.steps,
             "rung_steps": rplan.steps, "curve": curve, "split": "val" if val else "test", **trainer.counts}
-__all__ = ["REUSE_MODES", "architecture_plans", "horizons", "StoreTrainer", "store_trainer", "arch_key", "reuse_ks", "for_trial", "rung_job"]
+__all__ = ["REUSE_MODES", "architecture_plans", "horizons", "StoreTrainer", "store_trainer", "arch_key", "reuse_ks", "for_trial", "schedule_evals", "rung_job"]

@@ -14,7 +14,11 @@ evaluations E') is answered from a record iff the record's run passed T' with ev
 evaluated at T' and at every step of E' below T': the answer is then bit for bit what a fresh T'-step run returns
 (tests/test_member_store.py). Otherwise the member is trained (to its *horizon*: the most steps any trial of the
 search will need of it) and the record replaced by the merge of both runs' evaluations (both are prefixes of one
-trajectory). One lock file per member key makes an in-flight duplicate wait for the first trainer.
+trajectory). A record also keeps the member's state at its last step (weights, optimiser, batch sampler: at most
+STATE_MAX_BYTES), so a request for more steps *continues* the stored run instead of starting over, when every
+evaluation it needs up to the stored step was made: a continued run is bit for bit an uninterrupted one
+(:mod:`tuneall.training`), so halving's rungs and a search's later, longer trials pay only the extra steps.
+One lock file per member key makes an in-flight duplicate wait for the first trainer.
 
 Files are written atomically and read with ``torch.load(weights_only=True)`` (no code runs); a damaged file is a
 miss, never an error.
@@ -34,6 +38,7 @@ from typing import Callable
 
 STORE_DIR = "member_store"
 FORMAT = 1
+STATE_MAX_BYTES = 64 << 20  # a member state (weights + optimiser) larger than this is not kept: disk over compute
 _CHECK_EVERY = 10  # tuneall.training._DIVERGENCE_CHECK_EVERY (not imported: this module stays torch-free to import)
 _NOT_KEY = ("heartbeat_s",)  # recipe fields that change nothing a member computes
 
@@ -89,10 +94,19 @@ class Record:
     latency_s_per_image: float = float("nan")
     peak_mem_bytes: int = 0
     mem_kind: str = ""
+    state: dict | None = None  # the member's state at steps_done (tuneall.training.member_state), or None
 
     def covers(self, steps: int, eval_steps=()) -> bool:
         """Whether a fresh ``steps``-step run evaluated at ``eval_steps`` is answered bit for bit by this record."""
         return steps <= self.ok_through and needed_evals(steps, eval_steps) <= set(self.test)
+
+    def continues_to(self, steps: int, eval_steps=()) -> bool:
+        """Whether a ``steps``-step run evaluated at ``eval_steps`` can continue from this record's state: it stopped
+        earlier, without diverging, and made every evaluation the longer run makes up to there."""
+        if self.state is None or self.diverged or not self.state.get("step", 0) < steps:
+            return False
+        at = int(self.state["step"])
+        return {s for s in needed_evals(steps, eval_steps) if s <= at} <= set(self.test)
 
 
 def ok_through(steps: int, steps_done: int, diverged: bool, evals) -> int:
@@ -104,15 +118,20 @@ def ok_through(steps: int, steps_done: int, diverged: bool, evals) -> int:
     return max([(d - 1) // _CHECK_EVERY * _CHECK_EVERY] + [s for s in evals if s < d])
 
 
-def record_of(key: dict, result, eval_steps=()) -> Record:
-    """A trained MemberResult as a record."""
+def record_of(key: dict, result, eval_steps=(), before: Record | None = None) -> Record:
+    """A trained MemberResult as a record; ``before``: the record it continued (its times are added)."""
+    from tuneall.training import state_bytes
+
     evals = needed_evals(result.steps, eval_steps)
+    state = getattr(result, "state", None)
+    t0, e0 = (before.train_time_s, before.eval_time_s) if before is not None else (0.0, 0.0)
     return Record(key=key, steps=result.steps, steps_done=result.steps_done, diverged=result.diverged,
                   ok_through=ok_through(result.steps, result.steps_done, result.diverged, evals),
                   test=dict(result.test_logprobs), val=dict(getattr(result, "val_logprobs", {}) or {}),
-                  final_loss=result.final_loss, train_time_s=result.train_time_s, eval_time_s=result.eval_time_s,
-                  latency_s_per_image=result.latency_s_per_image, peak_mem_bytes=result.peak_mem_bytes,
-                  mem_kind=result.mem_kind)
+                  final_loss=result.final_loss, train_time_s=t0 + result.train_time_s,
+                  eval_time_s=e0 + result.eval_time_s, latency_s_per_image=result.latency_s_per_image,
+                  peak_mem_bytes=result.peak_mem_bytes, mem_kind=result.mem_kind,
+                  state=state if state_bytes(state) <= STATE_MAX_BYTES else None)
 
 
 def merge(old: Record | None, new: Record) -> Record:
@@ -210,7 +229,8 @@ class Request:
 
 
 def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable, result_cls) -> tuple[list, dict]:
-    """Answer every request from the store, training (``train(seed, steps, evals) -> MemberResult``) what it lacks.
+    """Answer every request from the store, training (``train(seed, steps, evals, start) -> MemberResult``, ``start``
+    a stored state to continue from or None) what it lacks.
 
     Members another process is training right now are left for last (their lock is tried without waiting first),
     so a trial trains what it can while a duplicate finishes, then waits for it. Returns (results in request order,
@@ -229,14 +249,18 @@ def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable,
                     continue
                 rec = store.load(kid)
                 if rec is None or not rec.covers(rq.steps, rq.evals):
+                    target = max(rq.horizon, rq.steps)
                     evals = tuple(sorted(set(rq.horizon_evals) | set(rq.evals) | {rq.steps}))
-                    res = train(rq.seed, max(rq.horizon, rq.steps), evals)
-                    rec = merge(rec, record_of(rq.key, res, evals))
+                    start = rec if rec is not None and rec.continues_to(target, evals) else None
+                    s0 = int(start.state["step"]) if start else 0
+                    res = train(rq.seed, target, evals, start.state if start else None)
+                    rec = merge(rec, record_of(rq.key, res, evals, before=start))
                     store.save(rec)
-                    counts["member_steps_trained"] += res.steps_done
+                    counts["member_steps_trained"] += res.steps_done - s0
                     counts["members_trained"] += 1
                     if not rec.covers(rq.steps, rq.evals):  # diverged before the trial's steps: the fresh run's own
-                        out[i] = res if res.steps == rq.steps else train(rq.seed, rq.steps, rq.evals)
+                        out[i] = res if res.steps == rq.steps and not start else train(rq.seed, rq.steps, rq.evals,
+                                                                                         None)
                         continue
                 else:
                     counts["member_steps_reused"] += rq.steps
@@ -246,5 +270,5 @@ def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable,
     return out, counts
 
 
-__all__ = ["STORE_DIR", "MemberStore", "Record", "Request", "member_key", "key_id", "data_fingerprint",
+__all__ = ["STORE_DIR", "STATE_MAX_BYTES", "MemberStore", "Record", "Request", "member_key", "key_id", "data_fingerprint",
            "needed_evals", "record_of", "merge", "view", "fetch_or_train"]

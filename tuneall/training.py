@@ -9,6 +9,11 @@ that reads the total.
 
 Data are in-memory tensors; a batch is an index slice of a seeded permutation (no DataLoader, no per-item Python).
 A member whose loss turns non-finite stops at once and is reported as diverged, never raised.
+
+Continuation: for the same reason a run can stop at step s and go on later. ``keep_state=True`` returns the member's
+state at its last step (weights, optimiser state, the batch sampler's generator and position, the global RNG and
+the last losses that the final-loss tail mean reads); ``start=`` that state continues the run, and the result is bit
+for bit the result of one uninterrupted run (at the same thread count and device; tests/test_member_store.py).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class MemberResult:
     peak_mem_bytes: int = 0  # see PeakMemory: CUDA peak allocation, or peak RSS increase on CPU
     mem_kind: str = ""
     latency_s_per_image: float = float("nan")  # inference at LATENCY_BATCH inputs per forward
+    state: dict | None = None  # with keep_state: what continues this run (see the module docstring), CPU tensors
 
 
 LATENCY_BATCH = 256  # batch size at which inference latency per image is measured
@@ -154,11 +160,15 @@ def train_member(
     seed: int,
     cfg: TrainConfig = TrainConfig(),
     eval_steps: tuple[int, ...] = (),
+    start: dict | None = None,
+    keep_state: bool = False,
 ) -> MemberResult:
     """Train one member for ``steps`` SGD steps from ``seed`` (init and data order) and evaluate it on the test set.
 
     The member is evaluated after ``steps`` and after every step count in ``eval_steps`` (anytime evaluation: under a
     fixed learning rate, the model at step T' < T is the model a T'-step run with the same seed would produce).
+    ``start``: a state kept by an earlier run of this member (``keep_state``) to continue from; only evaluations
+    after its step are made, and ``train_time_s`` counts only the steps run here.
     """
     info = data.info
     device = torch.device(cfg.device)
@@ -173,21 +183,74 @@ def train_member(
     x_test = data.x_test.to(device)
     x_val = data.x_val.to(device) if getattr(data, "x_val", None) is not None else None
     sampler = BatchSampler(len(x_train), cfg.batch_size, seed=seed + 7919, device=cfg.device)
-    evals = sorted({s for s in eval_steps if 0 < s < steps} | {steps})
+    first, losses = 1, []
+    if start is not None:
+        first, losses = restore_state(start, model, opt, sampler, device) + 1, list(start["losses"].to(device))
+        if first > steps:
+            raise ValueError(f"a state at step {first - 1} cannot continue a run of {steps} steps")
+    evals = sorted({s for s in eval_steps if first <= s < steps} | {steps})
 
-    result = MemberResult(seed, steps, 0, False, float("nan"), 0.0)
+    result = MemberResult(seed, steps, first - 1, False, float("nan"), 0.0)
     t0 = time.perf_counter()
     model.train()
     with PeakMemory(device) as mem:
         mean_tail_loss = _sgd_loop(model, opt, sampler, x_train, y_train, (x_test, x_val), evals, cfg, result,
-                                   use_cl, label=f"{family} w={width:g}")
+                                   use_cl, label=f"{family} w={width:g}", first=first, losses=losses)
     result.peak_mem_bytes, result.mem_kind = int(mem.peak), mem.kind
     result.train_time_s = time.perf_counter() - t0 - result.eval_time_s
     ensemble_io.offer(seed, model)  # kept only inside a capture (a search saving members)
     if not result.diverged:
         result.final_loss = mean_tail_loss
+        if keep_state:  # before the latency measurement, which runs the model (it changes no state, but be sure)
+            result.state = member_state(result.steps_done, model, opt, sampler, losses)
         result.latency_s_per_image = inference_latency(model, x_test)
     return result
+
+
+_TAIL_MAX = 50  # the most training losses final_loss averages (see _sgd_loop)
+
+
+def _cpu(obj):
+    """A detached CPU copy of every tensor in a nest of dicts, lists and tuples."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
+
+
+def member_state(step: int, model, opt, sampler: BatchSampler, losses: list) -> dict:
+    """Everything a run at ``step`` continues from (plain tensors, ints and floats: ``torch.load(weights_only=True)``
+    reads it back)."""
+    return {"step": int(step), "model": _cpu(model.state_dict()), "opt": _cpu(opt.state_dict()),
+            "sampler": {"gen": sampler.gen.get_state(), "perm": sampler._perm.cpu(), "pos": int(sampler._pos)},
+            "rng": torch.get_rng_state(),
+            "losses": torch.stack(losses[-_TAIL_MAX:]).cpu() if losses else torch.empty(0)}
+
+
+def restore_state(state: dict, model, opt, sampler: BatchSampler, device) -> int:
+    """Load a :func:`member_state` into a freshly built member; returns the step it continues after."""
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    sampler.gen.set_state(state["sampler"]["gen"])
+    sampler._perm, sampler._pos = state["sampler"]["perm"].to(sampler.device), int(state["sampler"]["pos"])
+    torch.set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+def state_bytes(state: dict | None) -> int:
+    """Bytes of tensor data in a member state."""
+    if state is None:
+        return 0
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(state_bytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(state_bytes(v) for v in state)
+    return 0
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -238,17 +301,17 @@ class Heartbeat:
 
 
 def _sgd_loop(model, opt, sampler, x_train, y_train, x_eval, evals, cfg, result: MemberResult,
-              channels_last: bool = False, label: str = "member") -> float:
-    """Run result.steps optimiser steps, evaluating on ``x_eval`` = (test, validation or None) at ``evals``; fills
-    ``result``; returns the mean loss of the last steps."""
+              channels_last: bool = False, label: str = "member", first: int = 1, losses: list | None = None) -> float:
+    """Run optimiser steps ``first``..result.steps, evaluating on ``x_eval`` = (test, validation or None) at
+    ``evals``; fills ``result``; returns the mean loss of the last steps. ``losses``: the last losses so far (a
+    continued run's), extended in place with this run's last ones."""
     steps = result.steps
+    losses = [] if losses is None else losses
     beat = Heartbeat(f"{label} seed {result.seed}", steps, cfg.heartbeat_s)
     bad = torch.zeros((), dtype=torch.bool, device=x_train.device)
-    tail_sum, tail_n = torch.zeros((), device=x_train.device), 0
-    tail = max(1, min(50, steps // 10))  # steps averaged into final_loss
     # Only the batch is converted to channels_last (a copy of the whole training set would double its memory).
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    for step in range(1, steps + 1):
+    for step in range(first, steps + 1):
         idx = sampler.next()
         loss = F.cross_entropy(model(x_train[idx].contiguous(memory_format=fmt)), y_train[idx],
                                label_smoothing=cfg.label_smoothing)
@@ -256,9 +319,9 @@ def _sgd_loop(model, opt, sampler, x_train, y_train, x_eval, evals, cfg, result:
         loss.backward()
         opt.step()
         bad |= ~torch.isfinite(loss.detach())
-        if step > steps - tail:
-            tail_sum += loss.detach()
-            tail_n += 1
+        losses.append(loss.detach())
+        if len(losses) > _TAIL_MAX:
+            del losses[0]
         if (step % _DIVERGENCE_CHECK_EVERY == 0 or step in evals) and bool(bad):
             result.diverged = True
             break
@@ -269,4 +332,12 @@ def _sgd_loop(model, opt, sampler, x_train, y_train, x_eval, evals, cfg, result:
             te = time.perf_counter()
             evaluate_into(result, step, lambda x: predict_log_proba(model, x, cfg.eval_batch_size), *x_eval)
             result.eval_time_s += time.perf_counter() - te
-    return float(tail_sum / tail_n) if tail_n else float("nan")
+    # final_loss: the mean of the last `tail` losses, summed in step order (so a continued run sums the same floats
+    # in the same order as an uninterrupted one).
+    tail = max(1, min(_TAIL_MAX, steps // 10))
+    if result.diverged or len(losses) < tail:
+        return float("nan")
+    tail_sum = torch.zeros((), device=x_train.device)
+    for loss in losses[-tail:]:
+        tail_sum += loss
+    return float(tail_sum / tail)
