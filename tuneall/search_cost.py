@@ -36,6 +36,7 @@ def _run(cfg, ctx, data, out: Path, configs: list[dict], fraction: float) -> lis
     """(config, metrics) of each config run as a Ray Tune trial of the runner's trainable."""
     from ray import tune
 
+    from tuneall._callbacks import legacy_output
     from tuneall.runner import concurrency, outcomes, with_trial_resources
 
     res = cfg.resources
@@ -47,7 +48,9 @@ def _run(cfg, ctx, data, out: Path, configs: list[dict], fraction: float) -> lis
         run_config=tune.RunConfig(name=f"halving-{fraction:.4g}", storage_path=str(out), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=cfg.max_failures)),
     )
-    return [(c, m if not err else {"status": "failed", "error": err}) for _, c, m, err in outcomes(tuner.fit())]
+    with legacy_output():  # verbose=0 there prints nothing: the rung's one line is halving's own
+        results = tuner.fit()
+    return [(c, m if not err else {"status": "failed", "error": err}) for _, c, m, err in outcomes(results)]
 
 
 def grid_reuse_cost(feasible) -> dict:
