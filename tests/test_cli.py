@@ -334,3 +334,29 @@ def test_plan_estimate_adds_each_allocations_training_time(capsys, monkeypatch):
     assert rc == 0 and "est_train" in out.splitlines()[1] and "3 seed(s), 1 thread(s)" in out.splitlines()[0]
     rc, _, err = run_main(capsys, ["plan", "--dataset", "digits", "--budget", "3e7", "--estimate", "--seeds", "0"])
     assert_user_error(rc, err, "seeds >= 1")
+
+
+def test_train_holds_out_the_validation_fraction_it_is_given(capsys, tmp_path):
+    """`tuneall train --val-fraction` carves that share of digits' training split (it was ignored before)."""
+    from tuneall.data import dataset_info
+
+    docs = {}
+    for vf in (0.1, 0.5):
+        rc, out, err = run_main(capsys, ["train", "--dataset", "digits", "--budget", "3e5", "--width", "0.25",
+                                         "--k", "1", "--seeds", "1", "--min-steps", "10", "--val-fraction", str(vf),
+                                         "--json", "--storage-path", str(tmp_path), "--name", f"v{vf}"])
+        assert rc == 0, err
+        docs[vf] = json.loads(out)
+    for vf, doc in docs.items():
+        n_val = dataset_info("digits", vf).n_val
+        acc = doc["metrics"]["val_ensemble_acc_mean"]  # a count out of that split's size (one seed)
+        assert 0 < acc < 1 and abs(acc * n_val - round(acc * n_val)) < 1e-6, (vf, acc, n_val)
+    assert dataset_info("digits", 0.5).n_val > 4 * dataset_info("digits", 0.1).n_val
+    assert docs[0.1]["metrics"]["val_ensemble_acc_mean"] != docs[0.5]["metrics"]["val_ensemble_acc_mean"]
+
+
+def test_train_refuses_a_batch_larger_than_its_data_before_training(capsys, tmp_path):
+    rc, _, err = run_main(capsys, ["train", "--dataset", "digits", "--budget", "3e6", "--width", "0.25", "--k", "1",
+                                   "--seeds", "1", "--batch-size", "5000", "--storage-path", str(tmp_path)])
+    assert rc == 2 and "batch_size 5000 is larger than the" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

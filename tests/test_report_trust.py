@@ -165,3 +165,30 @@ def test_member_steps_trained_and_reused_reach_the_tables_and_summary(tmp_path):
     trials = pd.read_csv(tmp_path / "trials.csv", dtype={"trial_id": str})
     assert trials.groupby("trial_id")["member_steps_trained"].first().to_dict() == {"a": 1200, "b": 0}
     assert "Member-steps: 1,200 trained, 600 answered from the member store" in md
+
+
+def test_a_search_where_every_trial_failed_says_no_answer_first_and_exits_1(tmp_path, capsys):
+    """No trial ok: the summary's first claim is that there is no answer (with the first error), the CLI says so
+    and the exit status is 1, not the 0 of a search that answered."""
+    from tuneall.cli import _exit_code, _print_outcome
+
+    failed = []
+    for tid, w in (("a", 1.0), ("b", 0.5)):
+        r = record(tid, w, 2, [float("nan")] * 3, status="failed")
+        r["metrics"]["repeats_json"] = "[]"
+        r["error"] = "RuntimeError: mat1 and mat2 shapes cannot be multiplied (4x3 and 5x6)"
+        failed.append(r)
+    (tmp_path / "tuneall.json").write_text(json.dumps({"config": {"dataset": "digits", "seeds": 3},
+                                                       "state": "complete"}))
+    write_trials_table(failed, tmp_path)
+    front = build_report(tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    head = md.split("\n\n")[1]  # the paragraph after the title
+    assert head.startswith("**NO ANSWER: no trial trained successfully (2 failed)")
+    assert "mat1 and mat2 shapes cannot be multiplied" in head
+    front.attrs["complete"] = True
+    _print_outcome(str(tmp_path), front)
+    assert "No answer: no trial trained successfully" in capsys.readouterr().out
+    assert _exit_code(front) == 1
+    front.attrs["complete"] = False
+    assert _exit_code(front) == 130

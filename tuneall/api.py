@@ -143,14 +143,16 @@ def train(
     name: str | None = None,
     save_members: str = "best",
     argv: list[str] | None = None,
+    val_fraction: float | None = None,
 ) -> "TrialResult":
     """Train one allocation under the budget (k members x ``seeds`` repeats) and evaluate it on validation and test.
     ``family`` may be an import path to a model factory; ``dataset`` an import path to a data loader.
 
     With ``storage_path`` the run is written to ``storage_path/name`` (default name from the settings):
     ``train.json`` (plan, metrics, members, command, versions) and, unless ``save_members='none'``, the members'
-    weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``)."""
-    from tuneall.data import dataset_info, load_dataset
+    weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``). ``val_fraction``: the share
+    of a packaged dataset's training split held out as validation (default 10 %; user data carry their own)."""
+    from tuneall.data import DEFAULT_VAL_FRACTION, check_batch_sizes, dataset_info, load_dataset
     from tuneall.factory import Allocation, make_trial_plan
     from tuneall.models import check_family, resolve_family
     from tuneall.trial import run_trial, select_trainer
@@ -162,7 +164,8 @@ def train(
     b = Budget(budget, unit, min_steps)
     Resources(members=members, amp=amp)  # validates: a bad members method fails before any data loads
     trainer = select_trainer(members, amp)
-    info = dataset_info(dataset)
+    vf = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction
+    info = dataset_info(dataset, vf)
     check_family(family, width, depth, tuple(info.input_shape), info.num_classes)
     trial_plan = make_trial_plan(Allocation(family, width, depth, k, data_fraction), b, info, cfg, repeats=seeds)
     out = None
@@ -175,7 +178,8 @@ def train(
         out = R.results_path(storage_path, name or f"train-{label}-{b.value:.3g}-{family}-w{width:g}-k{k}")
         if out.exists():
             raise ConfigError(f"results directory {out} already exists; pass another name (or storage_path)")
-    data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction)
+    data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction, val_fraction=vf)
+    check_batch_sizes([{"batch_size": cfg.batch_size}], data)  # data is already the fraction: compare with it all
     from tuneall import ensemble_io
 
     with ensemble_io.capturing(out is not None and save_members != "none") as members:

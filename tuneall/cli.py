@@ -254,6 +254,7 @@ def cmd_train(args) -> int:
         data_dir=args.data_dir,
         device=args.device, members=args.members, amp=args.amp, progress=None if args.json else progress,
         storage_path=args.storage_path, name=args.name, save_members=args.save_members, argv=_argv(),
+        val_fraction=args.val_fraction,
     )
     out = getattr(result, "attrs", {}).get("results_dir")
     if args.json:
@@ -295,7 +296,16 @@ def cmd_search(args) -> int:
     if front.attrs.get("dry_run"):
         return 0
     _print_outcome(front.attrs.get("results_dir"), front)
-    return 0 if front.attrs.get("complete", True) else 130
+    return _exit_code(front)
+
+
+def _exit_code(front) -> int:
+    """A search's exit status: 130 interrupted (resume it), 1 finished without an answer (every trial failed,
+    diverged or was infeasible), 0 answered."""
+    if not front.attrs.get("complete", True):
+        return 130
+    no_answer = "best" in front.attrs and front.attrs["best"] is None and front.empty  # the report found none
+    return 1 if no_answer else 0
 
 
 def _print_outcome(results_dir, front) -> None:
@@ -304,7 +314,7 @@ def _print_outcome(results_dir, front) -> None:
     if b is None and not front.empty:  # a frontier built without the report's choice (e.g. an old API caller)
         b = front.iloc[0].to_dict()
     if b is None:
-        print("\nNo trial trained successfully; see the trials table.")
+        print("\nNo answer: no trial trained successfully (the summary names the first error).")
     else:
         val = b.get("val_ensemble_acc_mean")
         chosen = (f"validation accuracy {val:.4f} ± {b['val_ensemble_acc_std']:.4f} (chosen on validation), test "
@@ -328,7 +338,7 @@ def cmd_resume(args) -> int:
     front = resume(args.results_dir, address=args.address, num_cpus=args.num_cpus, verbose=args.verbose,
                    argv=_argv())
     _print_outcome(front.attrs.get("results_dir"), front)
-    return 0 if front.attrs.get("complete", True) else 130
+    return _exit_code(front)
 
 
 def cmd_report(args) -> int:

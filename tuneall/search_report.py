@@ -243,6 +243,18 @@ def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict) -
     return out, lines
 
 
+def _first_error(trials: pd.DataFrame) -> str:
+    """The first failed trial's error (or infeasible trial's reason), on one line, for a report with no answer."""
+    for col in ("error", "reason"):
+        if col in trials:
+            errs = trials[col].dropna().astype(str)
+            errs = errs[errs.str.strip() != ""]
+            if len(errs):
+                line = errs.iloc[0].strip().splitlines()[-1]
+                return line if len(line) <= 300 else line[:297] + "..."
+    return ""
+
+
 def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFrame:
     """Write trials_summary.csv, frontier.csv, best_per_k.csv, best_per_width.csv, figures and summary.md.
 
@@ -284,6 +296,11 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
         lines += [f"**INCOMPLETE: this search was interrupted ({state}); the tables below hold only the "
                   f"{summary['trial_id'].nunique()} trial(s) that finished. Continue it with `tuneall resume "
                   f"{out}`.**", ""]
+    if best is None:  # said first: the tables below are a record of what went wrong, not an answer
+        lines += ["**NO ANSWER: no trial trained successfully" + (" above chance" if summary["degenerate"].any()
+                                                                  else "")
+                  + " (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"
+                  + (f"; first error: {_first_error(trials)}" if _first_error(trials) else "") + ".**", ""]
     stop = meta.get("time_budget") or {}
     if stop.get("stopped"):
         lines += [f"**Stopped by the time budget** ({stop['seconds']:g} s of wall clock): {stop['trials_run']} of "

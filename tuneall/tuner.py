@@ -355,8 +355,9 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
 
 
 def _weights_of_chosen(cfg: SearchConfig, data, out: Path, records: list[dict], best_id: str, verbose: int) -> None:
-    """The chosen trial's member weights where the member store answered its members (the store keeps evaluations,
-    not weights): its members trained again here, deterministically, at the trials' thread count, and saved."""
+    """The chosen trial's member weights where the member store answered its members (the store keeps a member's
+    state only at its last step, often past this trial's T): its members trained again here, deterministically, at
+    the trials' thread count, and saved."""
     import torch
 
     from tuneall import ensemble_io
@@ -383,7 +384,7 @@ def _weights_of_chosen(cfg: SearchConfig, data, out: Path, records: list[dict], 
     plan = replace(plan, train=ctx.train_config(plan.train))
     if verbose > 0:
         print(f"tuneall: training the chosen allocation's members again for their weights (the member store keeps "
-              f"evaluations only): {allocation_label(plan.row())}", flush=True)
+              f"each member's state only at its last step): {allocation_label(plan.row())}", flush=True)
     before = torch.get_num_threads()
     torch.set_num_threads(cfg.resources.threads)
     try:
