@@ -1,12 +1,14 @@
 """Search cost (issue 13): what each searcher spends and whether it finds the grid's plateau.
 
-Per case (dataset, budget C) the exhaustive grid without the member store is the reference (today's cost; its tie
-set, :mod:`tuneall.ties`, is the plateau). Then, over several search seeds: the grid with member reuse, TPE and
-random at a fixed number of trials, and ``--searcher halving``. Per method: training compute (member-steps x each
-member's step cost, rungs included) as a multiple of C x seeds, wall time as a multiple of the reference grid's,
+Per case (dataset, budget C; the packaged ``paper`` space, 3 seeds per allocation) the exhaustive grid without the
+member store is the reference (today's cost; its tie set, :mod:`tuneall.ties`, is the plateau). Then the grid with
+member reuse (deterministic: one run, its cells compared bit for bit with the reference's), and over several search
+seeds ``--searcher halving``, then TPE and random with as many trials as halving spent budgets (the same compute).
+Per method: training compute (member-steps x each member's step cost, rungs included) as a multiple of C x seeds, member-steps against the reference grid's, wall
+time as a multiple of the reference grid's and of its wall time per C x seeds trained (Ray and report overheads in),
 and whether the chosen allocation lies in the reference grid's tie set. One local Ray serves every search.
 
-    python benchmarks/search_cost.py --quick   # digits and mnist1d at one budget each, 3 search seeds
+    python benchmarks/search_cost.py --quick   # mnist1d at 3e6, digits at 1e7, 3 search seeds
     python benchmarks/search_cost.py           # two budgets each
 """
 
@@ -21,43 +23,44 @@ from pathlib import Path
 
 import _common as C
 
-SPACE = {"name": "cost", "families": ["cnn3"], "width": [0.25, 0.5, 1.0, 2.0], "k": [1, 2, 4, 8]}
-CASES = {True: [("digits", 3e6), ("mnist1d", 3e6)],
-         False: [("digits", 3e6), ("digits", 1e7), ("mnist1d", 3e6), ("mnist1d", 1e7)]}
+SPACE = "paper"  # the packaged space (tuneall/search_spaces/paper.yaml): the issue's case
+CASES = {True: [("mnist1d", 3e6), ("digits", 1e7)],
+         False: [("mnist1d", 3e6), ("mnist1d", 1e7), ("digits", 1e7), ("digits", 3e7)]}
 KEY = ["width", "depth", "k", "data_fraction", "optimizer", "weight_decay", "label_smoothing"]
+CELLS = ["val_ensemble_acc", "ensemble_acc", "val_ensemble_nll", "ensemble_nll"]  # compared bit for bit
+REUSE_GOAL, HALVING_COST_GOAL, HALVING_HIT_GOAL = 0.45, 3.0, 0.9
 
 
 def _search(root: Path, name: str, dataset: str, budget: float, seeds: int, seed: int, **kw):
     import tuneall
-    from tuneall.space import parse_space
 
     t = time.perf_counter()
-    tuneall.search(budget=budget, dataset=dataset, space=parse_space(SPACE), seeds=seeds, seed=seed, name=name,
+    tuneall.search(budget=budget, dataset=dataset, space=SPACE, seeds=seeds, seed=seed, name=name,
                    storage_path=str(root), verbose=0, confirm=False, save_members="none", min_steps=50, **kw)
     return root / name, time.perf_counter() - t
 
 
-def _compute(out: Path, dataset: str, budget: float) -> float:
-    """Training compute spent (param-steps: member-steps x P), full trials and halving rungs."""
-    import pandas as pd
-
+def _compute(out: Path, dataset: str, budget: float) -> tuple[float, int]:
+    """Training compute spent (param-steps: member-steps x P) and member-steps, full trials and halving rungs."""
     from tuneall import journal
     from tuneall.budget import Budget
     from tuneall.data import dataset_info
     from tuneall.planning import plan_point
 
     info, b = dataset_info(dataset), Budget(budget, min_steps=1)
-    total = 0.0
+    total, steps = 0.0, 0
     for r in journal.read(out):
         m = r["metrics"]
         total += float(m.get("member_steps_trained", 0) or 0) * float(m.get("params_per_member", 0) or 0)
+        steps += int(m.get("member_steps_trained", 0) or 0)
     rungs = out / "halving.jsonl"
     if rungs.exists():
         for line in rungs.read_text().splitlines():
             rec = json.loads(line)
             p = plan_point(rec["point"], b, info)
             total += float(rec["metrics"].get("member_steps_trained", 0) or 0) * p.params_per_member
-    return total
+            steps += int(rec["metrics"].get("member_steps_trained", 0) or 0)
+    return total, steps
 
 
 def _chosen(out: Path) -> tuple:
@@ -81,18 +84,42 @@ def _tie_keys(out: Path) -> set:
     return {tuple(r) for r in rows[KEY].fillna(-1).itertuples(index=False)}
 
 
-def summary_rows(agg) -> list[dict]:
-    """One summary row per method: compute against the exhaustive grid's, with the tie-set hit rate."""
+def same_cells(a: Path, b: Path) -> tuple[int, int]:
+    """(cells equal bit for bit, cells compared) between two searches' trials.csv, matched by allocation and
+    repeat: the member store's answers against fresh training."""
+    import pandas as pd
+
+    ta, tb = (pd.read_csv(p / "trials.csv") for p in (a, b))
+    on = KEY + ["repeat"]
+    m = ta[ta["status"] == "ok"].fillna({c: -1 for c in KEY}).merge(
+        tb[tb["status"] == "ok"].fillna({c: -1 for c in KEY}), on=on, suffixes=("_a", "_b"))
+    equal = sum(int((m[f"{c}_a"] == m[f"{c}_b"]).sum()) for c in CELLS)
+    return equal, len(m) * len(CELLS)
+
+
+def summary_rows(agg, cells: tuple[int, int], reuse_steps: dict) -> list[dict]:
+    """One summary row per method: compute against the exhaustive grid's, with the tie-set hit rate; for the grid
+    with reuse, a row of member-steps against the grid's (the issue's goal) naming every case."""
     ref = agg.loc["grid (exhaustive, reference)"]
-    rows = []
+    r = agg.loc["grid + member reuse"]
+    rows = [C.row("grid + member reuse: member-steps", float(r["member_steps_x_ref"]), "exhaustive grid", 1.0, "x grid",
+                  f"<= {REUSE_GOAL} x grid on paper.yaml, mnist1d C=1e7",
+                  bool(reuse_steps.get("mnist1d C=1e+07", 1.0) <= REUSE_GOAL) if "mnist1d C=1e+07" in reuse_steps
+                  else None,
+                  "per case: " + "; ".join(f"{c} x{v:.3f}" for c, v in reuse_steps.items())
+                  + f"; {cells[0]} of {cells[1]} cells bit-identical to the exhaustive grid's")]
     for method, r in agg.iterrows():
-        reuse = method == "grid + member reuse"
-        ratio = r["compute_x_C_seeds"] / ref["compute_x_C_seeds"]
+        note = (f"chosen in the grid's tie set in {r['in_tie_set']:.0%} of {int(r['runs'])} runs; "
+                f"wall x{r['wall_x_ref']:.2f} of the grid's, {r['wall_x_C_seeds']:.2f} x the grid's wall time "
+                "per C x seeds")
+        goal, met = "", None
+        if method == "halving":
+            goal = f"<= {HALVING_COST_GOAL:g} x C x seeds, in the tie set >= {HALVING_HIT_GOAL:.0%}"
+            met = bool(r["compute_x_C_seeds"] <= HALVING_COST_GOAL and r["in_tie_set"] >= HALVING_HIT_GOAL)
+        elif method in ("tpe", "random"):
+            note += f"; {r['trials']:g} trials a run on average (matched to halving's compute)"
         rows.append(C.row(f"{method}: compute / (C x seeds)", float(r["compute_x_C_seeds"]), "exhaustive grid",
-                          float(ref["compute_x_C_seeds"]), "x C", "<= 0.45 x grid" if reuse else "",
-                          bool(ratio <= 0.45) if reuse else None,
-                          f"chosen in the grid's tie set in {r['in_tie_set']:.0%} of {int(r['runs'])} runs; "
-                          f"wall x{r['wall_x_ref']:.2f} of the grid's"))
+                          float(ref["compute_x_C_seeds"]), "x C", goal, met, note))
     return rows
 
 
@@ -100,38 +127,50 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--search-seeds", type=int, default=3)
-    p.add_argument("--trials", type=int, default=6, help="trials of TPE and random")
-    p.add_argument("--seeds", type=int, default=2, help="repeats of each allocation")
+    p.add_argument("--seeds", type=int, default=3, help="repeats of each allocation")
     args = p.parse_args()
     import ray
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", configure_logging=False)
     head = C.header("search_cost", args.quick)
     root = Path(tempfile.mkdtemp(prefix="search_cost_"))
-    runs, rows = [], []
+    runs, cells = [], [0, 0]
     try:
         for dataset, budget in CASES[args.quick]:
+            case, scale = f"{dataset} C={budget:g}", budget * args.seeds
             ref, ref_wall = _search(root, f"ref-{dataset}-{budget:g}", dataset, budget, args.seeds, 0,
                                     searcher="grid", member_store=False)
-            scale = budget * args.seeds
             ties = _tie_keys(ref)
-            ref_cost = _compute(ref, dataset, budget) / scale
-            runs.append({"case": f"{dataset} C={budget:g}", "method": "grid (exhaustive, reference)", "seed": 0,
-                         "compute_x_C_seeds": ref_cost, "wall_x_ref": 1.0, "in_tie_set": _chosen(ref) in ties,
-                         "tie_set_size": len(ties)})
-            methods = [("grid + member reuse", {"searcher": "grid"}),
-                       ("tpe", {"searcher": "tpe", "trials": args.trials}),
-                       ("random", {"searcher": "random", "trials": args.trials}),
-                       ("halving", {"searcher": "halving"})]
-            for label, kw in methods:
+
+            ref_compute, ref_steps = _compute(ref, dataset, budget)
+            unit_wall = ref_wall / (ref_compute / scale)  # the reference grid's wall time per C x seeds trained
+
+            def record(method, out, wall, seed, trials=None):
+                compute, steps = _compute(out, dataset, budget)
+                runs.append({"case": case, "method": method, "seed": seed, "compute_x_C_seeds": compute / scale,
+                             "member_steps": steps, "member_steps_x_ref": steps / ref_steps,
+                             "wall_x_ref": wall / ref_wall, "wall_x_C_seeds": wall / unit_wall,
+                             "in_tie_set": _chosen(out) in ties,
+                             "tie_set_size": len(ties), "trials": trials})
+                print(json.dumps(runs[-1]), flush=True)
+
+            record("grid (exhaustive, reference)", ref, ref_wall, 0)
+            # The grid is deterministic in its seed: one run with the member store, compared cell by cell.
+            out, wall = _search(root, f"reuse-{dataset}-{budget:g}", dataset, budget, args.seeds, 0, searcher="grid")
+            record("grid + member reuse", out, wall, 0)
+            cells = [a + b for a, b in zip(cells, same_cells(ref, out))]
+            for s in range(args.search_seeds):
+                out, wall = _search(root, f"halving-{dataset}-{budget:g}-{s}", dataset, budget, args.seeds, s,
+                                    searcher="halving")
+                record("halving", out, wall, s)
+            # TPE and random at halving's compute: as many trials as it spent budgets (each trial costs C x seeds).
+            spent = [r["compute_x_C_seeds"] for r in runs if r["case"] == case and r["method"] == "halving"]
+            trials = max(2, round(sum(spent) / len(spent)))
+            for label in ("tpe", "random"):
                 for s in range(args.search_seeds):
-                    out, wall = _search(root, f"{label.split()[0]}-{dataset}-{budget:g}-{s}", dataset, budget,
-                                        args.seeds, s, **kw)
-                    runs.append({"case": f"{dataset} C={budget:g}", "method": label, "seed": s,
-                                 "compute_x_C_seeds": _compute(out, dataset, budget) / scale,
-                                 "wall_x_ref": wall / ref_wall, "in_tie_set": _chosen(out) in ties,
-                                 "tie_set_size": len(ties)})
-                    print(json.dumps(runs[-1]), flush=True)
+                    out, wall = _search(root, f"{label}-{dataset}-{budget:g}-{s}", dataset, budget, args.seeds, s,
+                                        searcher=label, trials=trials)
+                    record(label, out, wall, s, trials)
     finally:
         ray.shutdown()
         shutil.rmtree(root, ignore_errors=True)
@@ -139,15 +178,23 @@ def main():
 
     df = pd.DataFrame(runs)
     agg = df.groupby("method", sort=False).agg(compute_x_C_seeds=("compute_x_C_seeds", "mean"),
+                                               member_steps_x_ref=("member_steps_x_ref", "mean"),
                                                wall_x_ref=("wall_x_ref", "mean"),
-                                               in_tie_set=("in_tie_set", "mean"), runs=("seed", "count"))
+                                               wall_x_C_seeds=("wall_x_C_seeds", "mean"),
+                                               in_tie_set=("in_tie_set", "mean"), runs=("seed", "count"),
+                                               trials=("trials", "mean"))
+    by_case = df.groupby(["case", "method"], sort=False)[["compute_x_C_seeds", "member_steps_x_ref", "wall_x_ref",
+                                                           "wall_x_C_seeds", "in_tie_set"]].mean()
+    print(by_case.to_string())
     print(agg.to_string())
-    ref = agg.loc["grid (exhaustive, reference)"]
-    rows += summary_rows(agg)
+    reuse = df[df["method"] == "grid + member reuse"]
+    rows = summary_rows(agg, tuple(cells), dict(zip(reuse["case"], reuse["member_steps_x_ref"])))
     C.print_rows(rows)
     C.write_result("search_cost", {**head, "rows": rows, "runs": runs, "space": SPACE, "seeds": args.seeds,
-                                   "trials": args.trials, "command": "python benchmarks/search_cost.py"
-                                   + (" --quick" if args.quick else "")})
+                                   "cases": [f"{d} C={b:g}" for d, b in CASES[args.quick]],
+                                   "cells_identical": cells, "by_case": json.loads(by_case.reset_index().to_json(
+                                       orient="records")),
+                                   "command": "python benchmarks/search_cost.py" + (" --quick" if args.quick else "")})
 
 
 if __name__ == "__main__":

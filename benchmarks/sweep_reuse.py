@@ -46,8 +46,10 @@ def run(preset: dict, local: bool, out: Path, num_cpus: int | None) -> dict:
         for reuse in (True, False):
             name = "reuse" if reuse else "fresh"
             t = time.perf_counter()
+            # Anytime reuse alone (the member store, which also shares members across k, is measured by
+            # benchmarks/search_cost.py and tests/test_sweep.py).
             d = sweep(budgets, space=parse_space(SPACE), reuse=reuse, storage_path=str(out), name=name, verbose=0,
-                      per_budget_reports=False, executor="local" if local else "ray", **conf)
+                      per_budget_reports=False, executor="local" if local else "ray", member_store=False, **conf)
             total = time.perf_counter() - t
             meta = json.loads((d / "sweep.json").read_text())["sweep"]
             rows[name] = {"dir": d, "member_steps": meta["member_steps_trained"], "trials": meta["jobs"],

@@ -43,3 +43,35 @@ def test_sigkill_then_resume_keeps_stored_members(tmp_path):
     # Each member trained at most once over both runs, except one in flight at the kill (its record never written).
     assert trained <= 6 + 1
     assert json.loads((out / "tuneall.json").read_text())["state"] == "complete"
+
+
+@pytest.mark.slow
+def test_sigkill_during_halving_then_resume_keeps_every_finished_rung_trial(tmp_path):
+    """Killed between rungs: the resume runs no recorded rung trial again, continues from the stored members and
+    completes with its full trials."""
+    from tuneall.halving import HALVING_LOG, point_id, read_log
+
+    (tmp_path / "kill.yaml").write_text(SPACE)
+    out = tmp_path / "results" / "h"
+    args = ["search", "--dataset", "digits", "--budget", "3e6", "--space", "kill.yaml", "--searcher", "halving",
+            "--seeds", "2", "--min-steps", "20", "--name", "h", "--verbose", "0", "--num-cpus", "1", "-y"]
+    proc = _cli(args, tmp_path)
+    try:
+        _wait(lambda: len(read_log(out)) >= 3, 240, "three finished rung trials")
+    finally:
+        _kill_group(proc.pid)
+        proc.wait(timeout=30)
+    before = (out / HALVING_LOG).read_text().splitlines()
+    proc = _cli(["resume", str(out), "--verbose", "0"], tmp_path)
+    try:
+        assert proc.wait(timeout=400) == 0, (tmp_path / "driver.log").read_text()[-3000:]
+    finally:
+        _kill_group(proc.pid)
+    after = read_log(out)
+    assert (out / HALVING_LOG).read_text().splitlines()[: len(before)] == before  # kept as written
+    keys = [(r["rung"], point_id(r["point"])) for r in after]
+    assert len(keys) == len(set(keys))  # no rung trial ran twice
+    assert {r["rung"] for r in after} == {0, 1, 2} and len([k for k in keys if k[0] == 0]) == 6
+    full = journal.read(out)
+    assert full and all(r["metrics"]["status"] == "ok" for r in full)
+    assert json.loads((out / "tuneall.json").read_text())["state"] == "complete"

@@ -129,11 +129,13 @@ def test_sweep_end_to_end_reuse_matches_fresh_and_counts_member_steps(ray_local,
     fresh = sweep(conf.pop("budgets"), name="fresh", reuse=False, per_budget_reports=False, storage_path=str(tmp_path),
                   executor="local", **conf)
     meta, meta_f = (json.loads((d / "sweep.json").read_text())["sweep"] for d in (out, fresh))
-    # Counted from what the members actually ran: reuse trains exactly what the largest budget alone needs.
-    assert meta["member_steps_trained"] == meta["member_steps_largest_budget"]
+    # Counted from what the members actually ran: reuse trains at most what the largest budget alone needs (less:
+    # the member store shares member j between the k of an architecture; test_sweep_member_store_... below).
+    assert meta["member_store"] and meta["member_steps_trained"] <= meta["member_steps_largest_budget"]
     assert meta_f["member_steps_trained"] == meta_f["member_steps_without_reuse"] > meta["member_steps_trained"]
     jobs = pd.read_csv(out / "jobs.csv")
     assert jobs["member_steps"].sum() == meta["member_steps_trained"] and len(jobs) == 4
+    assert meta["member_steps_trained"] + meta["member_steps_reused"] >= meta["member_steps_largest_budget"]
     key = ["width", "k", "budget", "rule", "repeat"]
     a = pd.read_csv(out / "cells.csv").sort_values(key, ignore_index=True)
     b = pd.read_csv(fresh / "cells.csv").sort_values(key, ignore_index=True)
@@ -168,3 +170,31 @@ def test_example_smoke(tmp_path, name, table):
     (out / table).unlink()
     assert cli.main(["report", str(out)]) == 0
     assert (out / "summary.md").read_text() == summary and not pd.read_csv(out / table).empty
+
+
+def test_sweep_member_store_trains_each_member_once_and_its_cells_equal_fresh_ones(tmp_path):
+    """Member j of every k of an architecture is one member: the sweep trains it once, to the most steps any (k,
+    budget) cell needs, and every cell equals the sweep without the store bit for bit."""
+    from tuneall.api import sweep
+    from tuneall.budget import Budget
+    from tuneall.data import dataset_info
+    from tuneall.planning import plan_point
+
+    conf = dict(budgets="3e5,1e6", dataset="digits", widths=[0.25], k=[1, 2, 4], seeds=2, min_steps=10,
+                executor="local", per_budget_reports=False, storage_path=str(tmp_path), verbose=0)
+    on = sweep(name="store", **conf)
+    off = sweep(name="nostore", member_store=False, **conf)
+    m_on, m_off = (json.loads((d / "sweep.json").read_text())["sweep"] for d in (on, off))
+    info = dataset_info("digits")
+    steps = {k: max(plan_point({"family": "cnn3", "width": 0.25, "k": k}, Budget(c, min_steps=10), info).steps
+                    for c in (3e5, 1e6)) for k in (1, 2, 4)}
+    once = 2 * (steps[1] + steps[2] + 2 * steps[4])  # seeds x members 0, 1, 2-3 at their largest need
+    assert m_on["member_steps_trained"] == once < m_off["member_steps_trained"] == 2 * (steps[1] + 2 * steps[2]
+                                                                                            + 4 * steps[4])
+    assert m_on["member_steps_reused"] > 0 and m_on["member_store"] and not m_off["member_store"]
+    key = ["width", "k", "budget", "rule", "repeat"]
+    a = pd.read_csv(on / "cells.csv").sort_values(key, ignore_index=True)
+    b = pd.read_csv(off / "cells.csv").sort_values(key, ignore_index=True)
+    assert len(a) == len(b) == 2 * 3 * 2
+    pd.testing.assert_frame_equal(a[key + ["steps"] + METRICS], b[key + ["steps"] + METRICS])
+    assert len(list((on / "member_store").glob("*.pt"))) == 2 * 4 and not (off / "member_store").exists()

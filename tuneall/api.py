@@ -332,6 +332,7 @@ def sweep(
     seeds: int = 3,
     rules: str | Sequence[str] = ("mean",),
     reuse: bool = True,
+    member_store: bool = True,
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
     members: str = "sequential",
@@ -353,7 +354,8 @@ def sweep(
     **options,
 ) -> Path:
     """The allocation study over several budgets (``'1e6,3e6,1e7'``, ``'LOW:HIGH:N'`` or a list), each allocation
-    trained once at its largest budget (anytime reuse); returns the results directory. ``options``: the run options
+    trained once at its largest budget (anytime reuse; with ``member_store`` each member of an architecture once for
+    every k and budget, exactly); returns the results directory. ``options``: the run options
     of :class:`tuneall.runner.RunOptions` (name, storage_path, address, concurrency, executor, ...)."""
     from tuneall.sweeper import SweepConfig, parse_budgets, run_sweep
 
@@ -369,7 +371,7 @@ def sweep(
         sp, pts = None, tuple({**p, **fixed} for p in points)
     rules = tuple(r.strip() for r in rules.split(",")) if isinstance(rules, str) else tuple(rules)
     cfg = SweepConfig(budgets=parse_budgets(budgets), space=sp, points=pts, unit=unit, min_steps=min_steps,
-                      dataset=dataset, seeds=seeds, rules=rules, reuse=reuse,
+                      dataset=dataset, seeds=seeds, rules=rules, reuse=reuse, member_store=member_store,
                       resources=Resources(cpus_per_trial, gpus_per_trial, members=members, amp=amp), **options)
     return run_sweep(cfg, argv=argv, verbose=verbose)
 

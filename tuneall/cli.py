@@ -357,7 +357,8 @@ def cmd_sweep(args) -> int:
 
     out = sweep(
         args.budgets, dataset=args.dataset, space=_space(args), unit=args.unit, min_steps=args.min_steps,
-        seeds=args.seeds, rules=args.rules, reuse=not args.no_reuse, cpus_per_trial=args.cpus_per_trial,
+        seeds=args.seeds, rules=args.rules, reuse=not args.no_reuse, member_store=not args.no_member_store,
+        cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, members=args.members, amp=args.amp, argv=_argv(),
         verbose=args.verbose, data_dir=args.data_dir, concurrency=args.concurrency, name=args.name,
         storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus, seed=args.seed,
@@ -477,6 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("sweep")
     g.add_argument("--rules", default="mean", help="comma-separated ensemble combinations: mean,geometric,vote")
     g.add_argument("--no-reuse", action="store_true", help="train every budget's cells fresh (no anytime reuse)")
+    g.add_argument("--no-member-store", action="store_true",
+                   help="train each job's members itself (default: members shared across k and budgets through the "
+                        "results directory's member_store/, each trained once; exact at a fixed thread count)")
     g.add_argument("--executor", default="ray", choices=("ray", "local"),
                    help="Ray Tune trials, or one after another in this process (no Ray)")
     p.set_defaults(func=cmd_sweep)

@@ -167,5 +167,5 @@ def select(points: list[dict], run_rung, results_dir, log=print, rungs=RUNGS) ->
     return alive, rows
 
 
-__all__ = ["RUNGS", "ETA", "CAP", "predict_full", "possibly_tied", "promote", "rung_steps", "select", "read_log", "append_log",
-           "HALVING_LOG"]
+__all__ = ["RUNGS", "ETA", "CAP", "predict_full", "possibly_tied", "promote", "cap_of", "rung_steps", "select",
+           "read_log", "append_log", "HALVING_LOG"]

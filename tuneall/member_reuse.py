@@ -10,6 +10,8 @@ only (:func:`tuneall.planning.plan_point` per k), never computed here.
   every feasible k's steps up to T (and their anytime curves), so any later trial of the same architecture with more
   members reuses them (and trains only its extra members), and one with fewer members (a longer T) continues them
   from their stored state (:mod:`tuneall.member_store`) and pays only the extra steps.
+- ``sweep`` (every feasible (k, budget) cell will be filled): as ``grid`` over every k and budget of the sweep
+  (:func:`sweep_horizons`).
 """
 
 from __future__ import annotations
@@ -161,6 +163,42 @@ def for_trial(ctx, point: dict, plan, data) -> StoreTrainer | None:
                          ctx.budget, ctx.seeds, ctx.seed)
 
 
+def sweep_horizons(point: dict, ks, budgets, unit: str, min_steps: int, info, repeats: int, base_seed: int,
+                   own_k: int) -> list[tuple[int, tuple[int, ...]]]:
+    """Members 0..own_k-1's horizons in a sweep: member i is trained to the most steps any cell (k > i, budget) of
+    its architecture needs and evaluated at every such cell's steps, so each member of an architecture is trained
+    once for the whole sweep, whichever job reaches it first."""
+    from tuneall.budget import Budget
+
+    cells: dict[int, set] = {}
+    for c in budgets:
+        for k, p in architecture_plans(point, ks, Budget(c, unit, min_steps), info, repeats, base_seed).items():
+            cells.setdefault(k, set()).add(p.steps)
+    out = []
+    for i in range(own_k):
+        steps = set().union(*(s for k, s in cells.items() if k > i))
+        out.append((max(steps), tuple(sorted(steps))))
+    return out
+
+
+def sweep_trainer(ctx, point: dict, top, data) -> StoreTrainer | None:
+    """The store trainer of a sweep job (``top``: its plan at its largest budget; ``data``: exactly what its
+    members see), or None where the store is off or cannot be exact (as :func:`for_trial`)."""
+    from pathlib import Path
+
+    import torch
+
+    res = ctx.resources
+    if (not ctx.reuse or ctx.reuse.get("mode") != "sweep" or not ctx.results_dir or res.parallel_members
+            or res.members != "sequential" or res.amp):
+        return None
+    ks = ctx.reuse["ks"].get(arch_key(point)) or [point["k"]]
+    return StoreTrainer(S.MemberStore(Path(ctx.results_dir) / S.STORE_DIR), S.data_fingerprint(data),
+                        torch.get_num_threads(),
+                        sweep_horizons(point, ks, ctx.reuse["budgets"], ctx.unit, ctx.min_steps, data.info,
+                                       ctx.seeds, ctx.seed, top.k))
+
+
 def rung_evals(steps: int, n: int = 8) -> tuple[int, ...]:
     """A rung's evaluations: ``n`` log-spaced steps in [steps / 4, steps], where the curve has left its first
     transient (the power law of :func:`tuneall.halving.predict_full` is fitted to these)."""
@@ -216,4 +254,5 @@ def rung_job(config: dict, ctx, data) -> dict:
     diverged = any(m.diverged or m.steps_done < rplan.steps for rep in members for m in rep)
     return {"status": "diverged" if diverged else "ok", "steps": list(evals), "full_steps": plan.steps,
             "rung_steps": rplan.steps, "curve": curve, "split": "val" if val else "test", **trainer.counts}
-__all__ = ["REUSE_MODES", "architecture_plans", "horizons", "StoreTrainer", "store_trainer", "arch_key", "reuse_ks", "for_trial", "schedule_evals", "rung_job"]
+__all__ = ["REUSE_MODES", "architecture_plans", "horizons", "StoreTrainer", "store_trainer", "arch_key", "reuse_ks",
+           "for_trial", "sweep_horizons", "sweep_trainer", "schedule_evals", "rung_job"]

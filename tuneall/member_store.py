@@ -270,5 +270,5 @@ def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable,
     return out, counts
 
 
-__all__ = ["STORE_DIR", "STATE_MAX_BYTES", "MemberStore", "Record", "Request", "member_key", "key_id", "data_fingerprint",
-           "needed_evals", "record_of", "merge", "view", "fetch_or_train"]
+__all__ = ["STORE_DIR", "STATE_MAX_BYTES", "MemberStore", "Record", "Request", "member_key", "key_id",
+           "data_fingerprint", "needed_evals", "record_of", "merge", "view", "fetch_or_train"]

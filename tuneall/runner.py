@@ -106,7 +106,8 @@ class TrialContext:
     heartbeat_s: float = HEARTBEAT_S  # seconds between a running trial's progress lines (0: quiet)
     save_members: str = "none"  # 'all' | 'best' | 'none': a search's trials keep their members' weights
     # Member reuse through the results directory's member store (tuneall.member_reuse): None (off), or
-    # {"mode": "grid" | "own", "ks": {architecture key or family: feasible ks}}.
+    # {"mode": "grid" | "own", "ks": {architecture key or family: feasible ks}}, or for a sweep
+    # {"mode": "sweep", "ks": {architecture key: ks}, "budgets": [C, ...]}.
     reuse: dict | None = None
 
     def train_config(self, train: TrainConfig) -> TrainConfig:

@@ -120,7 +120,9 @@ def _summary(out: Path, meta: dict, t: dict, figs: list[Path]) -> str:
              f"Budgets C = {budgets} {conf['unit']} (at least {conf['min_steps']} steps per member) on "
              f"`{conf['dataset']}`, {conf['seeds']} seed(s) per allocation, combination rule(s) "
              f"{', '.join(conf['rules'])}; {sw['jobs']} Ray Tune trials.", "",
-             f"Training: {sw['reuse_note']}. Member-steps trained {trained:,}; the largest budget alone needs "
+             f"Training: {sw['reuse_note']}. Member-steps trained {trained:,}"
+             + (f" ({sw['member_steps_reused']:,} answered from the member store)" if sw.get("member_store") else "")
+             + f"; the largest budget alone needs "
              f"{largest:,}; fresh runs at every budget would need {fresh:,} ({fresh / max(trained, 1):.2f}x). "
              f"Wall time {sw['wall_time_s']:.0f} s." + (f" {sw['failed_jobs']} trial(s) failed." if sw.get(
                  "failed_jobs") else ""), "",

@@ -5,7 +5,9 @@ every T' < T, and ``train_member(eval_steps=...)`` evaluates it there. The ensem
 allocation (k, w, T') of a budget C' with T' = floor(C' / (k P)), so each allocation is trained once, at the largest
 budget of the sweep (the most steps; feasibility only grows with C), and every smaller budget's cell is filled from
 that run. Member seeds depend on (repeat, member) only, never on the budget, so a reused cell equals a fresh run of
-that allocation with the same seeds (tests/test_sweep.py checks it bit for bit).
+that allocation with the same seeds (tests/test_sweep.py checks it bit for bit). With the member store (the
+default) members go further: member j of every k of an architecture is one member, trained once to the most steps any
+(k, budget) cell needs of it and evaluated at each (tuneall.member_reuse.sweep_horizons).
 
 A data fraction keeps reuse exact: it selects a fixed seeded subset, independent of T, and batches are slices of a
 seeded sequence of permutations of that subset, so the first T' batches of a T-step run are those of a T'-step run.
@@ -76,6 +78,9 @@ class SweepConfig(RunOptions):
     min_steps: int = DEFAULT_MIN_STEPS
     rules: tuple[str, ...] = ("mean",)  # the first is the primary rule of the per-budget reports
     reuse: bool = True
+    # Members answered from / recorded in the results directory's member_store/ across jobs (each member of an
+    # architecture trained once for the whole sweep: tuneall.member_reuse.sweep_horizons); only with reuse.
+    member_store: bool = True
     per_budget_reports: bool = True
     # A data fraction < 1 draws repeat r's subset with its own seed (repeat r's first member seed), so the spread
     # over seeds includes the choice of subset; False: one subset (fraction seed 0) for every repeat.
@@ -168,6 +173,7 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
     """Train a job's members once, at its largest budget's steps, and evaluate every budget's cell from that run."""
     from tuneall.data import with_fraction
     from tuneall.planning import plan_point
+    from tuneall.member_reuse import sweep_trainer
     from tuneall.trial import evaluate_splits, select_trainer
 
     point = job["point"]
@@ -178,16 +184,24 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
     assert all(p.seeds == top.seeds and p.allocation == top.allocation for p in plans.values())
     train = ctx.train_config(top.train)
     a, evals = top.allocation, tuple(sorted({p.steps for p in plans.values()}))
-    trainer = select_trainer(ctx.resources.members, ctx.resources.amp)
+    plain = select_trainer(ctx.resources.members, ctx.resources.amp)
+    stores = []
+
+    def trainer(plan, part):
+        """The member store's trainer for exactly this data (None: off), else the plain one."""
+        store = sweep_trainer(ctx, point, top, part)
+        stores.extend([store] if store else [])
+        return (store or plain)(plan, part, None, evals)
+
     per_seed = a.data_fraction < 1 and job.get("subset_per_seed", False)
     if per_seed:
         # Repeat r's subset is drawn with repeat r's first member seed (the same for every allocation, so repeats
         # stay paired; within a repeat the subsets of different fractions stay nested, see data.with_fraction).
         members = [trainer(replace(top, train=train, seeds=(seeds,)),
-                           with_fraction(data, a.data_fraction, fraction_seed=seeds[0]), None, evals)[0]
+                           with_fraction(data, a.data_fraction, fraction_seed=seeds[0]))[0]
                    for seeds in top.seeds]
     else:
-        members = trainer(replace(top, train=train), with_fraction(data, a.data_fraction), None, evals)
+        members = trainer(replace(top, train=train), with_fraction(data, a.data_fraction))
     part = with_fraction(data, a.data_fraction)  # members[repeat][i]; the test split and size are every subset's
     flat = [m for rep in members for m in rep]
     per_epoch = max(1, len(part.x_train) // min(train.batch_size, len(part.x_train)))
@@ -204,7 +218,10 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
                              "fraction_seed": top.seeds[r][0] if per_seed else 0, **ens,
                              # members train one after another: a cell's share of the run is its share of the steps
                              "train_time_s": sum(m.train_time_s for m in results) * p.steps / top.steps})
-    return {"status": "ok", "member_steps": sum(m.steps_done for m in flat),
+    trained = (sum(t.counts["member_steps_trained"] for t in stores) if stores
+               else sum(m.steps_done for m in flat))
+    return {"status": "ok", "member_steps": trained,
+            "member_steps_reused": sum(t.counts["member_steps_reused"] for t in stores),
             "planned_member_steps": len(flat) * top.steps, "trained_steps": top.steps, "budgets_filled": len(plans),
             "train_time_s": sum(m.train_time_s for m in flat), "cells_json": json.dumps(rows, default=str)}
 
@@ -249,10 +266,14 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
             meta["config"]["points"] = list(cfg.points)
         meta["sweep"] = {
             "budgets": list(cfg.budgets), "jobs": len(jobs), "reuse": cfg.reuse and not blockers,
-            "reuse_note": ("anytime reuse: each allocation trained once at its largest feasible budget" if cfg.reuse
+            "reuse_note": (("anytime reuse and the member store: each member of an architecture trained once for "
+                            "every k and budget" if cfg.member_store else
+                            "anytime reuse: each allocation trained once at its largest feasible budget") if cfg.reuse
                            and not blockers else "fresh runs per budget: " + ("; ".join(sorted(blockers)) if blockers
                                                                                 else "reuse=False")),
+            "member_store": bool(cfg.member_store and cfg.reuse and not blockers),
             "member_steps_trained": int(sum(j.get("member_steps", 0) or 0 for j in job_rows)),
+            "member_steps_reused": int(sum(j.get("member_steps_reused", 0) or 0 for j in job_rows)),
             "member_steps_largest_budget": int(top["member_steps"].sum()),
             "member_steps_without_reuse": int(feas["member_steps"].sum()),
             "wall_time_s": wall, "failed_jobs": int(sum(j["status"] != "ok" for j in job_rows)),
@@ -263,23 +284,31 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
         build_sweep_report(out)
         R.write_meta(out, meta, "complete")  # last: a complete directory has its report
     m = meta["sweep"]
-    print(f"tuneall: {m['reuse_note']}: {m['member_steps_trained']:,} member-steps trained (largest budget alone: "
-          f"{m['member_steps_largest_budget']:,}; fresh at every budget: {m['member_steps_without_reuse']:,})",
-          flush=True)
+    print(f"tuneall: {m['reuse_note']}: {m['member_steps_trained']:,} member-steps trained"
+          + (f", {m['member_steps_reused']:,} answered from the member store" if m["member_store"] else "")
+          + f" (largest budget alone: {m['member_steps_largest_budget']:,}; fresh at every budget: "
+          f"{m['member_steps_without_reuse']:,})", flush=True)
     return out
 
 
-def _context(cfg: SweepConfig) -> TrialContext:
+def _context(cfg: SweepConfig, jobs: list[dict], exact: bool) -> TrialContext:
+    """The jobs' context; ``exact``: anytime reuse is exact for every job (then the member store may serve)."""
+    from tuneall.member_reuse import reuse_ks
     from tuneall.runner import ship_families
 
+    store = cfg.member_store and cfg.reuse and exact
     return TrialContext(job=sweep_job, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed, rules=cfg.rules,
-                        unit=cfg.unit, min_steps=cfg.min_steps, families=ship_families())
+                        unit=cfg.unit, min_steps=cfg.min_steps, families=ship_families(),
+                        results_dir=str(cfg.results_dir) if store else None,
+                        reuse={"mode": "sweep", "ks": reuse_ks([j["point"] for j in jobs]),
+                               "budgets": list(cfg.budgets)} if store else None)
 
 
 def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta: dict) -> list[tuple]:
     from tuneall.runner import check_fits, concurrency, outcomes, run_local, with_trial_resources
 
-    res, ctx = cfg.resources, _context(cfg)
+    exact = not any(reuse_blocker(_train_of(j["point"])) for j in jobs)
+    res, ctx = cfg.resources, _context(cfg, jobs, exact)
     if cfg.executor == "ray":
         check_fits(res.bundles(1))
     out.mkdir(parents=True, exist_ok=True)  # made by the lock
@@ -333,8 +362,8 @@ def _collect(results: list[tuple]) -> tuple[pd.DataFrame, list[dict]]:
             continue
         rows += [{**r, "job": tid} for r in json.loads(m["cells_json"])]
         jobs.append({"job": tid, **job["point"], "status": "ok", "budgets": len(job["budgets"]),
-                     **{k: m.get(k) for k in ("member_steps", "planned_member_steps", "trained_steps",
-                                              "train_time_s", "threads")}})
+                     **{k: m.get(k) for k in ("member_steps", "member_steps_reused", "planned_member_steps",
+                                              "trained_steps", "train_time_s", "threads")}})
     return pd.DataFrame(rows), jobs
 
 
