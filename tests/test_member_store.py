@@ -219,3 +219,30 @@ def test_only_members_trained_to_the_trials_own_steps_are_captured_as_its_weight
     seeds = plans[2].seeds[0]
     # member 0 is trained to T(1) > T(2) for the k=1 trial; member 1 only to the trial's own T(2)
     assert tr.counts["members_trained"] == 2 and [s for s, _ in got] == [seeds[1]]
+
+
+def test_the_chosen_trials_weights_come_from_the_store_bit_for_bit_without_training(digits, tmp_path):
+    """Members trained past a trial's T (to a larger k's need) keep their weights at every trial's T: the chosen
+    allocation's ensemble is saved from the store, equal to a fresh run's weights, and nothing is trained."""
+    from tuneall import ensemble_io
+    from tuneall.member_reuse import store_trainer
+    from tuneall.tuner import _stored_weights
+
+    plans = _plans(digits, ks=(1, 2, 4), repeats=2)
+    threads = torch.get_num_threads()
+    # One grid trial (k=4) trains member 0 to T(1), member 1 to T(2), members 2-3 to T(4), keeping weights on the way.
+    run_trial(plans[4], digits, trainer=store_trainer(tmp_path, POINT, plans[4], digits, threads, (1, 2, 4), "grid",
+                                                      BUDGET, 2, 0))
+    for k in (1, 2, 4):
+        result, members = _stored_weights(tmp_path, plans[k], digits, digits, threads, "mean")
+        with ensemble_io.capturing(True) as fresh:
+            fresh_result = run_trial(plans[k], digits, trainer=train_sequential)
+        _same(result, fresh_result)
+        assert [s for s, _ in members] == [s for s, _ in fresh] and len(members) == 2 * k
+        for (_, a), (_, b) in zip(members, fresh):
+            assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+    # Records without those weights (a store written before they were kept): the search trains again.
+    bare = tmp_path / "bare"
+    StoreTrainer(S.MemberStore(bare / S.STORE_DIR), S.data_fingerprint(digits), threads,
+                 horizons(4, plans, "grid"))(plans[4], digits, None, ())
+    assert _stored_weights(bare, plans[2], digits, digits, threads, "mean") is None

@@ -73,8 +73,10 @@ class StoreTrainer:
 
     method = "sequential"
 
-    def __init__(self, store: S.MemberStore, data_id: str, threads: int, member_horizons=None):
+    def __init__(self, store: S.MemberStore, data_id: str, threads: int, member_horizons=None,
+                 snapshot_steps=()):
         self.store, self.data_id, self.threads, self.member_horizons = store, data_id, threads, member_horizons
+        self.snapshot_steps = tuple(sorted(set(snapshot_steps)))  # trials' own T: their weights kept in the store
         self.counts = {"member_steps_trained": 0, "member_steps_reused": 0, "members_trained": 0,
                        "members_reused": 0}
 
@@ -104,7 +106,8 @@ class StoreTrainer:
             # offered to a throw-away capture, not to the trial's (the search trains the chosen one again).
             with ensemble_io.capturing(steps != plan.steps):
                 return train_member(a.family, a.width, plan.depth, data, steps, seed, plan.train, evals,
-                                    start=start, keep_state=True)
+                                    start=start, keep_state=True,
+                                    snapshot_steps=tuple(t for t in self.snapshot_steps if t <= steps))
 
         flat, counts = S.fetch_or_train(self.store, requests, train, MemberResult)
         for k, v in counts.items():
@@ -128,7 +131,7 @@ def store_trainer(results_dir, point: dict, plan, data, threads: int, k_values, 
     plans = {k: replace(p, train=plan.train) for k, p in plans.items()}  # the trial's runtime recipe (device)
     plans[plan.k] = plan
     return StoreTrainer(S.MemberStore(Path(results_dir) / S.STORE_DIR), S.data_fingerprint(data), threads,
-                        horizons(plan.k, plans, mode))
+                        horizons(plan.k, plans, mode), snapshot_steps={p.steps for p in plans.values()})
 
 
 

@@ -95,6 +95,7 @@ class Record:
     peak_mem_bytes: int = 0
     mem_kind: str = ""
     state: dict | None = None  # the member's state at steps_done (tuneall.training.member_state), or None
+    weights: dict = field(default_factory=dict)  # step -> state dict at the trials' own steps (their saved members)
 
     def covers(self, steps: int, eval_steps=()) -> bool:
         """Whether a fresh ``steps``-step run evaluated at ``eval_steps`` is answered bit for bit by this record."""
@@ -124,14 +125,17 @@ def record_of(key: dict, result, eval_steps=(), before: Record | None = None) ->
 
     evals = needed_evals(result.steps, eval_steps)
     state = getattr(result, "state", None)
+    ok = ok_through(result.steps, result.steps_done, result.diverged, evals)
+    weights = {s: w for s, w in (getattr(result, "weights", None) or {}).items() if s <= ok}  # before any NaN
     t0, e0 = (before.train_time_s, before.eval_time_s) if before is not None else (0.0, 0.0)
     return Record(key=key, steps=result.steps, steps_done=result.steps_done, diverged=result.diverged,
-                  ok_through=ok_through(result.steps, result.steps_done, result.diverged, evals),
+                  ok_through=ok,
                   test=dict(result.test_logprobs), val=dict(getattr(result, "val_logprobs", {}) or {}),
                   final_loss=result.final_loss, train_time_s=t0 + result.train_time_s,
                   eval_time_s=e0 + result.eval_time_s, latency_s_per_image=result.latency_s_per_image,
                   peak_mem_bytes=result.peak_mem_bytes, mem_kind=result.mem_kind,
-                  state=state if state_bytes(state) <= STATE_MAX_BYTES else None)
+                  state=state if state_bytes(state) <= STATE_MAX_BYTES else None,
+                  weights=weights if state_bytes(weights) <= STATE_MAX_BYTES else {})
 
 
 def merge(old: Record | None, new: Record) -> Record:
@@ -142,7 +146,9 @@ def merge(old: Record | None, new: Record) -> Record:
     long, short = (new, old) if new.ok_through >= old.ok_through else (old, new)
     test = {**{s: v for s, v in short.test.items() if s <= long.ok_through}, **long.test}
     val = {**{s: v for s, v in short.val.items() if s <= long.ok_through}, **long.val}
-    return Record(**{**long.__dict__, "test": dict(sorted(test.items())), "val": dict(sorted(val.items()))})
+    weights = {**{s: v for s, v in short.weights.items() if s <= long.ok_through}, **long.weights}
+    return Record(**{**long.__dict__, "test": dict(sorted(test.items())), "val": dict(sorted(val.items())),
+                     "weights": dict(sorted(weights.items()))})
 
 
 def view(rec: Record, result_cls, seed: int, steps: int, eval_steps=()):

@@ -50,6 +50,7 @@ class MemberResult:
     mem_kind: str = ""
     latency_s_per_image: float = float("nan")  # inference at LATENCY_BATCH inputs per forward
     state: dict | None = None  # with keep_state: what continues this run (see the module docstring), CPU tensors
+    weights: dict[int, dict] = field(default_factory=dict)  # step -> CPU state dict, at the run's snapshot_steps
 
 
 LATENCY_BATCH = 256  # batch size at which inference latency per image is measured
@@ -162,13 +163,16 @@ def train_member(
     eval_steps: tuple[int, ...] = (),
     start: dict | None = None,
     keep_state: bool = False,
+    snapshot_steps: tuple[int, ...] = (),
 ) -> MemberResult:
     """Train one member for ``steps`` SGD steps from ``seed`` (init and data order) and evaluate it on the test set.
 
     The member is evaluated after ``steps`` and after every step count in ``eval_steps`` (anytime evaluation: under a
     fixed learning rate, the model at step T' < T is the model a T'-step run with the same seed would produce).
     ``start``: a state kept by an earlier run of this member (``keep_state``) to continue from; only evaluations
-    after its step are made, and ``train_time_s`` counts only the steps run here.
+    after its step are made, and ``train_time_s`` counts only the steps run here. ``snapshot_steps``: steps at which
+    the weights are kept (``result.weights``): the member store keeps them so a trial of those steps has its weights
+    without training again.
     """
     info = data.info
     device = torch.device(cfg.device)
@@ -195,7 +199,8 @@ def train_member(
     model.train()
     with PeakMemory(device) as mem:
         mean_tail_loss = _sgd_loop(model, opt, sampler, x_train, y_train, (x_test, x_val), evals, cfg, result,
-                                   use_cl, label=f"{family} w={width:g}", first=first, losses=losses)
+                                   use_cl, label=f"{family} w={width:g}", first=first, losses=losses,
+                                   snapshots=frozenset(snapshot_steps))
     result.peak_mem_bytes, result.mem_kind = int(mem.peak), mem.kind
     result.train_time_s = time.perf_counter() - t0 - result.eval_time_s
     ensemble_io.offer(seed, model)  # kept only inside a capture (a search saving members)
@@ -301,10 +306,11 @@ class Heartbeat:
 
 
 def _sgd_loop(model, opt, sampler, x_train, y_train, x_eval, evals, cfg, result: MemberResult,
-              channels_last: bool = False, label: str = "member", first: int = 1, losses: list | None = None) -> float:
+              channels_last: bool = False, label: str = "member", first: int = 1, losses: list | None = None,
+              snapshots: frozenset = frozenset()) -> float:
     """Run optimiser steps ``first``..result.steps, evaluating on ``x_eval`` = (test, validation or None) at
-    ``evals``; fills ``result``; returns the mean loss of the last steps. ``losses``: the last losses so far (a
-    continued run's), extended in place with this run's last ones."""
+    ``evals`` and keeping the weights at ``snapshots``; fills ``result``; returns the mean loss of the last steps.
+    ``losses``: the last losses so far (a continued run's), extended in place with this run's last ones."""
     steps = result.steps
     losses = [] if losses is None else losses
     beat = Heartbeat(f"{label} seed {result.seed}", steps, cfg.heartbeat_s)
@@ -328,6 +334,8 @@ def _sgd_loop(model, opt, sampler, x_train, y_train, x_eval, evals, cfg, result:
         result.steps_done = step
         if step % _DIVERGENCE_CHECK_EVERY == 0:
             beat(step)
+        if step in snapshots:
+            result.weights[step] = _cpu(model.state_dict())
         if step in evals:
             te = time.perf_counter()
             evaluate_into(result, step, lambda x: predict_log_proba(model, x, cfg.eval_batch_size), *x_eval)

@@ -355,9 +355,9 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
 
 
 def _weights_of_chosen(cfg: SearchConfig, data, out: Path, records: list[dict], best_id: str, verbose: int) -> None:
-    """The chosen trial's member weights where the member store answered its members (the store keeps a member's
-    state only at its last step, often past this trial's T): its members trained again here, deterministically, at
-    the trials' thread count, and saved."""
+    """The chosen trial's member weights where the member store answered its members: read from the store (a member
+    keeps its weights at every trial's T it passes while training), or, for records without them, the members
+    trained again here, deterministically, at the trials' thread count; then saved."""
     import torch
 
     from tuneall import ensemble_io
@@ -382,19 +382,46 @@ def _weights_of_chosen(cfg: SearchConfig, data, out: Path, records: list[dict], 
     except Exception:  # noqa: BLE001 - weights are a convenience
         return
     plan = replace(plan, train=ctx.train_config(plan.train))
-    if verbose > 0:
-        print(f"tuneall: training the chosen allocation's members again for their weights (the member store keeps "
-              f"each member's state only at its last step): {allocation_label(plan.row())}", flush=True)
+    part = with_fraction(data, plan.allocation.data_fraction)
     before = torch.get_num_threads()
     torch.set_num_threads(cfg.resources.threads)
     try:
-        with ensemble_io.capturing(True) as members:
-            result = run_trial(plan, with_fraction(data, plan.allocation.data_fraction), rule=cfg.rule)
+        stored = _stored_weights(out, plan, data, part, cfg.resources.threads, cfg.rule)
+        if stored is not None:  # every member's weights at this T were kept when it was trained: no training
+            result, members = stored
+        else:
+            if verbose > 0:
+                print(f"tuneall: training the chosen allocation's members again for their weights (the member "
+                      f"store lacks some at this trial's steps): {allocation_label(plan.row())}", flush=True)
+            with ensemble_io.capturing(True) as members:
+                result = run_trial(plan, part, rule=cfg.rule)
         ensemble_io.save(d, plan, data.info, data.info.name, cfg.rule, members, result)
     except OSError as e:
         print(f"tuneall: members of trial {best_id} not saved ({e})", flush=True)
     finally:
         torch.set_num_threads(before)
+
+
+def _stored_weights(out: Path, plan, data, part, threads: int, rule: str):
+    """(the trial's result, [(seed, weights)]) answered from the member store without training, when every member's
+    record holds its weights at the trial's steps (kept while it trained: tuneall.member_reuse); else None."""
+    from tuneall import member_store as S
+    from tuneall.member_reuse import StoreTrainer
+    from tuneall.trial import curve_steps, run_trial
+
+    # Keyed as the search's trials key them: the whole data's fingerprint (the key holds the data fraction).
+    trainer = StoreTrainer(S.MemberStore(out / S.STORE_DIR), S.data_fingerprint(data), threads)
+    members = []
+    for seeds in plan.seeds:
+        for seed in seeds:
+            rec = trainer.store.load(S.key_id(trainer.key(plan, seed)))
+            if rec is None or plan.steps not in rec.weights or not rec.covers(plan.steps, curve_steps(plan.steps)):
+                return None
+            members.append((seed, rec.weights[plan.steps]))
+    result = run_trial(plan, part, rule=rule, trainer=trainer)
+    if trainer.counts["members_trained"]:  # cannot happen when every record covers the trial; be sure
+        return None
+    return result, members
 
 
 def _read_journal(out: Path, quiet: bool = False) -> list[dict]:
