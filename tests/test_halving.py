@@ -67,3 +67,20 @@ def test_select_runs_each_rung_trial_once_and_a_resume_runs_none_again(tmp_path)
     calls.clear()
     again, _ = H.select(points, run_rung, tmp_path, log=lambda *_: None)
     assert calls == [] and again == alive
+
+
+def test_a_large_k_allocation_still_at_chance_is_judged_by_its_first_members_longer_curve():
+    """At a rung a k = 8 allocation has run a few steps per member (its own curve near chance), but member 0 of its
+    architecture has run nearly to the allocation's full T: the single-member accuracy there is the floor."""
+    own_steps = [5, 8, 12, 17]
+    own = [[0.11, 0.12, 0.12, 0.13], [0.10, 0.11, 0.13, 0.12], [0.12, 0.11, 0.12, 0.14]]
+    m_steps = [34, 60, 100, 136]
+    member = [[0.6, 0.8, 0.88, 0.90], [0.62, 0.79, 0.87, 0.91], [0.58, 0.81, 0.89, 0.90]]
+    m = {"steps": own_steps, "curve": own, "full_steps": 153, "member_steps_curve": m_steps, "member_curve": member}
+    mean, se = H.predict_with_floor(m)
+    assert mean >= 0.90 and se < 0.05  # not the ~0.13 its own curve predicts
+    assert H.predict_full(own_steps, own, 153)[0] < 0.3
+    # Evaluated past the target: read off at the latest evaluation not after it (no extrapolation).
+    assert H.member_floor(m_steps, member, 100) == pytest.approx((0.88, np.std([0.88, 0.87, 0.89], ddof=1) / 3 ** .5))
+    # No member curve (an old rung log): the own prediction.
+    assert H.predict_with_floor({**m, "member_curve": []}) == H.predict_full(own_steps, own, 153)

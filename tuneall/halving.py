@@ -25,7 +25,10 @@ import math
 import os
 from pathlib import Path
 
-RUNGS = (1 / 27, 1 / 9, 1 / 3)  # partial rungs as fractions of each allocation's own T; the last is the full trial
+# Partial rungs as fractions of each allocation's own T; the last is the full trial. Not 1/27: there the curves of
+# large-k allocations (tens of steps) are still in their first transient and the fit is noise (measured: it
+# promoted by steps per member, not by promise).
+RUNGS = (1 / 9, 1 / 3)
 ETA = 3  # at least 1/ETA of a rung's candidates go on
 Z = 1.0  # combined standard errors within which a candidate counts as possibly tied with the leader
 EXTRAPOLATION_SHARE = 0.5  # share of (prediction - last observation) counted as the prediction's uncertainty
@@ -57,6 +60,33 @@ def predict_full(steps, acc_by_seed, target: int) -> tuple[float, float]:
     se_seed = float(preds.std(ddof=1) / math.sqrt(len(preds))) if len(preds) > 1 else 0.0
     se_extra = EXTRAPOLATION_SHARE * abs(mean - float(np.mean(last)))
     return mean, math.sqrt(se_seed ** 2 + se_extra ** 2)
+
+
+def member_floor(steps, acc_by_seed, target: int) -> tuple[float, float] | None:
+    """(mean, se) of one member's accuracy at ``target`` steps from member 0's curve (``acc_by_seed`` at ``steps``):
+    read off where it was evaluated at or past ``target`` (the latest evaluation not after it), else predicted from
+    the curve like an ensemble's. None without a usable curve."""
+    if not steps or not acc_by_seed or not all(len(a) == len(steps) for a in acc_by_seed):
+        return None
+    if steps[-1] >= target:
+        at = max(i for i, s in enumerate(steps) if s <= target) if steps[0] <= target else 0
+        vals = [a[at] for a in acc_by_seed]
+        mean = sum(vals) / len(vals)
+        se = (math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1) / len(vals)) if len(vals) > 1
+              else 0.0)
+        return mean, se
+    return predict_full(steps, acc_by_seed, target) if len(steps) >= 3 else None
+
+
+def predict_with_floor(m: dict) -> tuple[float, float]:
+    """A rung trial's prediction at its full T: from its own ensemble curve, or the single-member floor from member
+    0's longer curve (an ensemble of k members at T(k) is at least about as accurate as one of them), whichever is
+    higher. Without the floor, allocations whose rung is still in the first transient (large k: few steps per
+    member) are predicted near chance and dropped: measured on mnist1d, every k >= 6 was, with the best among
+    them."""
+    own = predict_full(m["steps"], m["curve"], m["full_steps"])
+    floor = member_floor(m.get("member_steps_curve") or [], m.get("member_curve") or [], m["full_steps"])
+    return floor if floor is not None and floor[0] > own[0] else own
 
 
 def possibly_tied(preds: dict, z: float = Z) -> list:
@@ -149,7 +179,7 @@ def select(points: list[dict], run_rung, results_dir, log=print, rungs=RUNGS) ->
         for p in alive:
             m = done[(i, point_id(p))]["metrics"]
             if m.get("status") == "ok":
-                preds[point_id(p)] = predict_full(m["steps"], m["curve"], m["full_steps"])
+                preds[point_id(p)] = predict_with_floor(m)
             rows.append({"rung": i, "fraction": f, **p, **{k: m.get(k) for k in (
                 "status", "member_steps_trained", "member_steps_reused")},
                 "predicted": preds.get(point_id(p), (math.nan, math.nan))[0],
@@ -167,5 +197,5 @@ def select(points: list[dict], run_rung, results_dir, log=print, rungs=RUNGS) ->
     return alive, rows
 
 
-__all__ = ["RUNGS", "ETA", "CAP", "predict_full", "possibly_tied", "promote", "cap_of", "rung_steps", "select",
+__all__ = ["RUNGS", "ETA", "CAP", "predict_full", "member_floor", "predict_with_floor", "possibly_tied", "promote", "cap_of", "rung_steps", "select",
            "read_log", "append_log", "HALVING_LOG"]

@@ -226,7 +226,7 @@ def rung_job(config: dict, ctx, data) -> dict:
     import torch
 
     from tuneall.data import with_fraction
-    from tuneall.halving import rung_steps
+    from tuneall.halving import RUNGS, rung_steps
     from tuneall.planning import plan_point
     from tuneall.trial import evaluate_members
 
@@ -247,7 +247,9 @@ def rung_job(config: dict, ctx, data) -> dict:
     trainer = StoreTrainer(S.MemberStore(Path(ctx.results_dir) / S.STORE_DIR), S.data_fingerprint(data),
                            torch.get_num_threads(), horizons(plan.k, plans, "grid", lambda s: tuple(later[s])))
     part = with_fraction(data, plan.allocation.data_fraction)
-    evals = rung_evals(rplan.steps)
+    # The curve reaches back over the earlier rungs' evaluations too (stored: free), so the fit sees a wider range.
+    evals = tuple(sorted(set().union(*(rung_evals(rung_steps(plan.steps, g, ctx.budget.min_steps))
+                                       for g in RUNGS if g <= f)) | set(rung_evals(rplan.steps))))
     members = trainer(rplan, part, None, evals)
     val = getattr(part, "y_val", None) is not None  # choose on validation where the data has that split
     labels = part.y_val if val else part.y_test
@@ -255,7 +257,26 @@ def rung_job(config: dict, ctx, data) -> dict:
                                **({"split": "val"} if val else {}))[0]["ensemble_acc"] for s in evals]
              for rep in members]
     diverged = any(m.diverged or m.steps_done < rplan.steps for rep in members for m in rep)
+    m_steps, m_curve = _first_member_curve(trainer, rplan, labels, "val" if val else "test")
     return {"status": "diverged" if diverged else "ok", "steps": list(evals), "full_steps": plan.steps,
-            "rung_steps": rplan.steps, "curve": curve, "split": "val" if val else "test", **trainer.counts}
+            "rung_steps": rplan.steps, "curve": curve, "split": "val" if val else "test",
+            "member_steps_curve": m_steps, "member_curve": m_curve, **trainer.counts}
+
+
+def _first_member_curve(trainer: StoreTrainer, plan, labels, split: str) -> tuple[list[int], list[list[float]]]:
+    """The accuracy curve of member 0 of each repeat, as far as the rung trained it (its horizon: the longest of the
+    architecture, the k = 1 allocation's share of the rung): every stored evaluation in the last three quarters
+    of its steps. A large-k allocation's own curve at a rung is short (tens of steps, often still at chance), while
+    member 0 has usually run past that allocation's full T already: :mod:`tuneall.halving` reads the single member's
+    accuracy at T(k) as a floor for the k-member ensemble there."""
+    from tuneall import metrics as M
+
+    recs = [trainer.store.load(S.key_id(trainer.key(plan, seeds[0]))) for seeds in plan.seeds]
+    if any(r is None or r.diverged for r in recs):
+        return [], []
+    top = min(r.ok_through for r in recs)
+    steps = sorted(set.intersection(*({s for s in (r.val if split == "val" else r.test) if top / 4 <= s <= top}
+                                      for r in recs)))
+    return steps, [[M.accuracy((r.val if split == "val" else r.test)[s], labels) for s in steps] for r in recs]
 __all__ = ["REUSE_MODES", "architecture_plans", "horizons", "StoreTrainer", "store_trainer", "arch_key", "reuse_ks",
            "for_trial", "sweep_horizons", "sweep_trainer", "schedule_evals", "rung_job"]
