@@ -7,9 +7,12 @@ architecture) and evaluated along the way. Comparing allocations at equal spent 
 a saturating power law acc(s) = 1 - (E + A s^-alpha) (:mod:`tuneall.powerlaw`) fitted to its own anytime curve, per
 seed. The uncertainty of a prediction is the standard error over seeds plus an extrapolation term (a share of the
 distance between the prediction and the last observation: the further a curve is extrapolated, the less it is
-trusted). Everything that could still be tied with the leader (its mean within z combined standard errors of the
-leader's) is promoted, and at least the top 1/eta, but at most CAP x 1/eta of the candidates (on a plateau any tied
-candidate is an answer; the ones left out are marked ``possibly_tied`` in ``halving.csv``). Members carry over
+trusted). A rung's short curve for a large k is often still at chance, so the prediction is floored by the
+single-member accuracy at the allocation's full T read from (or predicted by) member 0 of its architecture, which
+the rung has run much further (:func:`predict_with_floor`). Everything that could still be tied with the leader
+(its mean within z combined standard errors of the leader's) is promoted, and at least the top 1/eta, but at most
+CAP x 1/eta of the candidates (on a plateau any tied candidate is an answer; the ones left out are marked
+``possibly_tied`` in ``halving.csv``). Members carry over
 between rungs exactly: each rung continues the previous rung's members from their stored state
 (:mod:`tuneall.member_store`), and the last rung runs the promoted points as full trials, continued the same way,
 through the search's ordinary journal and report.
@@ -68,8 +71,10 @@ def member_floor(steps, acc_by_seed, target: int) -> tuple[float, float] | None:
     the curve like an ensemble's. None without a usable curve."""
     if not steps or not acc_by_seed or not all(len(a) == len(steps) for a in acc_by_seed):
         return None
+    if steps[0] > target:  # every evaluation is past the target: no reading at or below it
+        return None
     if steps[-1] >= target:
-        at = max(i for i, s in enumerate(steps) if s <= target) if steps[0] <= target else 0
+        at = max(i for i, s in enumerate(steps) if s <= target)
         vals = [a[at] for a in acc_by_seed]
         mean = sum(vals) / len(vals)
         se = (math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1) / len(vals)) if len(vals) > 1
@@ -197,5 +202,5 @@ def select(points: list[dict], run_rung, results_dir, log=print, rungs=RUNGS) ->
     return alive, rows
 
 
-__all__ = ["RUNGS", "ETA", "CAP", "predict_full", "member_floor", "predict_with_floor", "possibly_tied", "promote", "cap_of", "rung_steps", "select",
-           "read_log", "append_log", "HALVING_LOG"]
+__all__ = ["RUNGS", "ETA", "CAP", "predict_full", "member_floor", "predict_with_floor", "possibly_tied", "promote",
+           "cap_of", "rung_steps", "select", "read_log", "append_log", "HALVING_LOG"]
