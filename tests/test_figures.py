@@ -68,3 +68,18 @@ def test_pareto_figure_renders(tmp_path):
     objs = frontier_objectives(None)
     p = plots.pareto_scatter(s, frontier(s, objs), tmp_path / "p.png", objs)
     assert p.exists() and p.stat().st_size > 10_000
+
+
+def test_history_hides_redrawn_duplicates_and_plots_trials_in_order(tmp_path, monkeypatch):
+    """Duplicates told to Optuna without running (and drawn again) are not trials: hidden, and the x axis is the
+    order drawn (no gaps where their numbers were)."""
+    import matplotlib.axes
+
+    seen = {}
+    real = matplotlib.axes.Axes.scatter
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter",
+                        lambda self, x, y, **kw: seen.update(x=list(x), y=list(y)) or real(self, x, y, **kw))
+    t = pd.DataFrame({"number": [0, 1, 2, 3, 4, 5], "value": [0.5, 0.5, None, 0.7, 0.7, 0.6],
+                      "user_attrs_redrawn": [None, "answered", "running", None, "answered", None]})
+    p = plots.optimisation_history(t, tmp_path / "h.png", "val_ensemble_acc_mean", "max", study=object())
+    assert p.exists() and seen == {"x": [0, 1, 2], "y": [0.5, 0.7, 0.6]}

@@ -22,6 +22,7 @@ from typing import Iterator
 from ray.tune.search.optuna import OptunaSearch
 
 from tuneall import journal
+from tuneall.config import REDRAWN
 
 CONSTRAINT = "budget_feasible"  # > 0: infeasible under the budget, or diverged
 # How many times a suggestion that repeats an answered point is answered at once and drawn again before the repeat is
@@ -82,9 +83,11 @@ class ConstrainedOptunaSearch(OptunaSearch):
                 break
             ot_trial = self._ot_trials.pop(trial_id)
             if known is not None:
+                ot_trial.set_user_attr(REDRAWN, "answered")  # not a trial that ran: the history plot hides it
                 self._tell(ot_trial, known)
             else:  # the same point is being trained by a trial running now: draw another one
                 ot_trial.set_user_attr("duplicate_of_running", self._running[key])
+                ot_trial.set_user_attr(REDRAWN, "running")
                 self._ot_study.tell(ot_trial, state=TrialState.FAIL)
             self.redrawn += 1
         self._configs[trial_id] = config

@@ -47,6 +47,9 @@ RECIPE_FIELDS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "l
 ALLOCATION_COLUMNS = ["family", "width", "depth", "k", "data_fraction", "design", *RECIPE_FIELDS]
 
 HEARTBEAT_S = 60.0  # seconds between a long-running member's "step i/T" lines inside a search or sweep
+# User attribute of an Optuna trial told without running: a duplicate point, answered ("answered") or being trained
+# ("running"), and drawn again; the optimisation history hides such trials.
+REDRAWN = "redrawn"
 
 
 def check_rule(rule: str) -> str:
@@ -190,4 +193,4 @@ class Resources:
 
 __all__ = ["MEMBER_METHODS", "COMBINE_RULES", "SEARCHERS", "OPTIMIZERS", "ENSEMBLE_METRICS", "VAL_PREFIX",
            "SPLIT_METRICS", "CHOICE_METRIC", "RECIPE_FIELDS", "OBJECTIVES", "DEFAULT_OBJECTIVE",
-           "ALLOCATION_COLUMNS", "HEARTBEAT_S", "check_rule", "parse_objectives", "TrainConfig", "Resources"]
+           "ALLOCATION_COLUMNS", "HEARTBEAT_S", "REDRAWN", "check_rule", "parse_objectives", "TrainConfig", "Resources"]

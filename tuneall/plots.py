@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from tuneall.frontier import FRONTIER_OBJECTIVES, resolve_metric  # noqa: E402
+from tuneall.config import REDRAWN  # noqa: E402
 
 
 def accuracy_vs_k(summary: pd.DataFrame, path: Path) -> Path:
@@ -87,7 +88,12 @@ def pareto_scatter(summary: pd.DataFrame, front: pd.DataFrame, path: Path, objec
 def optimisation_history(optuna_trials: pd.DataFrame, path: Path, metric: str = "objective", mode: str = "max",
                          study=None) -> Path | None:
     """Each trial's objective and the best so far (a running max or min, as the objective's mode says): Optuna's
-    own plot when the study can be read, else the same figure from ``optuna_trials.csv``."""
+    own plot when the study can be read and every trial in it ran, else the same figure from ``optuna_trials.csv``
+    over the trials that ran, in order (duplicates told without running, and drawn again, are hidden: their Optuna
+    numbers would leave gaps and repeat points)."""
+    redrawn = f"user_attrs_{REDRAWN}"
+    if redrawn in optuna_trials and optuna_trials[redrawn].notna().any():
+        study = None
     if study is not None:
         import warnings
 
@@ -107,15 +113,19 @@ def optimisation_history(optuna_trials: pd.DataFrame, path: Path, metric: str = 
             return None
         col = cols[0]
         t = optuna_trials.sort_values("number")
+        if redrawn in t:
+            t = t[t[redrawn].isna()]
+        t = t[t[col].notna()]
+        x = range(len(t))  # trials in the order they were drawn
         fig, ax = plt.subplots()
-        ax.scatter(t["number"], t[col], s=20, label=metric)
+        ax.scatter(x, t[col], s=20, label=metric)
         best = t[col].cummax() if mode == "max" else t[col].cummin()
-        ax.plot(t["number"], best, color="red", label="best so far")
+        ax.plot(x, best, color="red", label="best so far")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
     fig.set_size_inches(6.5, 4.2)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_xlabel("Optuna trial number")
+    ax.set_xlabel("Optuna trial number" if study is not None else "trial (in the order drawn)")
     ax.set_ylabel(f"{metric} ({'higher' if mode == 'max' else 'lower'} is better)")
     ax.set_title(f"Optimisation history (best so far: {mode})")
     fig.tight_layout()
