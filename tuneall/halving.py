@@ -35,7 +35,7 @@ RUNGS = (1 / 9, 1 / 3)
 ETA = 3  # at least 1/ETA of a rung's candidates go on
 Z = 1.0  # combined standard errors within which a candidate counts as possibly tied with the leader
 EXTRAPOLATION_SHARE = 0.5  # share of (prediction - last observation) counted as the prediction's uncertainty
-CAP = 1.5  # at most CAP x ceil(n / ETA) candidates go on (rounded up), however many are possibly tied
+CAP = 1.25  # at most CAP x ceil(n / ETA) candidates go on (rounded up), however many are possibly tied
 RUNG_MIN_STEPS = 10  # a rung trains at least this many steps (or the budget's minimum per member, if fewer)
 HALVING_LOG = "halving.jsonl"
 

@@ -267,8 +267,8 @@ def _first_member_curve(trainer: StoreTrainer, plan, labels, split: str) -> tupl
     """The accuracy curve of member 0 of each repeat, as far as the rung trained it (its horizon: the longest of the
     architecture, the k = 1 allocation's share of the rung): every stored evaluation in the last three quarters
     of its steps. A large-k allocation's own curve at a rung is short (tens of steps, often still at chance), while
-    member 0 has usually run past that allocation's full T already: :mod:`tuneall.halving` reads the single member's
-    accuracy at T(k) as a floor for the k-member ensemble there."""
+    member 0 has usually run near or past that allocation's full T: :mod:`tuneall.halving` reads (or predicts) the
+    single member's accuracy at T(k) as a floor for the k-member ensemble there."""
     from tuneall import metrics as M
 
     recs = [trainer.store.load(S.key_id(trainer.key(plan, seeds[0]))) for seeds in plan.seeds]
@@ -278,5 +278,7 @@ def _first_member_curve(trainer: StoreTrainer, plan, labels, split: str) -> tupl
     steps = sorted(set.intersection(*({s for s in (r.val if split == "val" else r.test) if top / 4 <= s <= top}
                                       for r in recs)))
     return steps, [[M.accuracy((r.val if split == "val" else r.test)[s], labels) for s in steps] for r in recs]
+
+
 __all__ = ["REUSE_MODES", "architecture_plans", "horizons", "StoreTrainer", "store_trainer", "arch_key", "reuse_ks",
            "for_trial", "sweep_horizons", "sweep_trainer", "schedule_evals", "rung_job"]
