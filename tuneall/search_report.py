@@ -297,10 +297,11 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
                   f"{summary['trial_id'].nunique()} trial(s) that finished. Continue it with `tuneall resume "
                   f"{out}`.**", ""]
     if best is None:  # said first: the tables below are a record of what went wrong, not an answer
+        first = _first_error(trials)
         lines += ["**NO ANSWER: no trial trained successfully" + (" above chance" if summary["degenerate"].any()
                                                                   else "")
                   + " (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"
-                  + (f"; first error: {_first_error(trials)}" if _first_error(trials) else "") + ".**", ""]
+                  + (f"; first error: {first}" if first else "") + ".**", ""]
     stop = meta.get("time_budget") or {}
     if stop.get("stopped"):
         lines += [f"**Stopped by the time budget** ({stop['seconds']:g} s of wall clock): {stop['trials_run']} of "

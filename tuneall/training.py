@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import torch
@@ -187,9 +188,10 @@ def train_member(
     x_test = data.x_test.to(device)
     x_val = data.x_val.to(device) if getattr(data, "x_val", None) is not None else None
     sampler = BatchSampler(len(x_train), cfg.batch_size, seed=seed + 7919, device=cfg.device)
-    first, losses = 1, []
+    first, losses = 1, deque(maxlen=_TAIL_MAX)  # the last losses: the final-loss tail, kept in the state
     if start is not None:
-        first, losses = restore_state(start, model, opt, sampler, device) + 1, list(start["losses"].to(device))
+        first = restore_state(start, model, opt, sampler, device) + 1
+        losses.extend(start["losses"].to(device))
         if first > steps:
             raise ValueError(f"a state at step {first - 1} cannot continue a run of {steps} steps")
     evals = sorted({s for s in eval_steps if first <= s < steps} | {steps})
@@ -226,13 +228,13 @@ def _cpu(obj):
     return obj
 
 
-def member_state(step: int, model, opt, sampler: BatchSampler, losses: list) -> dict:
+def member_state(step: int, model, opt, sampler: BatchSampler, losses) -> dict:
     """Everything a run at ``step`` continues from (plain tensors, ints and floats: ``torch.load(weights_only=True)``
     reads it back)."""
     return {"step": int(step), "model": _cpu(model.state_dict()), "opt": _cpu(opt.state_dict()),
             "sampler": {"gen": sampler.gen.get_state(), "perm": sampler._perm.cpu(), "pos": int(sampler._pos)},
             "rng": torch.get_rng_state(),
-            "losses": torch.stack(losses[-_TAIL_MAX:]).cpu() if losses else torch.empty(0)}
+            "losses": torch.stack(list(losses)).cpu() if losses else torch.empty(0)}
 
 
 def restore_state(state: dict, model, opt, sampler: BatchSampler, device) -> int:
@@ -306,13 +308,13 @@ class Heartbeat:
 
 
 def _sgd_loop(model, opt, sampler, x_train, y_train, x_eval, evals, cfg, result: MemberResult,
-              channels_last: bool = False, label: str = "member", first: int = 1, losses: list | None = None,
+              channels_last: bool = False, label: str = "member", first: int = 1, losses: deque | None = None,
               snapshots: frozenset = frozenset()) -> float:
     """Run optimiser steps ``first``..result.steps, evaluating on ``x_eval`` = (test, validation or None) at
     ``evals`` and keeping the weights at ``snapshots``; fills ``result``; returns the mean loss of the last steps.
     ``losses``: the last losses so far (a continued run's), extended in place with this run's last ones."""
     steps = result.steps
-    losses = [] if losses is None else losses
+    losses = deque(maxlen=_TAIL_MAX) if losses is None else losses
     beat = Heartbeat(f"{label} seed {result.seed}", steps, cfg.heartbeat_s)
     bad = torch.zeros((), dtype=torch.bool, device=x_train.device)
     # Only the batch is converted to channels_last (a copy of the whole training set would double its memory).
@@ -325,9 +327,7 @@ def _sgd_loop(model, opt, sampler, x_train, y_train, x_eval, evals, cfg, result:
         loss.backward()
         opt.step()
         bad |= ~torch.isfinite(loss.detach())
-        losses.append(loss.detach())
-        if len(losses) > _TAIL_MAX:
-            del losses[0]
+        losses.append(loss.detach())  # a bounded deque: O(1) on the hot path
         if (step % _DIVERGENCE_CHECK_EVERY == 0 or step in evals) and bool(bad):
             result.diverged = True
             break
@@ -346,6 +346,6 @@ def _sgd_loop(model, opt, sampler, x_train, y_train, x_eval, evals, cfg, result:
     if result.diverged or len(losses) < tail:
         return float("nan")
     tail_sum = torch.zeros((), device=x_train.device)
-    for loss in losses[-tail:]:
+    for loss in list(losses)[-tail:]:
         tail_sum += loss
     return float(tail_sum / tail)
