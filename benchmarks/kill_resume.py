@@ -36,7 +36,7 @@ from pathlib import Path
 
 import _common as C  # noqa: E402  (puts the repository root on sys.path)
 
-from tuneall import journal  # noqa: E402
+from tuneall.rundir import journal  # noqa: E402
 
 BUDGET = "3e7"  # trials of ~2-10 s on digits: a search of 9 trials, under a minute when nothing kills it
 SPACE = "name: kill\nfamilies: [cnn3]\nwidth: [0.25, 0.5, 1.0]\nk: [1, 2, 3]\nbatch_size: 32\n"

@@ -1,7 +1,7 @@
 """Search cost (issue 13): what each searcher spends and whether it finds the grid's plateau.
 
 Per case (dataset, budget C; the packaged ``paper`` space, 3 seeds per allocation) the exhaustive grid without the
-member store is the reference (today's cost; its tie set, :mod:`tuneall.ties`, is the plateau). Then the grid with
+member store is the reference (today's cost; its tie set, :mod:`tuneall.reporting.ties`, is the plateau). Then the grid with
 member reuse (deterministic: one run, its cells compared bit for bit with the reference's), and over several search
 seeds ``--searcher halving``, then TPE and random with as many trials as halving spent budgets (the same compute).
 Per method: training compute (member-steps x each member's step cost, rungs included) as a multiple of C x seeds, member-steps against the reference grid's, wall
@@ -43,10 +43,10 @@ def _search(root: Path, name: str, dataset: str, budget: float, seeds: int, seed
 
 def _compute(out: Path, dataset: str, budget: float) -> tuple[float, int]:
     """Training compute spent (param-steps: member-steps x P) and member-steps, full trials and halving rungs."""
-    from tuneall import journal
-    from tuneall.budget import Budget
+    from tuneall.rundir import journal
+    from tuneall.core.budget import Budget
     from tuneall.data import dataset_info
-    from tuneall.planning import plan_point
+    from tuneall.planning.points import plan_point
 
     info, b = dataset_info(dataset), Budget(budget, min_steps=1)
     total, steps = 0.0, 0
@@ -76,7 +76,7 @@ def _chosen(out: Path) -> tuple:
 def _tie_keys(out: Path) -> set:
     import pandas as pd
 
-    from tuneall.ties import tie_set
+    from tuneall.reporting.ties import tie_set
 
     t = pd.read_csv(out / "trials.csv", dtype={"trial_id": str})
     table, _ = tie_set(t, "val_ensemble_acc", "max")  # the plateau on the split that chooses

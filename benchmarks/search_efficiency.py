@@ -33,8 +33,8 @@ import torch  # noqa: E402
 
 from tuneall.data import load_dataset  # noqa: E402
 from tuneall.models import param_count  # noqa: E402
-from tuneall.space import parse_space  # noqa: E402
-from tuneall.training import TrainConfig, train_member  # noqa: E402
+from tuneall.planning.space import parse_space  # noqa: E402
+from tuneall.training.member import TrainConfig, train_member  # noqa: E402
 
 GOAL = 0.85
 WIDTH, KS = 0.5, [1, 2, 3, 4, 5, 6]

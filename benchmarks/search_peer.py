@@ -32,10 +32,10 @@ def _peer_worker(storage: str, points: list[dict], budget: float, total: int) ->
     import optuna
     import torch
 
-    from tuneall.budget import Budget
+    from tuneall.core.budget import Budget
     from tuneall.data import load_dataset, with_fraction
-    from tuneall.planning import plan_point
-    from tuneall.trial import run_trial
+    from tuneall.planning.points import plan_point
+    from tuneall.training.trial import run_trial
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -79,7 +79,7 @@ def run_peer(points: list[dict], budget: float, root: Path) -> tuple[float, dict
 def run_tuneall(budget: float, trials: int, root: Path) -> tuple[float, list[dict], dict, dict]:
     """Wall time of ``tuneall.search``, its trials' points in journal order, objective per point and step counts."""
     import tuneall
-    from tuneall import journal
+    from tuneall.rundir import journal
 
     t0 = time.perf_counter()
     tuneall.search(budget=budget, dataset=DATASET, space=SPACE, trials=trials, seeds=SEEDS, name="tuneall",

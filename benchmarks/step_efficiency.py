@@ -28,7 +28,7 @@ from torch.nn import functional as F  # noqa: E402
 from tuneall.data import make_synthetic  # noqa: E402
 from tuneall.models import create_model  # noqa: E402
 from tuneall.models.flops import train_flops_per_step  # noqa: E402
-from tuneall.training import TrainConfig, predict_log_proba, train_member  # noqa: E402
+from tuneall.training.member import TrainConfig, predict_log_proba, train_member  # noqa: E402
 
 SHAPE, CLASSES, BATCH = (3, 32, 32), 10, 128
 GOAL = 0.6  # step efficiency goal for cnn3 at w >= 1
@@ -177,7 +177,7 @@ _WAIT_CHILD = """
 import sys, time, torch
 sys.path.insert(0, {root!r})
 from tuneall.data import make_synthetic
-from tuneall.training import TrainConfig, train_member
+from tuneall.training.member import TrainConfig, train_member
 torch.set_num_threads(2)
 data = make_synthetic((3, 32, 32), 10, n_train=2048, n_test=64, seed=0)
 train_member("cnn3", 1.0, None, data, 2, 0, TrainConfig())

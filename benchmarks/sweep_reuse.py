@@ -21,7 +21,7 @@ import _common as C  # noqa: E402  (puts the repository root on sys.path)
 
 import pandas as pd  # noqa: E402
 
-from tuneall.space import parse_space  # noqa: E402
+from tuneall.planning.space import parse_space  # noqa: E402
 from tuneall.api import sweep  # noqa: E402
 
 SPACE = {"name": "bench", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2], "batch_size": 64}

@@ -18,8 +18,8 @@ import _common as C  # noqa: E402  (puts the repository root on sys.path)
 import torch  # noqa: E402
 
 from tuneall.data import load_dataset, make_synthetic  # noqa: E402
-from tuneall.training import TrainConfig, train_member  # noqa: E402
-from tuneall.vectorized import choose_method, train_members_vectorized  # noqa: E402
+from tuneall.training.member import TrainConfig, train_member  # noqa: E402
+from tuneall.training.vectorized import choose_method, train_members_vectorized  # noqa: E402
 
 GOAL_CPU, GOAL_GPU = 1.0, 4.0  # vectorised >= 1.0x sequential on CPU; >= 4x for k=8, w=0.5 on a GPU
 

@@ -52,7 +52,7 @@ def run(args, name: str, conf: dict) -> Path:
     from tuneall.api import sweep
 
     if args.report_only:
-        from tuneall.sweep_report import build_sweep_report
+        from tuneall.sweeping.report import build_sweep_report
 
         build_sweep_report(args.report_only)
         return Path(args.report_only)
@@ -71,17 +71,17 @@ def run(args, name: str, conf: dict) -> Path:
 
 
 def cell(row, **over) -> dict:
-    """A summary-table row as the cell key that :func:`tuneall.analysis.contrast` matches (plus overrides)."""
-    from tuneall.analysis import PLAN_KEYS
+    """A summary-table row as the cell key that :func:`tuneall.reporting.analysis.contrast` matches (plus overrides)."""
+    from tuneall.reporting.analysis import PLAN_KEYS
 
     return {**{k: v for k, v in dict(row).items() if k not in PLAN_KEYS and k not in
                ("mean", "std", "worst", "n", "line", "best_fraction", "gap_to_best")}, **over}
 
 
 def graded(claim: str, cells: pd.DataFrame, terms, direction: str = "greater") -> dict:
-    """A claim graded on a contrast of cells paired over seeds (:func:`tuneall.analysis.contrast`)."""
-    from tuneall.analysis import contrast
-    from tuneall.grading import verdict
+    """A claim graded on a contrast of cells paired over seeds (:func:`tuneall.reporting.analysis.contrast`)."""
+    from tuneall.reporting.analysis import contrast
+    from tuneall.reporting.grading import verdict
 
     effect, se, n = contrast(cells, terms)
     return verdict(claim, effect, se, n, direction, basis="paired over seeds")
@@ -94,14 +94,14 @@ def command_of(out: Path) -> str:
 
 
 def write_findings(out: Path, title: str, lines: list[str], verdicts: list[dict] = ()) -> Path:
-    """findings.md in the results directory: the command, the seed's claims graded by :mod:`tuneall.grading`
+    """findings.md in the results directory: the command, the seed's claims graded by :mod:`tuneall.reporting.grading`
     (also written to ``verdicts.csv``), the power-law hold-out, then the supporting tables; also printed."""
-    from tuneall.grading import VERDICT_COLUMNS, verdict_line
-    from tuneall.powerlaw import holdout_statement
+    from tuneall.reporting.grading import VERDICT_COLUMNS, verdict_line
+    from tuneall.reporting.powerlaw import holdout_statement
 
     pd.DataFrame(list(verdicts), columns=VERDICT_COLUMNS).to_csv(out / "verdicts.csv", index=False)
     head = [f"Command: `{command_of(out)}`", "",
-            "Verdicts are computed, never written by hand: `tuneall.grading.grade` on the effect and its standard "
+            "Verdicts are computed, never written by hand: `tuneall.reporting.grading.grade` on the effect and its standard "
             "error (REPRODUCED: in the claimed direction by more than 2 SE; WEAK: the direction holds within "
             "noise; NOT REPRODUCED: otherwise). Effects are accuracy differences in points, paired over seeds "
             "(repeat r of every allocation shares its seeds); a best cell picked by its mean is favoured by the "

@@ -33,7 +33,7 @@ CIFAR = dict(dataset="cifar10", budgets="1e8:3e10:6", seeds=3, gpus_per_trial=0.
 
 
 def findings(out: Path) -> tuple[list[str], list[dict]]:
-    from tuneall.grading import combined, effect_text
+    from tuneall.reporting.grading import combined, effect_text
 
     cells = pd.read_csv(out / "cells.csv")
     s = pd.read_csv(out / "cells_summary.csv")
@@ -93,7 +93,7 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
 def main(argv=None) -> Path:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     conf = preset(args, SMOKE, DEFAULT, CIFAR)
-    from tuneall.space import parse_space
+    from tuneall.planning.space import parse_space
 
     conf["space"] = parse_space(conf["space"])
     out = run(args, "seed000-crossover", conf)

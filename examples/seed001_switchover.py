@@ -1,7 +1,7 @@
 """Seed 001: the Ensemble Switchover Threshold as a heat map over (total parameters, training steps), for several k.
 
 Single networks S (cnn3 at several widths) against their depth-equivalent ensembles (deq: k members of the same
-depth, the largest width with k x |E| <= |S|, via tuneall.design_classes), every design trained under the same budget
+depth, the largest width with k x |E| <= |S|, via tuneall.planning.design_classes), every design trained under the same budget
 C = P x T. At equal total parameters the budget gives single and ensemble (almost) the same steps per member, so
 sweeping C moves each pair up the steps axis. Writes the sweep's results directory and ``findings.md``.
 
@@ -40,7 +40,7 @@ def _tile_cells(r) -> tuple[dict, dict]:
 
 
 def findings(out: Path) -> tuple[list[str], list[dict]]:
-    from tuneall.grading import REPRODUCED, effect_text, grade
+    from tuneall.reporting.grading import REPRODUCED, effect_text, grade
 
     m = pd.read_csv(out / "switchover_map.csv")
     est = pd.read_csv(out / "est.csv")
@@ -52,7 +52,7 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
     m["grade_ens"] = [grade(e, se, "greater") for e, se in zip(m["effect"], m["se"])]
     m["grade_single"] = [grade(e, se, "less") for e, se in zip(m["effect"], m["se"])]
     lines = ["## Who wins, per k", "", "Each tile: the ensemble minus its single network, paired over seeds, graded "
-             "both ways (ensemble better / single better) by `tuneall.grading.grade`.", "",
+             "both ways (ensemble better / single better) by `tuneall.reporting.grading.grade`.", "",
              "| k | tiles | ensemble ahead | tiles REPRODUCED (ensemble / single) | mean margin (ensemble − single) "
              "| EST params at the largest budget | EST steps per parameter count |", "|---|---|---|---|---|---|---|"]
     top = m["budget"].max()
@@ -102,7 +102,7 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
 def main(argv=None) -> Path:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     conf = preset(args, SMOKE, DEFAULT, CIFAR)
-    from tuneall.space import parse_space
+    from tuneall.planning.space import parse_space
 
     conf["space"] = parse_space(conf["space"])
     out = run(args, "seed001-switchover", conf)

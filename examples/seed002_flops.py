@@ -34,7 +34,7 @@ CIFAR = dict(dataset="cifar10", budgets="1e15:1e17:5", seeds=3, unit="flops", ru
 
 
 def findings(out: Path) -> tuple[list[str], list[dict]]:
-    from tuneall.grading import effect_text, grade
+    from tuneall.reporting.grading import effect_text, grade
 
     cells = pd.read_csv(out / "cells.csv")
     s = pd.read_csv(out / "cells_summary.csv")
@@ -94,7 +94,7 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
 def main(argv=None) -> Path:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     conf = preset(args, SMOKE, DEFAULT, CIFAR)
-    from tuneall.space import parse_space
+    from tuneall.planning.space import parse_space
 
     conf["space"] = parse_space(conf["space"])
     out = run(args, "seed002-flops", conf)

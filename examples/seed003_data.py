@@ -47,7 +47,7 @@ def _subset_note(out: Path) -> str:
 
 
 def findings(out: Path) -> tuple[list[str], list[dict]]:
-    from tuneall.grading import combined
+    from tuneall.reporting.grading import combined
 
     cells = pd.read_csv(out / "cells.csv")
     t = pd.read_csv(out / "data_fraction.csv")
@@ -94,7 +94,7 @@ def main(argv=None) -> Path:
     args = p.parse_args(argv)
     conf = preset(args, SMOKE, DEFAULT, CIFAR)
     conf["subset_per_seed"] = not args.fixed_subset
-    from tuneall.space import parse_space
+    from tuneall.planning.space import parse_space
 
     conf["space"] = parse_space(conf["space"])
     out = run(args, "seed003-data", conf)

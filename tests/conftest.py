@@ -16,7 +16,7 @@ def _restore_user_registries():
         _forget_new(None, None)
         return
     from tuneall.models import _registry
-    from tuneall import user_data
+    from tuneall.data import user as user_data
 
     models, data = dict(_registry._REGISTRY), dict(user_data._USER)
     yield
@@ -29,7 +29,7 @@ def _forget_new(models, data) -> None:
     if "tuneall.models" not in sys.modules:
         return
     from tuneall.models import _registry
-    from tuneall import user_data
+    from tuneall.data import user as user_data
 
     if models is None:
         models = {k: v for k, v in _registry._REGISTRY.items() if not v.user}

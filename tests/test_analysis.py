@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuneall import analysis as A
-from tuneall.powerlaw import fit_many, fit_power_law, frontier_study, predict
-from tuneall.sweep_report import analyse
+from tuneall.reporting import analysis as A
+from tuneall.reporting.powerlaw import fit_many, fit_power_law, frontier_study, predict
+from tuneall.sweeping.report import analyse
 
 
 def cells_table(spec, rules=("mean",)) -> pd.DataFrame:

@@ -79,8 +79,8 @@ def test_unreachable_or_malformed_address(tmp_path, capsys, address):
 
 def _made_by(monkeypatch, tmp_path, argv):
     """Make a search directory as `tuneall search argv` would, without training (its tuneall.json only)."""
-    from tuneall import results as R
-    from tuneall import tuner
+    from tuneall.rundir import results as R
+    from tuneall.tuning import driver as tuner
 
     def fake_run_search(cfg, argv=None, verbose=1, **_):
         cfg.results_dir.mkdir(parents=True)
@@ -209,7 +209,7 @@ def test_gpus_per_trial_without_a_gpu(tmp_path, capsys):
 
 def test_unwritable_storage_path(tmp_path, capsys, monkeypatch):
     """Root can write anywhere, so the refusal is checked by making the access check say no."""
-    import tuneall.results as R
+    import tuneall.rundir.results as R
 
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -221,7 +221,7 @@ def test_unwritable_storage_path(tmp_path, capsys, monkeypatch):
 
 
 def test_estimate_of_centuries_warns(capsys):
-    from tuneall.estimate import announce
+    from tuneall.training.estimate import announce
 
     announce(lambda: __import__("pandas").Series([3.2e9]), lambda s: float(s.sum()), "1 trial")
     err = capsys.readouterr().err
@@ -230,7 +230,7 @@ def test_estimate_of_centuries_warns(capsys):
 
 def test_batch_size_within_a_data_fraction():
     from tuneall.data import check_batch_sizes, load_dataset
-    from tuneall.errors import DataError
+    from tuneall.core.errors import DataError
 
     data = load_dataset("digits")
     n = data.x_train.shape[0]

@@ -7,7 +7,7 @@ import pytest
 
 import tuneall
 from tuneall.cli import main
-from tuneall.errors import ConfigError
+from tuneall.core.errors import ConfigError
 
 TINY = {"name": "tiny", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2], "batch_size": 32}
 
@@ -16,17 +16,17 @@ TINY = {"name": "tiny", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2],
 def no_training(monkeypatch):
     """Any attempt to start Ray or train fails the test."""
     import tuneall.runner
-    import tuneall.trial
+    import tuneall.training.trial
 
     def boom(*a, **k):
         raise AssertionError("a dry run must not start Ray or train")
 
     monkeypatch.setattr(tuneall.runner, "ray_session", boom)
-    monkeypatch.setattr(tuneall.trial, "run_trial", boom)
+    monkeypatch.setattr(tuneall.training.trial, "run_trial", boom)
 
 
 def test_dry_run_trains_and_writes_nothing(tmp_path, capsys, no_training):
-    from tuneall.space import parse_space
+    from tuneall.planning.space import parse_space
 
     plan = tuneall.search(budget=2e6, min_steps=20, space=parse_space(TINY), trials=3, seeds=1,
                           storage_path=str(tmp_path / "results"), name="dry", dry_run=True)
@@ -62,14 +62,14 @@ def test_no_question_without_a_terminal(tmp_path, monkeypatch, capsys):
     and the real preflight, which would raise NotStarted if it had asked and read 'no')."""
     import io
 
-    from tuneall import preflight as P
-    from tuneall.space import parse_space
+    from tuneall.training import preflight as P
+    from tuneall.planning.space import parse_space
 
     monkeypatch.setattr(P, "CONFIRM_ABOVE_S", 0.0)
     monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
-    from tuneall.budget import Budget
-    from tuneall.planning import plan_space
-    from tuneall.tuner import SearchConfig
+    from tuneall.core.budget import Budget
+    from tuneall.planning.points import plan_space
+    from tuneall.tuning.driver import SearchConfig
 
     c = SearchConfig(budget=Budget(2e6, min_steps=20), space=parse_space(TINY), trials=2, seeds=1,
                      storage_path=str(tmp_path))

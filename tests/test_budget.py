@@ -9,14 +9,14 @@ from fractions import Fraction
 
 import pytest
 
-from tuneall import budget as B
-from tuneall.budget import Budget, is_feasible, max_k, min_feasible_budget, parse_budget, spent, steps_per_member
+from tuneall.core import budget as B
+from tuneall.core.budget import Budget, is_feasible, max_k, min_feasible_budget, parse_budget, spent, steps_per_member
 from tuneall.data import dataset_info
-from tuneall.errors import BudgetError, ConfigError, TuneallError
-from tuneall.factory import Allocation, Infeasible, make_trial_plan, max_feasible_k
+from tuneall.core.errors import BudgetError, ConfigError, TuneallError
+from tuneall.planning.factory import Allocation, Infeasible, make_trial_plan, max_feasible_k
 from tuneall.models import param_count
 from tuneall.models.flops import inference_flops, train_flops_per_step
-from tuneall.training import TrainConfig
+from tuneall.training.member import TrainConfig
 
 P_CNN3_CIFAR10 = 94_986  # seed 000's count at w = 1
 

@@ -319,7 +319,7 @@ def test_report_on_an_unfinished_sweep_is_a_user_error(capsys, tmp_path):
 
 
 def test_plan_estimate_adds_each_allocations_training_time(capsys, monkeypatch):
-    from tuneall import estimate
+    from tuneall.training import estimate
 
     monkeypatch.setattr(estimate, "step_seconds", lambda family, width, depth, info, batch, threads: 0.01 * threads)
     rc, out, _ = run_main(capsys, ["plan", "--dataset", "digits", "--budget", "3e7", "--widths", "0.5,1", "--k",

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from tuneall import cifar, data
+from tuneall import data
+from tuneall.data import cifar
 from tuneall.data import (
     Dataset,
     dataset_info,
@@ -24,7 +25,7 @@ from tuneall.data import (
     resolve_data_dir,
     with_fraction,
 )
-from tuneall.errors import ConfigError, DataError
+from tuneall.core.errors import ConfigError, DataError
 
 UNREACHABLE = "http://127.0.0.1:9/x"  # discard port: connection refused at once, no network needed
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from tuneall.design_classes import (
+from tuneall.planning.design_classes import (
     DesignClass,
     depth_equivalent,
     design_classes,
@@ -15,7 +15,7 @@ from tuneall.design_classes import (
     single_network,
     width_equivalent,
 )
-from tuneall.errors import ConfigError
+from tuneall.core.errors import ConfigError
 from tuneall.models import get_family, list_models, param_count
 
 SHAPES = [(3, 32, 32), (1, 8, 8), (1, 40)]

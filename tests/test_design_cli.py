@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from tuneall.budget import Budget
+from tuneall.core.budget import Budget
 from tuneall.cli import main
-from tuneall.planning import plan_space
-from tuneall.space import load_space
+from tuneall.planning.points import plan_space
+from tuneall.planning.space import load_space
 
 
 def test_plan_prints_the_three_design_classes(capsys):

@@ -17,7 +17,7 @@ TINY = {"name": "tiny", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2, 
 def searched(tmp_path_factory):
     ray = pytest.importorskip("ray")
     import tuneall
-    from tuneall.space import parse_space
+    from tuneall.planning.space import parse_space
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", configure_logging=False)
     tmp = tmp_path_factory.mktemp("eco")

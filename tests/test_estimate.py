@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 import tuneall
-from tuneall import estimate
+from tuneall.training import estimate
 from tuneall.data import dataset_info
 
 
@@ -31,8 +31,8 @@ def test_trial_seconds_scale_with_member_steps_per_architecture(monkeypatch):
 
 
 def test_sweep_prints_an_estimate_of_all_its_jobs(monkeypatch, capsys):
-    from tuneall.space import parse_space
-    from tuneall.sweeper import SweepConfig, _print_estimate, plan_sweep
+    from tuneall.planning.space import parse_space
+    from tuneall.sweeping.driver import SweepConfig, _print_estimate, plan_sweep
 
     monkeypatch.setattr(estimate, "step_seconds", lambda family, width, *a: 0.001 * width)
     space = parse_space({"name": "s", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2]})
@@ -55,7 +55,7 @@ def test_fmt_seconds_units():
 
 
 def test_sweep_estimate_times_the_planned_members_of_a_design_point(monkeypatch, capsys):
-    from tuneall.sweeper import SweepConfig, _print_estimate, plan_sweep
+    from tuneall.sweeping.driver import SweepConfig, _print_estimate, plan_sweep
 
     timed = []
     monkeypatch.setattr(estimate, "step_seconds", lambda family, width, *a: timed.append(width) or 0.001)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tuneall import plots
-from tuneall.frontier import frontier, frontier_objectives
+from tuneall.reporting import plots
+from tuneall.reporting.frontier import frontier, frontier_objectives
 
 
 def _labels(values):

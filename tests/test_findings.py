@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuneall.analysis import contrast, paired_difference, repeat_values
-from tuneall.grading import (NOT_REPRODUCED, REPRODUCED, VERDICT_COLUMNS, WEAK, combined, effect_text, verdict,
+from tuneall.reporting.analysis import contrast, paired_difference, repeat_values
+from tuneall.reporting.grading import (NOT_REPRODUCED, REPRODUCED, VERDICT_COLUMNS, WEAK, combined, effect_text, verdict,
                              verdict_line, weakest)
-from tuneall.powerlaw import fit_beats_persistence, holdout_statement
+from tuneall.reporting.powerlaw import fit_beats_persistence, holdout_statement
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -130,7 +130,7 @@ def test_holdout_statement_says_whether_the_fit_beat_persistence():
 
 
 def test_sweep_summary_states_the_holdout_before_any_extrapolated_allocation(tmp_path):
-    from tuneall.sweep_report import _summary
+    from tuneall.sweeping.report import _summary
 
     t = {k: pd.DataFrame() for k in ("crossover_budgets", "crossover_curves", "est", "switchover_map", "optimal_k",
                                      "powerlaw_fits", "predicted_switchover", "predicted_best_allocation")}
@@ -172,11 +172,11 @@ def test_results_readme_block_lists_every_verdict_and_every_holdout(tmp_path):
 def test_subset_per_seed_draws_each_repeats_subset_with_its_seed_and_keeps_reuse_exact(monkeypatch):
     import torch
 
-    import tuneall.trial as T
-    from tuneall.config import Resources
+    import tuneall.training.trial as T
+    from tuneall.core.config import Resources
     from tuneall.data import load_dataset
     from tuneall.runner import TrialContext
-    from tuneall.sweeper import run_job
+    from tuneall.sweeping.driver import run_job
 
     torch.set_num_threads(1)
     seen = []
@@ -210,8 +210,8 @@ def test_subset_per_seed_draws_each_repeats_subset_with_its_seed_and_keeps_reuse
 
 
 def test_sweep_config_varies_the_subset_with_the_seed_by_default():
-    from tuneall.space import parse_space
-    from tuneall.sweeper import SweepConfig, plan_sweep
+    from tuneall.planning.space import parse_space
+    from tuneall.sweeping.driver import SweepConfig, plan_sweep
 
     space = parse_space({"name": "t", "families": ["cnn3"], "width": [0.25], "k": [1], "data_fraction": [0.5, 1.0],
                          "batch_size": 32})
@@ -224,7 +224,7 @@ def test_sweep_config_varies_the_subset_with_the_seed_by_default():
 
 
 def test_frontier_study_reports_how_often_the_fit_beats_persistence_over_seed_resamples():
-    from tuneall.powerlaw import frontier_study
+    from tuneall.reporting.powerlaw import frontier_study
 
     rng = np.random.default_rng(0)
     budgets = [1e5, 4e5, 1.6e6, 6.4e6, 2.56e7]

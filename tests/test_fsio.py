@@ -1,4 +1,4 @@
-"""Tests for tuneall.fsio: atomic writes leave the old file or the new one, never a part; JSON read in one line."""
+"""Tests for tuneall.rundir.fsio: atomic writes leave the old file or the new one, never a part; JSON read in one line."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuneall import fsio
-from tuneall.errors import ConfigError
-from tuneall.fsio import atomic_path, atomic_write_bytes, atomic_write_frame, atomic_write_text, read_json_checked
+from tuneall.rundir import fsio
+from tuneall.core.errors import ConfigError
+from tuneall.rundir.fsio import atomic_path, atomic_write_bytes, atomic_write_frame, atomic_write_text, read_json_checked
 
 
 def test_write_text_and_bytes_replace_and_leave_no_temp(tmp_path):

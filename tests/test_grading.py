@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tuneall import grading
-from tuneall.grading import NOT_REPRODUCED, REPRODUCED, WEAK, grade
+from tuneall.reporting import grading
+from tuneall.reporting.grading import NOT_REPRODUCED, REPRODUCED, WEAK, grade
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tuneall import halving as H
+from tuneall.tuning import halving as H
 
 
 def _curve(E, A, alpha, steps, noise=0.0, seed=0):

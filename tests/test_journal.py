@@ -1,4 +1,4 @@
-"""Tests for tuneall.journal: a torn line never swallows the next record, and damaged lines are reported."""
+"""Tests for tuneall.rundir.journal: a torn line never swallows the next record, and damaged lines are reported."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from tuneall import journal
-from tuneall.journal import JOURNAL, JournalRead
+from tuneall.rundir import journal
+from tuneall.rundir.journal import JOURNAL, JournalRead
 
 
 def rec(i: int, **extra) -> dict:
@@ -108,7 +108,7 @@ def test_valid_record_shapes_are_kept(tmp_path):
 def test_read_warns_and_describe_is_one_line(tmp_path, caplog):
     lines = [GOOD] + [b"garbage %d\n" % i for i in range(7)] + [line(rec(1))]
     (tmp_path / JOURNAL).write_bytes(b"".join(lines))
-    with caplog.at_level(logging.WARNING, logger="tuneall.journal"):
+    with caplog.at_level(logging.WARNING, logger="tuneall.rundir.journal"):
         records = journal.read(tmp_path)
     assert [r["trial_id"] for r in records] == ["t0", "t1"]
     result = journal.read_checked(tmp_path)

@@ -26,14 +26,14 @@ def _heavy_after(code: str) -> list[str]:
 @pytest.mark.parametrize("code", [
     "import tuneall",
     "import tuneall.cli; tuneall.cli.build_parser()",  # what `tuneall --help` does
-    "import tuneall.api, tuneall.config, tuneall.results, tuneall.budget",
+    "import tuneall.api, tuneall.core.config, tuneall.rundir.results, tuneall.core.budget",
 ])
 def test_light_imports_pay_for_no_heavy_library(code):
     assert _heavy_after(code) == []
 
 
 def test_api_verbs_are_reachable_from_the_package_and_never_shadowed():
-    code = ("import tuneall, tuneall.sweeper, tuneall.search_report, tuneall.design_classes, tuneall.tuner\n"
+    code = ("import tuneall, tuneall.sweeping.driver, tuneall.reporting.search_report, tuneall.planning.design_classes, tuneall.tuning.driver\n"
             "import tuneall.api as api\n"
             "assert all(getattr(tuneall, v) is getattr(api, v) for v in tuneall._API), 'a module shadows a verb'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
@@ -88,7 +88,7 @@ def test_no_import_cycle_at_import_time():
 def test_search_spaces_are_package_data():
     from importlib import resources
 
-    from tuneall.space import load_space
+    from tuneall.planning.space import load_space
 
     names = {p.name for p in (resources.files("tuneall") / "search_spaces").iterdir()}
     assert {"paper.yaml", "wide.yaml", "data.yaml", "tuned.yaml", "more_or_less.yaml"} <= names

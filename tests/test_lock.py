@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from tuneall.errors import ConfigError
-from tuneall.lock import LOCK_FILE, DirectoryLock
+from tuneall.core.errors import ConfigError
+from tuneall.rundir.lock import LOCK_FILE, DirectoryLock
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _try_lock_in_subprocess(d: Path) -> subprocess.CompletedProcess:
     code = textwrap.dedent(f"""
-        from tuneall.lock import DirectoryLock
-        from tuneall.errors import ConfigError
+        from tuneall.rundir.lock import DirectoryLock
+        from tuneall.core.errors import ConfigError
         try:
             with DirectoryLock({str(d)!r}):
                 print("ACQUIRED")
@@ -38,7 +38,7 @@ def _holder(d: Path) -> subprocess.Popen:
     """A python process that takes the lock, says so, and sleeps."""
     code = textwrap.dedent(f"""
         import time
-        from tuneall.lock import DirectoryLock
+        from tuneall.rundir.lock import DirectoryLock
         lock = DirectoryLock({str(d)!r}).acquire()
         print("HELD", flush=True)
         time.sleep(300)

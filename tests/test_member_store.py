@@ -9,10 +9,10 @@ import time
 import pytest
 import torch
 
-from tuneall import member_store as S
-from tuneall.budget import Budget
-from tuneall.member_reuse import StoreTrainer, architecture_plans, horizons
-from tuneall.trial import run_trial, train_sequential
+from tuneall.store import records as S
+from tuneall.core.budget import Budget
+from tuneall.store.reuse import StoreTrainer, architecture_plans, horizons
+from tuneall.training.trial import run_trial, train_sequential
 
 POINT = {"family": "cnn3", "width": 0.25, "depth": 1, "k": 1, "data_fraction": 1.0, "batch_size": 32}
 BUDGET = Budget(3e5, "param-steps", 10)
@@ -75,9 +75,9 @@ def test_own_mode_reuses_a_smaller_trials_members_and_trains_only_the_extra_ones
 def test_a_continued_member_is_bit_identical_to_an_uninterrupted_one(digits, family, optimizer):
     """Weights, optimiser state (momentum / Adam moments), batch order, BatchNorm statistics and the final-loss tail
     all carry over: every evaluation after the stop and the final loss equal one uninterrupted run's."""
-    from tuneall.config import TrainConfig
+    from tuneall.core.config import TrainConfig
     from tuneall.data import with_fraction
-    from tuneall.training import train_member
+    from tuneall.training.member import train_member
 
     data = with_fraction(digits, 0.5)  # val split present: both splits are compared
     cfg = TrainConfig(batch_size=32, optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 1e-3,
@@ -99,7 +99,7 @@ def test_a_record_continues_only_where_every_needed_evaluation_was_made(digits, 
     fid = S.data_fingerprint(digits)
     t2 = plans[2].steps
     req = lambda steps, evals: S.Request(StoreTrainer(store, fid, 1).key(plans[2], 0), 0, steps, evals, steps, evals)  # noqa: E731
-    from tuneall.training import MemberResult, train_member
+    from tuneall.training.member import MemberResult, train_member
 
     calls = []
 
@@ -149,7 +149,7 @@ def test_ok_through_is_the_last_passed_divergence_check(steps, done, diverged, e
 
 
 def _fake(seed, steps, evals, start=None):
-    from tuneall.training import MemberResult
+    from tuneall.training.member import MemberResult
 
     r = MemberResult(seed, steps, steps, False, 0.0, 1.0)
     r.test_logprobs = {s: torch.full((2, 2), float(seed * 1000 + s)) for s in S.needed_evals(steps, evals)}
@@ -157,7 +157,7 @@ def _fake(seed, steps, evals, start=None):
 
 
 def test_an_in_flight_duplicate_waits_and_free_members_train_first(tmp_path):
-    from tuneall.training import MemberResult
+    from tuneall.training.member import MemberResult
 
     store = S.MemberStore(tmp_path)
     key_busy, key_free = {"m": 0}, {"m": 1}
@@ -187,7 +187,7 @@ def test_an_in_flight_duplicate_waits_and_free_members_train_first(tmp_path):
 
 
 def test_a_damaged_record_is_a_miss(tmp_path, capsys):
-    from tuneall.training import MemberResult
+    from tuneall.training.member import MemberResult
 
     store = S.MemberStore(tmp_path)
     key = {"m": 3}
@@ -209,7 +209,7 @@ def test_merge_keeps_every_evaluation_of_both_prefix_runs():
 def test_only_members_trained_to_the_trials_own_steps_are_captured_as_its_weights(digits, tmp_path):
     """A grid member trained past the trial's T (to a smaller k's need) has another trial's weights: not captured,
     so a saved ensemble never pairs the wrong weights with the trial's recorded accuracy."""
-    from tuneall import ensemble_io
+    from tuneall.training import ensemble as ensemble_io
 
     plans = _plans(digits, ks=(1, 2), repeats=1)
     tr = StoreTrainer(S.MemberStore(tmp_path), S.data_fingerprint(digits), torch.get_num_threads(),
@@ -224,9 +224,9 @@ def test_only_members_trained_to_the_trials_own_steps_are_captured_as_its_weight
 def test_the_chosen_trials_weights_come_from_the_store_bit_for_bit_without_training(digits, tmp_path):
     """Members trained past a trial's T (to a larger k's need) keep their weights at every trial's T: the chosen
     allocation's ensemble is saved from the store, equal to a fresh run's weights, and nothing is trained."""
-    from tuneall import ensemble_io
-    from tuneall.member_reuse import store_trainer
-    from tuneall.tuner import _stored_weights
+    from tuneall.training import ensemble as ensemble_io
+    from tuneall.store.reuse import store_trainer
+    from tuneall.tuning.driver import _stored_weights
 
     plans = _plans(digits, ks=(1, 2, 4), repeats=2)
     threads = torch.get_num_threads()

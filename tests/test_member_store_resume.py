@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tuneall import journal
-from tuneall.member_store import STORE_DIR
+from tuneall.rundir import journal
+from tuneall.store.records import STORE_DIR
 
 from test_reliability import SPACE, _cli, _kill_group, _wait
 
@@ -49,7 +49,7 @@ def test_sigkill_then_resume_keeps_stored_members(tmp_path):
 def test_sigkill_during_halving_then_resume_keeps_every_finished_rung_trial(tmp_path):
     """Killed between rungs: the resume runs no recorded rung trial again, continues from the stored members and
     completes with its full trials."""
-    from tuneall.halving import HALVING_LOG, RUNGS, point_id, read_log
+    from tuneall.tuning.halving import HALVING_LOG, RUNGS, point_id, read_log
 
     (tmp_path / "kill.yaml").write_text(SPACE)
     out = tmp_path / "results" / "h"

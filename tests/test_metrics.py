@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from tuneall import metrics as M
+from tuneall.training import metrics as M
 
 
 def t(x, dtype=torch.float64):

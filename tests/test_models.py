@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tuneall.errors import ConfigError
+from tuneall.core.errors import ConfigError
 from tuneall.models import check_arch, create_model, get_family, list_models, param_count
 
 SHAPES = [(3, 32, 32), (1, 8, 8), (1, 40)]  # CIFAR, digits, MNIST-1D

@@ -4,13 +4,13 @@ metrics as user attributes, metric names, and constraints under the key optuna-d
 from __future__ import annotations
 
 import optuna
-from tuneall.budget import Budget
-from tuneall.planning import DefineByRun
-from tuneall.space import parse_space
+from tuneall.core.budget import Budget
+from tuneall.planning.points import DefineByRun
+from tuneall.planning.space import parse_space
 
 
 def _untrainable(width, budget) -> bool:
-    from tuneall.factory import Allocation, max_feasible_k
+    from tuneall.planning.factory import Allocation, max_feasible_k
 
     return max_feasible_k(Allocation(width=width), budget, "digits") == 0
 
@@ -18,7 +18,7 @@ def _untrainable(width, budget) -> bool:
 def _study_run(tmp_path, space_doc, budget, n=10, metric="ensemble_acc_mean", mode="max"):
     from optuna.storages.journal import JournalFileBackend
 
-    from tuneall._optuna import ConstrainedOptunaSearch
+    from tuneall.tuning._optuna import ConstrainedOptunaSearch
 
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
     s = ConstrainedOptunaSearch(space=DefineByRun(parse_space(space_doc), budget, "digits"), metric=metric,
@@ -45,7 +45,7 @@ def _runs(configs, study):
 
 
 def test_load_study_shows_allocation_params_metrics_and_constraints(tmp_path):
-    # A continuous width: not restricted to trainable architectures (tuneall.sampling), so some draws are infeasible.
+    # A continuous width: not restricted to trainable architectures (tuneall.tuning.sampling), so some draws are infeasible.
     doc = {"families": ["cnn3"], "width": {"low": 0.25, "high": 4.0, "log": True}, "k": [1, 2, 3], "lr": 0.05,
            "batch_size": 32}
     budget = Budget(1e6, min_steps=50)

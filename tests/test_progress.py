@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 
-from tuneall.progress import SearchProgress, TrialBeat, confirm, interactive, std_name, trial_heartbeat
+from tuneall.core.progress import SearchProgress, TrialBeat, confirm, interactive, std_name, trial_heartbeat
 
 
 class Clock:
@@ -65,7 +65,7 @@ def test_trial_heartbeat_counts_all_member_steps():
 
 
 def test_member_heartbeats_report_to_the_trial():
-    from tuneall.training import Heartbeat
+    from tuneall.training.member import Heartbeat
 
     with trial_heartbeat("t", 300, every_s=1e9) as beat:
         for _ in range(3):

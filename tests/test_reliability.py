@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tuneall import journal
+from tuneall.rundir import journal
 
 SPACE = """
 name: kill
@@ -115,7 +115,7 @@ def test_trials_spread_over_a_two_node_cluster(tmp_path):
     from ray.cluster_utils import Cluster
 
     import tuneall
-    from tuneall.space import parse_space
+    from tuneall.planning.space import parse_space
 
     cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, node_ip_address="127.0.0.2",
                                                                 include_dashboard=False))

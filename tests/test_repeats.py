@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-import tuneall.trial
-from tuneall import journal
-from tuneall.budget import Budget
+import tuneall.training.trial
+from tuneall.rundir import journal
+from tuneall.core.budget import Budget
 from tuneall.data import load_dataset
-from tuneall.factory import Resources
-from tuneall.search_report import build_report, write_trials_table
+from tuneall.planning.factory import Resources
+from tuneall.reporting.search_report import build_report, write_trials_table
 from tuneall.runner import TrialContext
-from tuneall.tuner import trial_metrics
+from tuneall.tuning.driver import trial_metrics
 
 POINT = {"family": "cnn3", "width": 0.25, "depth": 1, "k": 2, "data_fraction": 1.0, "lr": 0.05, "momentum": 0.9,
          "batch_size": 32}
@@ -34,7 +34,7 @@ def test_repeated_point_is_not_trained_again(tmp_path, monkeypatch):
     def no_training(*a, **kw):
         raise AssertionError("a repeated point was trained again")
 
-    monkeypatch.setattr(tuneall.trial, "run_trial", no_training)
+    monkeypatch.setattr(tuneall.training.trial, "run_trial", no_training)
     again = trial_metrics({"point": dict(POINT)}, _ctx(tmp_path), data)
     assert again["repeat_of"] == "t1"
     assert {k: v for k, v in again.items() if k != "repeat_of"} == first
@@ -55,7 +55,7 @@ def test_repeated_point_is_not_trained_again(tmp_path, monkeypatch):
 
 def test_trial_ids_that_look_like_numbers_stay_text(tmp_path):
     """Ray's ids are hex: '66607470' must not come back from trials.csv as the number 66607470(.0)."""
-    from tuneall.search_report import load_trials
+    from tuneall.reporting.search_report import load_trials
 
     rec = {"trial_id": "66607470", "config": {"point": POINT}, "error": None,
            "metrics": {"status": "ok", "ensemble_acc_mean": 0.9}}

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from tuneall.search_report import build_report, write_trials_table
+from tuneall.reporting.search_report import build_report, write_trials_table
 
 PLAN = {"params_per_member": 1000, "total_params": 1000, "steps": 100, "train_flops": 1e9, "inference_flops": 1e4,
         "budget": 1e5, "unit": "param-steps", "spent": 1e5}
@@ -106,8 +106,8 @@ def val_record(tid: str, width: float, k: int, val: list[float], test: list[floa
 
 def test_best_is_chosen_on_validation_when_validation_and_test_disagree(tmp_path):
     """"val_wins" is best on validation, "test_wins" on test: every choice follows validation, test is reported."""
-    from tuneall.frontier import best_allocation, best_per, frontier, summarize_trials
-    from tuneall.search_report import load_trials
+    from tuneall.reporting.frontier import best_allocation, best_per, frontier, summarize_trials
+    from tuneall.reporting.search_report import load_trials
 
     s, md = make(tmp_path, [
         val_record("val_wins", 0.5, 4, val=[0.95, 0.96, 0.97], test=[0.80, 0.81, 0.82]),

@@ -12,8 +12,8 @@ import sys
 import pandas as pd
 import pytest
 
-from tuneall import journal
-from tuneall import results as R
+from tuneall.rundir import journal
+from tuneall.rundir import results as R
 from tuneall.cli import main
 
 N = 17
@@ -35,8 +35,8 @@ def record(i: int) -> dict:
 def search_dir(tmp_path):
     """A finished search of N trials as `tuneall search` leaves it (config from a real SearchConfig)."""
     from tuneall.api import make_space
-    from tuneall.budget import Budget
-    from tuneall.tuner import SearchConfig
+    from tuneall.core.budget import Budget
+    from tuneall.tuning.driver import SearchConfig
 
     cfg = SearchConfig(budget=Budget(3e6, min_steps=20), space=make_space("paper"), dataset="digits", trials=N,
                        seeds=2, name="s", storage_path=str(tmp_path), searcher="random")
@@ -173,7 +173,7 @@ def test_report_with_nothing_readable_is_one_line(tmp_path, capsys, damage, word
 # --- one process per directory ------------------------------------------------------------------------------------
 
 def _hold_lock_in_another_process(d):
-    code = ("import sys, time; from tuneall.lock import DirectoryLock; l = DirectoryLock(sys.argv[1]).acquire(); "
+    code = ("import sys, time; from tuneall.rundir.lock import DirectoryLock; l = DirectoryLock(sys.argv[1]).acquire(); "
             "print('held', flush=True); time.sleep(60)")
     p = subprocess.Popen([sys.executable, "-c", code, str(d)], stdout=subprocess.PIPE, text=True,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
@@ -204,7 +204,7 @@ def test_a_directory_in_use_is_refused_naming_the_owner(tmp_path, capsys, verb):
 
 
 def test_owned_refuses_a_second_owner_and_cleans_up_a_refused_new_directory(tmp_path):
-    from tuneall.errors import ConfigError
+    from tuneall.core.errors import ConfigError
 
     new = tmp_path / "new"
     with pytest.raises(RuntimeError):
@@ -233,8 +233,8 @@ def _suggest(cfg, storage_path, n, answered, start):
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
-    from tuneall.planning import DefineByRun
-    from tuneall.study import make_searcher as _make_searcher
+    from tuneall.planning.points import DefineByRun
+    from tuneall.tuning.study import make_searcher as _make_searcher
 
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(storage_path)))
     searcher = _make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset), storage, answered=answered)
@@ -250,9 +250,9 @@ def _suggest(cfg, storage_path, n, answered, start):
 @pytest.mark.parametrize("searcher", ["random", "tpe"])
 def test_a_resumed_sampler_continues_instead_of_replaying_its_opening(tmp_path, monkeypatch, searcher):
     pytest.importorskip("ray")
-    from tuneall import study, tuner
-    from tuneall.budget import Budget
-    from tuneall.space import parse_space
+    from tuneall.tuning import study, driver as tuner
+    from tuneall.core.budget import Budget
+    from tuneall.planning.space import parse_space
 
     cfg = tuner.SearchConfig(budget=Budget(3e7, min_steps=20), space=parse_space(SAMPLER_SPACE), dataset="digits",
                              searcher=searcher, seed=3, name="s", storage_path=str(tmp_path))
@@ -274,7 +274,7 @@ def test_a_resumed_sampler_continues_instead_of_replaying_its_opening(tmp_path, 
 
 
 def test_sampler_seed_is_the_seed_for_a_fresh_search_and_differs_after_each_resume():
-    from tuneall.study import sampler_seed
+    from tuneall.tuning.study import sampler_seed
 
     assert sampler_seed(7, 0) == 7
     seeds = {sampler_seed(7, n) for n in range(1, 50)}
@@ -283,7 +283,7 @@ def test_sampler_seed_is_the_seed_for_a_fresh_search_and_differs_after_each_resu
 
 
 def test_a_killed_run_warns_once_about_damaged_journal_lines(tmp_path, capsys):
-    from tuneall.tuner import _read_journal
+    from tuneall.tuning.driver import _read_journal
 
     d = tmp_path
     journal.append(d, record(0))
@@ -296,16 +296,16 @@ def test_a_killed_run_warns_once_about_damaged_journal_lines(tmp_path, capsys):
 
 def test_a_point_being_trained_now_is_not_handed_to_a_second_trial(tmp_path):
     pytest.importorskip("ray")
-    from tuneall import study, tuner
-    from tuneall.budget import Budget
-    from tuneall.space import parse_space
+    from tuneall.tuning import study, driver as tuner
+    from tuneall.core.budget import Budget
+    from tuneall.planning.space import parse_space
 
     space = parse_space({"name": "s", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2], "batch_size": 32})
     cfg = tuner.SearchConfig(budget=Budget(3e7, min_steps=20), space=space, dataset="digits", searcher="random",
                              seed=0, name="s", storage_path=str(tmp_path))
     import optuna
 
-    from tuneall.planning import DefineByRun
+    from tuneall.planning.points import DefineByRun
 
     s = study.make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset),
                              optuna.storages.InMemoryStorage())

@@ -5,10 +5,10 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from tuneall.budget import Budget
+from tuneall.core.budget import Budget
 from tuneall.data import dataset_info
-from tuneall.sampling import restrict, sample, tpe_startup
-from tuneall.space import load_space, parse_space
+from tuneall.tuning.sampling import restrict, sample, tpe_startup
+from tuneall.planning.space import load_space, parse_space
 
 
 def test_paper_space_at_1e7_on_mnist1d_never_offers_width_4():
@@ -52,7 +52,7 @@ def test_tpe_startup_leaves_small_searches_mostly_to_tpe(trials, startup):
 def test_recipe_axes_are_part_of_the_architecture():
     """optimizer, weight_decay and label_smoothing given as lists are sampled among the feasible architectures, and
     two points that differ only in them are different architectures for the member store."""
-    from tuneall.member_reuse import arch_key
+    from tuneall.store.reuse import arch_key
 
     space = parse_space({"name": "r", "families": ["cnn3"], "width": [0.5, 1], "k": [1, 2],
                          "optimizer": ["sgd", "adamw"], "weight_decay": [0.0, 1e-4], "label_smoothing": [0.0, 0.1]})

@@ -7,12 +7,12 @@ import optuna
 import pandas as pd
 import pytest
 
-from tuneall.budget import Budget
-from tuneall.factory import Resources
-from tuneall.frontier import FRONTIER_OBJECTIVES
-from tuneall.planning import DefineByRun, plan_space
-from tuneall.search_report import ID_DTYPES, build_report
-from tuneall.space import parse_space
+from tuneall.core.budget import Budget
+from tuneall.planning.factory import Resources
+from tuneall.reporting.frontier import FRONTIER_OBJECTIVES
+from tuneall.planning.points import DefineByRun, plan_space
+from tuneall.reporting.search_report import ID_DTYPES, build_report
+from tuneall.planning.space import parse_space
 
 TINY = {"name": "tiny", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2, 3, 50], "batch_size": 32}
 
@@ -105,7 +105,7 @@ def test_grid_search_visits_exactly_the_feasible_points(ray_local, tmp_path):
 
 
 def _searcher(space_doc, budget):
-    from tuneall._optuna import ConstrainedOptunaSearch
+    from tuneall.tuning._optuna import ConstrainedOptunaSearch
 
     space = parse_space(space_doc)
     return ConstrainedOptunaSearch(space=DefineByRun(space, budget, "digits"), metric="ensemble_acc_mean",
@@ -114,11 +114,11 @@ def _searcher(space_doc, budget):
 
 def test_infeasible_points_reach_optuna_as_infeasible():
     # width 4 cannot be trained at all at this budget; a continuous width axis is not restricted to the feasible
-    # architectures (tuneall.sampling), so some sampled points are infeasible.
+    # architectures (tuneall.tuning.sampling), so some sampled points are infeasible.
     doc = {"families": ["cnn3"], "width": {"low": 0.25, "high": 4.0, "log": True}, "k": [1, 2]}
     budget = Budget(1e6, min_steps=50)
     s = _searcher(doc, budget)
-    from tuneall.factory import Allocation, max_feasible_k
+    from tuneall.planning.factory import Allocation, max_feasible_k
 
     def untrainable(width):
         return max_feasible_k(Allocation(width=width), budget, "digits") == 0
@@ -144,7 +144,7 @@ def test_only_feasible_k_are_sampled():
     doc = {"families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2, 6]}
     budget = Budget(1e6, min_steps=20)
     s = _searcher(doc, budget)
-    from tuneall.factory import Allocation, max_feasible_k
+    from tuneall.planning.factory import Allocation, max_feasible_k
 
     kmax = {w: max_feasible_k(Allocation("cnn3", w), budget, "digits") for w in (0.25, 0.5)}
     assert kmax[0.5] < 6 <= kmax[0.25]

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from tuneall import cli
-from tuneall.errors import BudgetError
-from tuneall.space import parse_space
-from tuneall.config import Resources
+from tuneall.core.errors import BudgetError
+from tuneall.planning.space import parse_space
+from tuneall.core.config import Resources
 from tuneall.runner import TrialContext
-from tuneall.sweeper import SweepConfig, parse_budgets, plan_sweep, reuse_blocker, run_job
+from tuneall.sweeping.driver import SweepConfig, parse_budgets, plan_sweep, reuse_blocker, run_job
 
 TINY = {"name": "tiny", "families": ["cnn3"], "width": [0.25, 0.5], "k": [1, 2], "batch_size": 32}
 METRICS = ["ensemble_acc", "ensemble_nll", "ensemble_ece", "member_acc_mean", "disagreement"]
@@ -78,7 +78,7 @@ def test_a_schedule_tied_to_total_steps_falls_back_to_fresh_runs(monkeypatch):
         lr_schedule = "cosine"
 
     assert reuse_blocker(Scheduled()) and reuse_blocker(object()) is None
-    monkeypatch.setattr("tuneall.sweeper._train_of", lambda point: Scheduled())
+    monkeypatch.setattr("tuneall.sweeping.driver._train_of", lambda point: Scheduled())
     jobs, cells = plan_sweep(_cfg())
     assert all(len(j["budgets"]) == 1 for j in jobs) and len(jobs) == cells["feasible"].sum()
 
@@ -176,9 +176,9 @@ def test_sweep_member_store_trains_each_member_once_and_its_cells_equal_fresh_on
     """Member j of every k of an architecture is one member: the sweep trains it once, to the most steps any (k,
     budget) cell needs, and every cell equals the sweep without the store bit for bit."""
     from tuneall.api import sweep
-    from tuneall.budget import Budget
+    from tuneall.core.budget import Budget
     from tuneall.data import dataset_info
-    from tuneall.planning import plan_point
+    from tuneall.planning.points import plan_point
 
     conf = dict(budgets="3e5,1e6", dataset="digits", widths=[0.25], k=[1, 2, 4], seeds=2, min_steps=10,
                 executor="local", per_budget_reports=False, storage_path=str(tmp_path), verbose=0)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-import tuneall.training
-import tuneall.trial
-from tuneall.budget import Budget
+import tuneall.training.member
+import tuneall.training.trial
+from tuneall.core.budget import Budget
 from tuneall.data import load_dataset
-from tuneall.factory import Resources
+from tuneall.planning.factory import Resources
 from tuneall.runner import TrialContext, run_job, train_member_task
-from tuneall.tuner import trial_metrics
+from tuneall.tuning.driver import trial_metrics
 
 
 @pytest.fixture(autouse=True)
@@ -25,14 +25,14 @@ def restore_threads():
 def seen_threads(monkeypatch):
     """Record torch.get_num_threads() at the moment each member starts training."""
     seen = []
-    real = tuneall.training.train_member
+    real = tuneall.training.member.train_member
 
     def recording(*args, **kw):
         seen.append(torch.get_num_threads())
         return real(*args, **kw)
 
-    monkeypatch.setattr(tuneall.trial, "train_member", recording)
-    monkeypatch.setattr(tuneall.training, "train_member", recording)
+    monkeypatch.setattr(tuneall.training.trial, "train_member", recording)
+    monkeypatch.setattr(tuneall.training.member, "train_member", recording)
     return seen
 
 
@@ -57,5 +57,5 @@ def test_trial_threads_follow_cpu_resources(seen_threads, cpus, threads):
 def test_parallel_member_task_threads_follow_its_bundle(seen_threads):
     torch.set_num_threads(5)
     data = load_dataset("digits")
-    r = train_member_task("cnn3", 0.25, 1, data, 10, 0, tuneall.training.TrainConfig(batch_size=32), 2, ())
+    r = train_member_task("cnn3", 0.25, 1, data, 10, 0, tuneall.training.member.TrainConfig(batch_size=32), 2, ())
     assert seen_threads == [2] and r.steps_done == 10

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from tuneall import ties
-from tuneall.ties import TIE_COLUMNS, chance_threshold, degenerate_mask, tie_set
+from tuneall.reporting import ties
+from tuneall.reporting.ties import TIE_COLUMNS, chance_threshold, degenerate_mask, tie_set
 
 
 def table(per_trial: dict[str, list[float]], status: dict[str, str] | None = None,

@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
-from tuneall import metrics as M
-from tuneall.budget import Budget
+from tuneall.training import metrics as M
+from tuneall.core.budget import Budget
 from tuneall.data import load_dataset, make_synthetic
-from tuneall.errors import ConfigError
-from tuneall.factory import Allocation, make_trial_plan
-from tuneall.training import BatchSampler, TrainConfig, train_member
-from tuneall.trial import run_trial, train_sequential
+from tuneall.core.errors import ConfigError
+from tuneall.planning.factory import Allocation, make_trial_plan
+from tuneall.training.member import BatchSampler, TrainConfig, train_member
+from tuneall.training.trial import run_trial, train_sequential
 
 FAST = TrainConfig(lr=0.05, batch_size=32)
 HUGE_LR = TrainConfig(lr=1e20, batch_size=32)  # loss turns non-finite within the first 10 steps
@@ -206,7 +206,7 @@ def test_run_trial_vote_and_geometric_rules(small):
 
 def test_training_submodule_is_importable_as_module():
     # The package namespace also exports the api function `train`: the training module must not share its name.
-    import tuneall.training as T
+    import tuneall.training.member as T
 
     assert T.train_member is train_member
 

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 import tuneall
-from tuneall.errors import ConfigError, DataError
+from tuneall.core.errors import ConfigError, DataError
 from tuneall.models import count_params, create_model, get_family, param_count, resolve_family
 from tuneall.models.flops import inference_flops
-from tuneall.user_data import to_dataset
+from tuneall.data.user import to_dataset
 
 FACTORY = textwrap.dedent('''
     import math
@@ -106,11 +106,11 @@ def test_a_registered_family_reaches_a_fresh_process_as_the_workers_get_it(tmp_p
     """The family comes from a file loaded by path, so a fresh process cannot import it: only the bytes that
     TrialContext.families carries (by value) can give it the factory. The child runs the trial exactly as a Ray
     worker does (runner.run_job with the search's job) and reports the metrics."""
-    from tuneall.budget import Budget
-    from tuneall.config import Resources
-    from tuneall.imports import _cloudpickle
+    from tuneall.core.budget import Budget
+    from tuneall.core.config import Resources
+    from tuneall.core.imports import _cloudpickle
     from tuneall.runner import TrialContext, ship_families
-    from tuneall.tuner import trial_metrics
+    from tuneall.tuning.driver import trial_metrics
 
     (tmp_path / "shipped_nets.py").write_text(FACTORY)
     name = resolve_family(f"{tmp_path}/shipped_nets.py:make_mlp")
@@ -262,7 +262,7 @@ def test_your_model_example_and_the_same_from_the_cli(tmp_path, capsys, monkeypa
 
 
 def test_search_space_yaml_names_a_factory_by_import_path_and_samples_the_recipe(tmp_path):
-    from tuneall.space import grid, parse_space
+    from tuneall.planning.space import grid, parse_space
 
     (tmp_path / "yaml_nets.py").write_text(FACTORY.replace("make_mlp", "make_yaml_mlp") + textwrap.dedent('''
         import tuneall

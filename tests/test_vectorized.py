@@ -1,4 +1,4 @@
-"""Vectorised members (tuneall.vectorized) train exactly the models that train_member trains one after another."""
+"""Vectorised members (tuneall.training.vectorized) train exactly the models that train_member trains one after another."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
-from tuneall.budget import Budget
+from tuneall.core.budget import Budget
 from tuneall.data import load_dataset, make_synthetic
-from tuneall.factory import Allocation, make_trial_plan
+from tuneall.planning.factory import Allocation, make_trial_plan
 from tuneall.models import create_model, param_count
-from tuneall.training import TrainConfig, channels_last_ok, train_member
-from tuneall.trial import run_trial, select_trainer, train_sequential
-from tuneall.vectorized import choose_method, make_trainer, train_members_vectorized, train_vectorized
+from tuneall.training.member import TrainConfig, channels_last_ok, train_member
+from tuneall.training.trial import run_trial, select_trainer, train_sequential
+from tuneall.training.vectorized import choose_method, make_trainer, train_members_vectorized, train_vectorized
 
 FAST = TrainConfig(lr=0.05, batch_size=32)
 ATOL = 1e-5  # float rounding: grouped vs ordinary convolutions sum in different orders
@@ -84,10 +84,10 @@ def test_all_members_diverge_like_sequential(small):
 
 def test_one_diverged_member_leaves_the_others_untouched(small, monkeypatch):
     """A member whose head is poisoned (bias = inf) diverges at its first check; the others train as usual."""
-    import tuneall.training
-    import tuneall.vectorized
+    import tuneall.training.member
+    import tuneall.training.vectorized
 
-    real = tuneall.training.create_model
+    real = tuneall.training.member.create_model
 
     def poisoned(*args, **kw):
         m = real(*args, **kw)
@@ -96,8 +96,8 @@ def test_one_diverged_member_leaves_the_others_untouched(small, monkeypatch):
                 m.head.bias.fill_(float("inf"))
         return m
 
-    monkeypatch.setattr(tuneall.training, "create_model", poisoned)
-    monkeypatch.setattr(tuneall.vectorized, "create_model", poisoned)
+    monkeypatch.setattr(tuneall.training.member, "create_model", poisoned)
+    monkeypatch.setattr(tuneall.training.vectorized, "create_model", poisoned)
     seeds = (5, 6, 7)
     seq = [train_member("cnn3", 0.25, 2, small, 25, s, FAST, eval_steps=(5,)) for s in seeds]
     vec = train_members_vectorized("cnn3", 0.25, 2, small, 25, seeds, FAST, eval_steps=(5,))
@@ -120,9 +120,9 @@ def test_run_trial_vectorized_matches_sequential(small):
 
 
 def test_auto_measures_and_picks_a_method(small, monkeypatch):
-    import tuneall.vectorized
+    import tuneall.training.vectorized
 
-    monkeypatch.setattr(tuneall.vectorized, "MIN_STEPS_TO_PROBE", 10)
+    monkeypatch.setattr(tuneall.training.vectorized, "MIN_STEPS_TO_PROBE", 10)
     log = []
     plan = _plan(small, k=2, steps=10)
     trainer = make_trainer("auto", log=log)
@@ -138,7 +138,7 @@ def test_auto_measures_and_picks_a_method(small, monkeypatch):
     # k = 1 and short trials never probe.
     make_trainer("auto", log=log)(_plan(small, k=1, steps=10), small, None, ())
     assert log[-1]["method"] == "sequential"
-    monkeypatch.setattr(tuneall.vectorized, "MIN_STEPS_TO_PROBE", 300)
+    monkeypatch.setattr(tuneall.training.vectorized, "MIN_STEPS_TO_PROBE", 300)
     make_trainer("auto", log=log)(_plan(small, k=3, steps=10), small, None, ())
     assert log[-1]["method"] == "sequential" and "reason" in log[-1]
 
@@ -180,15 +180,15 @@ def test_vectorized_equals_sequential_on_gpu(small):
 
 def test_search_trial_and_sweep_job_honour_members(small, monkeypatch):
     """--members reaches the trainer in a search trial and in a sweep job, with the same metrics as sequential."""
-    import tuneall.vectorized
-    from tuneall.factory import Resources
+    import tuneall.training.vectorized
+    from tuneall.planning.factory import Resources
     from tuneall.runner import TrialContext
-    from tuneall.sweeper import run_job
-    from tuneall.tuner import trial_metrics
+    from tuneall.sweeping.driver import run_job
+    from tuneall.tuning.driver import trial_metrics
 
     used = []
-    real = tuneall.vectorized.train_vectorized
-    monkeypatch.setattr(tuneall.vectorized, "train_vectorized", lambda *a, **kw: used.append(1) or real(*a, **kw))
+    real = tuneall.training.vectorized.train_vectorized
+    monkeypatch.setattr(tuneall.training.vectorized, "train_vectorized", lambda *a, **kw: used.append(1) or real(*a, **kw))
     point = {"family": "cnn3", "width": 0.25, "depth": 2, "k": 2, "data_fraction": 1.0, "lr": 0.05, "momentum": 0.9,
              "batch_size": 32}
     p = param_count("cnn3", 0.25, 2, 3, 4, 2)

@@ -4,13 +4,13 @@ The verbs of the Python API (:mod:`tuneall.api`) are imported on first use, so t
 ``tuneall --help`` do not pay for torch, Ray or pandas.
 """
 
-from tuneall.budget import Budget
-from tuneall.errors import BudgetError, ConfigError, DataError, TuneallError
+from tuneall.core.budget import Budget
+from tuneall.core.errors import BudgetError, ConfigError, DataError, TuneallError
 
 __version__ = "0.1.0"
 _API = ("plan", "design", "train", "search", "resume", "sweep", "report", "load_ensemble")
 # Bringing your own model and data (torch is imported on first use of these, not by ``import tuneall``).
-_USER = {"register_model": "tuneall.models", "register_data": "tuneall.user_data"}
+_USER = {"register_model": "tuneall.models", "register_data": "tuneall.data.user"}
 __all__ = [*_API, *_USER, "Budget", "TuneallError", "BudgetError", "ConfigError", "DataError"]
 
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from tuneall.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget
-from tuneall.config import DEFAULT_OBJECTIVE, Resources, TrainConfig, check_rule, parse_objectives
-from tuneall.errors import ConfigError
+from tuneall.core.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget
+from tuneall.core.config import DEFAULT_OBJECTIVE, Resources, TrainConfig, check_rule, parse_objectives
+from tuneall.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from tuneall.space import SearchSpace
-    from tuneall.trial import TrialResult
+    from tuneall.planning.space import SearchSpace
+    from tuneall.training.trial import TrialResult
 
 
 def make_space(space: "SearchSpace | str | None" = None, family: str | None = None,
@@ -27,7 +27,7 @@ def make_space(space: "SearchSpace | str | None" = None, family: str | None = No
     """A search space: a packaged name or YAML path (default ``paper``), or an ad-hoc one from a family (a registered
     name or an import path such as ``mypkg.nets:make_mlp``) and lists of widths, depths and ensemble sizes; recipe
     settings given here are fixed in it. A user family without ``widths`` uses its own width grid."""
-    from tuneall.space import SearchSpace, load_space, parse_space, with_fixed
+    from tuneall.planning.space import SearchSpace, load_space, parse_space, with_fixed
 
     flags = {"width": widths, "depth": depths, "k": k}
     given = (("lr", lr), ("momentum", momentum), ("batch_size", batch_size), ("weight_decay", weight_decay),
@@ -62,7 +62,7 @@ def plan(
     machine (synthetic inputs of the dataset's shape) and add each allocation's training time for ``seeds`` repeats
     with ``cpus_per_trial`` threads (columns ``est_train_s``, ``est_train``).
     """
-    from tuneall.planning import plan_space
+    from tuneall.planning.points import plan_space
 
     b = Budget(budget, unit, min_steps)
     sp = make_space(space)
@@ -72,7 +72,7 @@ def plan(
     feasible, infeasible = plan_space(sp, b, dataset)
     if estimate:
         from tuneall.data import dataset_info
-        from tuneall.estimate import fmt_seconds, trial_seconds
+        from tuneall.training.estimate import fmt_seconds, trial_seconds
 
         feasible["est_train_s"] = trial_seconds(feasible, dataset_info(dataset), seeds, threads)
         feasible["est_train"] = feasible["est_train_s"].map(fmt_seconds)
@@ -94,8 +94,8 @@ def design(
     import pandas as pd
 
     from tuneall.data import dataset_info
-    from tuneall.design_classes import design_classes
-    from tuneall.factory import Allocation, Infeasible, make_trial_plan
+    from tuneall.planning.design_classes import design_classes
+    from tuneall.planning.factory import Allocation, Infeasible, make_trial_plan
 
     info = dataset_info(dataset)
     classes = design_classes(family, width, depth, k, in_channels=info.in_channels, num_classes=info.num_classes,
@@ -153,9 +153,9 @@ def train(
     weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``). ``val_fraction``: the share
     of a packaged dataset's training split held out as validation (default 10 %; user data carry their own)."""
     from tuneall.data import DEFAULT_VAL_FRACTION, check_batch_sizes, dataset_info, load_dataset
-    from tuneall.factory import Allocation, make_trial_plan
+    from tuneall.planning.factory import Allocation, make_trial_plan
     from tuneall.models import check_family, resolve_family
-    from tuneall.trial import run_trial, select_trainer
+    from tuneall.training.trial import run_trial, select_trainer
 
     check_rule(rule)
     cfg = TrainConfig.with_overrides(lr=lr, momentum=momentum, batch_size=batch_size, weight_decay=weight_decay,
@@ -170,7 +170,7 @@ def train(
     trial_plan = make_trial_plan(Allocation(family, width, depth, k, data_fraction), b, info, cfg, repeats=seeds)
     out = None
     if storage_path is not None:
-        from tuneall import results as R
+        from tuneall.rundir import results as R
 
         if save_members not in ("all", "best", "none"):
             raise ConfigError(f"save_members must be one of all, best, none, but got {save_members!r}")
@@ -180,7 +180,7 @@ def train(
             raise ConfigError(f"results directory {out} already exists; pass another name (or storage_path)")
     data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction, val_fraction=vf)
     check_batch_sizes([{"batch_size": cfg.batch_size}], data)  # data is already the fraction: compare with it all
-    from tuneall import ensemble_io
+    from tuneall.training import ensemble as ensemble_io
 
     with ensemble_io.capturing(out is not None and save_members != "none") as members:
         result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
@@ -193,8 +193,8 @@ def _write_train_dir(out: Path, result, data, rule: str, members: list, argv) ->
     """``tuneall train``'s results directory: train.json (what ran and what it gave) and the members' weights."""
     import json
 
-    from tuneall import ensemble_io
-    from tuneall import results as R
+    from tuneall.training import ensemble as ensemble_io
+    from tuneall.rundir import results as R
 
     out.mkdir(parents=True)
     doc = R.provenance({"plan": result.plan.row()}, argv, kind="train")
@@ -255,7 +255,7 @@ def search(
 
     ``model``: a family name or a factory ``fn(width, depth, input_shape, num_classes)`` (registered for you) or its
     import path, with ``widths``/``depths``/``k`` (default: the family's width grid). ``data``: your own data
-    (tensors, a dict, a torch Dataset, a callable, or an import path; :mod:`tuneall.user_data`), registered under
+    (tensors, a dict, a torch Dataset, a callable, or an import path; :mod:`tuneall.data.user`), registered under
     ``dataset`` (default name "user"). ``objectives``: what the sampler optimises and the frontier is drawn on
     (default: validation ensemble accuracy; test metrics are reported beside it, never used to choose).
 
@@ -268,7 +268,7 @@ def search(
     under CI); ``verbose``: 0 prints only errors, 1 a line per trial, 2 also Ray's per-trial results.
     """
     from tuneall.data import dataset_info
-    from tuneall.tuner import SearchConfig, run_search
+    from tuneall.tuning.driver import SearchConfig, run_search
 
     check_rule(rule)
     dataset = _use_data(data, dataset, val_fraction)
@@ -297,7 +297,7 @@ def _use_data(data, dataset: str, val_fraction: float | None) -> str:
         return dataset
     if isinstance(data, str):
         return data
-    from tuneall.user_data import register_data
+    from tuneall.data.user import register_data
 
     return register_data(data, "user" if dataset == "digits" else dataset, val_fraction=val_fraction)
 
@@ -314,7 +314,7 @@ def _use_model(model):
 def resume(results_dir: str, address: str | None = None, num_cpus: int | None = None, verbose: int = 1,
            argv: list[str] | None = None) -> "pd.DataFrame":
     """Continue an interrupted search from its results directory: finished trials are kept, never re-run."""
-    from tuneall.tuner import config_from_dir, run_search
+    from tuneall.tuning.driver import config_from_dir, run_search
 
     cfg = config_from_dir(results_dir, address=address, num_cpus=num_cpus)
     front = run_search(cfg, argv=argv, verbose=verbose)
@@ -357,7 +357,7 @@ def sweep(
     trained once at its largest budget (anytime reuse; with ``member_store`` each member of an architecture once for
     every k and budget, exactly); returns the results directory. ``options``: the run options
     of :class:`tuneall.runner.RunOptions` (name, storage_path, address, concurrency, executor, ...)."""
-    from tuneall.sweeper import SweepConfig, parse_budgets, run_sweep
+    from tuneall.sweeping.driver import SweepConfig, parse_budgets, run_sweep
 
     given = (("lr", lr), ("momentum", momentum), ("batch_size", batch_size), ("weight_decay", weight_decay),
              ("optimizer", optimizer), ("label_smoothing", label_smoothing))
@@ -379,7 +379,7 @@ def sweep(
 def report(results_dir: str | Path) -> dict:
     """Rebuild a results directory's report from disk, without training: a search's frontier, figures and summary,
     or a sweep's cross-budget report. Returns ``{"kind", "results_dir", "frontier" (searches), "sweep" (sweeps)}``."""
-    from tuneall import results as R
+    from tuneall.rundir import results as R
 
     out = Path(results_dir)
     kind = R.kind(out)
@@ -388,26 +388,26 @@ def report(results_dir: str | Path) -> dict:
 
 
 def _report(out: Path, kind: str) -> dict:
-    from tuneall import results as R
+    from tuneall.rundir import results as R
 
     if kind == "sweep":
-        from tuneall.sweep_report import build_sweep_report
+        from tuneall.sweeping.report import build_sweep_report
 
         if not (out / R.CELLS).exists():
             raise ConfigError(f"{out} is a sweep that never finished (no {R.CELLS}); run it again")
         build_sweep_report(out)
         return {"kind": kind, "results_dir": str(out),
                 "sweep": R.read_json(out / R.SWEEP_META, required=("sweep",))["sweep"]}
-    from tuneall.search_report import build_report
+    from tuneall.reporting.search_report import build_report
 
     return {"kind": kind, "results_dir": str(out), "frontier": build_report(out)}
 
 
 def load_ensemble(path: str | Path, repeat: int = 0):
     """The saved members of a search's chosen allocation (its results directory), of one trial
-    (``members/<trial_id>``) or of a ``tuneall train`` directory, as a predictor (:class:`tuneall.ensemble_io.Ensemble`:
+    (``members/<trial_id>``) or of a ``tuneall train`` directory, as a predictor (:class:`tuneall.training.ensemble.Ensemble`:
     ``predict``, ``predict_log_proba``, ``evaluate``). ``repeat``: which seed's ensemble."""
-    from tuneall.ensemble_io import load_ensemble as load
+    from tuneall.training.ensemble import load_ensemble as load
 
     return load(path, repeat=repeat)
 

@@ -2,7 +2,7 @@
 
 Each command parses its options and calls one API function; shared options come from parent parsers, grouped
 (budget, data, search, resources, output) with their defaults shown. User errors
-(:class:`tuneall.errors.TuneallError`) become one line on stderr and exit code 2; nothing else is caught.
+(:class:`tuneall.core.errors.TuneallError`) become one line on stderr and exit code 2; nothing else is caught.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import argparse
 import json
 import sys
 
-from tuneall.budget import DEFAULT_MIN_STEPS, UNITS
-from tuneall.config import COMBINE_RULES, DEFAULT_OBJECTIVE, MEMBER_METHODS, OBJECTIVES, OPTIMIZERS, SEARCHERS
-from tuneall.errors import ConfigError, TuneallError
+from tuneall.core.budget import DEFAULT_MIN_STEPS, UNITS
+from tuneall.core.config import COMBINE_RULES, DEFAULT_OBJECTIVE, MEMBER_METHODS, OBJECTIVES, OPTIMIZERS, SEARCHERS
+from tuneall.core.errors import ConfigError, TuneallError
 
 DATASETS = "cifar10 | cifar100 | digits | mnist1d | synthetic"
 
@@ -97,7 +97,7 @@ def _data_opts(p) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", "--data", dest="dataset", default="digits",
                    help=f"{DATASETS}, or your own data by import path: mypkg.data:load or path/to/file.py:load "
-                        "(a function returning tensors; see tuneall.user_data)")
+                        "(a function returning tensors; see tuneall.data.user)")
     g.add_argument("--data-dir", default=None, help="where datasets live (default: $TUNEALL_DATA or ~/.cache/tuneall)")
     g.add_argument("--val-fraction", type=float, default=0.1,
                    help="share of the training split held out as validation, which chooses the best allocation")
@@ -190,8 +190,8 @@ def cmd_design(args) -> int:
 
 def _searcher_advice(feasible) -> None:
     """Say when the grid with member reuse is the natural search: a small discrete space costs little more than a
-    few trials when each member is trained once (tuneall.member_reuse)."""
-    from tuneall.search_cost import grid_reuse_cost
+    few trials when each member is trained once (tuneall.store.reuse)."""
+    from tuneall.tuning.search_cost import grid_reuse_cost
 
     cost = grid_reuse_cost(feasible)
     saving = cost["fresh"] / max(1, cost["reuse"])

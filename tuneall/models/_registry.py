@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from tuneall.errors import ConfigError
+from tuneall.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class _InSet:
 def resolve_family(spec: str) -> str:
     """A family name, or an import path to a factory (``mypkg.nets:make_mlp``, ``path/file.py:make_mlp``) that is
     imported and registered (under the name it registered itself with, else the function's name)."""
-    from tuneall.imports import import_object, is_import_path
+    from tuneall.core.imports import import_object, is_import_path
 
     if not is_import_path(spec):
         get_family(spec)

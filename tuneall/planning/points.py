@@ -1,0 +1,220 @@
+"""Planning without training: every point of a space through the trial factory, feasible or with its reason."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+
+from tuneall.core.budget import Budget
+from tuneall.data import DatasetInfo, dataset_info
+from tuneall.core.errors import BudgetError, ConfigError
+from tuneall.planning.factory import Allocation, Infeasible, TrialPlan, make_trial_plan, max_feasible_k
+from tuneall.planning.space import AXES, Axis, Choice, SearchSpace, grid
+from tuneall.core.config import RECIPE_FIELDS, TrainConfig
+
+
+def _base(point: dict) -> dict:
+    """The single network a design-class point was derived from (empty for plain points)."""
+    return {"base_width": point["width"], "base_depth": point.get("depth")} if point.get("design") else {}
+
+
+def point_to_allocation(point: dict) -> tuple[Allocation, TrainConfig]:
+    """Split a search-space point into the allocation and the optimiser settings."""
+    alloc = Allocation(
+        family=point["family"], width=float(point["width"]), depth=point.get("depth"), k=int(point["k"]),
+        data_fraction=float(point.get("data_fraction", 1.0)), design=point.get("design"),
+    )
+    train = TrainConfig(
+        lr=float(point.get("lr", TrainConfig.lr)), momentum=float(point.get("momentum", TrainConfig.momentum)),
+        batch_size=int(point.get("batch_size", TrainConfig.batch_size)),
+        weight_decay=float(point.get("weight_decay", TrainConfig.weight_decay)),
+        optimizer=str(point.get("optimizer", TrainConfig.optimizer)),
+        label_smoothing=float(point.get("label_smoothing", TrainConfig.label_smoothing)),
+    )
+    return alloc, train
+
+
+def resolve_design(alloc: Allocation, info: DatasetInfo) -> Allocation:
+    """For a seed-001 point, the members' architecture: the single network itself, or its deq / weq ensemble."""
+    if alloc.design in (None, "single"):
+        return replace(alloc, k=1) if alloc.design else alloc
+    from tuneall.planning.design_classes import design_classes
+
+    classes = design_classes(alloc.family, alloc.width, alloc.depth, alloc.k, in_channels=info.in_channels,
+                             num_classes=info.num_classes, spatial_dims=info.spatial_dims)
+    member = next(c for c in classes if c.name == alloc.design)
+    return replace(alloc, width=member.width, depth=member.depth, k=member.k)
+
+
+def plan_point(point: dict, budget: Budget, info: DatasetInfo, **kw) -> TrialPlan:
+    """A search-space point through the trial factory (design classes resolved first)."""
+    alloc, train = point_to_allocation(point)
+    return make_trial_plan(resolve_design(alloc, info), budget, info, train, **kw)
+
+
+def check_space_families(space: SearchSpace, info: DatasetInfo) -> None:
+    """Every user family of ``space`` built once and run on a dummy batch of the data's shape, at each of its grid's
+    (width, depth): ConfigError naming the factory before any trial when it fails to build, returns a non-module or
+    outputs the wrong shape."""
+    from tuneall.models import check_family, get_family
+
+    for fam in space.families:
+        if not get_family(fam).user:
+            continue
+        for width in space.axis("width", fam).grid(space.grid_points):
+            for depth in space.axis("depth", fam).grid(space.grid_points):
+                check_family(fam, width, depth, tuple(info.input_shape), info.num_classes)
+
+
+def plan_space(space: SearchSpace, budget: Budget,
+               dataset: "str | DatasetInfo" = "digits") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(feasible, infeasible) tables for every grid point of ``space`` under ``budget``.
+
+    Raises :class:`BudgetError` naming the smallest feasible budget when nothing is feasible.
+    """
+    info = dataset if isinstance(dataset, DatasetInfo) else dataset_info(dataset)
+    check_space_families(space, info)
+    feasible, infeasible = [], []
+    min_need: tuple[float, str] | None = None
+    seen = set()
+    for point in grid(space):
+        key = tuple(sorted(point.items(), key=lambda kv: kv[0]))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            feasible.append({**plan_point(point, budget, info).row(), **_base(point)})
+        except Infeasible as e:
+            infeasible.append({**point, "reason": str(e), "min_budget": e.min_budget})
+            label = f"{point['family']} w={point['width']:g} k={point['k']}"
+            if min_need is None or e.min_budget < min_need[0]:
+                min_need = (e.min_budget, label)
+        except ConfigError as e:  # e.g. a depth that one of the space's families cannot build
+            infeasible.append({**point, "reason": str(e), "min_budget": float("nan")})
+    if not feasible:
+        hint = f"; the smallest feasible budget is {min_need[0]:.4g} {budget.unit} ({min_need[1]})" if min_need else ""
+        raise BudgetError(
+            f"budget {budget.value:.4g} {budget.unit} is too small for any allocation in space {space.name!r} "
+            f"with at least {budget.min_steps} steps per member{hint}"
+        )
+    sort = ["family", "width", "depth", "k", "data_fraction"]
+    f = pd.DataFrame(feasible).sort_values(sort, na_position="first", ignore_index=True)
+    i = pd.DataFrame(infeasible, columns=["family", *AXES, "reason", "min_budget"])
+    return f, i
+
+
+def _constant(axis: Axis) -> bool:
+    return isinstance(axis, Choice) and len(axis.values) == 1
+
+
+def _suggest(trial, name: str, axis: Axis):
+    """Sample one axis with Optuna; a one-value choice is a constant and is not sampled."""
+    if isinstance(axis, Choice):
+        if len(axis.values) == 1:
+            return axis.values[0]
+        return trial.suggest_categorical(name, list(axis.values))
+    if axis.integer:
+        return trial.suggest_int(name, int(axis.low), int(axis.high), log=axis.log)
+    return trial.suggest_float(name, axis.low, axis.high, log=axis.log)
+
+
+RECORDED = ("family", "width", "depth", "k", "data_fraction", "design", *RECIPE_FIELDS)
+
+
+def record_params(trial, point: dict, sampled_as_is: frozenset = frozenset()) -> None:
+    """Every allocation field of ``point`` as a study parameter under its own name, for Optuna's tools.
+
+    The sampler draws some fields under other names (``k_index``: the position of k among the feasible sizes;
+    ``width_<family>`` in multi-family spaces) or not at all (a field fixed in the space). Each such field is recorded
+    as a one-value distribution: Optuna returns its value without sampling, and ``study.trials_dataframe()``,
+    ``trial.params`` and optuna-dashboard show ``k`` itself. A field whose recorded kind would clash with an earlier
+    trial's (``sampled_as_is``: fields some family samples under their own name) goes to the user attributes.
+    """
+    for name in RECORDED:
+        v = point.get(name)
+        if name in trial.params or v is None:
+            continue
+        if name in sampled_as_is:
+            trial.set_user_attr(name, v)
+            continue
+        try:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                trial.suggest_categorical(name, [v])  # not sampled, so fixed for the whole space
+            elif isinstance(v, int):
+                trial.suggest_int(name, v, v)
+            else:
+                trial.suggest_float(name, float(v), float(v))
+        except ValueError:  # Optuna: "Cannot set different distribution kind to the same parameter name"
+            trial.set_user_attr(name, v)
+
+
+class DefineByRun:
+    """Optuna define-by-run function for a space: architecture and settings first, then only the k that fit.
+
+    Feasibility is monotone in k (more members, fewer steps each), so the feasible ensemble sizes are a prefix of the
+    sorted choices, or a shortened range: sampling k last from that prefix never proposes an infeasible k. A point whose
+    architecture cannot be trained even at the smallest k is still sampled over the full k axis and reaches Optuna as
+    an infeasible trial (the trainable reports it so). A class, not a closure, so Ray can pickle the searcher.
+    """
+
+    def __init__(self, space: SearchSpace, budget: Budget, dataset: str | DatasetInfo):
+        self.space, self.budget = space, budget
+        self.info = dataset if isinstance(dataset, DatasetInfo) else dataset_info(dataset)
+        multi = len(space.families) > 1
+        from tuneall.tuning.sampling import restrict
+
+        # Only architectures some k can train (statically per study: Optuna's distributions stay fixed).
+        self.choices = restrict(space, budget, self.info)
+
+        def as_is(key, fam):  # sampled under its own name: not constant, not as an index
+            fc = self.choices.get(fam)
+            if fc is not None and key != "k":
+                return key not in fc.indexed and len(fc.values[key]) > 1
+            return not _constant(space.axis(key, fam)) and not (key == "k" and isinstance(space.axis(key, fam),
+                                                                                          Choice))  # k: as k_index
+
+        self.sampled_as_is = frozenset(  # fields some family samples under their own (not a per-family) name
+            key for key in AXES for fam in space.families
+            if not (multi and key in space.per_family.get(fam, {})) and as_is(key, fam))
+
+    def __call__(self, trial) -> dict:
+        space = self.space
+        multi = len(space.families) > 1
+        fam = _suggest(trial, "family", Choice(tuple(self.choices) or space.families))
+        point = {"family": fam}
+        fc = self.choices.get(fam)
+        for key in AXES:
+            if key == "k" or fc is not None:
+                continue
+            name = f"{key}_{fam}" if multi and key in space.per_family.get(fam, {}) else key
+            point[key] = _suggest(trial, name, space.axis(key, fam))
+        if fc is not None:
+            from tuneall.tuning.sampling import sample
+
+            point.update(sample(trial, fc, lambda key: f"{key}_{fam}" if multi and key in space.per_family.get(
+                fam, {}) else key))
+        if space.designs:
+            point["design"] = _suggest(trial, "design", Choice(space.designs))
+            if point["design"] == "single":
+                point["k"] = 1
+                record_params(trial, point, self.sampled_as_is)
+                return point
+            kmax = 10**9  # deq / weq members are derived from k; infeasible ones are reported as such
+        else:
+            alloc, train = point_to_allocation({**point, "k": 1})
+            try:
+                kmax = max_feasible_k(alloc, self.budget, self.info, train)
+            except ConfigError:
+                kmax = 0  # e.g. a depth this family cannot build: the trainable reports it as infeasible
+        axis = space.axis("k", fam)
+        if isinstance(axis, Choice):
+            values = sorted(axis.values)
+            n_ok = sum(v <= kmax for v in values)
+            point["k"] = values[trial.suggest_int("k_index", 0, (n_ok or len(values)) - 1)] if len(values) > 1 \
+                else values[0]
+        else:
+            high = min(int(axis.high), kmax) if kmax >= axis.low else int(axis.high)
+            point["k"] = trial.suggest_int("k", int(axis.low), high, log=axis.log)
+        record_params(trial, point, self.sampled_as_is)
+        return point

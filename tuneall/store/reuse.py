@@ -1,0 +1,284 @@
+"""Member reuse in a search: which steps each member is trained to, and the trainer that goes through the store.
+
+For an architecture (every field of a point but k) the feasible ensemble sizes K give member j's *needs*: every
+k in K with k > j reads member j at T(k) steps (and at T(k)'s anytime-curve steps). Steps come from the trial factory
+only (:func:`tuneall.planning.points.plan_point` per k), never computed here.
+
+- ``grid`` (every feasible point will be run): member j is trained once to max T(k) over k > j and evaluated at
+  every needed step, so each member of the grid trains once, whichever trial reaches it first.
+- ``own`` (TPE, random: later trials are unknown): a trial trains its members to its own T and evaluates them at
+  every feasible k's steps up to T (and their anytime curves), so any later trial of the same architecture with more
+  members reuses them (and trains only its extra members), and one with fewer members (a longer T) continues them
+  from their stored state (:mod:`tuneall.store.records`) and pays only the extra steps.
+- ``sweep`` (every feasible (k, budget) cell will be filled): as ``grid`` over every k and budget of the sweep
+  (:func:`sweep_horizons`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tuneall.store import records as S
+
+REUSE_MODES = ("grid", "own")
+
+
+def architecture_plans(point: dict, k_values, budget, info, repeats: int = 1, base_seed: int = 0) -> dict:
+    """k -> trial plan for every k in ``k_values`` at which the point's architecture is feasible (the factory's
+    verdict); design-class points are their own architecture and get only their own k."""
+    from tuneall.core.errors import ConfigError
+    from tuneall.planning.factory import Infeasible
+    from tuneall.planning.points import plan_point
+
+    ks = [point["k"]] if point.get("design") else sorted({int(k) for k in k_values} | {int(point["k"])})
+    out = {}
+    for k in ks:
+        try:
+            out[k] = plan_point({**point, "k": k}, budget, info, repeats=repeats, base_seed=base_seed)
+        except (Infeasible, ConfigError):
+            continue
+    return out
+
+
+def horizons(own_k: int, plans: dict, mode: str, evals_of=None) -> list[tuple[int, tuple[int, ...]]]:
+    """(steps to train, steps to evaluate) of members 0..own_k-1 of the own_k trial, given ``plans`` (k -> plan);
+    ``evals_of(steps)``: the evaluations a trial of that many steps reads besides its last step (its anytime
+    curve by default)."""
+    from tuneall.training.trial import curve_steps
+
+    curve_steps = evals_of or curve_steps
+
+    if mode not in REUSE_MODES:
+        raise ValueError(f"reuse mode must be one of {REUSE_MODES}, got {mode!r}")
+    own = plans[own_k]
+
+    def evals(ps) -> tuple[int, ...]:
+        return tuple(sorted({s for p in ps for s in (p.steps, *curve_steps(p.steps))}))
+
+    out = []
+    for j in range(own_k):
+        if mode == "grid":
+            users = [p for k, p in plans.items() if k > j]
+            out.append((max(p.steps for p in users), evals(users)))
+        else:  # every k's evaluations up to T(own_k): a later, longer trial can then continue these members
+            out.append((own.steps, tuple(s for s in evals(plans.values()) if s <= own.steps)))
+    return out
+
+
+class StoreTrainer:
+    """A trainer for :func:`tuneall.training.trial.run_trial` (``trainer(plan, data, progress, eval_steps)``) that answers
+    members from a :class:`~tuneall.store.records.MemberStore` and trains, one after another in this process, only
+    those it lacks, to their horizons. ``data_id``: the fingerprint of the data the members see;
+    ``member_horizons``: per member index, (steps, evaluations), from :func:`horizons` (None: the trial's own)."""
+
+    method = "sequential"
+
+    def __init__(self, store: S.MemberStore, data_id: str, threads: int, member_horizons=None,
+                 snapshot_steps=()):
+        self.store, self.data_id, self.threads, self.member_horizons = store, data_id, threads, member_horizons
+        self.snapshot_steps = tuple(sorted(set(snapshot_steps)))  # trials' own T: their weights kept in the store
+        self.counts = {"member_steps_trained": 0, "member_steps_reused": 0, "members_trained": 0,
+                       "members_reused": 0}
+
+    def key(self, plan, seed: int) -> dict:
+        import torch
+
+        a = plan.allocation
+        return S.member_key(family=a.family, width=a.width, depth=plan.depth, train=plan.train,
+                            data_fraction=a.data_fraction, seed=seed, data_id=self.data_id, threads=self.threads,
+                            method=self.method, device=plan.train.device, torch_version=torch.__version__)
+
+    def __call__(self, plan, data, progress=None, eval_steps=()):
+        from tuneall.training.member import MemberResult, train_member
+
+        a = plan.allocation
+        requests = []
+        for seeds in plan.seeds:
+            for i, seed in enumerate(seeds):
+                h_steps, h_evals = self.member_horizons[i] if self.member_horizons else (plan.steps, ())
+                requests.append(S.Request(self.key(plan, seed), seed, plan.steps, tuple(eval_steps), h_steps,
+                                          tuple(h_evals) + tuple(eval_steps)))
+
+        def train(seed, steps, evals, start=None):
+            from tuneall.training import ensemble as ensemble_io
+
+            # Weights are the trial's only at its own T: a member trained past it (to a larger k's need) is
+            # offered to a throw-away capture, not to the trial's (the search trains the chosen one again).
+            with ensemble_io.capturing(steps != plan.steps):
+                return train_member(a.family, a.width, plan.depth, data, steps, seed, plan.train, evals,
+                                    start=start, keep_state=True,
+                                    snapshot_steps=tuple(t for t in self.snapshot_steps if t <= steps))
+
+        flat, counts = S.fetch_or_train(self.store, requests, train, MemberResult)
+        for k, v in counts.items():
+            self.counts[k] += v
+        out, n = [], 0
+        for r, seeds in enumerate(plan.seeds):
+            out.append(flat[n:n + len(seeds)])
+            if progress:
+                for i, res in enumerate(out[-1]):
+                    progress(r, i, res)
+            n += len(seeds)
+        return out
+
+
+def store_trainer(results_dir, point: dict, plan, data, threads: int, k_values, mode: str, budget,
+                  repeats: int, base_seed: int) -> StoreTrainer:
+    """The store trainer of one search trial: its members' horizons over the architecture's feasible k."""
+    from pathlib import Path
+
+    plans = architecture_plans(point, k_values, budget, data.info, repeats, base_seed)
+    plans = {k: replace(p, train=plan.train) for k, p in plans.items()}  # the trial's runtime recipe (device)
+    plans[plan.k] = plan
+    return StoreTrainer(S.MemberStore(Path(results_dir) / S.STORE_DIR), S.data_fingerprint(data), threads,
+                        horizons(plan.k, plans, mode), snapshot_steps={p.steps for p in plans.values()})
+
+
+
+
+
+def arch_key(point: dict) -> str:
+    """An architecture's identity: every field of a point but k (and Optuna's ``*_index`` helpers)."""
+    import json
+
+    return json.dumps({k: v for k, v in sorted(point.items()) if k != "k" and not k.endswith("_index")},
+                      default=str)
+
+
+def reuse_ks(points: list[dict]) -> dict[str, list[int]]:
+    """architecture key -> the ensemble sizes of ``points`` with that architecture (a grid's, or a rung's)."""
+    out: dict[str, set] = {}
+    for p in points:
+        out.setdefault(arch_key(p), set()).add(int(p["k"]))
+    return {a: sorted(ks) for a, ks in out.items()}
+
+
+def for_trial(ctx, point: dict, plan, data) -> StoreTrainer | None:
+    """The store trainer of a search trial, or None where the store is off or cannot be exact (members trained
+    vectorised or as parallel Ray tasks: their floats depend on the grouping)."""
+    import torch
+
+    res = ctx.resources
+    if not ctx.reuse or not ctx.results_dir or res.parallel_members or res.members != "sequential" or res.amp:
+        return None
+    ks = ctx.reuse["ks"].get(arch_key(point)) or ctx.reuse["ks"].get(point["family"]) or [point["k"]]
+    return store_trainer(ctx.results_dir, point, plan, data, torch.get_num_threads(), ks, ctx.reuse["mode"],
+                         ctx.budget, ctx.seeds, ctx.seed)
+
+
+def sweep_horizons(point: dict, ks, budgets, unit: str, min_steps: int, info, repeats: int, base_seed: int,
+                   own_k: int) -> list[tuple[int, tuple[int, ...]]]:
+    """Members 0..own_k-1's horizons in a sweep: member i is trained to the most steps any cell (k > i, budget) of
+    its architecture needs and evaluated at every such cell's steps, so each member of an architecture is trained
+    once for the whole sweep, whichever job reaches it first."""
+    from tuneall.core.budget import Budget
+
+    cells: dict[int, set] = {}
+    for c in budgets:
+        for k, p in architecture_plans(point, ks, Budget(c, unit, min_steps), info, repeats, base_seed).items():
+            cells.setdefault(k, set()).add(p.steps)
+    out = []
+    for i in range(own_k):
+        steps = set().union(*(s for k, s in cells.items() if k > i))
+        out.append((max(steps), tuple(sorted(steps))))
+    return out
+
+
+def sweep_trainer(ctx, point: dict, top, data) -> StoreTrainer | None:
+    """The store trainer of a sweep job (``top``: its plan at its largest budget; ``data``: exactly what its
+    members see), or None where the store is off or cannot be exact (as :func:`for_trial`)."""
+    from pathlib import Path
+
+    import torch
+
+    res = ctx.resources
+    if (not ctx.reuse or ctx.reuse.get("mode") != "sweep" or not ctx.results_dir or res.parallel_members
+            or res.members != "sequential" or res.amp):
+        return None
+    ks = ctx.reuse["ks"].get(arch_key(point)) or [point["k"]]
+    return StoreTrainer(S.MemberStore(Path(ctx.results_dir) / S.STORE_DIR), S.data_fingerprint(data),
+                        torch.get_num_threads(),
+                        sweep_horizons(point, ks, ctx.reuse["budgets"], ctx.unit, ctx.min_steps, data.info,
+                                       ctx.seeds, ctx.seed, top.k))
+
+
+def rung_evals(steps: int, n: int = 8) -> tuple[int, ...]:
+    """A rung's evaluations: ``n`` log-spaced steps in [steps / 4, steps], where the curve has left its first
+    transient (the power law of :func:`tuneall.tuning.halving.predict_full` is fitted to these)."""
+    return tuple(sorted({max(1, round(steps * 2 ** (-2 * i / (n - 1)))) for i in range(n)}))
+
+
+def schedule_evals(full_steps: int, min_steps: int = 1) -> set[int]:
+    """Every step at which halving reads an allocation of ``full_steps`` steps: each rung's evaluations and the full
+    trial's anytime curve."""
+    from tuneall.tuning.halving import RUNGS, rung_steps
+    from tuneall.training.trial import curve_steps
+
+    out = {full_steps, *curve_steps(full_steps)}
+    for f in RUNGS:
+        out |= set(rung_evals(rung_steps(full_steps, f, min_steps)))
+    return out
+
+
+def rung_job(config: dict, ctx, data) -> dict:
+    """A halving rung's trial: the point's members trained to ``fraction`` of the factory's T (each member once per
+    rung over the rung's ks of this architecture), the ensemble's accuracy per seed along the way."""
+    import torch
+
+    from tuneall.data import with_fraction
+    from tuneall.tuning.halving import RUNGS, rung_steps
+    from tuneall.planning.points import plan_point
+    from tuneall.training.trial import evaluate_members
+
+    point, f = config["point"], float(config["fraction"])
+    plan = plan_point(point, ctx.budget, data.info, repeats=ctx.seeds, base_seed=ctx.seed)
+    train = ctx.train_config(plan.train)
+    ks = ctx.reuse["ks"].get(arch_key(point)) or [point["k"]]
+    full = architecture_plans(point, ks, ctx.budget, data.info, ctx.seeds, ctx.seed)
+    plans = {k: replace(p, train=train, steps=rung_steps(p.steps, f, ctx.budget.min_steps)) for k, p in full.items()}
+    rplan = plans[plan.k]
+    # Each member is evaluated now at every step a later rung or the full trial will read below its horizon, so
+    # those continue it from its stored state instead of training it again.
+    later: dict[int, set] = {}
+    for k, p in full.items():
+        later.setdefault(plans[k].steps, set()).update(schedule_evals(p.steps, ctx.budget.min_steps))
+    from pathlib import Path
+
+    trainer = StoreTrainer(S.MemberStore(Path(ctx.results_dir) / S.STORE_DIR), S.data_fingerprint(data),
+                           torch.get_num_threads(), horizons(plan.k, plans, "grid", lambda s: tuple(later[s])))
+    part = with_fraction(data, plan.allocation.data_fraction)
+    # The curve reaches back over the earlier rungs' evaluations too (stored: free), so the fit sees a wider range.
+    evals = tuple(sorted(set().union(*(rung_evals(rung_steps(plan.steps, g, ctx.budget.min_steps))
+                                       for g in RUNGS if g <= f)) | set(rung_evals(rplan.steps))))
+    members = trainer(rplan, part, None, evals)
+    val = getattr(part, "y_val", None) is not None  # choose on validation where the data has that split
+    labels = part.y_val if val else part.y_test
+    curve = [[evaluate_members(rep, labels, part.info.num_classes, s, ctx.rules[0],
+                               **({"split": "val"} if val else {}))[0]["ensemble_acc"] for s in evals]
+             for rep in members]
+    diverged = any(m.diverged or m.steps_done < rplan.steps for rep in members for m in rep)
+    m_steps, m_curve = _first_member_curve(trainer, rplan, labels, "val" if val else "test")
+    return {"status": "diverged" if diverged else "ok", "steps": list(evals), "full_steps": plan.steps,
+            "rung_steps": rplan.steps, "curve": curve, "split": "val" if val else "test",
+            "member_steps_curve": m_steps, "member_curve": m_curve, **trainer.counts}
+
+
+def _first_member_curve(trainer: StoreTrainer, plan, labels, split: str) -> tuple[list[int], list[list[float]]]:
+    """The accuracy curve of member 0 of each repeat, as far as the rung trained it (its horizon: the longest of the
+    architecture, the k = 1 allocation's share of the rung): every stored evaluation in the last three quarters
+    of its steps. A large-k allocation's own curve at a rung is short (tens of steps, often still at chance), while
+    member 0 has usually run near or past that allocation's full T: :mod:`tuneall.tuning.halving` reads (or predicts) the
+    single member's accuracy at T(k) as a floor for the k-member ensemble there."""
+    from tuneall.training import metrics as M
+
+    recs = [trainer.store.load(S.key_id(trainer.key(plan, seeds[0]))) for seeds in plan.seeds]
+    if any(r is None or r.diverged for r in recs):
+        return [], []
+    top = min(r.ok_through for r in recs)
+    steps = sorted(set.intersection(*({s for s in (r.val if split == "val" else r.test) if top / 4 <= s <= top}
+                                      for r in recs)))
+    return steps, [[M.accuracy((r.val if split == "val" else r.test)[s], labels) for s in steps] for r in recs]
+
+
+__all__ = ["REUSE_MODES", "architecture_plans", "horizons", "StoreTrainer", "store_trainer", "arch_key", "reuse_ks",
+           "for_trial", "sweep_horizons", "sweep_trainer", "schedule_evals", "rung_job"]

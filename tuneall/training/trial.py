@@ -1,0 +1,163 @@
+"""Running a trial plan: train its k members for every repeat, evaluate members and ensemble, aggregate over seeds."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from tuneall.training import metrics as M
+from tuneall.core.config import VAL_PREFIX, check_rule
+from tuneall.planning.factory import TrialPlan
+from tuneall.training.member import MemberResult, train_member
+
+STATUSES = ("ok", "infeasible", "diverged", "failed")
+
+
+CURVE_POINTS = 6  # anytime evaluations per member (log-spaced steps), for time-to-accuracy
+
+
+@dataclass
+class TrialResult:
+    plan: TrialPlan
+    status: str  # "ok" or "diverged" (infeasible points never train; failures are recorded by the search)
+    summary: dict[str, float]  # M.aggregate over repeats: <metric>_mean / _std / _worst
+    repeats: list[dict[str, float]]  # ensemble metrics per repeat
+    members: list[dict] = field(default_factory=list)  # one row per (repeat, member)
+    costs: dict[str, float | str] = field(default_factory=dict)  # seed 001's cost metrics, see cost_metrics()
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (step, ensemble accuracy mean over repeats)
+    train_time_s: float = 0.0  # sum of member training times
+    wall_time_s: float = 0.0
+
+    def metrics(self) -> dict:
+        """Flat metrics for reporting to Ray Tune and for the trials table."""
+        return {
+            "status": self.status,
+            **self.summary,
+            **self.costs,
+            "n_diverged": sum(m["diverged"] for m in self.members),
+            "train_time_s": self.train_time_s,
+            "wall_time_s": self.wall_time_s,
+        }
+
+
+def curve_steps(steps: int, n: int = CURVE_POINTS) -> tuple[int, ...]:
+    """``n`` log-spaced step counts in [steps / 32, steps], ending at ``steps``."""
+    return tuple(sorted({max(1, round(steps * 2 ** (-5 * i / max(1, n - 1)))) for i in range(n)}))
+
+
+def cost_metrics(plan: TrialPlan, members: list[dict], n_train: int) -> dict[str, float | str]:
+    """Seed 001's costs: training time per step and per epoch, inference latency, peak training memory.
+
+    Members of an ensemble run one after another, so the ensemble's inference latency is the sum of its members'.
+    """
+    ok = [m for m in members if not m["diverged"] and m["steps_done"]]
+    if not ok:
+        return {}
+    per_step = sum(m["train_time_s"] / m["steps_done"] for m in ok) / len(ok)
+    steps_per_epoch = max(1, n_train // min(plan.train.batch_size, n_train))
+    repeats = {m["repeat"] for m in ok}
+    latency = sum(m["latency_s_per_image"] for m in ok) / len(repeats)
+    return {
+        "time_per_step_s": per_step,
+        "time_per_epoch_s": per_step * steps_per_epoch,
+        "epochs": plan.steps / steps_per_epoch,
+        "latency_ms_per_image": 1e3 * latency,
+        "peak_mem_mb": max(m["peak_mem_bytes"] for m in ok) / 2**20,
+        "mem_kind": ok[0]["mem_kind"],
+    }
+
+
+def _logprobs_or_uniform(r: MemberResult, step: int, n: int, c: int, split: str = "test") -> torch.Tensor:
+    # A diverged member contributes no information: a uniform prediction keeps the ensemble metrics finite.
+    p = (r.val_logprobs if split == "val" else r.test_logprobs).get(step)
+    return p if p is not None and torch.isfinite(p).all() else torch.full((n, c), -math.log(c))
+
+
+def evaluate_members(
+    results: list[MemberResult], labels: torch.Tensor, num_classes: int, step: int, rule: str, split: str = "test"
+) -> tuple[dict[str, float], list[dict]]:
+    """Ensemble metrics and per-member rows of k members at ``step`` on ``split`` ('test' or 'val')."""
+    n = labels.shape[0]
+    logp = torch.stack([_logprobs_or_uniform(r, step, n, num_classes, split) for r in results])
+    rows = [
+        {"member": i, "seed": r.seed, **M.member_metrics(logp[i], labels), "steps_done": r.steps_done,
+         "diverged": r.diverged, "final_loss": r.final_loss, "train_time_s": r.train_time_s,
+         "latency_s_per_image": r.latency_s_per_image, "peak_mem_bytes": r.peak_mem_bytes, "mem_kind": r.mem_kind}
+        for i, r in enumerate(results)
+    ]
+    return M.evaluate_ensemble(logp, labels, rule), rows
+
+
+def evaluate_splits(results: list[MemberResult], data, step: int, rule: str) -> tuple[dict[str, float], list[dict]]:
+    """Ensemble metrics on test (unprefixed) and validation (``val_``-prefixed), and per-member rows with both."""
+    ens, rows = evaluate_members(results, data.y_test, data.info.num_classes, step, rule)
+    if getattr(data, "y_val", None) is not None:
+        val, val_rows = evaluate_members(results, data.y_val, data.info.num_classes, step, rule, split="val")
+        ens.update({VAL_PREFIX + k: v for k, v in val.items()})
+        for row, v in zip(rows, val_rows):
+            row.update({VAL_PREFIX + k: v[k] for k in ("acc", "nll", "ece")})
+    return ens, rows
+
+
+def train_sequential(plan: TrialPlan, data, progress=None, eval_steps=()) -> list[list[MemberResult]]:
+    """Train every member of every repeat one after another in this process: results[repeat][member]."""
+    a = plan.allocation
+    out = []
+    for r, seeds in enumerate(plan.seeds):
+        out.append([])
+        for i, seed in enumerate(seeds):
+            res = train_member(a.family, a.width, plan.depth, data, plan.steps, seed, plan.train, eval_steps)
+            out[-1].append(res)
+            if progress:
+                progress(r, i, res)
+    return out
+
+
+def select_trainer(members: str = "sequential", amp: bool = False):
+    """The trainer for ``members``: "sequential" (train_member, one member after another), "vectorized" (a repeat's
+    k members trained together, :mod:`tuneall.training.vectorized`) or "auto" (whichever a few timed steps show faster on
+    this machine). ``amp`` (mixed precision) applies to the vectorised trainer only."""
+    if members == "sequential" and not amp:
+        return train_sequential
+    from tuneall.training.vectorized import make_trainer
+
+    return make_trainer(members, amp=amp)
+
+
+def run_trial(plan: TrialPlan, data, rule: str = "mean", progress=None, trainer=train_sequential,
+              members: str | None = None) -> TrialResult:
+    """Train and evaluate every member of ``plan`` on ``data`` (a :class:`tuneall.data.Dataset`).
+
+    ``trainer(plan, data, progress, eval_steps)`` returns member results per repeat (it may train them in
+    parallel); members are also evaluated at :func:`curve_steps` for the anytime accuracy curve. ``members``, if
+    given, picks the trainer by name instead (see :func:`select_trainer`).
+    """
+    if members is not None:
+        trainer = select_trainer(members)
+    check_rule(rule)
+    if abs(data.data_fraction - plan.allocation.data_fraction) > 1e-12:
+        raise ValueError(f"data has data_fraction={data.data_fraction}, plan wants {plan.allocation.data_fraction}")
+    t0 = time.perf_counter()
+    steps_curve = curve_steps(plan.steps)
+    repeats, members, curves = [], [], []
+    for r, results in enumerate(trainer(plan, data, progress, steps_curve)):
+        ens, rows = evaluate_splits(results, data, plan.steps, rule)
+        repeats.append(ens)
+        members += [{"repeat": r, **row} for row in rows]
+        curves.append([evaluate_members(results, data.y_test, data.info.num_classes, s, rule)[0]["ensemble_acc"]
+                       for s in steps_curve])
+    diverged = any(m["diverged"] for m in members)
+    return TrialResult(
+        plan=plan,
+        status="diverged" if diverged else "ok",
+        summary=M.aggregate(repeats),
+        repeats=repeats,
+        members=members,
+        costs=cost_metrics(plan, members, len(data.x_train)),
+        curve=[(s, sum(c[i] for c in curves) / len(curves)) for i, s in enumerate(steps_curve)],
+        train_time_s=sum(m["train_time_s"] for m in members),
+        wall_time_s=time.perf_counter() - t0,
+    )

@@ -1,0 +1,86 @@
+"""Ray Tune callbacks of a search, run in the driver (imported lazily: this pulls in ray.tune)."""
+
+from __future__ import annotations
+
+from ray.tune import Callback
+
+from tuneall.rundir import journal
+from tuneall.core.progress import SearchProgress
+
+
+class JournalCallback(Callback):
+    """Writes each finished or failed trial to the results directory's journal as soon as the driver learns of it."""
+
+    def __init__(self, results_dir: str):
+        self.results_dir = results_dir
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if "status" not in (trial.last_result or {}):
+            return  # stopped before it reported (Ctrl-C): not finished, so a resume runs it again
+        journal.append(self.results_dir, {"trial_id": trial.trial_id, "config": trial.config,
+                                          "metrics": dict(trial.last_result or {}), "error": None})
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        journal.append(self.results_dir, {"trial_id": trial.trial_id, "config": trial.config, "metrics": {},
+                                          "error": error_line(trial)})
+
+
+def error_line(trial) -> str:
+    msg = getattr(trial, "error_msg", None) or "trial failed"
+    return str(msg).strip().splitlines()[-1][:500]
+
+
+class ProgressCallback(Callback):
+    """One line per finished trial (see :class:`tuneall.core.progress.SearchProgress`): allocation, objective mean ± std,
+    best so far, trials done / left and the search's ETA from measured speed."""
+
+    def __init__(self, progress: SearchProgress):
+        self.progress = progress
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        result = trial.last_result or {}
+        if "status" in result:
+            config = trial.config or {}
+            self.progress.trial_finished(config.get("point", config), result)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        config = trial.config or {}
+        self.progress.trial_finished(config.get("point", config), {}, error=error_line(trial))
+
+
+LIVE_TABLE_EVERY_S = 30.0  # Ray's table of trials at most this often (the per-trial lines carry the news)
+
+
+def live_table(objectives, grid: bool):
+    """Ray Tune's table of trials with the allocation and the objective(s) as columns (Ray's legacy CLIReporter:
+    the newer output engine infers four columns from the first result and prints a result box per trial)."""
+    from ray.tune import CLIReporter
+
+    prefix = "point/" if grid else ""  # a grid trial's config is {"point": {...}}
+    params = {f"{prefix}{c}": c for c in ("family", "width", "depth", "k", "data_fraction")}
+    metrics = {"status": "result", **{m: m for m, _ in objectives}}
+    # The best trial line follows the TuneConfig's metric and mode (set there, not here).
+    return CLIReporter(parameter_columns=params, metric_columns=metrics, max_report_frequency=LIVE_TABLE_EVERY_S,
+                       max_progress_rows=20)
+
+
+class legacy_output:
+    """Select Ray Tune's legacy output engine (the one that takes a ``progress_reporter``) for one ``fit()``."""
+
+    KEY = "RAY_AIR_NEW_OUTPUT"
+
+    def __enter__(self):
+        import os
+
+        self.before = os.environ.get(self.KEY)
+        os.environ[self.KEY] = "0"
+        return self
+
+    def __exit__(self, *exc):
+        import os
+
+        if self.before is None:
+            os.environ.pop(self.KEY, None)
+        else:
+            os.environ[self.KEY] = self.before
+        return False
