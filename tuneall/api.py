@@ -69,6 +69,12 @@ def plan(
     if estimate and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
         raise ConfigError(f"estimate needs seeds >= 1, but got seeds={seeds!r}")
     threads = Resources(cpus=cpus_per_trial).threads
+    if estimate:  # the estimate runs `threads` torch threads here: no more than this machine has
+        from tuneall.runner import local_cpus
+
+        if threads > local_cpus():
+            raise ConfigError(f"cpus_per_trial {cpus_per_trial:g} is more than this machine's {local_cpus()} CPUs; "
+                              "the estimate times steps with that many threads here")
     feasible, infeasible = plan_space(sp, b, dataset)
     if estimate:
         from tuneall.data import dataset_info
@@ -144,6 +150,7 @@ def train(
     save_members: str = "best",
     argv: list[str] | None = None,
     val_fraction: float | None = None,
+    confirm: bool = True,
 ) -> "TrialResult":
     """Train one allocation under the budget (k members x ``seeds`` repeats) and evaluate it on validation and test.
     ``family`` may be an import path to a model factory; ``dataset`` an import path to a data loader.
@@ -151,7 +158,8 @@ def train(
     With ``storage_path`` the run is written to ``storage_path/name`` (default name from the settings):
     ``train.json`` (plan, metrics, members, command, versions) and, unless ``save_members='none'``, the members'
     weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``). ``val_fraction``: the share
-    of a packaged dataset's training split held out as validation (default 10 %; user data carry their own)."""
+    of a packaged dataset's training split held out as validation (default 10 %; user data carry their own).
+    ``confirm``: ask before a run estimated above an hour when stdin is a terminal (never under CI)."""
     from tuneall.data import DEFAULT_VAL_FRACTION, check_batch_sizes, dataset_info, load_dataset
     from tuneall.planning.factory import Allocation, make_trial_plan
     from tuneall.models import check_family, resolve_family
@@ -161,11 +169,17 @@ def train(
     cfg = TrainConfig.with_overrides(lr=lr, momentum=momentum, batch_size=batch_size, weight_decay=weight_decay,
                                      optimizer=optimizer, label_smoothing=label_smoothing, device=device)
     family = resolve_family(family)
+    from tuneall.training.sanity import check_width_scales, estimate_and_confirm
+
+    check_width_scales(family, width, depth)
     b = Budget(budget, unit, min_steps)
     Resources(members=members, amp=amp)  # validates: a bad members method fails before any data loads
     trainer = select_trainer(members, amp)
     vf = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction
     info = dataset_info(dataset, vf)
+    from tuneall.data.user import check_val_fraction
+
+    check_val_fraction(dataset, val_fraction)
     check_family(family, width, depth, tuple(info.input_shape), info.num_classes)
     trial_plan = make_trial_plan(Allocation(family, width, depth, k, data_fraction), b, info, cfg, repeats=seeds)
     out = None
@@ -178,6 +192,9 @@ def train(
         out = R.results_path(storage_path, name or f"train-{label}-{b.value:.3g}-{family}-w{width:g}-k{k}")
         if out.exists():
             raise ConfigError(f"results directory {out} already exists; pass another name (or storage_path)")
+    import torch
+
+    estimate_and_confirm(trial_plan, info, seeds, torch.get_num_threads(), confirm, verbose=progress is not None)
     data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction, val_fraction=vf)
     check_batch_sizes([{"batch_size": cfg.batch_size}], data)  # data is already the fraction: compare with it all
     from tuneall.training import ensemble as ensemble_io
@@ -268,11 +285,14 @@ def search(
     under CI); ``verbose``: 0 prints only errors, 1 a line per trial, 2 also Ray's per-trial results.
     """
     from tuneall.data import dataset_info
+    from tuneall.data.user import check_val_fraction
     from tuneall.tuning.driver import SearchConfig, run_search
 
     check_rule(rule)
+    _check_verbose(verbose)
     dataset = _use_data(data, dataset, val_fraction)
     dataset_info(dataset)  # unknown dataset: fail before anything else
+    check_val_fraction(dataset, val_fraction if isinstance(data, str) or data is None else None)
     cfg = SearchConfig(
         budget=Budget(budget, unit, min_steps),
         space=make_space(space, family=_use_model(model), widths=widths, depths=depths, k=k, lr=lr,
@@ -289,6 +309,11 @@ def search(
     front = run_search(cfg, argv=argv, verbose=verbose, dry_run=dry_run, confirm=confirm)
     front.attrs["results_dir"] = str(cfg.results_dir)
     return front
+
+
+def _check_verbose(verbose) -> None:
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ConfigError(f"verbose must be 0, 1 or 2, but got {verbose!r}")
 
 
 def _use_data(data, dataset: str, val_fraction: float | None) -> str:
@@ -316,6 +341,7 @@ def resume(results_dir: str, address: str | None = None, num_cpus: int | None = 
     """Continue an interrupted search from its results directory: finished trials are kept, never re-run."""
     from tuneall.tuning.driver import config_from_dir, run_search
 
+    _check_verbose(verbose)
     cfg = config_from_dir(results_dir, address=address, num_cpus=num_cpus)
     front = run_search(cfg, argv=argv, verbose=verbose)
     front.attrs["results_dir"] = str(cfg.results_dir)
@@ -359,11 +385,16 @@ def sweep(
     of :class:`tuneall.runner.RunOptions` (name, storage_path, address, concurrency, executor, ...)."""
     from tuneall.sweeping.driver import SweepConfig, parse_budgets, run_sweep
 
+    _check_verbose(verbose)
     given = (("lr", lr), ("momentum", momentum), ("batch_size", batch_size), ("weight_decay", weight_decay),
              ("optimizer", optimizer), ("label_smoothing", label_smoothing))
     fixed = {key: v for key, v in given if v is not None}
     dataset = _use_data(data, dataset, val_fraction)
     if val_fraction is not None:
+        from tuneall.data.user import check_val_fraction
+
+        if data is None or isinstance(data, str):
+            check_val_fraction(dataset, val_fraction)
         options["val_fraction"] = val_fraction
     if points is None:
         sp, pts = make_space(space, family=_use_model(model), widths=widths, depths=depths, k=k, **fixed), None

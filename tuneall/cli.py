@@ -99,8 +99,9 @@ def _data_opts(p) -> None:
                    help=f"{DATASETS}, or your own data by import path: mypkg.data:load or path/to/file.py:load "
                         "(a function returning tensors; see tuneall.data.user)")
     g.add_argument("--data-dir", default=None, help="where datasets live (default: $TUNEALL_DATA or ~/.cache/tuneall)")
-    g.add_argument("--val-fraction", type=float, default=0.1,
-                   help="share of the training split held out as validation, which chooses the best allocation")
+    g.add_argument("--val-fraction", type=float, default=None,
+                   help="share of the training split held out as validation, which chooses the best allocation "
+                        "(default: 0.1; not with data that bring their own validation split)")
 
 
 def _recipe_opts(p) -> None:
@@ -150,7 +151,7 @@ def _run_opts(p) -> None:
     o.add_argument("--storage-path", default="results", help="where results directories go")
     o.add_argument("--seeds", type=int, default=3, help="repeats of each allocation over seeds")
     o.add_argument("--seed", type=int, default=0, help="sampler seed and base seed of the members")
-    o.add_argument("--verbose", type=int, default=1,
+    o.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), metavar="{0,1,2}",
                    help="0: only the final answer and errors; 1: a line per finished trial, a heartbeat per running "
                         "trial and Ray's table of trials; 2: also Ray's result of every trial")
     o.add_argument("-q", "--quiet", dest="verbose", action="store_const", const=0,
@@ -254,7 +255,7 @@ def cmd_train(args) -> int:
         data_dir=args.data_dir,
         device=args.device, members=args.members, amp=args.amp, progress=None if args.json else progress,
         storage_path=args.storage_path, name=args.name, save_members=args.save_members, argv=_argv(),
-        val_fraction=args.val_fraction,
+        val_fraction=args.val_fraction, confirm=not args.yes,
     )
     out = getattr(result, "attrs", {}).get("results_dir")
     if args.json:
@@ -414,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     _member_opts(g)
     g.add_argument("--json", action="store_true", help="machine-readable output")
+    g.add_argument("-y", "--yes", action="store_true",
+                   help="do not ask before a run estimated above an hour (asked only on a terminal, never in CI)")
     g = p.add_argument_group("output")
     g.add_argument("--storage-path", default="results", help="where the results directory goes")
     g.add_argument("--name", default=None,
@@ -464,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results_dir", help="the search's results directory")
     p.add_argument("--address", default=None, help="an existing Ray cluster HOST:PORT")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
-    p.add_argument("--verbose", type=int, default=1, help="0: only the final answer and errors; 1: live lines")
+    p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), metavar="{0,1,2}",
+                   help="0: only the final answer and errors; 1: live lines; 2: also Ray's results")
     p.add_argument("-q", "--quiet", dest="verbose", action="store_const", const=0, help="the same as --verbose 0")
     p.set_defaults(func=cmd_resume)
 
@@ -494,8 +498,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from tuneall.runner import signals
+
+    signals.install()  # SIGINT and SIGTERM stop a run cleanly (tuneall.runner.signals)
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except TuneallError as e:
         if type(e).__name__ == "NotStarted":  # answered no before a long search: not an error
@@ -503,9 +510,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"tuneall: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("tuneall: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(f"tuneall: {signals.describe(e)}", file=sys.stderr, flush=True)
+        return signals.exit_code(e)
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         import os
 

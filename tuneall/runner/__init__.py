@@ -60,6 +60,8 @@ class RunOptions:
             raise ConfigError(f"num_cpus must be an integer >= 1, but got {self.num_cpus!r}")
         if isinstance(self.max_failures, bool) or not isinstance(self.max_failures, int) or self.max_failures < 0:
             raise ConfigError(f"max_failures must be an integer >= 0, but got {self.max_failures!r}")
+        if self.name is not None and (not isinstance(self.name, str) or not self.name.strip()):
+            raise ConfigError(f"name must be a plain directory name (no '/', not '.' or '..'), but got {self.name!r}")
         if self.executor not in EXECUTORS:
             raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, but got {self.executor!r}")
         from tuneall.data import val_count
@@ -225,6 +227,7 @@ def _init_ray(opts: RunOptions) -> bool:
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise ConfigError(f"cannot reach the Ray cluster at address {opts.address}: "
                               f"{str(e).splitlines()[0]}") from None
+        _reinstall_signals()
         return True
     # A local Ray is for this machine only: its node address is a loopback one, so every Ray service that binds the
     # node address (runtime-env agent, dashboard agent and its metrics export) listens on loopback. 127.0.0.2, not
@@ -238,9 +241,16 @@ def _init_ray(opts: RunOptions) -> bool:
     with _quiet_default_auth_notice():
         ctx = ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=opts.dashboard,
                        dashboard_host="127.0.0.1", **kw)
+    _reinstall_signals()
     if opts.dashboard:
         print(f"Ray dashboard: http://{ctx.dashboard_url} (bound to 127.0.0.1; Ray token authentication on)")
     return True
+
+
+def _reinstall_signals() -> None:
+    from tuneall.runner import signals
+
+    signals.reinstall()  # ray.init put Ray's native SIGTERM handler (a stack dump and abort) in place of ours
 
 
 @contextmanager

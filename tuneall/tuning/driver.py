@@ -194,19 +194,23 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
         _check_resumable(cfg, out)
     info = dataset_info(cfg.dataset, cfg.val_fraction)  # user data: loaded (once) and checked here
     feasible, _ = plan_space(cfg.space, cfg.budget, info)  # raises with the smallest feasible budget
+    # Resources before the estimate: the estimate times steps with the trials' thread count (1,000 threads for a
+    # --cpus-per-trial 1000 that this machine cannot hold anyway).
+    check_ray_options(cfg)
+    check_local_fits(cfg, cfg.resources.bundles(int(feasible["k"].max())))
     pf = preflight(cfg, feasible, _trials_to_run(cfg, feasible, out), verbose, dry_run, confirm)
     if dry_run:
         feasible.attrs.update(dry_run=True, estimate_s=pf.total_s, results_dir=str(out))
         return feasible
     storage = S.study_storage(cfg, out)
-    check_ray_options(cfg)
-    check_local_fits(cfg, cfg.resources.bundles(int(feasible["k"].max())))
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
     check_batch_sizes(feasible, data)
     from tuneall.tuning._optuna import quiet_optuna  # only now: it imports Ray Tune
 
     # One process per results directory, from here to the state written last.
-    with R.owned(out, cfg.resume), ray_session(cfg), quiet_optuna():
+    from tuneall.tuning.interrupt import stops_cleanly
+
+    with R.owned(out, cfg.resume), ray_session(cfg), quiet_optuna(), stops_cleanly(out):
         old_meta = _check_resumable(cfg, out) if cfg.resume else None  # read again under the lock
         return _fit(cfg, data, feasible, out, argv, verbose, old_meta, storage, pf.mean_trial_s)
 
@@ -253,6 +257,9 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     from tuneall.runner import check_fits, concurrency, with_trial_resources
     from tuneall.planning.space import grid as space_grid
 
+    import time
+
+    started = time.monotonic()  # a time budget counts from here: halving's rungs spend it too
     res = cfg.resources
     check_fits(res.bundles(int(feasible["k"].max())))  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
@@ -289,6 +296,7 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once, reuse_actors=True, **best_by)
         if cfg.time_budget_s:  # the time budget needs a searcher to refuse: the same points, one by one
             searcher = TimeBudget(Points(todo), cfg.time_budget_s, est_trial_s)
+            searcher.start = started
             param_space = None
             tune_config = tune.TuneConfig(search_alg=searcher, num_samples=max(1, len(todo)),
                                           max_concurrent_trials=at_once, reuse_actors=True, **best_by)

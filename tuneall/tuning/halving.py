@@ -176,9 +176,12 @@ def select(points: list[dict], run_rung, results_dir, log=print, rungs=RUNGS) ->
     alive, rows = list(points), []
     for i, f in enumerate(rungs):
         todo = [p for p in alive if (i, point_id(p)) not in done]
-        for p, m in zip(todo, run_rung(f, todo) if todo else []):
+        results = run_rung(f, todo) if todo else []
+        logged = {(r["rung"], point_id(r["point"])) for r in read_log(results_dir)}  # the runner logs as they end
+        for p, m in zip(todo, results):
             rec = {"rung": i, "fraction": f, "point": p, "metrics": m}
-            append_log(results_dir, rec)
+            if (i, point_id(p)) not in logged:
+                append_log(results_dir, rec)
             done[(i, point_id(p))] = rec
         preds = {}
         for p in alive:

@@ -21,7 +21,8 @@ def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1)
     def run_rung(fraction: float, pts: list[dict]) -> list[dict]:
         rctx = replace(ctx, job=rung_job, reuse={"mode": "grid", "ks": reuse_ks(pts)})
         configs = [{"point": p, "fraction": fraction} for p in sorted(pts, key=lambda p: -int(p["k"]))]
-        got = {H.point_id(c["point"]): m for c, m in _run(cfg, rctx, data, out, configs, fraction)}
+        got = {H.point_id(c["point"]): m for c, m in _run(cfg, rctx, data, out, configs, fraction,
+                                                           H.RUNGS.index(fraction))}
         return [got.get(H.point_id(p), {"status": "failed"}) for p in pts]
 
     import pandas as pd
@@ -32,11 +33,12 @@ def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1)
     return alive
 
 
-def _run(cfg, ctx, data, out: Path, configs: list[dict], fraction: float) -> list[tuple[dict, dict]]:
-    """(config, metrics) of each config run as a Ray Tune trial of the runner's trainable."""
+def _run(cfg, ctx, data, out: Path, configs: list[dict], fraction: float, rung: int) -> list[tuple[dict, dict]]:
+    """(config, metrics) of each config run as a Ray Tune trial of the runner's trainable; each finished one is
+    logged to ``halving.jsonl`` the moment it finishes (a stop mid-rung keeps it)."""
     from ray import tune
 
-    from tuneall.tuning._callbacks import legacy_output
+    from tuneall.tuning._callbacks import RungLogCallback, legacy_output
     from tuneall.runner import concurrency, outcomes, with_trial_resources
 
     res = cfg.resources
@@ -46,11 +48,14 @@ def _run(cfg, ctx, data, out: Path, configs: list[dict], fraction: float) -> lis
         tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency(cfg, res.cpus),
                                     reuse_actors=True),
         run_config=tune.RunConfig(name=f"halving-{fraction:.4g}", storage_path=str(out), verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=cfg.max_failures)),
+                                  failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+                                  callbacks=[RungLogCallback(str(out), rung, fraction)]),
     )
     with legacy_output():  # verbose=0 there prints nothing: the rung's one line is halving's own
         results = tuner.fit()
-    return [(c, m if not err else {"status": "failed", "error": err}) for _, c, m, err in outcomes(results)]
+    # A trial stopped before it was configured has no point (only after a stop, which raises before this).
+    return [(c, m if not err else {"status": "failed", "error": err}) for _, c, m, err in outcomes(results)
+            if "point" in c]
 
 
 def grid_reuse_cost(feasible) -> dict:
