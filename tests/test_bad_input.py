@@ -322,3 +322,29 @@ def test_report_on_a_train_directory_or_a_symlink_loop_is_one_helpful_line(tmp_p
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     err = _one_line_error(capsys, ["report", str(tmp_path / "loop")])
     assert "symbolic link that leads nowhere" in err
+
+
+def test_halving_starts_no_rung_once_the_time_budget_is_spent(tmp_path):
+    from tuneall.tuning import halving as H
+
+    points = [{"family": "cnn3", "width": w, "depth": 3, "k": 1} for w in (0.25, 0.5, 1.0, 2.0)]
+    ran, lines = [], []
+
+    def run_rung(fraction, pts):
+        ran.append(fraction)
+        return [{"status": "ok", "steps": [1, 2, 3], "full_steps": 9,
+                 "curve": [[0.2, 0.3, 0.4 + p["width"] / 10]]} for p in pts]
+
+    alive, _ = H.select(points, run_rung, tmp_path, log=lines.append, out_of_time=lambda: bool(ran))
+    assert ran == [H.RUNGS[0]]  # the first rung ran; the time budget stopped the second before it started
+    assert "not started: the time budget is spent" in lines[-1]
+    assert alive and alive[0]["width"] == 2.0  # best first
+
+
+def test_report_on_a_search_stopped_before_any_trial_finished(tmp_path, capsys):
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "tuneall.json").write_text(json.dumps({"kind": "search", "config": {}, "state": "interrupted"}))
+    (d / "halving.jsonl").write_text("")
+    err = _one_line_error(capsys, ["report", str(d)])
+    assert "no finished trial to report yet" in err and f"tuneall resume {d}" in err, err

@@ -17,6 +17,7 @@ import pytest
 from tuneall.rundir import journal
 from tuneall.rundir import results as R
 from tuneall.runner import signals
+from tuneall.tuning.halving import read_log
 
 
 @pytest.fixture(autouse=True)
@@ -187,10 +188,15 @@ MOMENTS = {  # when the signal is sent: (searcher, condition on (log text, resul
 }
 
 
+CASES = [(sig, code, moment, "group") for moment in MOMENTS for sig, code in ((signal.SIGTERM, 143),
+                                                                               (signal.SIGINT, 130))]
+CASES.append((signal.SIGTERM, 143, "mid-trial", "driver"))  # a scheduler that signals the driver's pid only
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("moment", list(MOMENTS))
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_stops_cleanly_and_resume_loses_nothing(tmp_path, sig, code, moment):
+@pytest.mark.parametrize("sig, code, moment, target", CASES,
+                         ids=[f"{signal.Signals(c[0]).name}-{c[2]}-{c[3]}" for c in CASES])
+def test_a_signal_stops_cleanly_and_resume_loses_nothing(tmp_path, sig, code, moment, target):
     searcher, ready = MOMENTS[moment]
     (tmp_path / "sig.yaml").write_text(SPACE)
     out = tmp_path / "results" / "s"
@@ -200,7 +206,8 @@ def test_a_signal_stops_cleanly_and_resume_loses_nothing(tmp_path, sig, code, mo
     try:
         _wait(lambda: ready((tmp_path / "driver.log").read_text(), out), 300, moment)
         before = {r["trial_id"]: r for r in journal.read(out)} if (out / R.JOURNAL).exists() else {}
-        os.killpg(proc.pid, sig)  # the whole process group, as a terminal's Ctrl-C or a scheduler does
+        # The whole process group, as a terminal's Ctrl-C or a scheduler does, or the driver alone.
+        (os.killpg if target == "group" else os.kill)(proc.pid, sig)
         rc = proc.wait(timeout=120)
     finally:
         _kill_group(proc.pid)
@@ -213,7 +220,7 @@ def test_a_signal_stops_cleanly_and_resume_loses_nothing(tmp_path, sig, code, mo
     kept = journal.read(out)
     assert {r["trial_id"] for r in kept} >= set(before)  # what had finished is kept
     assert all(r["error"] is None for r in kept)  # trials the signal killed are not recorded as failures
-    rungs = len(__import__("tuneall.tuning.halving", fromlist=["read_log"]).read_log(out))
+    rungs = len(read_log(out))
 
     proc = _cli(["resume", str(out), "--verbose", "0"], tmp_path)
     try:
@@ -226,8 +233,6 @@ def test_a_signal_stops_cleanly_and_resume_loses_nothing(tmp_path, sig, code, mo
     if searcher == "random":
         assert len(after) == 6
     else:  # every rung trial finished before the stop was kept, not run again
-        from tuneall.tuning.halving import read_log
-
         log_after = read_log(out)
         assert len(log_after) == len({(r["rung"], json.dumps(r["point"], sort_keys=True)) for r in log_after})
         assert len(log_after) >= rungs

@@ -101,6 +101,9 @@ def load_trials(results_dir: str | Path) -> pd.DataFrame:
     """``trials.csv`` as a table, or ConfigError with one line if it is missing or damaged."""
     path = Path(results_dir) / R.TRIALS
     if not path.exists():
+        if (Path(results_dir) / R.META).exists():  # a search stopped before its first trial finished
+            raise ConfigError(f"{results_dir} has no finished trial to report yet (stopped before the first one "
+                              f"finished); continue it with: tuneall resume {results_dir}")
         raise ConfigError(f"{results_dir} is not a tuneall results directory (no trials.csv)")
     try:
         raw = path.read_bytes()

@@ -138,6 +138,17 @@ def quiet_sigterm_exit() -> None:
     sys.unraisablehook = hook
 
 
+def _warn_once_per_run() -> None:
+    """In a trial process: Python warnings (a user factory's or library's UserWarning, DeprecationWarning,
+    FutureWarning) are not printed again. The driver built every user family on the data and timed the
+    architectures before the first trial, so it has shown them once; every trial process repeating them (Ray
+    prefixes each with the process) buries the progress lines."""
+    import warnings
+
+    for category in (UserWarning, DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
 def ship_families() -> bytes:
     """This process's user model families, pickled by value for :class:`TrialContext` (b"" when there are none)."""
     from tuneall.models import user_families
@@ -182,6 +193,7 @@ def trainable(config: dict, ctx: TrialContext, data) -> None:
     from ray import tune
 
     quiet_sigterm_exit()
+    _warn_once_per_run()
     # The node a trial ran on goes into the tables (multi-machine runs: which trials ran where).
     tune.report({**run_job(config, ctx, data), "node_id": ray.get_runtime_context().get_node_id()})
 

@@ -36,8 +36,8 @@ class Interrupted(KeyboardInterrupt):
 def describe(exc: BaseException) -> str:
     """The one line the CLI prints for a stop: which signal, and what the run left (its ``note``)."""
     signum = getattr(exc, "signum", None) or received() or signal.SIGINT
-    note = getattr(exc, "note", "") or "nothing was left running"
-    return f"stopped by {signal.Signals(signum).name}; {note}"
+    note = getattr(exc, "note", "")
+    return f"stopped by {signal.Signals(signum).name}" + (f"; {note}" if note else "")
 
 
 def received() -> int | None:

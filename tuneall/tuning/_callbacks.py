@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 from ray.tune import Callback
 
 from tuneall.rundir import journal
 from tuneall.core.progress import SearchProgress
+
+
+def _no_restore_hint(record) -> bool:
+    """Ray Tune's "Resume experiment with: Tuner.restore(...)" after a stop: tuneall's own line says how to
+    continue (``tuneall resume DIR``); two ways, one of them wrong for tuneall, would confuse."""
+    return "Tuner.restore(" not in record.getMessage()
+
+
+logging.getLogger("ray.tune.tune").addFilter(_no_restore_hint)
 
 
 class JournalCallback(Callback):

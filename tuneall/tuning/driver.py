@@ -277,7 +277,8 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         if cfg.searcher == "halving":
             from tuneall.tuning.search_cost import run_halving
 
-            grid_points = run_halving(cfg, data, out, grid_points, _context(cfg, out, 0, grid_points), verbose)
+            grid_points = run_halving(cfg, data, out, grid_points, _context(cfg, out, 0, grid_points), verbose,
+                                      started)
         grid_points.sort(key=lambda p: -int(p["k"]))  # widest ensembles first: they train most members at once
     # With parallel members a trial's placement group has one bundle per member, so it depends on the sampled k.
     trainable = with_trial_resources(_context(cfg, out, verbose, grid_points), data,

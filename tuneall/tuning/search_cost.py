@@ -12,8 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 
 
-def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1) -> list[dict]:
-    """Successive halving over ``points`` (feasible grid points); returns the points promoted to full trials."""
+def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1,
+                started: float | None = None) -> list[dict]:
+    """Successive halving over ``points`` (feasible grid points); returns the points promoted to full trials.
+    With a time budget (counted from ``started``, a ``time.monotonic()``), no rung starts once it is spent."""
+    import time
     from tuneall.tuning import halving as H
     from tuneall.rundir.fsio import atomic_write_frame
     from tuneall.store.reuse import reuse_ks, rung_job
@@ -27,8 +30,10 @@ def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1)
 
     import pandas as pd
 
+    t0 = time.monotonic() if started is None else started
+    out_of_time = (lambda: time.monotonic() - t0 >= cfg.time_budget_s) if cfg.time_budget_s else (lambda: False)
     alive, rows = H.select(points, run_rung, out, log=(lambda m: print(m, flush=True)) if verbose else
-                           (lambda m: None))
+                           (lambda m: None), out_of_time=out_of_time)
     atomic_write_frame(pd.DataFrame(rows), out / "halving.csv")
     return alive
 
