@@ -348,3 +348,19 @@ def test_report_on_a_search_stopped_before_any_trial_finished(tmp_path, capsys):
     (d / "halving.jsonl").write_text("")
     err = _one_line_error(capsys, ["report", str(d)])
     assert "no finished trial to report yet" in err and f"tuneall resume {d}" in err, err
+
+
+def test_trial_processes_do_not_repeat_the_journal_warning(tmp_path, caplog):
+    """Each trial looks its point up in the journal; a damaged line is named once by the driver, not per trial."""
+    import logging
+
+    from tuneall.rundir import journal
+    from tuneall.tuning.driver import _repeat_of
+
+    journal.append(tmp_path, {"trial_id": "a", "config": {"point": {"k": 1}}, "metrics": {"status": "ok"},
+                              "error": None})
+    with open(tmp_path / "journal.jsonl", "ab") as f:
+        f.write(b"{damaged\n")
+    with caplog.at_level(logging.WARNING):
+        assert _repeat_of({"k": 2}, str(tmp_path)) is None
+    assert not caplog.records

@@ -40,7 +40,7 @@ def _leave_interrupted(out: Path) -> str:
         return f"nothing was written; run the same command again to start {out.name}"
     if meta.get("state") != "complete":
         R.write_meta(out, meta, "interrupted")  # first: a kill during the report still leaves it resumable
-    n = len({r["trial_id"] for r in journal.read(out)}) if (out / R.JOURNAL).exists() else 0
+    n = len({r["trial_id"] for r in journal.read_checked(out).records}) if (out / R.JOURNAL).exists() else 0
     if n and meta.get("state") != "complete":
         try:
             from tuneall.reporting.search_report import build_report
