@@ -355,7 +355,7 @@ def test_trial_processes_do_not_repeat_the_journal_warning(tmp_path, caplog):
     import logging
 
     from tuneall.rundir import journal
-    from tuneall.tuning.driver import _repeat_of
+    from tuneall.tuning.job import _repeat_of
 
     journal.append(tmp_path, {"trial_id": "a", "config": {"point": {"k": 1}}, "metrics": {"status": "ok"},
                               "error": None})

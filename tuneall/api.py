@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Sequence
 from tuneall.core.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget
 from tuneall.core.config import DEFAULT_OBJECTIVE, Resources, TrainConfig, check_rule, parse_objectives
 from tuneall.core.errors import ConfigError
+from tuneall.training import sanity
+from tuneall.data.registry import DEFAULT_VAL_FRACTION
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,12 +71,6 @@ def plan(
     if estimate and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
         raise ConfigError(f"estimate needs seeds >= 1, but got seeds={seeds!r}")
     threads = Resources(cpus=cpus_per_trial).threads
-    if estimate:  # the estimate runs `threads` torch threads here: no more than this machine has
-        from tuneall.runner import local_cpus
-
-        if threads > local_cpus():
-            raise ConfigError(f"cpus_per_trial {cpus_per_trial:g} is more than this machine's {local_cpus()} CPUs; "
-                              "the estimate times steps with that many threads here")
     feasible, infeasible = plan_space(sp, b, dataset)
     if estimate:
         from tuneall.data import dataset_info
@@ -159,27 +155,23 @@ def train(
     ``train.json`` (plan, metrics, members, command, versions) and, unless ``save_members='none'``, the members'
     weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``). ``val_fraction``: the share
     of a packaged dataset's training split held out as validation (default 10 %; user data carry their own).
-    ``confirm``: ask before a run estimated above an hour when stdin is a terminal (never under CI)."""
-    from tuneall.data import DEFAULT_VAL_FRACTION, check_batch_sizes, dataset_info, load_dataset
+    ``confirm``: ask before a run estimated above an hour on a terminal (never under CI)."""
+    from tuneall.data import check_batch_sizes, dataset_info, load_dataset
     from tuneall.planning.factory import Allocation, make_trial_plan
     from tuneall.models import check_family, resolve_family
-    from tuneall.training.trial import run_trial, select_trainer
+    from tuneall.training.trainers import select_trainer
+    from tuneall.training.trial import run_trial
 
     check_rule(rule)
     cfg = TrainConfig.with_overrides(lr=lr, momentum=momentum, batch_size=batch_size, weight_decay=weight_decay,
                                      optimizer=optimizer, label_smoothing=label_smoothing, device=device)
     family = resolve_family(family)
-    from tuneall.training.sanity import check_width_scales, estimate_and_confirm
-
-    check_width_scales(family, width, depth)
     b = Budget(budget, unit, min_steps)
     Resources(members=members, amp=amp)  # validates: a bad members method fails before any data loads
     trainer = select_trainer(members, amp)
     vf = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction
     info = dataset_info(dataset, vf)
-    from tuneall.data.user import check_val_fraction
-
-    check_val_fraction(dataset, val_fraction)
+    sanity.check_val_fraction(dataset, val_fraction)
     check_family(family, width, depth, tuple(info.input_shape), info.num_classes)
     trial_plan = make_trial_plan(Allocation(family, width, depth, k, data_fraction), b, info, cfg, repeats=seeds)
     out = None
@@ -192,33 +184,15 @@ def train(
         out = R.results_path(storage_path, name or f"train-{label}-{b.value:.3g}-{family}-w{width:g}-k{k}")
         if out.exists():
             raise ConfigError(f"results directory {out} already exists; pass another name (or storage_path)")
-    import torch
-
-    estimate_and_confirm(trial_plan, info, seeds, torch.get_num_threads(), confirm, verbose=progress is not None)
+    sanity.before_training(trial_plan, info, seeds, confirm, verbose=progress is not None)
     data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction, val_fraction=vf)
     check_batch_sizes([{"batch_size": cfg.batch_size}], data)  # data is already the fraction: compare with it all
-    from tuneall.training import ensemble as ensemble_io
-
-    with ensemble_io.capturing(out is not None and save_members != "none") as members:
-        result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
+    result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
     if out is not None:
-        _write_train_dir(out, result, data, rule, members, argv)
+        from tuneall.training.ensemble import save_train_dir
+
+        save_train_dir(out, result, data, rule, save_members != "none", argv)
     return result
-
-
-def _write_train_dir(out: Path, result, data, rule: str, members: list, argv) -> None:
-    """``tuneall train``'s results directory: train.json (what ran and what it gave) and the members' weights."""
-    import json
-
-    from tuneall.training import ensemble as ensemble_io
-    from tuneall.rundir import results as R
-
-    out.mkdir(parents=True)
-    doc = R.provenance({"plan": result.plan.row()}, argv, kind="train")
-    doc.update(metrics=result.metrics(), repeats=result.repeats, members=result.members, state="complete")
-    R.write_json(out / "train.json", json.loads(json.dumps(doc, default=str)))
-    ensemble_io.save(out, result.plan, data.info, data.info.name, rule, members, result)
-    result.attrs = {"results_dir": str(out)}
 
 
 def search(
@@ -285,20 +259,18 @@ def search(
     under CI); ``verbose``: 0 prints only errors, 1 a line per trial, 2 also Ray's per-trial results.
     """
     from tuneall.data import dataset_info
-    from tuneall.data.user import check_val_fraction
     from tuneall.tuning.driver import SearchConfig, run_search
 
     check_rule(rule)
-    _check_verbose(verbose)
     dataset = _use_data(data, dataset, val_fraction)
     dataset_info(dataset)  # unknown dataset: fail before anything else
-    check_val_fraction(dataset, val_fraction if isinstance(data, str) or data is None else None)
+    sanity.check_val_fraction(dataset, val_fraction)  # in-memory data were checked as they were registered
     cfg = SearchConfig(
         budget=Budget(budget, unit, min_steps),
         space=make_space(space, family=_use_model(model), widths=widths, depths=depths, k=k, lr=lr,
                          momentum=momentum, batch_size=batch_size, weight_decay=weight_decay, optimizer=optimizer,
                          label_smoothing=label_smoothing), dataset=dataset,
-        val_fraction=val_fraction if val_fraction is not None else 0.1,
+        val_fraction=val_fraction if val_fraction is not None else DEFAULT_VAL_FRACTION,
         data_dir=data_dir, searcher=searcher, trials=trials, concurrency=concurrency, seeds=seeds, rule=rule,
         objectives=parse_objectives(objectives),
         resources=Resources(cpus_per_trial, gpus_per_trial, parallel_members, members, amp), name=name,
@@ -309,11 +281,6 @@ def search(
     front = run_search(cfg, argv=argv, verbose=verbose, dry_run=dry_run, confirm=confirm)
     front.attrs["results_dir"] = str(cfg.results_dir)
     return front
-
-
-def _check_verbose(verbose) -> None:
-    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
-        raise ConfigError(f"verbose must be 0, 1 or 2, but got {verbose!r}")
 
 
 def _use_data(data, dataset: str, val_fraction: float | None) -> str:
@@ -341,7 +308,6 @@ def resume(results_dir: str, address: str | None = None, num_cpus: int | None = 
     """Continue an interrupted search from its results directory: finished trials are kept, never re-run."""
     from tuneall.tuning.driver import config_from_dir, run_search
 
-    _check_verbose(verbose)
     cfg = config_from_dir(results_dir, address=address, num_cpus=num_cpus)
     front = run_search(cfg, argv=argv, verbose=verbose)
     front.attrs["results_dir"] = str(cfg.results_dir)
@@ -385,16 +351,12 @@ def sweep(
     of :class:`tuneall.runner.RunOptions` (name, storage_path, address, concurrency, executor, ...)."""
     from tuneall.sweeping.driver import SweepConfig, parse_budgets, run_sweep
 
-    _check_verbose(verbose)
     given = (("lr", lr), ("momentum", momentum), ("batch_size", batch_size), ("weight_decay", weight_decay),
              ("optimizer", optimizer), ("label_smoothing", label_smoothing))
     fixed = {key: v for key, v in given if v is not None}
     dataset = _use_data(data, dataset, val_fraction)
     if val_fraction is not None:
-        from tuneall.data.user import check_val_fraction
-
-        if data is None or isinstance(data, str):
-            check_val_fraction(dataset, val_fraction)
+        sanity.check_val_fraction(dataset, val_fraction)  # in-memory data were checked as they were registered
         options["val_fraction"] = val_fraction
     if points is None:
         sp, pts = make_space(space, family=_use_model(model), widths=widths, depths=depths, k=k, **fixed), None
@@ -410,28 +372,20 @@ def sweep(
 def report(results_dir: str | Path) -> dict:
     """Rebuild a results directory's report from disk, without training: a search's frontier, figures and summary,
     or a sweep's cross-budget report. Returns ``{"kind", "results_dir", "frontier" (searches), "sweep" (sweeps)}``."""
+    from tuneall.reporting.search_report import build_report
     from tuneall.rundir import results as R
+    from tuneall.sweeping.report import build_sweep_report
 
     out = Path(results_dir)
     kind = R.kind(out)
     with R.owned(out, existing=True):  # never while a search or another report writes the directory
-        return _report(out, kind)
-
-
-def _report(out: Path, kind: str) -> dict:
-    from tuneall.rundir import results as R
-
-    if kind == "sweep":
-        from tuneall.sweeping.report import build_sweep_report
-
+        if kind != "sweep":
+            return {"kind": kind, "results_dir": str(out), "frontier": build_report(out)}
         if not (out / R.CELLS).exists():
             raise ConfigError(f"{out} is a sweep that never finished (no {R.CELLS}); run it again")
         build_sweep_report(out)
         return {"kind": kind, "results_dir": str(out),
                 "sweep": R.read_json(out / R.SWEEP_META, required=("sweep",))["sweep"]}
-    from tuneall.reporting.search_report import build_report
-
-    return {"kind": kind, "results_dir": str(out), "frontier": build_report(out)}
 
 
 def load_ensemble(path: str | Path, repeat: int = 0):

@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from tuneall.models._registry import create_model
+from tuneall.models._registry import create_model, on_family_change
 from tuneall.models.devices import meta_or_cpu
 
 
@@ -49,3 +49,7 @@ def inference_flops(name: str, width: float, depth: int | None, input_shape: tup
         return int(counter.get_total_flops())
 
     return meta_or_cpu(count)
+
+
+on_family_change(train_flops_per_step.cache_clear)
+on_family_change(inference_flops.cache_clear)

@@ -21,7 +21,27 @@ def check_width_scales(family: str, width: float, depth: int | None) -> None:
                           "network as any smaller width); use a larger width")
 
 
-def estimate_and_confirm(plan, info, seeds: int, threads: int, confirm: bool = True, verbose: bool = True) -> None:
+def check_verbose(verbose) -> None:
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ConfigError(f"verbose must be 0, 1 or 2, but got {verbose!r}")
+
+
+def check_val_fraction(name: str, val_fraction: float | None) -> None:
+    """Refuse a ``val_fraction`` for user data that bring their own validation split (:mod:`tuneall.data.user`)."""
+    from tuneall.data.user import check_val_fraction as check
+
+    check(name, val_fraction)
+
+
+def before_training(plan, info, seeds: int, confirm: bool = True, verbose: bool = True) -> None:
+    """``tuneall train``'s checks once its plan is made: the width (:func:`check_width_scales`), then the estimate
+    and the question (:func:`estimate_and_confirm`)."""
+    a = plan.allocation
+    check_width_scales(a.family, a.width, plan.depth)
+    estimate_and_confirm(plan, info, seeds, confirm, verbose)
+
+
+def estimate_and_confirm(plan, info, seeds: int, confirm: bool = True, verbose: bool = True) -> None:
     """Print the estimated training time of ``plan`` (``seeds`` repeats) when it is long, and above an hour ask
     before starting where a person can answer. Raises NotStarted on a no. Estimates only on the CPU."""
     import pandas as pd
@@ -30,8 +50,11 @@ def estimate_and_confirm(plan, info, seeds: int, threads: int, confirm: bool = T
     from tuneall.training.estimate import trial_seconds
     from tuneall.training.preflight import NotStarted
 
+    import torch
+
     if plan.train.device != "cpu":
         return
+    threads = torch.get_num_threads()  # what `tuneall train` runs with
     row = pd.DataFrame([{**plan.row(), "batch_size": plan.train.batch_size}])
     try:
         total = float(trial_seconds(row, info, seeds, threads).iloc[0])
@@ -50,4 +73,4 @@ def estimate_and_confirm(plan, info, seeds: int, threads: int, confirm: bool = T
         print(line, flush=True)
 
 
-__all__ = ["check_width_scales", "estimate_and_confirm"]
+__all__ = ["check_width_scales", "check_verbose", "check_val_fraction", "before_training", "estimate_and_confirm"]
