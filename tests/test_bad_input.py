@@ -237,3 +237,130 @@ def test_batch_size_within_a_data_fraction():
     check_batch_sizes([{"batch_size": n, "data_fraction": 1.0}], data)
     with pytest.raises(DataError, match="data fraction 0.1"):
         check_batch_sizes([{"batch_size": n // 2, "data_fraction": 0.1}], data)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sanity bounds before expensive work (issue 22): refused in one line before any estimate, Ray or directory
+
+@pytest.mark.parametrize("argv, words", [
+    (["plan", "--budget", "1e300"], "more than the 1e+12"),
+    (["search", "--budget", "1e300", "--seeds", "1"], "more than the 1e+12"),
+    (["train", "--budget", "1e300", "--width", "0.25", "--seeds", "1"], "more than the 1e+12"),
+    (["train", "--budget", "3e6", "--width", "1e-9", "--seeds", "1"], "collapses cnn3 to one channel"),
+    ([*ARGS, "--verbose", "99"], "invalid choice: 99"),
+    (["resume", "somewhere", "--verbose", "7"], "invalid choice: 7"),
+    ([*ARGS, "--name", ""], "plain directory name"),
+    ([*ARGS, "--name", "  "], "plain directory name"),
+    ([*ARGS, "--objectives", "val_ensemble_acc_mean,val_ensemble_acc_mean"], "given twice"),
+    (["plan", "--budget", "3e6", "--estimate", "--cpus-per-trial", "1000"], "more than this machine's"),
+])
+def test_absurd_values_are_refused_before_anything_runs(tmp_path, capsys, monkeypatch, argv, words):
+    import tuneall.training.estimate as E
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(E, "step_seconds", lambda *a, **k: (_ for _ in ()).throw(AssertionError("estimated")))
+    full = [*argv, "--storage-path", str(tmp_path / "res")] if argv[0] in ("search", "train") else argv
+    try:
+        rc = main(full)
+    except SystemExit as e:  # argparse's own usage errors exit 2 from the parser
+        rc = e.code
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert words in err, err
+    assert not (tmp_path / "res").exists()
+
+
+def test_resources_are_checked_before_the_estimate(tmp_path, capsys, monkeypatch):
+    """--cpus-per-trial 1000 on a small machine: refused before the estimate would start 1,000 torch threads."""
+    import tuneall.training.estimate as E
+
+    monkeypatch.setattr(E, "step_seconds", lambda *a, **k: (_ for _ in ()).throw(AssertionError("estimated")))
+    err = _one_line_error(capsys, [*ARGS, "--cpus-per-trial", "1000", "--storage-path", str(tmp_path)])
+    assert "1000 CPUs" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_time_budget_shorter_than_any_trial_is_refused(tmp_path, capsys):
+    for searcher in ("random", "halving"):
+        err = _one_line_error(capsys, [*ARGS, "--time-budget", "0.001", "--searcher", searcher, "--storage-path",
+                                       str(tmp_path)])
+        assert "shorter than the quickest trial" in err, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_long_train_run_asks_first_on_a_terminal(tmp_path, capsys, monkeypatch):
+    import tuneall.core.progress as P
+
+    monkeypatch.setattr(P, "interactive", lambda stdin=None: True)
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("n\n"))
+    assert main(["train", "--budget", "1e14", "--width", "0.25", "--seeds", "1", "--storage-path",
+                 str(tmp_path)]) == 1
+    out = capsys.readouterr()
+    assert "estimated at about" in out.out and "years" in out.out and "not started" in out.err
+    assert not any(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Recovery messages that lead somewhere
+
+def test_a_directory_killed_before_its_provenance_is_adopted_or_explained(tmp_path, capsys):
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "tuneall.lock").write_text("")  # what a SIGKILL between taking the directory and tuneall.json leaves
+    err = _one_line_error(capsys, ["resume", str(d)])
+    assert "stopped before it recorded its settings" in err and "run the same command again" in err
+    from tuneall.rundir.results import check_new
+
+    check_new(d)  # the same command again adopts it: not "already exists"
+
+
+def test_report_on_a_train_directory_or_a_symlink_loop_is_one_helpful_line(tmp_path, capsys):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "train.json").write_text("{}")
+    err = _one_line_error(capsys, ["report", str(tmp_path / "t")])
+    assert "`tuneall train` directory" in err and "load_ensemble" in err
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    err = _one_line_error(capsys, ["report", str(tmp_path / "loop")])
+    assert "symbolic link that leads nowhere" in err
+
+
+def test_halving_starts_no_rung_once_the_time_budget_is_spent(tmp_path):
+    from tuneall.tuning import halving as H
+
+    points = [{"family": "cnn3", "width": w, "depth": 3, "k": 1} for w in (0.25, 0.5, 1.0, 2.0)]
+    ran, lines = [], []
+
+    def run_rung(fraction, pts):
+        ran.append(fraction)
+        return [{"status": "ok", "steps": [1, 2, 3], "full_steps": 9,
+                 "curve": [[0.2, 0.3, 0.4 + p["width"] / 10]]} for p in pts]
+
+    alive, _ = H.select(points, run_rung, tmp_path, log=lines.append, out_of_time=lambda: bool(ran))
+    assert ran == [H.RUNGS[0]]  # the first rung ran; the time budget stopped the second before it started
+    assert "not started: the time budget is spent" in lines[-1]
+    assert alive and alive[0]["width"] == 2.0  # best first
+
+
+def test_report_on_a_search_stopped_before_any_trial_finished(tmp_path, capsys):
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "tuneall.json").write_text(json.dumps({"kind": "search", "config": {}, "state": "interrupted"}))
+    (d / "halving.jsonl").write_text("")
+    err = _one_line_error(capsys, ["report", str(d)])
+    assert "no finished trial to report yet" in err and f"tuneall resume {d}" in err, err
+
+
+def test_trial_processes_do_not_repeat_the_journal_warning(tmp_path, caplog):
+    """Each trial looks its point up in the journal; a damaged line is named once by the driver, not per trial."""
+    import logging
+
+    from tuneall.rundir import journal
+    from tuneall.tuning.job import _repeat_of
+
+    journal.append(tmp_path, {"trial_id": "a", "config": {"point": {"k": 1}}, "metrics": {"status": "ok"},
+                              "error": None})
+    with open(tmp_path / "journal.jsonl", "ab") as f:
+        f.write(b"{damaged\n")
+    with caplog.at_level(logging.WARNING):
+        assert _repeat_of({"k": 2}, str(tmp_path)) is None
+    assert not caplog.records

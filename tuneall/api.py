@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 from tuneall.core.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget
 from tuneall.core.config import DEFAULT_OBJECTIVE, Resources, TrainConfig, check_rule, parse_objectives
 from tuneall.core.errors import ConfigError
+from tuneall.training import sanity
 from tuneall.data.registry import DEFAULT_VAL_FRACTION
 
 if TYPE_CHECKING:
@@ -145,6 +146,7 @@ def train(
     save_members: str = "best",
     argv: list[str] | None = None,
     val_fraction: float | None = None,
+    confirm: bool = True,
 ) -> "TrialResult":
     """Train one allocation under the budget (k members x ``seeds`` repeats) and evaluate it on validation and test.
     ``family`` may be an import path to a model factory; ``dataset`` an import path to a data loader.
@@ -152,7 +154,8 @@ def train(
     With ``storage_path`` the run is written to ``storage_path/name`` (default name from the settings):
     ``train.json`` (plan, metrics, members, command, versions) and, unless ``save_members='none'``, the members'
     weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``). ``val_fraction``: the share
-    of a packaged dataset's training split held out as validation (default 10 %; user data carry their own)."""
+    of a packaged dataset's training split held out as validation (default 10 %; user data carry their own).
+    ``confirm``: ask before a run estimated above an hour on a terminal (never under CI)."""
     from tuneall.data import check_batch_sizes, dataset_info, load_dataset
     from tuneall.planning.factory import Allocation, make_trial_plan
     from tuneall.models import check_family, resolve_family
@@ -168,6 +171,7 @@ def train(
     trainer = select_trainer(members, amp)
     vf = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction
     info = dataset_info(dataset, vf)
+    sanity.check_val_fraction(dataset, val_fraction)
     check_family(family, width, depth, tuple(info.input_shape), info.num_classes)
     trial_plan = make_trial_plan(Allocation(family, width, depth, k, data_fraction), b, info, cfg, repeats=seeds)
     out = None
@@ -180,6 +184,7 @@ def train(
         out = R.results_path(storage_path, name or f"train-{label}-{b.value:.3g}-{family}-w{width:g}-k{k}")
         if out.exists():
             raise ConfigError(f"results directory {out} already exists; pass another name (or storage_path)")
+    sanity.before_training(trial_plan, info, seeds, confirm, verbose=progress is not None)
     data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction, val_fraction=vf)
     check_batch_sizes([{"batch_size": cfg.batch_size}], data)  # data is already the fraction: compare with it all
     result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
@@ -259,6 +264,7 @@ def search(
     check_rule(rule)
     dataset = _use_data(data, dataset, val_fraction)
     dataset_info(dataset)  # unknown dataset: fail before anything else
+    sanity.check_val_fraction(dataset, val_fraction)  # in-memory data were checked as they were registered
     cfg = SearchConfig(
         budget=Budget(budget, unit, min_steps),
         space=make_space(space, family=_use_model(model), widths=widths, depths=depths, k=k, lr=lr,
@@ -350,6 +356,7 @@ def sweep(
     fixed = {key: v for key, v in given if v is not None}
     dataset = _use_data(data, dataset, val_fraction)
     if val_fraction is not None:
+        sanity.check_val_fraction(dataset, val_fraction)  # in-memory data were checked as they were registered
         options["val_fraction"] = val_fraction
     if points is None:
         sp, pts = make_space(space, family=_use_model(model), widths=widths, depths=depths, k=k, **fixed), None

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     _member_opts(g)
     g.add_argument("--json", action="store_true", help="machine-readable output")
+    g.add_argument("-y", "--yes", action="store_true",
+                   help="do not ask before a run estimated above an hour (asked only on a terminal, never in CI)")
     g = p.add_argument_group("output")
     g.add_argument("--storage-path", default="results", help="where the results directory goes")
     g.add_argument("--name", default=None,
@@ -114,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results_dir", help="the search's results directory")
     p.add_argument("--address", default=None, help="an existing Ray cluster HOST:PORT")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
-    p.add_argument("--verbose", type=int, default=1, help="0: only the final answer and errors; 1: live lines")
+    p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), metavar="{0,1,2}",
+                   help="0: only the final answer and errors; 1: live lines; 2: also Ray's results")
     p.add_argument("-q", "--quiet", dest="verbose", action="store_const", const=0, help="the same as --verbose 0")
     p.set_defaults(func=cmd_resume)
 
@@ -144,8 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from tuneall.runner import signals
+
+    signals.install()  # SIGINT and SIGTERM stop a run cleanly (tuneall.runner.signals)
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except TuneallError as e:
         if isinstance(e, NotStarted):  # answered no before a long search: not an error
@@ -153,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"tuneall: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("tuneall: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(f"tuneall: {signals.describe(e)}", file=sys.stderr, flush=True)
+        return signals.exit_code(e)
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         import os
 

@@ -120,7 +120,7 @@ def cmd_train(args) -> int:
         data_dir=args.data_dir,
         device=args.device, members=args.members, amp=args.amp, progress=None if args.json else progress,
         storage_path=args.storage_path, name=args.name, save_members=args.save_members, argv=_argv(),
-        val_fraction=args.val_fraction,
+        val_fraction=args.val_fraction, confirm=not args.yes,
     )
     out = getattr(result, "attrs", {}).get("results_dir")
     if args.json:

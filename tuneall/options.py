@@ -75,8 +75,9 @@ def _data_opts(p) -> None:
                    help=f"{DATASETS}, or your own data by import path: mypkg.data:load or path/to/file.py:load "
                         "(a function returning tensors; see tuneall.data.user)")
     g.add_argument("--data-dir", default=None, help="where datasets live (default: $TUNEALL_DATA or ~/.cache/tuneall)")
-    g.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
-                   help="share of the training split held out as validation, which chooses the best allocation")
+    g.add_argument("--val-fraction", type=float, default=None,
+                   help=f"share of the training split held out as validation, which chooses the best allocation "
+                        f"(default: {DEFAULT_VAL_FRACTION}; not with data that bring their own validation split)")
 
 
 def _recipe_opts(p) -> None:
@@ -126,7 +127,7 @@ def _run_opts(p) -> None:
     o.add_argument("--storage-path", default="results", help="where results directories go")
     o.add_argument("--seeds", type=int, default=3, help="repeats of each allocation over seeds")
     o.add_argument("--seed", type=int, default=0, help="sampler seed and base seed of the members")
-    o.add_argument("--verbose", type=int, default=1,
+    o.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), metavar="{0,1,2}",
                    help="0: only the final answer and errors; 1: a line per finished trial, a heartbeat per running "
                         "trial and Ray's table of trials; 2: also Ray's result of every trial")
     o.add_argument("-q", "--quiet", dest="verbose", action="store_const", const=0,

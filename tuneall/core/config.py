@@ -77,6 +77,8 @@ def parse_objectives(text) -> tuple[tuple[str, str], ...]:
         mode = mode or OBJECTIVES[name]
         if mode not in ("min", "max"):
             raise ConfigError(f"objective {name!r}: mode must be min or max, got {mode!r}")
+        if any(name == seen for seen, _ in out):
+            raise ConfigError(f"objective {name!r} is given twice; name each metric once")
         out.append((name, mode))
     if not out:
         raise ConfigError("objectives needs at least one metric")

@@ -38,6 +38,16 @@ def _module_from_file(path: Path):
     return module
 
 
+def _cwd_on_path() -> None:
+    """The working directory on ``sys.path``, as ``python -m`` and pytest put it: ``--model mypkg.nets:make`` run
+    from the folder that holds ``mypkg`` finds it."""
+    import os
+
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)  # last: never shadows an installed package
+
+
 def import_object(spec: str, what: str = "object"):
     """The object ``spec`` names; ConfigError (one line, naming ``spec``) when it cannot be imported."""
     if not is_import_path(spec):
@@ -51,9 +61,12 @@ def import_object(spec: str, what: str = "object"):
                 raise ConfigError(f"{what} {spec!r}: file {mod_spec} not found")
             module = _module_from_file(path)
         else:
+            _cwd_on_path()
             module = importlib.import_module(mod_spec)
     except ConfigError:
         raise
+    except SystemExit as e:  # sys.exit() at import must not end tuneall silently
+        raise ConfigError(f"{what} {spec!r}: importing {mod_spec} called sys.exit({e.code!r})") from None
     except Exception as e:  # noqa: BLE001  whatever the user's module raises on import is theirs to fix
         raise ConfigError(f"{what} {spec!r}: importing {mod_spec} failed ({type(e).__name__}: "
                           f"{' '.join(str(e).split())[:200]})") from None

@@ -28,6 +28,15 @@ DEFAULT_TEST_FRACTION = 0.2
 TEST_SEED = 20240918
 _SPLITS = ("train", "val", "test")
 _USER: dict = {}  # name -> tuneall.data.Dataset, in this process
+_OWN_VAL: set = set()  # names of user data that came with their own validation split
+
+
+def check_val_fraction(name: str, val_fraction: float | None) -> None:
+    """Refuse a ``val_fraction`` given for user data that has its own validation split (it would be ignored)."""
+    if val_fraction is None or lookup(name) is None or name not in _OWN_VAL:
+        return
+    raise DataError(f"data {name!r} has its own validation split (x_val, y_val), so --val-fraction "
+                    f"{val_fraction:g} would be ignored; drop --val-fraction, or return no validation split")
 
 
 def lookup(name: str):
@@ -102,6 +111,10 @@ def _tensor(v, what: str, split: str):
     if isinstance(v, np.ndarray):
         if v.dtype == object:
             raise DataError(f"data: {what} of the {split} split is an object array; expected numbers")
+        if v.dtype.kind not in "biuf":  # strings, bytes, dates, complex: torch has no tensor of them
+            raise DataError(f"data: {what} of the {split} split is an array of {v.dtype.name} ("
+                            + ("strings" if v.dtype.kind in "US" else f"dtype kind {v.dtype.kind!r}")
+                            + "); expected numbers" + ("" if what == "x" else ": integer class labels 0..C-1"))
         return torch.from_numpy(np.ascontiguousarray(v))
     raise DataError(f"data: {what} of the {split} split is a {type(v).__name__}; expected a tensor or numpy array")
 
@@ -118,6 +131,9 @@ def to_dataset(data, name: str = "user", *, val_fraction: float | None = None,
             data = data()
         except DataError:
             raise
+        except SystemExit as e:  # sys.exit() in user code must not end tuneall silently
+            raise DataError(f"data: the loader {getattr(data, '__qualname__', data)!r} called sys.exit({e.code!r}); "
+                            "a loader must return tensors, a dict or a Dataset") from None
         except Exception as e:  # noqa: BLE001  the user's loader failed: say so in one line
             raise DataError(f"data: the loader {getattr(data, '__qualname__', data)!r} raised {type(e).__name__}: "
                             f"{' '.join(str(e).split())[:200]}") from None
@@ -158,6 +174,8 @@ def to_dataset(data, name: str = "user", *, val_fraction: float | None = None,
     f32 = lambda t: t.to(torch.float32).contiguous()  # noqa: E731
     i64 = lambda t: t.to(torch.int64).contiguous()  # noqa: E731
     x_val, y_val = arrays.get("val", (None, None))
+    if x_val is not None:
+        _OWN_VAL.add(name)
     if x_val is not None and val_fraction is not None:
         raise DataError("data: val_fraction given, but the data has its own validation split (x_val, y_val)")
     x_test, y_test = arrays["test"]
@@ -194,4 +212,4 @@ def _check_split(split: str, x, y) -> None:
                         "0..C-1)")
 
 
-__all__ = ["register_data", "to_dataset", "lookup", "DEFAULT_TEST_FRACTION"]
+__all__ = ["register_data", "to_dataset", "lookup", "check_val_fraction", "DEFAULT_TEST_FRACTION"]

@@ -242,6 +242,9 @@ def _build_user(fam: ModelFamily, width: float, depth: int, input_shape: tuple[i
         model = fam.builder(width, depth, input_shape, num_classes)
     except ConfigError:
         raise
+    except SystemExit as e:  # sys.exit() in user code must not end tuneall silently
+        raise ConfigError(f"{where} called sys.exit({e.code!r}) while building; a factory must return a "
+                          "torch.nn.Module") from None
     except Exception as e:  # noqa: BLE001  the user's factory failed: one line naming it
         raise ConfigError(f"{where} failed to build: {type(e).__name__}: {_short(e)}") from None
     if not isinstance(model, nn.Module):
@@ -272,22 +275,25 @@ def check_family(name: str, width: float, depth: int | None, input_shape: tuple[
         return
     d = check_arch(name, width, depth)
     where = f"model factory {fam.factory_name} (family {name!r}) at width={width:g}, depth={d}"
-    for device in ("meta", "cpu"):  # a module with ops the meta device lacks is checked on the CPU
+
+    def build_and_run():
+        model = create_model(name, width, d, num_classes=num_classes, input_shape=input_shape)
         try:
-            with torch.device(device):
-                model = create_model(name, width, d, num_classes=num_classes, input_shape=input_shape)
-                x = torch.zeros(2, *input_shape)
             with torch.no_grad():
-                out = model.eval()(x)
-            break
-        except ConfigError:
-            raise
-        except NotImplementedError:
-            if device == "cpu":
-                raise
+                return model, model.eval()(torch.zeros(2, *input_shape))
         except Exception as e:  # noqa: BLE001
             raise ConfigError(f"{where}: a forward pass on inputs of shape {(2, *input_shape)} failed: "
                               f"{type(e).__name__}: {_short(e)}") from None
+
+    from tuneall.models.devices import meta_or_cpu
+
+    # Meta first (no memory, no compute); whatever fails there (ops meta lacks, a factory calling .item()) is
+    # checked again on the CPU, whose error is the factory's.
+    model, out = meta_or_cpu(build_and_run)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"{where} has no trainable parameters ("
+                          + ("every parameter is frozen: requires_grad=False" if any(True for _ in model.parameters())
+                             else "it holds none") + "); nothing could be trained")
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ConfigError(f"{where} outputs {got} for a batch of inputs of shape {(2, *input_shape)}; expected "
@@ -314,7 +320,9 @@ def param_count(
     spatial_dims: int = 2,
     input_shape: tuple[int, ...] | None = None,
 ) -> int:
-    """P for an architecture, counted on the real module built on the meta device (cached)."""
-    with torch.device("meta"):
-        model = create_model(name, width, depth, in_channels, num_classes, spatial_dims, input_shape)
-    return count_params(model)
+    """P for an architecture, counted on the real module built on the meta device, or the CPU where it cannot be
+    built on meta (cached)."""
+    from tuneall.models.devices import meta_or_cpu
+
+    return count_params(meta_or_cpu(lambda: create_model(name, width, depth, in_channels, num_classes,
+                                                         spatial_dims, input_shape)))

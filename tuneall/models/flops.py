@@ -1,4 +1,5 @@
-"""FLOP counts of real modules, measured with ``torch.utils.flop_counter.FlopCounterMode`` on the meta device.
+"""FLOP counts of real modules, measured with ``torch.utils.flop_counter.FlopCounterMode`` on the meta device
+(on the CPU where a factory cannot build there: :mod:`tuneall.models.devices`).
 
 FlopCounterMode counts convolutions and matrix products (2 FLOPs per multiply-add) and not BatchNorm, ReLU or pooling,
 which are a few percent of a CNN's work. Counts are cached per architecture and batch size.
@@ -13,6 +14,7 @@ from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from tuneall.models._registry import create_model, on_family_change
+from tuneall.models.devices import meta_or_cpu
 
 
 def _build(name: str, width: float, depth: int | None, input_shape: tuple[int, ...], num_classes: int):
@@ -25,24 +27,28 @@ def train_flops_per_step(
     name: str, width: float, depth: int | None, input_shape: tuple[int, ...], num_classes: int, batch_size: int
 ) -> int:
     """Forward + backward FLOPs of one SGD step of one member at ``batch_size`` (seed 002's unit)."""
-    with torch.device("meta"):
+    def count() -> int:
         model = _build(name, width, depth, input_shape, num_classes)
         x = torch.empty(batch_size, *input_shape)
         y = torch.zeros(batch_size, dtype=torch.long)
-    with FlopCounterMode(display=False) as counter:
-        F.cross_entropy(model(x), y).backward()
-    return int(counter.get_total_flops())
+        with FlopCounterMode(display=False) as counter:
+            F.cross_entropy(model(x), y).backward()
+        return int(counter.get_total_flops())
+
+    return meta_or_cpu(count)
 
 
 @functools.lru_cache(maxsize=4096)
 def inference_flops(name: str, width: float, depth: int | None, input_shape: tuple[int, ...], num_classes: int) -> int:
     """Forward FLOPs for one input of one member."""
-    with torch.device("meta"):
+    def count() -> int:
         model = _build(name, width, depth, input_shape, num_classes).eval()
         x = torch.empty(1, *input_shape)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(x)
-    return int(counter.get_total_flops())
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(x)
+        return int(counter.get_total_flops())
+
+    return meta_or_cpu(count)
 
 
 on_family_change(train_flops_per_step.cache_clear)

@@ -17,6 +17,7 @@ from tuneall.models.flops import inference_flops, train_flops_per_step
 from tuneall.core.config import Resources, TrainConfig  # noqa: F401  (Resources: re-exported)
 
 SEED_STRIDE = 1000  # member i of repeat r has seed base + r * SEED_STRIDE + i
+MAX_STEPS = 10**12  # SGD steps per member: a sanity bound (a million steps a second would take 12 days)
 
 
 class Infeasible(BudgetError):
@@ -130,6 +131,11 @@ def make_trial_plan(
             f"below the minimum {budget.min_steps}; smallest feasible budget {need:.4g} {budget.unit}",
             need,
         )
+    if steps > MAX_STEPS:  # no run takes this many steps; beyond it counts overflow the tables' integers
+        raise BudgetError(
+            f"budget {budget.value:.4g} {budget.unit} gives {a.family} w={a.width:g} d={depth} k={a.k} {steps:.3g} "
+            f"steps per member, more than the {MAX_STEPS:.0e} any run could take; choose a budget of at most "
+            f"{MAX_STEPS * a.k * cost:.3g} {budget.unit} for it")
     seeds = tuple(tuple(base_seed + r * SEED_STRIDE + i for i in range(a.k)) for r in range(repeats))
     return TrialPlan(
         allocation=a,

@@ -36,6 +36,7 @@ from typing import Any, Union
 import yaml
 
 from tuneall.core.errors import ConfigError
+from tuneall.core.imports import is_import_path
 from tuneall.core.config import OPTIMIZERS
 from tuneall.models import get_family, resolve_family
 
@@ -168,8 +169,8 @@ def parse_space(doc: Any, name: str = "space", source: str = "") -> SearchSpace:
     for f in fams:
         try:
             resolved.append(resolve_family(f))  # an import path imports and registers the user's factory
-        except ConfigError as e:
-            raise ConfigError(f"search space key 'families': {e}") from None
+        except ConfigError as e:  # an import path's own message names it (the space key is ours, not the user's)
+            raise (e if is_import_path(f) else ConfigError(f"search space key 'families': {e}")) from None
     per_family_doc = doc.get("per_family") or {}
     if isinstance(per_family_doc, dict):  # keyed by what the YAML wrote (a name or an import path)
         per_family_doc = {resolved[fams.index(k)] if k in fams else k: v for k, v in per_family_doc.items()}

@@ -101,6 +101,9 @@ def load_trials(results_dir: str | Path) -> pd.DataFrame:
     """``trials.csv`` as a table, or ConfigError with one line if it is missing or damaged."""
     path = Path(results_dir) / R.TRIALS
     if not path.exists():
+        if (Path(results_dir) / R.META).exists():  # a search stopped before its first trial finished
+            raise ConfigError(f"{results_dir} has no finished trial to report yet (stopped before the first one "
+                              f"finished); continue it with: tuneall resume {results_dir}")
         raise ConfigError(f"{results_dir} is not a tuneall results directory (no trials.csv)")
     try:
         raw = path.read_bytes()
@@ -143,7 +146,9 @@ def read_trials(out: Path, meta: dict) -> tuple[pd.DataFrame, list[str], str | N
     before = _previous_ids(out)
     # A search's first report has no trials.csv yet (nothing disagreed); after it, tuneall.json counts the trials.
     first = before is None and not (out / R.TRIALS).exists() and "trials_finished" not in meta
-    if before != ids and not first:
+    # A table that lacks trials the journal gained since (every resume) is ordinary, not a disagreement.
+    stale_only = before is not None and before <= ids and len(before) == meta.get("trials_finished")
+    if before != ids and not first and not stale_only:
         held = "unreadable" if before is None else (f"held {len(before & ids)} of the journal's {len(ids)} trials"
                                                      + (f" and {len(before - ids)} it does not" if before - ids else ""))
         notes.append(f"{out / R.TRIALS} disagreed with the journal ({held}); rebuilt from the journal")
@@ -154,6 +159,10 @@ def read_trials(out: Path, meta: dict) -> tuple[pd.DataFrame, list[str], str | N
     if isinstance(expected, int) and len(ids) < expected:
         incomplete = (f"the journal holds {len(ids)} of the {expected} trials this search recorded as finished"
                       + (f" ({len(read.skipped)} damaged line(s) skipped)" if read.skipped else ""))
+    elif isinstance(expected, int) and (read.skipped or problems):  # every finished trial was recovered
+        notes.append(f"recovered: all {expected} trial(s) this search recorded as finished were read from the "
+                     f"journal; its {len(read.skipped) + len(problems)} damaged record(s) were skipped and no "
+                     "finished trial is missing")
     elif read.skipped or problems:
         incomplete = f"{len(read.skipped) + len(problems)} journal record(s) could not be read"
     return df, notes, incomplete

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tuneall.core.errors import ConfigError
 from tuneall.rundir.fsio import atomic_write_text, read_json_checked
+from tuneall.rundir.lock import LOCK_FILE as LOCK_NAME
 from tuneall.rundir.journal import JOURNAL  # noqa: F401  (a search's finished trials, appended and fsynced)
 
 META = "tuneall.json"  # config, command, versions, git revision, state: every run writes it
@@ -48,6 +49,8 @@ def results_path(storage_path: str | os.PathLike, name: str) -> Path:
 def kind(results_dir: str | Path) -> str:
     """'search' or 'sweep', by the files the directory holds; ConfigError if it is neither."""
     out = Path(results_dir)
+    if out.is_symlink() and not out.exists():
+        raise ConfigError(f"{out} is a symbolic link that leads nowhere (a loop or a missing target)")
     if not out.is_dir():
         raise ConfigError(f"{out} is not a directory")
     if (out / SWEEP_META).exists():
@@ -59,7 +62,22 @@ def kind(results_dir: str | Path) -> str:
         return k
     if (out / TRIALS).exists() or (out / TRIALS).exists() or (out / JOURNAL).exists():
         return "search"
+    if (out / "train.json").exists():
+        raise ConfigError(f"{out} is a `tuneall train` directory: its results are in train.json, its members are "
+                          "read by tuneall.load_ensemble; report and resume take a search's or sweep's directory")
+    if only_lock(out):
+        raise ConfigError(f"{out} was stopped before it recorded its settings (it holds only {LOCK_NAME}): there is "
+                          "nothing to resume or report; run the same command again (it reuses the directory)")
     raise ConfigError(f"{out} is not a tuneall results directory (no {META})")
+
+
+def only_lock(out: Path) -> bool:
+    """Whether ``out`` is a directory holding nothing but a lock file: a run killed (SIGKILL) between taking the
+    directory and writing its provenance. A new run may adopt it."""
+    try:
+        return out.is_dir() and {p.name for p in out.iterdir()} == {LOCK_NAME}
+    except OSError:
+        return False
 
 
 def git_revision() -> str | None:
@@ -220,7 +238,7 @@ def check_new(out: Path, resume: bool = False) -> None:
     """A new run never overwrites a directory; a resume needs one (named flags: CLI users see these). A directory
     another tuneall process holds is refused naming that process."""
     check_not_in_use(out)
-    if out.exists() and not resume:
+    if out.exists() and not resume and not only_lock(out):  # a killed run's empty directory is adopted
         raise ConfigError(f"results directory {out} already exists; resume it (tuneall resume {out}) or choose "
                           "another name")
     if resume and not out.exists():

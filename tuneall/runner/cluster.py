@@ -56,6 +56,7 @@ def _init_ray(opts: RunOptions) -> bool:
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise ConfigError(f"cannot reach the Ray cluster at address {opts.address}: "
                               f"{str(e).splitlines()[0]}") from None
+        _reinstall_signals()
         return True
     # A local Ray is for this machine only: its node address is a loopback one, so every Ray service that binds the
     # node address (runtime-env agent, dashboard agent and its metrics export) listens on loopback. 127.0.0.2, not
@@ -69,9 +70,16 @@ def _init_ray(opts: RunOptions) -> bool:
     with _quiet_default_auth_notice():
         ctx = ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=opts.dashboard,
                        dashboard_host="127.0.0.1", **kw)
+    _reinstall_signals()
     if opts.dashboard:
         print(f"Ray dashboard: http://{ctx.dashboard_url} (bound to 127.0.0.1; Ray token authentication on)")
     return True
+
+
+def _reinstall_signals() -> None:
+    from tuneall.runner import signals
+
+    signals.reinstall()  # ray.init put Ray's native SIGTERM handler (a stack dump and abort) in place of ours
 
 
 @contextmanager

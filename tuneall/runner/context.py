@@ -50,6 +50,8 @@ class RunOptions:
             raise ConfigError(f"num_cpus must be an integer >= 1, but got {self.num_cpus!r}")
         if isinstance(self.max_failures, bool) or not isinstance(self.max_failures, int) or self.max_failures < 0:
             raise ConfigError(f"max_failures must be an integer >= 0, but got {self.max_failures!r}")
+        if self.name is not None and (not isinstance(self.name, str) or not self.name.strip()):
+            raise ConfigError(f"name must be a plain directory name (no '/', not '.' or '..'), but got {self.name!r}")
         if self.executor not in EXECUTORS:
             raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, but got {self.executor!r}")
         from tuneall.data import val_count
@@ -126,6 +128,17 @@ def quiet_sigterm_exit() -> None:
     sys.unraisablehook = hook
 
 
+def warn_once_per_run() -> None:
+    """In a trial process: Python warnings (a user factory's or library's UserWarning, DeprecationWarning,
+    FutureWarning) are not printed again. The driver built every user family on the data and timed the
+    architectures before the first trial, so it has shown them once; every trial process repeating them (Ray
+    prefixes each with the process) buries the progress lines."""
+    import warnings
+
+    for category in (UserWarning, DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
 def ship_families() -> bytes:
     """This process's user model families, pickled by value for :class:`TrialContext` (b"" when there are none)."""
     from tuneall.models import user_families
@@ -170,6 +183,7 @@ def trainable(config: dict, ctx: TrialContext, data) -> None:
     from ray import tune
 
     quiet_sigterm_exit()
+    warn_once_per_run()
     # The node a trial ran on goes into the tables (multi-machine runs: which trials ran where).
     tune.report({**run_job(config, ctx, data), "node_id": ray.get_runtime_context().get_node_id()})
 

@@ -237,7 +237,9 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     from tuneall.rundir.fsio import atomic_write_frame
     from tuneall.runner import check_local_fits, check_ray_options, ray_session
     from tuneall.sweeping.report import build_sweep_report, write_budget_reports
+    from tuneall.training.sanity import check_verbose
 
+    check_verbose(verbose)  # before anything is created or Ray starts
     out = cfg.results_dir
     R.check_storage(cfg.storage_path)
     R.check_new(out)

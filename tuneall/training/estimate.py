@@ -14,6 +14,7 @@ import pandas as pd
 
 from tuneall.data import DatasetInfo, make_synthetic
 from tuneall.core.config import TrainConfig
+from tuneall.core.errors import ConfigError
 from tuneall.core.progress import fmt_duration
 
 TIMED_STEPS = 3
@@ -51,8 +52,20 @@ def per_step_seconds(rows: pd.DataFrame, info: DatasetInfo, threads: int) -> pd.
     return pd.Series([per_arch[tuple(r)] for r in rows.itertuples(index=False)], index=rows.index, dtype=float)
 
 
+def check_estimate_threads(threads: int) -> None:
+    """An estimate times steps with ``threads`` torch threads here: no more than this machine has (a thousand
+    threads on two cores would hang it)."""
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if threads > cpus:
+        raise ConfigError(f"an estimate with {threads} threads per trial needs more than this machine's {cpus} CPUs; "
+                          "lower the cpus per trial")
+
+
 def trial_seconds(feasible: pd.DataFrame, info: DatasetInfo, seeds: int, threads: int) -> pd.Series:
     """Estimated training seconds of each feasible allocation: seeds x k x steps x (seconds per step)."""
+    check_estimate_threads(threads)
     return per_step_seconds(feasible, info, threads) * feasible["k"] * feasible["steps"] * seeds
 
 

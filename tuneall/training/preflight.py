@@ -64,6 +64,13 @@ def preflight(cfg, feasible: pd.DataFrame, trials: int, verbose: int = 1, dry_ru
         print(table[cols].to_string(index=False))
     if pf.per_trial_s is not None and (verbose or dry_run):
         print(f"tuneall: {describe(pf.per_trial_s, pf.total_s, how)}", flush=True)
+    if cfg.time_budget_s and pf.per_trial_s is not None and not pf.per_trial_s.empty \
+            and cfg.time_budget_s < float(pf.per_trial_s.min()):
+        from tuneall.core.errors import ConfigError
+
+        raise ConfigError(f"time budget {fmt_duration(cfg.time_budget_s)} is shorter than the quickest trial "
+                          f"(estimated {fmt_duration(float(pf.per_trial_s.min()))} on this machine): no trial could "
+                          "finish within it; give a larger --time-budget")
     if cfg.time_budget_s and (verbose or dry_run):
         print(f"tuneall: time budget {fmt_duration(cfg.time_budget_s)}: no trial is started that would end after "
               "it; trials already running finish", flush=True)

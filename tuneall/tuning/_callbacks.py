@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 from ray.tune import Callback
 
 from tuneall.rundir import journal
 from tuneall.core.progress import SearchProgress
+
+
+def _no_restore_hint(record) -> bool:
+    """Ray Tune's "Resume experiment with: Tuner.restore(...)" after a stop: tuneall's own line says how to
+    continue (``tuneall resume DIR``); two ways, one of them wrong for tuneall, would confuse."""
+    return "Tuner.restore(" not in record.getMessage()
+
+
+logging.getLogger("ray.tune.tune").addFilter(_no_restore_hint)
 
 
 class JournalCallback(Callback):
@@ -21,8 +32,29 @@ class JournalCallback(Callback):
                                           "metrics": dict(trial.last_result or {}), "error": None})
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        from tuneall.runner import signals
+
+        if signals.received():  # a process-group signal stopped the trial too: not its failure; a resume reruns it
+            return
         journal.append(self.results_dir, {"trial_id": trial.trial_id, "config": trial.config, "metrics": {},
                                           "error": error_line(trial)})
+
+
+class RungLogCallback(Callback):
+    """Appends each finished trial of a halving rung to ``halving.jsonl`` as it finishes, so that a stop mid-rung
+    keeps it (:func:`tuneall.tuning.halving.select` reads them back and runs only the rest)."""
+
+    def __init__(self, results_dir: str, rung: int, fraction: float):
+        self.results_dir, self.rung, self.fraction = results_dir, rung, fraction
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        from tuneall.tuning import halving
+
+        result = dict(trial.last_result or {})
+        point = (trial.config or {}).get("point")
+        if "status" in result and point is not None:
+            halving.append_log(self.results_dir, {"rung": self.rung, "fraction": self.fraction, "point": point,
+                                                  "metrics": result})
 
 
 def error_line(trial) -> str:

@@ -75,6 +75,7 @@ def check_resumable(cfg: SearchConfig, out: Path) -> dict:
     """The directory's ``tuneall.json`` if ``cfg`` is the search that made it; else ConfigError naming the field."""
     meta = R.read_meta(out)
     if not meta:
+        R.kind(out)  # a train directory or one killed before its provenance: the line that says what to do
         raise ConfigError(f"{out} is not a tuneall search directory (no {R.META}); refusing to touch it")
     old, new = meta["config"], cfg.to_json()
     if isinstance(old.get("space"), dict) and "resolved" not in old["space"]:

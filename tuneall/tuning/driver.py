@@ -31,7 +31,10 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     from tuneall.planning.points import plan_space
     from tuneall.training.preflight import preflight
     from tuneall.runner import check_local_fits, check_ray_options, ray_session
+    from tuneall.training.sanity import check_verbose
+    from tuneall.tuning.interrupt import stops_cleanly
 
+    check_verbose(verbose)  # before anything is created or Ray starts
     out = cfg.results_dir
     # Everything a user can get wrong is checked before Ray starts or anything is written.
     R.check_storage(cfg.storage_path)
@@ -40,19 +43,21 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
         check_resumable(cfg, out)
     info = dataset_info(cfg.dataset, cfg.val_fraction)  # user data: loaded (once) and checked here
     feasible, _ = plan_space(cfg.space, cfg.budget, info)  # raises with the smallest feasible budget
+    # Resources before the estimate, which times steps with the trials' thread count (a --cpus-per-trial 1000
+    # that this machine cannot hold would start 1,000 threads).
+    check_ray_options(cfg)
+    check_local_fits(cfg, cfg.resources.bundles(int(feasible["k"].max())))
     pf = preflight(cfg, feasible, _trials_to_run(cfg, feasible, out), verbose, dry_run, confirm)
     if dry_run:
         feasible.attrs.update(dry_run=True, estimate_s=pf.total_s, results_dir=str(out))
         return feasible
     storage = study.study_storage(cfg, out)
-    check_ray_options(cfg)
-    check_local_fits(cfg, cfg.resources.bundles(int(feasible["k"].max())))
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
     check_batch_sizes(feasible, data)
     from tuneall.tuning._optuna import quiet_optuna  # only now: it imports Ray Tune
 
     # One process per results directory, from here to the state written last.
-    with R.owned(out, cfg.resume), ray_session(cfg), quiet_optuna():
+    with R.owned(out, cfg.resume), ray_session(cfg), quiet_optuna(), stops_cleanly(out):
         old_meta = check_resumable(cfg, out) if cfg.resume else None  # read again under the lock
         return _fit(cfg, data, feasible, out, argv, verbose, old_meta, storage, pf.mean_trial_s)
 
@@ -103,12 +108,19 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     from tuneall.runner import check_fits, concurrency, run_tune, with_trial_resources
     from tuneall.tuning._callbacks import JournalCallback, ProgressCallback, live_table
 
+    import time
+
+    started = time.monotonic()  # a time budget counts from here: halving's rungs spend it too
     res = cfg.resources
     check_fits(res.bundles(int(feasible["k"].max())))  # before anything is written
     meta = _start(cfg, data, out, argv, old_meta)
     done = _read_journal(out)
-    grid_points = _grid_points(cfg, data, out, verbose)
+    grid_points = _grid_points(cfg, data, out, verbose, started)
     trials = _trials(cfg, data, done, grid_points, storage, est_trial_s, verbose)
+    from tuneall.tuning._searchers import TimeBudget
+
+    if isinstance(trials.searcher, TimeBudget):
+        trials.searcher.start = started  # the time budget's clock starts with the search, not after the rungs
     # With parallel members a trial's placement group has one bundle per member, so it depends on the sampled k.
     trainable = with_trial_resources(_context(cfg, out, verbose, grid_points), data,
                                      lambda config: res.bundles(int(config.get("point", config).get("k", 1))))
@@ -137,7 +149,7 @@ def _start(cfg: SearchConfig, data, out: Path, argv, old_meta) -> dict:
     return R.write_meta(out, meta, "running")
 
 
-def _grid_points(cfg: SearchConfig, data, out: Path, verbose: int) -> list[dict] | None:
+def _grid_points(cfg: SearchConfig, data, out: Path, verbose: int, started: float) -> list[dict] | None:
     """The feasible grid (after halving's rungs, the promoted points), widest ensembles first; None for samplers."""
     if cfg.searcher not in ("grid", "halving"):
         return None
@@ -148,7 +160,7 @@ def _grid_points(cfg: SearchConfig, data, out: Path, verbose: int) -> list[dict]
     if cfg.searcher == "halving":
         from tuneall.tuning.search_cost import run_halving
 
-        points = run_halving(cfg, data, out, points, _context(cfg, out, 0, points), verbose)
+        points = run_halving(cfg, data, out, points, _context(cfg, out, 0, points), verbose, started)
     return sorted(points, key=lambda p: -int(p["k"]))  # widest ensembles first: they train most members at once
 
 

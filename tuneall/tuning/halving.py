@@ -166,19 +166,28 @@ def point_id(point: dict) -> str:
     return json.dumps({k: point[k] for k in sorted(point) if not k.endswith("_index")}, sort_keys=True, default=str)
 
 
-def select(points: list[dict], run_rung, results_dir, log=print, rungs=RUNGS) -> tuple[list[dict], list[dict]]:
+def select(points: list[dict], run_rung, results_dir, log=print, rungs=RUNGS,
+           out_of_time=lambda: False) -> tuple[list[dict], list[dict]]:
     """Successive halving over ``points``: returns (the points promoted to full trials, one row per rung trial).
 
     ``run_rung(fraction, points) -> list of metrics`` runs one rung (each metrics: ``steps``, ``full_steps``,
     ``curve`` = per-seed accuracy lists at ``steps``, and member-step counts); finished rung trials found in
-    ``halving.jsonl`` are not run again."""
+    ``halving.jsonl`` are not run again. ``out_of_time()`` true before a rung (a time budget spent): no further
+    rung starts, and the candidates left go on best-first."""
     done = {(r["rung"], point_id(r["point"])): r for r in read_log(results_dir)}
     alive, rows = list(points), []
     for i, f in enumerate(rungs):
         todo = [p for p in alive if (i, point_id(p)) not in done]
-        for p, m in zip(todo, run_rung(f, todo) if todo else []):
+        if todo and out_of_time():
+            log(f"tuneall: halving rung {i + 1}/{len(rungs) + 1} not started: the time budget is spent; "
+                f"{len(alive)} candidate(s) go on, best first")
+            break
+        results = run_rung(f, todo) if todo else []
+        logged = {(r["rung"], point_id(r["point"])) for r in read_log(results_dir)}  # the runner logs as they end
+        for p, m in zip(todo, results):
             rec = {"rung": i, "fraction": f, "point": p, "metrics": m}
-            append_log(results_dir, rec)
+            if (i, point_id(p)) not in logged:
+                append_log(results_dir, rec)
             done[(i, point_id(p))] = rec
         preds = {}
         for p in alive:

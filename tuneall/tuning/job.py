@@ -91,7 +91,7 @@ def _repeat_of(point: dict, results_dir: str | None) -> dict | None:
 
     skip = {*AUTO_RESULT_KEYS, *DEBUG_METRICS, "done", "experiment_tag", "should_checkpoint", "node_id"}
     key = journal.point_key(point)
-    for rec in journal.read(results_dir):
+    for rec in journal.read_checked(results_dir).records:  # quiet: the driver named damaged lines once already
         m = rec.get("metrics") or {}
         if m.get("status") in ("ok", "diverged") and journal.point_key(rec.get("config") or {}) == key:
             return {**{k: v for k, v in m.items() if k not in skip}, "repeat_of": rec["trial_id"]}

@@ -12,8 +12,12 @@ from dataclasses import replace
 from pathlib import Path
 
 
-def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1) -> list[dict]:
-    """Successive halving over ``points`` (feasible grid points); returns the points promoted to full trials."""
+def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1,
+                started: float | None = None) -> list[dict]:
+    """Successive halving over ``points`` (feasible grid points); returns the points promoted to full trials.
+    With a time budget (counted from ``started``, a ``time.monotonic()``), no rung starts once it is spent."""
+    import time
+
     from tuneall.tuning import halving as H
     from tuneall.rundir.fsio import atomic_write_frame
     from tuneall.store.reuse import reuse_ks
@@ -22,29 +26,37 @@ def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1)
     def run_rung(fraction: float, pts: list[dict]) -> list[dict]:
         rctx = replace(ctx, job=rung_job, reuse={"mode": "grid", "ks": reuse_ks(pts)})
         configs = [{"point": p, "fraction": fraction} for p in sorted(pts, key=lambda p: -int(p["k"]))]
-        got = {H.point_id(c["point"]): m for c, m in _run(cfg, rctx, data, out, configs, fraction)}
+        got = {H.point_id(c["point"]): m for c, m in _run(cfg, rctx, data, out, configs, fraction,
+                                                           H.RUNGS.index(fraction))}
         return [got.get(H.point_id(p), {"status": "failed"}) for p in pts]
 
     import pandas as pd
 
+    t0 = time.monotonic() if started is None else started
+    out_of_time = (lambda: time.monotonic() - t0 >= cfg.time_budget_s) if cfg.time_budget_s else (lambda: False)
     alive, rows = H.select(points, run_rung, out, log=(lambda m: print(m, flush=True)) if verbose else
-                           (lambda m: None))
+                           (lambda m: None), out_of_time=out_of_time)
     atomic_write_frame(pd.DataFrame(rows), out / "halving.csv")
     return alive
 
 
-def _run(cfg, ctx, data, out: Path, configs: list[dict], fraction: float) -> list[tuple[dict, dict]]:
-    """(config, metrics) of each config run as a Ray Tune trial of the runner's trainable."""
+def _run(cfg, ctx, data, out: Path, configs: list[dict], fraction: float, rung: int) -> list[tuple[dict, dict]]:
+    """(config, metrics) of each config run as a Ray Tune trial of the runner's trainable; each finished one is
+    logged to ``halving.jsonl`` the moment it finishes (a stop mid-rung keeps it)."""
     from ray import tune
 
+    from tuneall.tuning._callbacks import RungLogCallback
     from tuneall.runner import concurrency, outcomes, run_tune, with_trial_resources
 
     res = cfg.resources
     # verbose=0: Ray prints nothing; the rung's one line is halving's own
     results = run_tune(with_trial_resources(ctx, data, lambda config: res.bundles(1)), name=f"halving-{fraction:.4g}",
                        storage_path=str(out), concurrency=concurrency(cfg, res.cpus), max_failures=cfg.max_failures,
-                       param_space={"point": tune.grid_search([c["point"] for c in configs]), "fraction": fraction})
-    return [(c, m if not err else {"status": "failed", "error": err}) for _, c, m, err in outcomes(results)]
+                       param_space={"point": tune.grid_search([c["point"] for c in configs]), "fraction": fraction},
+                       callbacks=[RungLogCallback(str(out), rung, fraction)])
+    # A trial stopped before it was configured has no point (only after a stop, which raises before this).
+    return [(c, m if not err else {"status": "failed", "error": err}) for _, c, m, err in outcomes(results)
+            if "point" in c]
 
 
 def grid_reuse_cost(feasible) -> dict:

@@ -83,7 +83,12 @@ def study_storage(cfg: "SearchConfig", out: Path):
         import optuna
         from optuna.storages.journal import JournalFileBackend
 
-        return optuna.storages.JournalStorage(JournalFileBackend(str(out / R.OPTUNA_JOURNAL)))
+        path = out / R.OPTUNA_JOURNAL
+        # Called while this process owns the results directory (tuneall.lock) and only this driver writes the
+        # study, so an Optuna lock file found here is a killed driver's: Optuna would wait out its grace period on
+        # it (30 s) with two warnings before breaking it.
+        path.with_name(path.name + ".lock").unlink(missing_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
 
     return journal_storage
 
