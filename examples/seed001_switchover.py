@@ -40,7 +40,7 @@ def _tile_cells(r) -> tuple[dict, dict]:
 
 
 def findings(out: Path) -> tuple[list[str], list[dict]]:
-    from tuneall.reporting.grading import REPRODUCED, effect_text, grade
+    from tuneall.reporting.grading import REPRODUCED, effect_text, grade, p_value
 
     m = pd.read_csv(out / "switchover_map.csv")
     est = pd.read_csv(out / "est.csv")
@@ -49,8 +49,8 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
         return ["No single/ensemble pairs were feasible at any common budget."], []
     tiles = [graded("", cells, [(1, e), (-1, o)]) for e, o in map(_tile_cells, m.to_dict("records"))]
     m = m.join(pd.DataFrame(tiles, index=m.index)[["effect", "se", "n"]])
-    m["grade_ens"] = [grade(e, se, "greater") for e, se in zip(m["effect"], m["se"])]
-    m["grade_single"] = [grade(e, se, "less") for e, se in zip(m["effect"], m["se"])]
+    m["grade_ens"] = [grade(e, p_value(e, se, n), "greater") for e, se, n in zip(m["effect"], m["se"], m["n"])]
+    m["grade_single"] = [grade(e, p_value(e, se, n, "less"), "less") for e, se, n in zip(m["effect"], m["se"], m["n"])]
     lines = ["## Who wins, per k", "", "Each tile: the ensemble minus its single network, paired over seeds, graded "
              "both ways (ensemble better / single better) by `tuneall.reporting.grading.grade`.", "",
              "| k | tiles | ensemble ahead | tiles REPRODUCED (ensemble / single) | mean margin (ensemble − single) "
