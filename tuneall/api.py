@@ -144,6 +144,7 @@ def train(
     save_members: str = "best",
     argv: list[str] | None = None,
     val_fraction: float | None = None,
+    cpus_per_trial: float = 1.0,
 ) -> "TrialResult":
     """Train one allocation under the budget (k members x ``seeds`` repeats) and evaluate it on validation and test.
     ``family`` may be an import path to a model factory; ``dataset`` an import path to a data loader.
@@ -151,7 +152,9 @@ def train(
     With ``storage_path`` the run is written to ``storage_path/name`` (default name from the settings):
     ``train.json`` (plan, metrics, members, command, versions) and, unless ``save_members='none'``, the members'
     weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``). ``val_fraction``: the share
-    of a packaged dataset's training split held out as validation (default 10 %; user data carry their own)."""
+    of a packaged dataset's training split held out as validation (default 10 %; user data carry their own).
+    ``cpus_per_trial``: torch threads, whole CPUs (default 1, as search and sweep: thread counts change backward
+    reductions in the last bits, which training amplifies, so one allocation gives one number whatever the verb)."""
     from tuneall.data import DEFAULT_VAL_FRACTION, check_batch_sizes, dataset_info, load_dataset
     from tuneall.planning.factory import Allocation, make_trial_plan
     from tuneall.models import check_family, resolve_family
@@ -162,7 +165,7 @@ def train(
                                      optimizer=optimizer, label_smoothing=label_smoothing, device=device)
     family = resolve_family(family)
     b = Budget(budget, unit, min_steps)
-    Resources(members=members, amp=amp)  # validates: a bad members method fails before any data loads
+    threads = Resources(cpus=cpus_per_trial, members=members, amp=amp).threads  # validates before any data loads
     trainer = select_trainer(members, amp)
     vf = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction
     info = dataset_info(dataset, vf)
@@ -182,14 +185,16 @@ def train(
     check_batch_sizes([{"batch_size": cfg.batch_size}], data)  # data is already the fraction: compare with it all
     from tuneall.training import ensemble as ensemble_io
 
-    with ensemble_io.capturing(out is not None and save_members != "none") as members:
+    from tuneall.training.trial import with_threads
+
+    with ensemble_io.capturing(out is not None and save_members != "none") as members, with_threads(threads):
         result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
     if out is not None:
-        _write_train_dir(out, result, data, rule, members, argv)
+        _write_train_dir(out, result, data, rule, members, argv, threads)
     return result
 
 
-def _write_train_dir(out: Path, result, data, rule: str, members: list, argv) -> None:
+def _write_train_dir(out: Path, result, data, rule: str, members: list, argv, threads: int = 1) -> None:
     """``tuneall train``'s results directory: train.json (what ran and what it gave) and the members' weights."""
     import json
 
@@ -197,7 +202,7 @@ def _write_train_dir(out: Path, result, data, rule: str, members: list, argv) ->
     from tuneall.rundir import results as R
 
     out.mkdir(parents=True)
-    doc = R.provenance({"plan": result.plan.row()}, argv, kind="train")
+    doc = R.provenance({"plan": result.plan.row(), "torch_threads": threads}, argv, kind="train")
     doc.update(metrics=result.metrics(), repeats=result.repeats, members=result.members, state="complete")
     R.write_json(out / "train.json", json.loads(json.dumps(doc, default=str)))
     ensemble_io.save(out, result.plan, data.info, data.info.name, rule, members, result)
@@ -317,9 +322,22 @@ def resume(results_dir: str, address: str | None = None, num_cpus: int | None = 
     from tuneall.tuning.driver import config_from_dir, run_search
 
     cfg = config_from_dir(results_dir, address=address, num_cpus=num_cpus)
+    _warn_other_cpu(results_dir)
     front = run_search(cfg, argv=argv, verbose=verbose)
     front.attrs["results_dir"] = str(cfg.results_dir)
     return front
+
+
+def _warn_other_cpu(results_dir) -> None:
+    """One line on stderr when the run was recorded on another CPU model or instruction set."""
+    import sys
+
+    from tuneall.core.hardware import cpu_mismatch
+    from tuneall.rundir import results as R
+
+    line = cpu_mismatch(R.read_meta(Path(results_dir)).get("cpu"))
+    if line:
+        print(f"tuneall: warning: {line}", file=sys.stderr, flush=True)
 
 
 def sweep(

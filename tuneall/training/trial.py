@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -101,6 +102,18 @@ def evaluate_splits(results: list[MemberResult], data, step: int, rule: str) -> 
         for row, v in zip(rows, val_rows):
             row.update({VAL_PREFIX + k: v[k] for k in ("acc", "nll", "ece")})
     return ens, rows
+
+
+@contextmanager
+def with_threads(threads: int):
+    """torch's intra-op threads set to ``threads`` for the block, restored after (a search's trial, ``tuneall train``
+    and a sweep's job train with the same count: one allocation, one number)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def val_correct(results: list[MemberResult], data, step: int, rule: str) -> str | None:
