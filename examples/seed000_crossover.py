@@ -114,16 +114,16 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
         c_lim, v_lim = per_budget[0]
         verdicts.append({**v_lim, "claim": f"Compute-limited regime (the smallest budget with ensembles, C="
                          f"{c_lim:.3g}): {v_lim['claim']}", "quote": QUOTES["limited"]})
-        n_b = len(per_budget)
+        n_b, n_seeds = len(per_budget), int(cells["repeat"].nunique())
         verdicts.append(verdict(f"Lower spread over seeds: the best ensemble's SD is below the best single's at "
                                 f"{sd_wins} of {n_b} budgets (sign test over budgets; effect = share of budgets - 1/2)",
-                                sd_wins / n_b - 0.5, float("nan"), n_b, p=sign_test(sd_wins, n_b),
-                                basis="sign test over budgets (budgets share members: optimistic)",
+                                sd_wins / n_b - 0.5, float("nan"), n_seeds, p=sign_test(sd_wins, n_b),
+                                basis=f"sign test over {n_b} budgets (budgets share members: optimistic)",
                                 quote=QUOTES["variance"]))
         verdicts.append(verdict(f"Better worst case: the best ensemble's worst seed beats the best single's at "
                                 f"{worst_wins} of {n_b} budgets (sign test over budgets; effect = share of budgets - 1/2)",
-                                worst_wins / n_b - 0.5, float("nan"), n_b, p=sign_test(worst_wins, n_b),
-                                basis="sign test over budgets (budgets share members: optimistic)",
+                                worst_wins / n_b - 0.5, float("nan"), n_seeds, p=sign_test(worst_wins, n_b),
+                                basis=f"sign test over {n_b} budgets (budgets share members: optimistic)",
                                 quote=QUOTES["worst"]))
     return lines, verdicts
 
