@@ -83,8 +83,12 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
     # The EST itself, per design: k against the next k on the same parameter counts, maps recomputed per resample.
     lines += ["", "## The EST itself (steps from which the ensemble wins at every larger step count)", "",
               "| design | k | EST steps per parameter count (inf: not reached) |", "|---|---|---|"]
-    ks = sorted(m["k"].unique())
     for design in sorted(m["design"].unique()):
+        ks = sorted(m.loc[m["design"] == design, "k"].unique())
+        if len(ks) < 2:
+            verdicts.append(not_tested(f"The EST moves right as k grows ({design})", f"{design} tiles exist at k = "
+                                       f"{', '.join(map(str, ks))} only (an ensemble keeping >= 75 % of its single's "
+                                       "parameters): no two k to compare", quote=QUOTES["moves"]))
         for a, b in zip(ks, ks[1:]):
             r = est_shift(cells, int(a), int(b), design)
             for k, est in ((a, r["est_small"]), (b, r["est_large"])):
@@ -111,7 +115,8 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
                                "tiles both have)", cells, terms) | {"quote": QUOTES["deq_weq"]})
     else:
         verdicts.append(not_tested("Depth-equivalent ensembles beat width-equivalent ones",
-                                   "this sweep has no weq ensembles (run with design single, deq, weq)",
+                                   "no weq tile in this sweep (none ran, or none kept >= 75 % of its single's "
+                                   "parameters)",
                                    quote=QUOTES["deq_weq"]))
     verdicts.append(not_tested("The EST sits at 1M-1.5M parameters",
                                f"the grid spans {m['total_params'].min():.3g}-{m['total_params'].max():.3g} "
