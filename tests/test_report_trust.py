@@ -153,6 +153,7 @@ def test_final_cli_line_names_the_summarys_best_and_its_ties(tmp_path, capsys, r
     out = capsys.readouterr().out
     assert "Best allocation: cnn3 width 0.5 depth 3 k=4" in out
     assert tied_line in out
+    assert f"P(best) {front.attrs['p_best']:.2f}" in out  # the final line carries P(best)
     assert "w=2" not in out.split("Summary:")[0]
 
 
