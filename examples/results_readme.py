@@ -70,8 +70,8 @@ def graded_block(results: Path, seeds: dict[str, str] = SEEDS) -> str:
                          "p_fit_beats_persistence") and "p_fit_beats_persistence" in r else " |"))
     main = [b for seed, _, b in holds if seed.isdigit()]  # one per seed; variants (e.g. fixed subset) listed only
     lost = sum(not b for b in main)
-    lines += ["", f"Over the {len(main)} seeds' sweeps the extrapolation loses to \"no further gain\" in {lost} of "
-                  f"{len(main)} and beats it in {len(main) - lost}"
+    lines += ["", f"Over the {len(main)} seeds' sweeps the extrapolation fails to beat \"no further gain\" reliably in "
+                  f"{lost} of {len(main)} and beats it in {len(main) - lost}"
               + (": at this scale, read every extrapolated allocation and switchover as untested curve-fitting."
                  if lost * 2 >= len(main) and main else "."),
               "", END]

@@ -160,7 +160,7 @@ def test_results_readme_block_lists_every_verdict_and_every_holdout(tmp_path):
     assert block.startswith(mod.BEGIN) and block.endswith(mod.END)
     assert "| 000 |  | claim a | +1.00 ± 0.20 pts, 5.0 SE | 0.0037 | 5 | **REPRODUCED** |" in block
     assert "| 002 |  | claim / b |" in block and "**WEAK**" in block
-    assert "the extrapolation loses to \"no further gain\" in 1 of 2 and beats it in 1" in block
+    assert "the extrapolation fails to beat \"no further gain\" reliably in 1 of 2 and beats it in 1" in block
     assert "| 0.0130 | 0.0083 | no | 97% |" in block
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n\n{mod.BEGIN}\nstale\n{mod.END}\n\nafter\n")
