@@ -35,7 +35,8 @@ def graded_block(results: Path, seeds: dict[str, str] = SEEDS) -> str:
              "paired; a cell picked among m candidates pays x m), WEAK when the direction holds without that "
              "evidence, NOT TESTED when this grid cannot test the claim as stated (reason given), NOT REPRODUCED "
              "otherwise. Effects are accuracy differences in points; the exact cells are in each `findings.md`.", "",
-             "| seed | the seed says | graded as | effect ± SE | p | seeds | verdict |", "|---|---|---|---|---|---|---|"]
+             "| seed | the seed says | graded as | effect ± SE | p | seeds | verdict |",
+             "|---|---|---|---|---|---|---|"]
     holds = []
     for seed, name in seeds.items():
         d = results / name

@@ -121,7 +121,8 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
                                 basis=f"sign test over {n_b} budgets (budgets share members: optimistic)",
                                 quote=QUOTES["variance"]))
         verdicts.append(verdict(f"Better worst case: the best ensemble's worst seed beats the best single's at "
-                                f"{worst_wins} of {n_b} budgets (sign test over budgets; effect = share of budgets - 1/2)",
+                                f"{worst_wins} of {n_b} budgets (sign test over budgets; effect = share of budgets "
+                                "- 1/2)",
                                 worst_wins / n_b - 0.5, float("nan"), n_seeds, p=sign_test(worst_wins, n_b),
                                 basis=f"sign test over {n_b} budgets (budgets share members: optimistic)",
                                 quote=QUOTES["worst"]))

@@ -63,8 +63,9 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
     m = m.join(pd.DataFrame(tiles, index=m.index)[["effect", "se", "n"]])
     m["grade_ens"] = [grade(e, p_value(e, se, n), "greater") for e, se, n in zip(m["effect"], m["se"], m["n"])]
     m["grade_single"] = [grade(e, p_value(e, se, n, "less"), "less") for e, se, n in zip(m["effect"], m["se"], m["n"])]
-    lines = ["## Who wins, per k and design", "", "Each tile: the ensemble minus its single network, paired over seeds, "
-             "graded both ways (ensemble better / single better), one-sided t with n - 1 df at alpha 0.05.", "",
+    lines = ["## Who wins, per k and design", "",
+             "Each tile: the ensemble minus its single network, paired over seeds, graded both ways (ensemble "
+             "better / single better), one-sided t with n - 1 df at alpha 0.05.", "",
              "| k | design | tiles | ensemble ahead | tiles REPRODUCED (ensemble / single) | mean margin |",
              "|---|---|---|---|---|---|"]
     verdicts = []

@@ -57,7 +57,8 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
              f"Ensemble sizes run: {', '.join(map(str, ks))}. Per budget: P(optimal k) from a paired bootstrap over "
              "seeds (the best cell re-selected in each resample), and the best ensemble of 2-4 members against every "
              "cell with k = 1 or k > 4 (it must beat them all; p times the number of 2-4 cells it was picked from).",
-             "", "| budget (FLOPs) | best k | width | accuracy | P(optimal k) | best 2-4 − closest rival | p | grade |",
+             "", "| budget (FLOPs) | best k | width | accuracy | P(optimal k) | best 2-4 − closest rival | p "
+             "| grade |",
              "|---|---|---|---|---|---|---|---|"]
     per_budget = {}
     for c, at in mean.groupby("budget"):
@@ -104,7 +105,8 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
         e, o = max(pairs, key=lambda eo: eo[0]["mean"] - eo[1]["mean"])
         g = graded("", cells, [(1, cell(e)), (-1, cell(o))])
         verdicts.append(verdict(f"An ensemble with no more inference FLOPs beats a larger single model at the largest "
-                                f"budget: k={int(e['k'])} w={e['width']:g} ({e['inference_flops']:.3g} FLOPs) vs single "
+                                f"budget: k={int(e['k'])} w={e['width']:g} ({e['inference_flops']:.3g} FLOPs) vs "
+                                "single "
                                 f"w={o['width']:g} ({o['inference_flops']:.3g}), best of {len(pairs)} such pairs",
                                 g["effect"], g["se"], g["n"], candidates=len(pairs), quote=QUOTES["fewer_flops"]))
     kt = opt[opt["rule"] == "mean"]["best_k"]

@@ -185,8 +185,8 @@ def _md_table(df: pd.DataFrame, cols: list[str]) -> str:
 
 
 SHOW = ["family", "width", "depth", "k", "data_fraction", "optimizer", "params_per_member", "total_params", "steps",
-        "val_ensemble_acc_mean", "val_ensemble_acc_std", "ensemble_acc_mean", "ensemble_acc_std", "ensemble_acc_worst",
-        "member_acc_mean_mean", "ensemble_nll_mean", "inference_flops", "train_time_s"]
+        "val_ensemble_acc_mean", "val_ensemble_acc_std", "p_best", "ensemble_acc_mean", "ensemble_acc_std",
+        "ensemble_acc_worst", "member_acc_mean_mean", "ensemble_nll_mean", "inference_flops", "train_time_s"]
 COSTS = ["family", "width", "depth", "k", "val_ensemble_acc_mean", "ensemble_acc_mean", "time_per_step_s",
          "time_per_epoch_s",
          "time_to_target_s", "latency_ms_per_image", "peak_mem_mb", "inference_flops"]
