@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 from tuneall.core.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget
 from tuneall.core.config import DEFAULT_OBJECTIVE, Resources, TrainConfig, check_rule, parse_objectives
 from tuneall.core.errors import ConfigError
+from tuneall.data.registry import DEFAULT_VAL_FRACTION
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -153,12 +154,12 @@ def train(
     ``train.json`` (plan, metrics, members, command, versions) and, unless ``save_members='none'``, the members'
     weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``). ``val_fraction``: the share
     of a packaged dataset's training split held out as validation (default 10 %; user data carry their own).
-    ``cpus_per_trial``: torch threads, whole CPUs (default 1, as search and sweep: thread counts change backward
-    reductions in the last bits, which training amplifies, so one allocation gives one number whatever the verb)."""
-    from tuneall.data import DEFAULT_VAL_FRACTION, check_batch_sizes, dataset_info, load_dataset
+    ``cpus_per_trial``: torch threads (default 1, as search and sweep: one allocation, one number)."""
+    from tuneall.data import check_batch_sizes, dataset_info, load_dataset
     from tuneall.planning.factory import Allocation, make_trial_plan
     from tuneall.models import check_family, resolve_family
-    from tuneall.training.trial import run_trial, select_trainer
+    from tuneall.training.trainers import select_trainer
+    from tuneall.training.trial import run_trial, with_threads
 
     check_rule(rule)
     cfg = TrainConfig.with_overrides(lr=lr, momentum=momentum, batch_size=batch_size, weight_decay=weight_decay,
@@ -183,30 +184,13 @@ def train(
             raise ConfigError(f"results directory {out} already exists; pass another name (or storage_path)")
     data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction, val_fraction=vf)
     check_batch_sizes([{"batch_size": cfg.batch_size}], data)  # data is already the fraction: compare with it all
-    from tuneall.training import ensemble as ensemble_io
-
-    from tuneall.training.trial import with_threads
-
-    with ensemble_io.capturing(out is not None and save_members != "none") as members, with_threads(threads):
+    with with_threads(threads):
         result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
     if out is not None:
-        _write_train_dir(out, result, data, rule, members, argv, threads)
+        from tuneall.training.ensemble import save_train_dir
+
+        save_train_dir(out, result, data, rule, save_members != "none", argv, threads=threads)
     return result
-
-
-def _write_train_dir(out: Path, result, data, rule: str, members: list, argv, threads: int = 1) -> None:
-    """``tuneall train``'s results directory: train.json (what ran and what it gave) and the members' weights."""
-    import json
-
-    from tuneall.training import ensemble as ensemble_io
-    from tuneall.rundir import results as R
-
-    out.mkdir(parents=True)
-    doc = R.provenance({"plan": result.plan.row(), "torch_threads": threads}, argv, kind="train")
-    doc.update(metrics=result.metrics(), repeats=result.repeats, members=result.members, state="complete")
-    R.write_json(out / "train.json", json.loads(json.dumps(doc, default=str)))
-    ensemble_io.save(out, result.plan, data.info, data.info.name, rule, members, result)
-    result.attrs = {"results_dir": str(out)}
 
 
 def search(
@@ -283,7 +267,7 @@ def search(
         space=make_space(space, family=_use_model(model), widths=widths, depths=depths, k=k, lr=lr,
                          momentum=momentum, batch_size=batch_size, weight_decay=weight_decay, optimizer=optimizer,
                          label_smoothing=label_smoothing), dataset=dataset,
-        val_fraction=val_fraction if val_fraction is not None else 0.1,
+        val_fraction=val_fraction if val_fraction is not None else DEFAULT_VAL_FRACTION,
         data_dir=data_dir, searcher=searcher, trials=trials, concurrency=concurrency, seeds=seeds, rule=rule,
         objectives=parse_objectives(objectives),
         resources=Resources(cpus_per_trial, gpus_per_trial, parallel_members, members, amp), name=name,
@@ -322,22 +306,12 @@ def resume(results_dir: str, address: str | None = None, num_cpus: int | None = 
     from tuneall.tuning.driver import config_from_dir, run_search
 
     cfg = config_from_dir(results_dir, address=address, num_cpus=num_cpus)
-    _warn_other_cpu(results_dir)
+    from tuneall.rundir.results import warn_other_cpu
+
+    warn_other_cpu(results_dir)  # one line when resumed on another CPU model or instruction set
     front = run_search(cfg, argv=argv, verbose=verbose)
     front.attrs["results_dir"] = str(cfg.results_dir)
     return front
-
-
-def _warn_other_cpu(results_dir) -> None:
-    """One line on stderr when the run was recorded on another CPU model or instruction set."""
-    import sys
-
-    from tuneall.core.hardware import cpu_mismatch
-    from tuneall.rundir import results as R
-
-    line = cpu_mismatch(R.read_meta(Path(results_dir)).get("cpu"))
-    if line:
-        print(f"tuneall: warning: {line}", file=sys.stderr, flush=True)
 
 
 def sweep(
@@ -397,28 +371,20 @@ def sweep(
 def report(results_dir: str | Path) -> dict:
     """Rebuild a results directory's report from disk, without training: a search's frontier, figures and summary,
     or a sweep's cross-budget report. Returns ``{"kind", "results_dir", "frontier" (searches), "sweep" (sweeps)}``."""
+    from tuneall.reporting.search_report import build_report
     from tuneall.rundir import results as R
+    from tuneall.sweeping.report import build_sweep_report
 
     out = Path(results_dir)
     kind = R.kind(out)
     with R.owned(out, existing=True):  # never while a search or another report writes the directory
-        return _report(out, kind)
-
-
-def _report(out: Path, kind: str) -> dict:
-    from tuneall.rundir import results as R
-
-    if kind == "sweep":
-        from tuneall.sweeping.report import build_sweep_report
-
+        if kind != "sweep":
+            return {"kind": kind, "results_dir": str(out), "frontier": build_report(out)}
         if not (out / R.CELLS).exists():
             raise ConfigError(f"{out} is a sweep that never finished (no {R.CELLS}); run it again")
         build_sweep_report(out)
         return {"kind": kind, "results_dir": str(out),
                 "sweep": R.read_json(out / R.SWEEP_META, required=("sweep",))["sweep"]}
-    from tuneall.reporting.search_report import build_report
-
-    return {"kind": kind, "results_dir": str(out), "frontier": build_report(out)}
 
 
 def load_ensemble(path: str | Path, repeat: int = 0):

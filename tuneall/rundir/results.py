@@ -291,3 +291,12 @@ __all__ = ["META", "SWEEP_META", "JOURNAL", "OPTUNA_JOURNAL", "OPTUNA_TRIALS", "
            "TRIALS_SUMMARY", "FRONTIER", "SUMMARY", "CELLS", "CELLS_PARQUET", "JOBS", "PLANNED_CELLS", "STATES",
            "results_path", "kind", "provenance", "data_facts", "write_json", "read_json", "read_meta", "write_meta",
            "check_new", "check_same_run", "check_storage", "check_not_in_use", "in_use_by", "owned"]
+
+
+def warn_other_cpu(results_dir) -> None:
+    """One line on stderr when the run was recorded on another CPU model or instruction set (core/hardware.py)."""
+    from tuneall.core.hardware import cpu_mismatch
+
+    line = cpu_mismatch(read_meta(Path(results_dir)).get("cpu"))
+    if line:
+        print(f"tuneall: warning: {line}", file=sys.stderr, flush=True)
