@@ -101,17 +101,22 @@ def write_findings(out: Path, title: str, lines: list[str], verdicts: list[dict]
 
     pd.DataFrame(list(verdicts), columns=VERDICT_COLUMNS).to_csv(out / "verdicts.csv", index=False)
     head = [f"Command: `{command_of(out)}`", "",
-            "Verdicts are computed, never written by hand: `tuneall.reporting.grading.grade` on the effect and its standard "
-            "error (REPRODUCED: in the claimed direction by more than 2 SE; WEAK: the direction holds within "
-            "noise; NOT REPRODUCED: otherwise). Effects are accuracy differences in points, paired over seeds "
-            "(repeat r of every allocation shares its seeds); a best cell picked by its mean is favoured by the "
-            "pick (winner's curse), so a verdict on it leans optimistic.", "", "## Verdicts", ""]
+            "Verdicts are computed, never written by hand (`tuneall.reporting.grading`): each claim is quoted from the "
+            "seed and graded as stated on the cells that test it. REPRODUCED: in the claimed direction with one-sided "
+            "p < 0.05 (Student t with n - 1 df over the seeds, paired: repeat r of every allocation shares its seeds; "
+            "a cell picked among m candidates pays x m, and a pick that must beat several rivals is tested against "
+            "each); WEAK: the direction holds, the evidence does not; NOT TESTED: this grid cannot test the claim "
+            "as stated (the reason is given; no proxy is graded instead); NOT REPRODUCED: otherwise.", "",
+            "## Verdicts", ""]
     head += [f"- {verdict_line(v)}" for v in verdicts] + [""]
-    try:
-        hold = pd.read_csv(out / "holdout.csv")
-    except (OSError, pd.errors.EmptyDataError):
-        hold = pd.DataFrame()
-    head += ["## Hold-out of the power-law extrapolation", "", holdout_statement(hold), ""]
+    def table(name):
+        try:
+            return pd.read_csv(out / name)
+        except (OSError, pd.errors.EmptyDataError):
+            return pd.DataFrame()
+
+    head += ["## Hold-out of the power-law extrapolation", "",
+             holdout_statement(table("holdout.csv"), choice=table("allocation_holdout.csv")), ""]
     text = "\n".join([f"# {title}", "", *head, *lines, ""])
     (out / "findings.md").write_text(text)
     print("\n" + text)

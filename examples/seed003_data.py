@@ -46,12 +46,32 @@ def _subset_note(out: Path) -> str:
             "out the choice of subset.")
 
 
+# The seed's own words for each claim graded below (003_c718eca2b2e85bd3.txt).
+QUOTES = {
+    "balance": "For a given compute budget, there exists an optimal balance between model capacity and dataset size "
+               "that maximizes learning efficiency.",
+    "data_limited": "Data-Limited - model capacity exceeds data diversity - overfitting dominates - performance "
+                    "improves with more data",
+    "regimes": "Compute-Limited vs Data-Limited Regimes",
+}
+NOT_UNDER_C_PT = ("under C = P x T the data fraction costs no compute (T = C / P whatever the data), so no compute is "
+                  "traded for data: the fraction only chooses unique examples vs repeats of them at the same number "
+                  "of samples seen (T x batch). Testing it needs a budget that charges for data (e.g. samples seen "
+                  "with a cost per unique example), which tuneall does not have")
+
+
 def findings(out: Path) -> tuple[list[str], list[dict]]:
-    from tuneall.reporting.grading import combined
+    from tuneall.reporting.claims import best_against_cells
+    from tuneall.reporting.grading import not_tested, verdict
 
     cells = pd.read_csv(out / "cells.csv")
+    s = pd.read_csv(out / "cells_summary.csv")
+    s = s[s["rule"] == "mean"]
     t = pd.read_csv(out / "data_fraction.csv")
-    lines = [_subset_note(out), "", "## Best accuracy per (budget, data fraction)", "",
+    lines = [_subset_note(out), "", "What this sweep tests: " + NOT_UNDER_C_PT[0].upper() + NOT_UNDER_C_PT[1:] + ". "
+             "Read as unique data vs repeats at a fixed number of samples seen, the glossary's data-limited regime "
+             "(more data helps once the model has seen its data many times) is testable; its compute-for-data "
+             "balance is not.", "", "## Best accuracy per (budget, data fraction)", "",
              "| budget | " + " | ".join(f"fraction {f:g}" for f in sorted(t["data_fraction"].unique())) + " | best |",
              "|---|" + "---|" * (t["data_fraction"].nunique() + 1)]
     best = {}
@@ -62,25 +82,33 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
                                                    f"k={int(r['k'])}, {r['epochs']:.0f} ep)" for _, r in g.iterrows())
                      + f" | {best[c]:g} |")
     budgets = sorted(best)
+    full = s["data_fraction"].max()
 
-    def full_vs_subset(c):
-        """(full-data cell, best smaller-fraction cell) at budget c."""
-        g = t[t["budget"] == c]
-        full = g[g["data_fraction"] == g["data_fraction"].max()].iloc[0]
-        rest = g[g["data_fraction"] < g["data_fraction"].max()]
-        return cell(full, rule="mean"), cell(rest.loc[rest["mean"].idxmax()], rule="mean")
+    def at(c):
+        g = s[s["budget"] == c]
+        return [cell(r) for _, r in g[g["data_fraction"] == full].iterrows()], \
+            [cell(r) for _, r in g[g["data_fraction"] < full].iterrows()]
 
-    (f0, s0), (f1, s1) = full_vs_subset(budgets[0]), full_vs_subset(budgets[-1])
-    small = graded(f"compute-limited at C={budgets[0]:.3g}: the best subset (fraction {s0['data_fraction']:g}) does "
-                   "better than the full data (full − subset)", cells, [(1, f0), (-1, s0)], direction="less")
-    large = graded(f"data-limited at C={budgets[-1]:.3g}: the full data beats the best subset (fraction "
-                   f"{s1['data_fraction']:g}) (full − subset)", cells, [(1, f1), (-1, s1)])
-    grows = graded(f"the full data's advantage over the best subset grows from C={budgets[0]:.3g} to "
-                   f"C={budgets[-1]:.3g} (difference of the two differences)", cells,
-                   [(1, f1), (-1, s1), (-1, f0), (1, s0)])
-    verdicts = [combined("For a fixed budget there is a best balance of capacity and data: small budgets "
-                         "compute-limited, large ones data-limited (graded as the weaker of the two ends)",
-                         [small, large]), small, large, grows]
+    verdicts = [not_tested("For a fixed compute budget there is a best balance of model capacity and data",
+                           NOT_UNDER_C_PT, quote=QUOTES["balance"])]
+    f1, s1 = at(budgets[-1])
+    if f1 and s1:
+        r = best_against_cells(cells, f1, s1)
+        verdicts.append(verdict(f"Data-limited at the largest budget (C={budgets[-1]:.3g}, the most repeats): the full "
+                                "data beats every subset at the same samples seen", r["effect"], r["se"], r["n"],
+                                p=r["p"], candidates=r["candidates"],
+                                basis="paired over seeds, best full-data cell vs every subset cell",
+                                quote=QUOTES["data_limited"]))
+    f0, s0 = at(budgets[0])
+    if f0 and f1 and s0 and s1 and len(budgets) > 1:
+        pick = lambda keys: max(keys, key=lambda k: s.set_index(["width", "k", "data_fraction", "budget"])  # noqa
+                                .loc[(k["width"], k["k"], k["data_fraction"], k["budget"]), "mean"])
+        terms = [(1, pick(f1)), (-1, pick(s1)), (-1, pick(f0)), (1, pick(s0))]
+        g = graded("", cells, terms)
+        verdicts.append(verdict(f"Unique data matters more as the budget grows: (full − best subset) at C="
+                                f"{budgets[-1]:.3g} minus the same at C={budgets[0]:.3g} (the best subset at the "
+                                f"smallest budget is picked among {len(s0)}: p x {len(s0)})", g["effect"], g["se"],
+                                g["n"], candidates=len(s0), quote=QUOTES["regimes"]))
     lines += ["", f"Best fraction from the smallest to the largest budget: "
                   f"{' -> '.join(f'{best[c]:g}' for c in budgets)}."]
     return lines, verdicts

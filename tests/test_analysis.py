@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tuneall.reporting import analysis as A
-from tuneall.reporting.powerlaw import fit_many, fit_power_law, frontier_study, predict
+from tuneall.reporting.powerlaw import band_scale, fit_many, fit_power_law, frontier_study, predict
 from tuneall.sweeping.report import analyse
 
 
@@ -144,10 +144,62 @@ def test_frontier_study_holdout_and_predicted_switchover():
 
 def test_analyse_every_table_on_a_small_table():
     spec = [(w, k, c, [0.8 + 0.01 * k + 0.02 * np.log10(c / 1e5) - 0.01 * w, 0.81]) for w in (0.5, 1.0)
-            for k in (1, 2) for c in (1e5, 1e6, 1e7, 1e8)]
+            for k in (1, 2) for c in (1e5, 1e6, 1e7, 1e8, 1e9)]
     tables = analyse(cells_table(spec, rules=("mean", "geometric")), ["mean", "geometric"], n_boot=20)
     for name in ("crossover_budgets", "crossover_curves", "flops_curves", "optimal_k", "compute_frontier",
-                 "powerlaw_fits", "holdout", "predicted_best_allocation"):
+                 "powerlaw_fits", "holdout", "allocation_holdout"):
         assert not tables[name].empty, name
+    # the extrapolated best allocation is shown exactly when the allocation choice passed out of sample
+    assert tables["predicted_best_allocation"].empty != bool(tables["allocation_holdout"]["in_tie_set"].all())
     curves = tables["crossover_curves"]
     assert set(curves["line"]) == {"single w=0.5", "single w=1", "k=1 best width", "k=2 best width"}
+
+
+def test_no_exactly_determined_fit():
+    with pytest.raises(ValueError, match=">= 4 points"):
+        fit_power_law([1e6, 1e7, 1e8], [0.3, 0.2, 0.15])
+    # a sweep of 4 budgets: fits (one residual) but no hold-out, so no allocation check and nothing extrapolated
+    spec = [(1.0, 1, c, [0.7 + 0.05 * np.log10(c / 1e6)] * 3) for c in np.geomspace(1e6, 1e8, 4)]
+    study = frontier_study(cells_table(spec), n_boot=10)
+    assert study["holdout"].empty and study["best_allocation"].empty and not study["fits"].empty
+
+
+def test_band_scale_widens_to_cover_every_holdout():
+    rows = [{"predicted_acc": 0.90, "acc_lo": 0.89, "acc_hi": 0.91, "observed_acc": 0.93, "abs_error": 0.03},
+            {"predicted_acc": 0.95, "acc_lo": 0.94, "acc_hi": 0.96, "observed_acc": 0.945, "abs_error": 0.005}]
+    assert band_scale(rows) == pytest.approx(3.0)
+    assert band_scale(rows[1:]) == 1.0 and np.isnan(band_scale([]))
+
+
+def _allocation_spec(flip: bool):
+    """Two allocations over 6 budgets: a = slow starter that keeps improving, b = fast starter that flattens; with
+    ``flip`` b jumps ahead at the largest budget (a law fitted below it cannot see that coming)."""
+    budgets = np.geomspace(1e6, 1e9, 6)
+    rng = np.random.default_rng(0)
+    spec = []
+    for i, c in enumerate(budgets):
+        a = 1 - (0.01 + 20 * c ** -0.3)
+        b = 1 - (0.05 + 5 * c ** -0.3) + (0.2 if flip and i == 5 else 0)
+        spec += [(1.0, 1, c, list(a + 0.002 * rng.standard_normal(4))),
+                 (0.5, 2, c, list(b + 0.002 * rng.standard_normal(4)))]
+    return spec
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_allocation_choice_checked_out_of_sample(flip):
+    study = frontier_study(cells_table(_allocation_spec(flip)), n_boot=20)
+    check = study["allocation_holdout"]
+    assert list(check["fitted_on"]) == [4, 5]
+    last = check.iloc[-1]
+    assert last["in_tie_set"] == (not flip)
+    assert study["best_allocation"].empty == flip  # the 10x prediction is shown only when the check passed
+
+
+def test_fit_beats_persistence_needs_most_resamples():
+    from tuneall.reporting.powerlaw import fit_beats_persistence
+
+    row = {"class": "best", "held_out_budget": 1e9, "fitted_on": 4, "predicted_acc": 0.97, "acc_lo": 0.96,
+           "acc_hi": 0.98, "observed_acc": 0.971, "abs_error": 0.001, "inside_band": True,
+           "persistence_abs_error": 0.01}
+    assert fit_beats_persistence(pd.DataFrame([{**row, "p_fit_beats_persistence": 0.97}])) is True
+    assert fit_beats_persistence(pd.DataFrame([{**row, "p_fit_beats_persistence": 0.51}])) is False

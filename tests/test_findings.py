@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from tuneall.reporting.analysis import contrast, paired_difference, repeat_values
-from tuneall.reporting.grading import (NOT_REPRODUCED, REPRODUCED, VERDICT_COLUMNS, WEAK, combined, effect_text, verdict,
-                             verdict_line, weakest)
+from tuneall.reporting.grading import (NOT_REPRODUCED, NOT_TESTED, REPRODUCED, VERDICT_COLUMNS, WEAK, combined,
+                                      effect_text, verdict, verdict_line, weakest)
 from tuneall.reporting.powerlaw import fit_beats_persistence, holdout_statement
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -62,7 +62,7 @@ def test_weakest_and_combined_grade_a_claim_by_its_weakest_part():
         weakest([])
     with pytest.raises(ValueError):
         weakest(["PARTLY"])  # no hand-made grade gets through
-    parts = [verdict("small end", 0.10, 0.04, 3), verdict("large end", 0.003, 0.006, 3)]
+    parts = [verdict("small end", 0.10, 0.02, 3), verdict("large end", 0.003, 0.006, 3)]
     c = combined("crossover", parts)
     assert c["verdict"] == WEAK and c["claim"] == "crossover" and c["effect"] == 0.003
     assert c["basis"].startswith("weakest of 2 parts")
@@ -108,25 +108,26 @@ def test_contrast_weights_and_missing_repeats_and_one_seed():
 
 # --- the hold-out statement -------------------------------------------------------------------------------------------
 
-def _holdout(err: float, persistence: float, inside: bool = True) -> pd.DataFrame:
+def _holdout(err: float, persistence: float, inside: bool = True, p: float = 0.97) -> pd.DataFrame:
     return pd.DataFrame([{"class": "best", "held_out_budget": 6e10, "fitted_on": 4, "predicted_acc": 0.97 + err,
                           "acc_lo": 0.96, "acc_hi": 0.99, "observed_acc": 0.97, "abs_error": err,
                           "inside_band": inside, "persistence_abs_error": persistence,
-                          "p_fit_beats_persistence": 0.25}])
+                          "p_fit_beats_persistence": p}])
 
 
 def test_holdout_statement_says_whether_the_fit_beat_persistence():
-    beat, lost = _holdout(0.0050, 0.0090), _holdout(0.0130, 0.0083, inside=False)
+    beat, lost = _holdout(0.0050, 0.0090), _holdout(0.0130, 0.0083, inside=False, p=0.25)
     assert fit_beats_persistence(beat) is True and fit_beats_persistence(lost) is False
+    assert fit_beats_persistence(_holdout(0.0050, 0.0090, p=0.51)) is False  # one run's win, half the resamples
     assert fit_beats_persistence(pd.DataFrame()) is None
     assert fit_beats_persistence(_holdout(0.01, 0.01)) is False  # a tie is not a win
     s = holdout_statement(beat)
-    assert "BEATS persistence" in s and "error 0.0050 against 0.0090" in s and "inside the band" in s
+    assert "beats persistence in at least 95%" in s and "error 0.0050 against 0.0090" in s and "inside the band" in s
     s = holdout_statement(lost)
-    assert "LOSES to persistence" in s and "0.0130 against 0.0083" in s and "outside the band" in s
+    assert "does not beat persistence reliably" in s and "0.0130 against 0.0083" in s and "outside the band" in s
     assert "the fit wins in 25% of seed resamples" in s
     assert "seed resamples" not in holdout_statement(_holdout(0.013, 0.008).drop(columns="p_fit_beats_persistence"))
-    assert "untested" in holdout_statement(pd.DataFrame())
+    assert "nothing is extrapolated" in holdout_statement(pd.DataFrame())
 
 
 def test_sweep_summary_states_the_holdout_before_any_extrapolated_allocation(tmp_path):
@@ -134,13 +135,13 @@ def test_sweep_summary_states_the_holdout_before_any_extrapolated_allocation(tmp
 
     t = {k: pd.DataFrame() for k in ("crossover_budgets", "crossover_curves", "est", "switchover_map", "optimal_k",
                                      "powerlaw_fits", "predicted_switchover", "predicted_best_allocation")}
-    t["holdout"] = _holdout(0.0130, 0.0083)
+    t["holdout"] = _holdout(0.0130, 0.0083, p=0.25)
     meta = {"config": {"unit": "flops", "min_steps": 1, "dataset": "digits", "seeds": 3, "rules": ["mean"]},
             "sweep": {"budgets": [1e9, 1e10], "member_steps_trained": 1, "member_steps_largest_budget": 1,
                       "member_steps_without_reuse": 1, "jobs": 1, "reuse_note": "anytime reuse", "wall_time_s": 1.0}}
     text = _summary(tmp_path, meta, t, [])
-    assert "LOSES to persistence" in text
-    assert text.index("LOSES to persistence") < text.index("Predicted switchover") < text.index(
+    assert "does not beat persistence reliably" in text and "(not shown: The allocation choice could not" in text
+    assert text.index("does not beat persistence") < text.index("Predicted switchover") < text.index(
         "Predicted best allocation")
     assert "| fit_beats_persistence |" in text and "| False |" in text
 
@@ -157,10 +158,10 @@ def test_results_readme_block_lists_every_verdict_and_every_holdout(tmp_path):
         _holdout(err, pers).to_csv(tmp_path / name / "holdout.csv", index=False)
     block = mod.graded_block(tmp_path, seeds)
     assert block.startswith(mod.BEGIN) and block.endswith(mod.END)
-    assert "| 000 | claim a | +1.00 ± 0.20 pts, 5.0 SE | 5 | **REPRODUCED** |" in block
-    assert "| 002 | claim / b |" in block and "**WEAK**" in block
-    assert "the extrapolation loses to \"no further gain\" in 1 of 2 and beats it in 1" in block
-    assert "| 0.0130 | 0.0083 | no | 25% |" in block
+    assert "| 000 |  | claim a | +1.00 ± 0.20 pts, 5.0 SE | 0.0037 | 5 | **REPRODUCED** |" in block
+    assert "| 002 |  | claim / b |" in block and "**WEAK**" in block
+    assert "the extrapolation fails to beat \"no further gain\" reliably in 1 of 2 and beats it in 1" in block
+    assert "| 0.0130 | 0.0083 | no | 97% |" in block
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n\n{mod.BEGIN}\nstale\n{mod.END}\n\nafter\n")
     old, new = mod.update(readme, tmp_path)
@@ -254,5 +255,5 @@ def test_seed003_example_says_which_subset_its_errors_include(tmp_path, flag, pe
     sub = cells[cells["data_fraction"] < 1]
     assert (sub["fraction_seed"].nunique() == 2) == per_seed
     v = pd.read_csv(out / "verdicts.csv")
-    assert list(v.columns) == VERDICT_COLUMNS and set(v["verdict"]) <= {REPRODUCED, WEAK, NOT_REPRODUCED}
+    assert list(v.columns) == VERDICT_COLUMNS and set(v["verdict"]) <= {REPRODUCED, WEAK, NOT_REPRODUCED, NOT_TESTED}
     assert "**" + v["verdict"].iloc[0] + "**" in text

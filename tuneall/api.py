@@ -147,6 +147,7 @@ def train(
     argv: list[str] | None = None,
     val_fraction: float | None = None,
     confirm: bool = True,
+    cpus_per_trial: float = 1.0,
 ) -> "TrialResult":
     """Train one allocation under the budget (k members x ``seeds`` repeats) and evaluate it on validation and test.
     ``family`` may be an import path to a model factory; ``dataset`` an import path to a data loader.
@@ -155,19 +156,20 @@ def train(
     ``train.json`` (plan, metrics, members, command, versions) and, unless ``save_members='none'``, the members'
     weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``). ``val_fraction``: the share
     of a packaged dataset's training split held out as validation (default 10 %; user data carry their own).
-    ``confirm``: ask before a run estimated above an hour on a terminal (never under CI)."""
+    ``confirm``: ask before a run estimated above an hour on a terminal (never under CI).
+    ``cpus_per_trial``: torch threads (default 1, as search and sweep: one allocation, one number)."""
     from tuneall.data import check_batch_sizes, dataset_info, load_dataset
     from tuneall.planning.factory import Allocation, make_trial_plan
     from tuneall.models import check_family, resolve_family
     from tuneall.training.trainers import select_trainer
-    from tuneall.training.trial import run_trial
+    from tuneall.training.trial import run_trial, with_threads
 
     check_rule(rule)
     cfg = TrainConfig.with_overrides(lr=lr, momentum=momentum, batch_size=batch_size, weight_decay=weight_decay,
                                      optimizer=optimizer, label_smoothing=label_smoothing, device=device)
     family = resolve_family(family)
     b = Budget(budget, unit, min_steps)
-    Resources(members=members, amp=amp)  # validates: a bad members method fails before any data loads
+    threads = Resources(cpus=cpus_per_trial, members=members, amp=amp).threads  # validates before any data loads
     trainer = select_trainer(members, amp)
     vf = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction
     info = dataset_info(dataset, vf)
@@ -187,11 +189,12 @@ def train(
     sanity.before_training(trial_plan, info, seeds, confirm, verbose=progress is not None)
     data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction, val_fraction=vf)
     check_batch_sizes([{"batch_size": cfg.batch_size}], data)  # data is already the fraction: compare with it all
-    result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
+    with with_threads(threads):
+        result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
     if out is not None:
         from tuneall.training.ensemble import save_train_dir
 
-        save_train_dir(out, result, data, rule, save_members != "none", argv)
+        save_train_dir(out, result, data, rule, save_members != "none", argv, threads=threads)
     return result
 
 
@@ -309,6 +312,9 @@ def resume(results_dir: str, address: str | None = None, num_cpus: int | None = 
     from tuneall.tuning.driver import config_from_dir, run_search
 
     cfg = config_from_dir(results_dir, address=address, num_cpus=num_cpus)
+    from tuneall.rundir.results import warn_other_cpu
+
+    warn_other_cpu(results_dir)  # one line when resumed on another CPU model or instruction set
     front = run_search(cfg, argv=argv, verbose=verbose)
     front.attrs["results_dir"] = str(cfg.results_dir)
     return front

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seeds", type=int, default=3, help="repeats over seeds")
     g.add_argument("--rule", default="mean", choices=COMBINE_RULES, help="ensemble combination")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    g.add_argument("--cpus-per-trial", type=float, default=1.0,
+                   help="torch threads (whole CPUs; default 1, as search and sweep, so the numbers match theirs)")
     _member_opts(g)
     g.add_argument("--json", action="store_true", help="machine-readable output")
     g.add_argument("-y", "--yes", action="store_true",

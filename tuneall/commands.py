@@ -120,7 +120,7 @@ def cmd_train(args) -> int:
         data_dir=args.data_dir,
         device=args.device, members=args.members, amp=args.amp, progress=None if args.json else progress,
         storage_path=args.storage_path, name=args.name, save_members=args.save_members, argv=_argv(),
-        val_fraction=args.val_fraction, confirm=not args.yes,
+        val_fraction=args.val_fraction, confirm=not args.yes, cpus_per_trial=args.cpus_per_trial,
     )
     out = getattr(result, "attrs", {}).get("results_dir")
     if args.json:
@@ -189,6 +189,10 @@ def _print_outcome(results_dir, front) -> None:
               f"({int(b['steps'])} steps per member): {chosen}ensemble accuracy {b['ensemble_acc_mean']:.4f} "
               f"± {b['ensemble_acc_std']:.4f}")
         tied = front.attrs.get("tied") or []
+        pb = front.attrs.get("p_best")
+        if pb is not None and pb == pb:
+            print(f"P(best) {pb:.2f}" + ("" if front.attrs.get("determined") else
+                                         ": UNDETERMINED, the data cannot choose among the tied allocations"))
         if tied:
             shown = "; ".join(tied[:5]) + (f"; and {len(tied) - 5} more" if len(tied) > 5 else "")
             print(f"Tied with it ({front.attrs.get('tie_test', '')}): {shown}")

@@ -47,6 +47,7 @@ def resampled(cells: pd.DataFrame, rule: str, metric: str = "ensemble_acc", n_bo
     first = ok.groupby(keys, dropna=False)[[c for c in PLAN_KEYS if c in ok]].first()
     index = wide.index.to_frame(index=False).join(first.reindex(wide.index).reset_index(drop=True))
     v = wide.to_numpy(float)
+    index.attrs["per_seed"] = v  # (cells, repeats): what a tie set at one budget resamples (NaN: a missing repeat)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, v.shape[1], size=(n_boot, v.shape[1]))
     with np.errstate(all="ignore"):  # a cell missing a repeat: nanmean over the repeats it has

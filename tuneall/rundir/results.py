@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from tuneall.core.errors import ConfigError
+from tuneall.core.hardware import cpu_fingerprint
 from tuneall.rundir.fsio import atomic_write_text, read_json_checked
 from tuneall.rundir.lock import LOCK_FILE as LOCK_NAME
 from tuneall.rundir.journal import JOURNAL  # noqa: F401  (a search's finished trials, appended and fsynced)
@@ -100,7 +101,8 @@ def provenance(config: dict, argv: list[str] | None, kind: str = "search") -> di
         except md.PackageNotFoundError:
             versions[pkg] = None
     return {"kind": kind, "config": config, "command": argv if argv is not None else sys.argv, "git_revision": git_revision(),
-            "versions": versions, "python": platform.python_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "versions": versions, "python": platform.python_version(), "cpu": cpu_fingerprint(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
 def data_facts(info) -> dict:
@@ -307,3 +309,12 @@ __all__ = ["META", "SWEEP_META", "JOURNAL", "OPTUNA_JOURNAL", "OPTUNA_TRIALS", "
            "TRIALS_SUMMARY", "FRONTIER", "SUMMARY", "CELLS", "CELLS_PARQUET", "JOBS", "PLANNED_CELLS", "STATES",
            "results_path", "kind", "provenance", "data_facts", "write_json", "read_json", "read_meta", "write_meta",
            "check_new", "check_same_run", "check_storage", "check_not_in_use", "in_use_by", "owned"]
+
+
+def warn_other_cpu(results_dir) -> None:
+    """One line on stderr when the run was recorded on another CPU model or instruction set (core/hardware.py)."""
+    from tuneall.core.hardware import cpu_mismatch
+
+    line = cpu_mismatch(read_meta(Path(results_dir)).get("cpu"))
+    if line:
+        print(f"tuneall: warning: {line}", file=sys.stderr, flush=True)

@@ -13,7 +13,7 @@ from tuneall.reporting import analysis as A
 from tuneall.rundir.fsio import atomic_write_frame, atomic_write_text
 from tuneall.rundir import results as R
 from tuneall.core.errors import ConfigError
-from tuneall.reporting.powerlaw import frontier_study, holdout_statement
+from tuneall.reporting.powerlaw import choice_statement, frontier_study, holdout_statement
 
 
 def budget_dirname(c: float) -> str:
@@ -79,7 +79,8 @@ def analyse(cells: pd.DataFrame, rules: list[str], n_boot: int = 300) -> dict[st
     study = frontier_study(cells, primary, n_boot=n_boot)
     t.update({"compute_frontier": study["frontier"], "powerlaw_fits": study["fits"],
               "extrapolation": study["extrapolation"], "holdout": study["holdout"],
-              "predicted_switchover": study["switchover"], "predicted_best_allocation": study["best_allocation"]})
+              "predicted_switchover": study["switchover"], "predicted_best_allocation": study["best_allocation"],
+              "allocation_holdout": study["allocation_holdout"]})
     return t
 
 
@@ -162,7 +163,8 @@ def _summary(out: Path, meta: dict, t: dict, figs: list[Path]) -> str:
                   md_table(t["data_fraction"], ["budget", "data_fraction", "width", "k", "epochs", "mean", "std",
                                                 "gap_to_best", "best_fraction"]), ""]
     # The hold-out verdict comes first: whether the fit beat "no further gain" decides how to read what follows.
-    lines += ["## Compute-optimal frontier and extrapolation", "", holdout_statement(t["holdout"]), "",
+    lines += ["## Compute-optimal frontier and extrapolation", "",
+              holdout_statement(t["holdout"], choice=t.get("allocation_holdout")), "",
               "Hold-out per design class: fitted without the largest budget, predicting it (persistence = the "
               "accuracy at the second-largest budget, the no-gain baseline; fit_beats_persistence = abs_error < "
               "persistence_abs_error; p_fit_beats_persistence = the share of seed resamples where it does):", "",
@@ -170,14 +172,16 @@ def _summary(out: Path, meta: dict, t: dict, figs: list[Path]) -> str:
                   "persistence_abs_error"]) if not t["holdout"].empty else t["holdout"],
                        ["class", "held_out_budget", "predicted_acc", "acc_lo", "acc_hi", "observed_acc", "abs_error",
                         "inside_band", "persistence_abs_error", "fit_beats_persistence",
-                        "p_fit_beats_persistence"]), "",
+                        "p_fit_beats_persistence", "band_scale"]), "",
               "err(C) = E + A C^-alpha fitted per design class to the best accuracy at each budget.", "",
               md_table(t["powerlaw_fits"], ["class", "E", "A", "alpha", "alpha_lo", "alpha_hi", "budgets_fitted"]),
               "", "Predicted switchover (fitted ensemble error below the single model's):", "",
               md_table(t["predicted_switchover"], ["ensemble", "predicted_switchover", "lo", "hi", "p_cross",
                                                    "status", "beyond_largest"]), "",
-              "Predicted best allocation at 10x the largest budget (top 5; p_best = bootstrap share):", "",
-              md_table(t["predicted_best_allocation"].head(5)), ""]
+              "Predicted best allocation at 10x the largest budget (top 5; p_best = bootstrap share), shown only when "
+              "the allocation choice passed its out-of-sample check:", "",
+              md_table(t["predicted_best_allocation"].head(5)) if not t["predicted_best_allocation"].empty
+              else "(not shown: " + choice_statement(t.get("allocation_holdout")) + ")", ""]
     if figs:
         lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figs] + [""]
     lines += ["Files: `cells.csv` (one row per allocation, budget, rule, seed), `jobs.csv`, `planned_cells.csv`, "

@@ -89,14 +89,14 @@ def _rebuild(m: dict):
                         input_shape=tuple(m["input_shape"]) if m.get("input_shape") else None)
 
 
-def save_train_dir(out: Path, result, data, rule: str, keep_weights: bool, argv) -> None:
+def save_train_dir(out: Path, result, data, rule: str, keep_weights: bool, argv, threads: int = 1) -> None:
     """``tuneall train``'s results directory: train.json (what ran and what it gave) and the members' weights."""
     from dataclasses import replace
 
     from tuneall.rundir import results as R
 
     out.mkdir(parents=True)
-    doc = R.provenance({"plan": result.plan.row()}, argv, kind="train")
+    doc = R.provenance({"plan": result.plan.row(), "torch_threads": threads}, argv, kind="train")
     doc.update(metrics=result.metrics(), repeats=result.repeats, members=result.members, state="complete")
     R.write_json(out / "train.json", json.loads(json.dumps(doc, default=str)))
     save(out, result.plan, data.info, data.info.name, rule, result if keep_weights else replace(result, weights=None))
