@@ -39,7 +39,9 @@ def make_space(space: "SearchSpace | str | None" = None, family: str | None = No
     if not adhoc:
         sp = space if isinstance(space, SearchSpace) else load_space(space)
         return with_fixed(sp, **optim)
-    doc = {"name": "command-line", "families": [family or "cnn3"], **optim}
+    from tuneall.core.call import space_name
+
+    doc = {"name": space_name(family, flags), "families": [family or "cnn3"], **optim}
     doc.update({key: list(v) for key, v in flags.items() if v is not None})
     import yaml
 
@@ -55,8 +57,13 @@ def plan(
     estimate: bool = False,
     seeds: int = 3,
     cpus_per_trial: float = 1.0,
+    family: str | None = None,
+    widths: Sequence[float] | None = None,
+    depths: Sequence[int] | None = None,
+    k: Sequence[int] | None = None,
 ) -> "tuple[pd.DataFrame, pd.DataFrame]":
-    """Feasible allocations of ``space`` under the budget, and the infeasible ones with their reasons.
+    """Feasible allocations of ``space`` (or of the ad-hoc space of ``family``, ``widths``, ``depths``, ``k``, as
+    :func:`make_space` builds it) under the budget, and the infeasible ones with their reasons.
 
     Loads no data: dataset shapes are known statically. ``estimate``: time a few steps of each architecture on this
     machine (synthetic inputs of the dataset's shape) and add each allocation's training time for ``seeds`` repeats
@@ -65,7 +72,7 @@ def plan(
     from tuneall.planning.points import plan_space
 
     b = Budget(budget, unit, min_steps)
-    sp = make_space(space)
+    sp = make_space(space, family=family, widths=widths, depths=depths, k=k)
     if estimate and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
         raise ConfigError(f"estimate needs seeds >= 1, but got seeds={seeds!r}")
     threads = Resources(cpus=cpus_per_trial).threads
@@ -152,6 +159,9 @@ def train(
     ``train.json`` (plan, metrics, members, command, versions) and, unless ``save_members='none'``, the members'
     weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``). ``val_fraction``: the share
     of a packaged dataset's training split held out as validation (default 10 %; user data carry their own)."""
+    from tuneall.core.call import python_call
+
+    argv = argv if argv is not None else python_call("train", train, locals())
     from tuneall.data import DEFAULT_VAL_FRACTION, check_batch_sizes, dataset_info, load_dataset
     from tuneall.planning.factory import Allocation, make_trial_plan
     from tuneall.models import check_family, resolve_family
@@ -200,7 +210,8 @@ def _write_train_dir(out: Path, result, data, rule: str, members: list, argv) ->
     doc = R.provenance({"plan": result.plan.row()}, argv, kind="train")
     doc.update(metrics=result.metrics(), repeats=result.repeats, members=result.members, state="complete")
     R.write_json(out / "train.json", json.loads(json.dumps(doc, default=str)))
-    ensemble_io.save(out, result.plan, data.info, data.info.name, rule, members, result)
+    ensemble_io.save(out, result.plan, data.info, data.info.name, rule, members, result, transform=data.transform,
+                     data_source=data.source)
     result.attrs = {"results_dir": str(out)}
 
 
@@ -267,6 +278,9 @@ def search(
     and writing nothing. ``confirm``: ask before a search estimated above an hour when stdin is a terminal (never
     under CI); ``verbose``: 0 prints only errors, 1 a line per trial, 2 also Ray's per-trial results.
     """
+    from tuneall.core.call import python_call
+
+    argv = argv if argv is not None else python_call("search", search, locals())
     from tuneall.data import dataset_info
     from tuneall.tuning.driver import SearchConfig, run_search
 
@@ -357,6 +371,9 @@ def sweep(
     trained once at its largest budget (anytime reuse; with ``member_store`` each member of an architecture once for
     every k and budget, exactly); returns the results directory. ``options``: the run options
     of :class:`tuneall.runner.RunOptions` (name, storage_path, address, concurrency, executor, ...)."""
+    from tuneall.core.call import python_call
+
+    argv = argv if argv is not None else python_call("sweep", sweep, locals())
     from tuneall.sweeping.driver import SweepConfig, parse_budgets, run_sweep
 
     given = (("lr", lr), ("momentum", momentum), ("batch_size", batch_size), ("weight_decay", weight_decay),

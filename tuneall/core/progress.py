@@ -80,7 +80,7 @@ class SearchProgress:
         self.total, self.objectives = total, tuple(tuple(o) for o in objectives)
         self.done, self.done_before, self.clock = done, done, clock
         self.start = clock()
-        self.best: tuple[float, str] | None = None
+        self.best: tuple[float, str, float] | None = None  # (rule's score, label, objective)
         self.out = out or (lambda line: print(line, flush=True))
 
     def _better(self, value: float) -> bool:
@@ -108,7 +108,9 @@ class SearchProgress:
             for name, _ in self.objectives:
                 v = metrics.get(name)
                 sd = metrics.get(std_name(name)) if std_name(name) else None
-                shown.append(f"{name} {_num(v)}" + (f" ± {_num(sd)}" if isinstance(sd, (int, float)) else ""))
+                twin = metrics.get(name[4:]) if name.startswith("val_") else None  # test beside validation
+                shown.append(f"{name} {_num(v)}" + (f" ± {_num(sd)}" if isinstance(sd, (int, float)) else "")
+                             + (f" (test {_num(twin)})" if isinstance(twin, (int, float)) else ""))
             body = ", ".join(shown)
             if metrics.get("steps") is not None:
                 body = f"T={int(metrics['steps']):,}: " + body
@@ -116,11 +118,14 @@ class SearchProgress:
                 body += f" [{status}]"
             if metrics.get("repeat_of"):
                 body += f" [repeat of {metrics['repeat_of']}]"
+            from tuneall.core.choice import score_metrics
+
             first, _ = self.objectives[0]
             v = metrics.get(first)
-            if status == "ok" and isinstance(v, (int, float)) and math.isfinite(v) and self._better(float(v)):
-                self.best = (float(v), label)
-        best = f"best {_num(self.best[0])} ({self.best[1]})" if self.best else "best: none yet"
+            key = score_metrics(metrics, self.objectives)  # the answer rule's order (what Ray's "best" reads)
+            if status == "ok" and isinstance(v, (int, float)) and math.isfinite(v) and self._better(key):
+                self.best = (key, label, float(v))
+        best = f"best {_num(self.best[2])} ({self.best[1]})" if self.best else "best: none yet"
         left = max(0, self.total - self.done)
         eta = self.eta_s()
         tail = f"{self.done}/{self.total} done, {left} left" + (f", ETA {fmt_duration(eta)}" if left else "")

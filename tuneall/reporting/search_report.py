@@ -198,7 +198,8 @@ def _alloc(row) -> str:
     return f"{row['family']} w={_fmt(row['width'])}{depth}, k = {_fmt(row['k'])}{frac}"
 
 
-def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict) -> tuple[pd.DataFrame, list[str]]:
+def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict,
+                      objectives=None) -> tuple[pd.DataFrame, list[str]]:
     """Add ``degenerate`` (ensemble accuracy at or below chance, :func:`tuneall.reporting.ties.degenerate_mask`) and
     ``tied_with_best`` (:func:`tuneall.reporting.ties.tie_set`) to the per-trial summary; return it with the summary.md lines
     that name the tied and the degenerate allocations. Both read the metric that chooses: validation accuracy
@@ -228,7 +229,8 @@ def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict) -
         others = ties[ties["tied"]].iloc[1:]
         # The same allocation trained twice (two trials of one point) is one allocation: named once.
         others = others[~others["trial_id"].map(lambda t: _alloc(by_id.loc[t])).duplicated()]
-        best_alloc = _alloc(by_id.loc[ties.iloc[0]["trial_id"]])
+        chosen = best_allocation(out, objectives=objectives)  # the answer (tuneall.reporting.choice), not the test's top mean
+        best_alloc = _alloc(by_id.loc[str(chosen["trial_id"]) if chosen is not None else ties.iloc[0]["trial_id"]])
         others = others[others["trial_id"].map(lambda t: _alloc(by_id.loc[t])) != best_alloc]
         named = "; ".join(f"{_alloc(by_id.loc[r.trial_id])} ({r.mean:.4f}, {r.diff_to_best:+.4f}"
                           + ("" if pd.isna(r.p_value) else f", p = {r.p_value:.2g}") + ")"
@@ -270,13 +272,13 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     for note in notes:
         print(f"tuneall: warning: {note}", file=sys.stderr, flush=True)
     state = state or meta.get("state")
-    summary, trust_lines = add_trust_columns(summarize_trials(trials), trials, meta)
+    objectives = frontier_objectives(meta.get("config", {}).get("objectives"))
+    summary, trust_lines = add_trust_columns(summarize_trials(trials), trials, meta, objectives)
     tie_test = summary.attrs.get("tie_test", "")
     # A point the sampler proposed again is the same allocation: listed in the trials tables, counted once here.
     distinct = summary[summary["repeat_of"].isna()] if "repeat_of" in summary else summary
-    objectives = frontier_objectives(meta.get("config", {}).get("objectives"))
     front = frontier(distinct, objectives)
-    per_k, per_width = best_per(distinct, "k"), best_per(distinct, "width")
+    per_k, per_width = best_per(distinct, "k", objectives=objectives), best_per(distinct, "width", objectives=objectives)
     for df, name in ((summary, R.TRIALS_SUMMARY), (front, R.FRONTIER), (per_k, "best_per_k.csv"),
                      (per_width, "best_per_width.csv")):
         atomic_write_frame(df, out / name)
@@ -284,7 +286,7 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
 
     conf = meta.get("config", {})
     counts = summary["status"].value_counts().to_dict()
-    best = best_allocation(distinct)
+    best = best_allocation(distinct, objectives=objectives)  # the one answer: also frontier row 0 (tuneall.reporting.choice)
     lines = [f"# tuneall search: {out.name}", ""]
     if incomplete:
         lines += [f"**INCOMPLETE: {incomplete}; the tables below hold only the {summary['trial_id'].nunique()} "
@@ -353,7 +355,7 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
               "## Best allocation per width", "", _md_table(per_width, SHOW), ""]
     ok = distinct[distinct["status"] == "ok"]
     if "design" in ok and ok["design"].notna().any():
-        per_design = best_per(distinct, "design")
+        per_design = best_per(distinct, "design", objectives=objectives)
         atomic_write_frame(per_design, out / "best_per_design.csv")
         lines += ["## Best allocation per design class (seed 001)", "",
                   _md_table(per_design, ["design", *COSTS[:5], "ensemble_acc_std", *COSTS[5:]]), ""]

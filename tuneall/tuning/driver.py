@@ -86,7 +86,15 @@ def _worst(mode: str) -> float:
 
 
 def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
-    """The search's job: one trial from its sampled ``config``, as the flat metrics reported to Ray Tune."""
+    """The search's job: one trial from its sampled ``config``, as the flat metrics reported to Ray Tune, with the
+    answer rule's score (:data:`tuneall.core.choice.SCORE`), which Ray and Optuna rank by."""
+    from tuneall.core.choice import SCORE, score_metrics
+
+    out = _trial_metrics(config, ctx, data)
+    return {**out, SCORE: score_metrics(out, ctx.objectives)}
+
+
+def _trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     from tuneall.data import with_fraction
     from tuneall.planning.points import plan_point
     from tuneall.training import ensemble as ensemble_io
@@ -138,7 +146,8 @@ def _save_members(ctx: TrialContext, plan, data, result, members) -> None:
         return
     try:
         ensemble_io.save(Path(ctx.results_dir) / ensemble_io.MEMBERS / trial_id, plan, data.info, data.info.name,
-                         ctx.rules[0], members, result)
+                         ctx.rules[0], members, result,
+                         transform=data.transform, data_source=data.source)
     except OSError as e:  # weights are a convenience: a full disk must not fail the trial
         print(f"tuneall: members of trial {trial_id} not saved ({e})", flush=True)
 
@@ -278,7 +287,11 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     at_once = concurrency(cfg, sum(b.get("CPU", 0) for b in res.bundles(int(feasible["k"].min()))))
     searcher = study_searcher = None  # study_searcher: the Optuna one, whatever wraps it
     # Metric and mode in the TuneConfig: ResultGrid.get_best_result() (also after Tuner.restore) needs no arguments.
-    best_by = {"metric": cfg.metric[0], "mode": cfg.mode[0]}
+    # The metric is the first objective with the answer rule's tie-break folded in (tuneall.reporting.choice), so Ray's best
+    # and live "Current best trial" name the allocation tuneall names.
+    from tuneall.core.choice import SCORE
+
+    best_by = {"metric": SCORE, "mode": cfg.mode[0]}
     # reuse_actors: a finished trial's process runs the next one, so torch, tuneall and the dataset are loaded once
     # per process, not once per trial (measured: a 4 s gap between trials without it; benchmarks/search_efficiency.py)
     if grid_points is not None:
@@ -335,7 +348,7 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
 
         atomic_write_frame(study.trials_dataframe(), out / R.OPTUNA_TRIALS)
     front = build_report(out, state="complete" if complete else "interrupted")
-    best = front.attrs.get("best")  # the allocation the summary names, not the frontier's first row
+    best = front.attrs.get("best")  # the answer: what the summary names, frontier row 0 (tuneall.reporting.choice)
     best_id = str(best["trial_id"]) if best else None
     if cfg.member_store and cfg.save_members != "none" and best_id:
         _weights_of_chosen(cfg, data, out, records, best_id, verbose)
@@ -395,7 +408,8 @@ def _weights_of_chosen(cfg: SearchConfig, data, out: Path, records: list[dict], 
                       f"store lacks some at this trial's steps): {allocation_label(plan.row())}", flush=True)
             with ensemble_io.capturing(True) as members:
                 result = run_trial(plan, part, rule=cfg.rule)
-        ensemble_io.save(d, plan, data.info, data.info.name, cfg.rule, members, result)
+        ensemble_io.save(d, plan, data.info, data.info.name, cfg.rule, members, result, transform=data.transform,
+                         data_source=data.source)
     except OSError as e:
         print(f"tuneall: members of trial {best_id} not saved ({e})", flush=True)
     finally:
