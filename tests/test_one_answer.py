@@ -23,7 +23,7 @@ def _tied_table():
     return pd.DataFrame({"trial_id": ["t_00000", "t_00001", "t_00002", "t_00003"], "status": "ok",
                          "family": "cnn3", "width": [2.0, 0.5, 0.5, 1.0], "k": [1, 2, 3, 1],
                          "val_ensemble_acc_mean": [1.0, 1.0, 1.0, 0.9], "ensemble_acc_mean": [0.9, 0.95, 0.96, 0.8],
-                         "inference_flops": [4e6, 2e6, 3e6, 1e6]})
+                         "inference_flops": [4_000_000, 2_000_000, 3_000_000, 1_000_000]})  # ints, as read
 
 
 def test_exact_ties_go_to_the_cheaper_allocation_and_the_answer_is_frontier_row_0():
@@ -45,6 +45,10 @@ def test_score_orders_real_differences_first_and_breaks_only_exact_ties():
     assert choice.score(0.9 + 1e-16, 2e6) < choice.score(0.9, 1e6)
     # Minimised objectives: lower is better, cheaper still wins ties.
     assert choice.score(0.3, 1e6, "min") < choice.score(0.3, 2e6, "min")
+    # Costs read from a table are numpy integers: the same tie-break.
+    import numpy as np
+
+    assert choice.score(1.0, np.int64(250752)) > choice.score(1.0, np.int64(629248))
     # The last resort is Ray's trial order (its number), not string order.
     t = pd.DataFrame({"trial_id": ["a_00010", "a_00002"], "m": [0.5, 0.5], "inference_flops": [1.0, 1.0]})
     assert list(rule.order(t, "m")["trial_id"]) == ["a_00002", "a_00010"]

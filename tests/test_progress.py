@@ -55,13 +55,32 @@ def test_trial_heartbeat_counts_all_member_steps():
             clock.t += 0.5
             step(s)
     assert beat.done == 600
-    assert len(lines) == 6  # 30 s of training, a line every 5 s
+    assert len(lines) == 5  # 30 s of training, a line every 5 s, none at 100 % (it would follow "done", stale)
     assert lines[2] == ("tuneall: trial cnn3 w=1 k=2: 300/600 member-steps (50%), member 3 running, 15 s in, "
                         "trial ETA 15 s")
+    assert not any("(100%)" in line for line in lines)
     # vectorised: k members per step
     beat = TrialBeat("x", 400, every_s=0, out=lines.append)
     beat.member(100, members=4)(50)
     assert beat.done == 200
+
+
+def test_heartbeat_names_member_j_of_k_and_its_seed():
+    clock, lines = Clock(), []
+    seeds = [[0, 1, 2, 3, 4, 5, 6, 7], [1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007]]  # k=8, 2 repeats
+    beat = TrialBeat("t k=8", total_member_steps=16 * 100, every_s=1, out=lines.append, clock=clock, seeds=seeds)
+    for seed in [s for rep in seeds for s in rep]:
+        step = beat.member(100, seed=seed)
+        clock.t += 2
+        step(50)
+    # the 9th member trained is member 1 of 8 of the second repeat, not "member 9"
+    assert "member 1 of 8 (seed 1000), repeat 2 of 2" in lines[8] and "member 9" not in lines[8]
+    assert "member 8 of 8 (seed 1007), repeat 2 of 2" in lines[-1]
+    beat = TrialBeat("v", 800, every_s=1, out=lines.append, clock=clock, seeds=[[0, 1, 2, 3], [10, 11, 12, 13]])
+    step = beat.member(100, members=4, seed=10)
+    clock.t += 2
+    step(10)
+    assert "members 1-4 of 4 (seed 10), repeat 2 of 2" in lines[-1]
 
 
 def test_member_heartbeats_report_to_the_trial():

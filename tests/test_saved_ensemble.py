@@ -82,12 +82,14 @@ def test_user_data_in_a_new_process(tmp_path):
     """))
     train = """
         import tuneall, mydata
-        tuneall.train(data={data}, budget=2e5, min_steps=20, width=0.25, k=1, seeds=1, storage_path=".", name="{name}",
-                      progress=False)
+        {register}
+        tuneall.train(dataset={data!r}, budget=2e5, min_steps=20, width=0.25, k=1, seeds=1, storage_path=".",
+                      name="{name}")
     """
-    assert _run(train.format(data="mydata.load", name="a"), tmp_path).returncode == 0
-    assert _run(train.format(data="{'x_train': mydata.load()[0], 'y_train': mydata.load()[1]}", name="b"),
-                tmp_path).returncode == 0
+    assert _run(train.format(register="", data="mydata:load", name="a"), tmp_path).returncode == 0
+    reg = "x, y = mydata.load(); tuneall.register_data({'x_train': x[:500], 'y_train': y[:500], 'x_test': x[500:], " \
+          "'y_test': y[500:]}, name='mine')"
+    assert _run(train.format(register=reg, data="mine", name="b"), tmp_path).returncode == 0
     again = "import tuneall; e = tuneall.load_ensemble('{name}'); print(e.evaluate()['ensemble_acc'], " \
             "e.recorded_accuracy)"
     r = _run(again.format(name="a"), tmp_path)  # a module-level loader: found again by its import path

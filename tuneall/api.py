@@ -192,7 +192,12 @@ def train(
     check_batch_sizes([{"batch_size": cfg.batch_size}], data)  # data is already the fraction: compare with it all
     from tuneall.training import ensemble as ensemble_io
 
-    with ensemble_io.capturing(out is not None and save_members != "none") as members:
+    from tuneall.training.progress import announce_train, train_heartbeat
+
+    if progress:  # the CLI's (or a caller's) progress: say what trains, then heartbeats in the user's terms
+        announce_train(trial_plan, dataset, b)
+    with ensemble_io.capturing(out is not None and save_members != "none") as members, \
+            train_heartbeat(trial_plan, bool(progress)) as trial_plan:
         result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
     if out is not None:
         _write_train_dir(out, result, data, rule, members, argv)
@@ -276,7 +281,8 @@ def search(
     trials that ran. ``member_store``: answer members from the results directory's member store and record what is
     trained there (exact reuse: a grid trains each member once). ``dry_run``: print the plan and the time estimate and return the feasible allocations, training
     and writing nothing. ``confirm``: ask before a search estimated above an hour when stdin is a terminal (never
-    under CI); ``verbose``: 0 prints only errors, 1 a line per trial, 2 also Ray's per-trial results.
+    under CI); ``verbose``: 0 prints only errors, 1 tuneall's lines (a line per trial, heartbeats), 2 also Ray's table of
+    trials, 3 also Ray's per-trial results.
     """
     from tuneall.core.call import python_call
 

@@ -151,8 +151,9 @@ def _run_opts(p) -> None:
     o.add_argument("--seeds", type=int, default=3, help="repeats of each allocation over seeds")
     o.add_argument("--seed", type=int, default=0, help="sampler seed and base seed of the members")
     o.add_argument("--verbose", type=int, default=1,
-                   help="0: only the final answer and errors; 1: a line per finished trial, a heartbeat per running "
-                        "trial and Ray's table of trials; 2: also Ray's result of every trial")
+                   help="0: only the final answer and errors; 1: tuneall's lines (a line per finished trial, a "
+                        "heartbeat per running trial); 2: also Ray's table of trials; 3: also Ray's result of every "
+                        "trial")
     o.add_argument("-q", "--quiet", dest="verbose", action="store_const", const=0,
                    help="the same as --verbose 0")
 
@@ -243,8 +244,8 @@ def cmd_train(args) -> int:
 
     def progress(r, i, res):
         state = "DIVERGED" if res.diverged else f"loss {res.final_loss:.4f}"
-        print(f"  repeat {r} member {i} (seed {res.seed}): {res.steps_done}/{res.steps} steps, {state}, "
-              f"{res.train_time_s:.1f}s", flush=True)
+        print(f"tuneall: member {i + 1} of {args.k} (seed {res.seed}), repeat {r + 1} of {args.seeds} done: "
+              f"{res.steps_done}/{res.steps} steps, {state}, {res.train_time_s:.1f} s", flush=True)
 
     result = train(
         dataset=args.dataset, budget=args.budget, unit=args.unit, min_steps=args.min_steps, family=args.family or "cnn3",

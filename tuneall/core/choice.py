@@ -12,6 +12,7 @@ accuracy difference (one input of 1e9), so it only ever orders exact ties; the o
 from __future__ import annotations
 
 import math
+import numbers
 
 from tuneall.core.config import DEFAULT_OBJECTIVE
 
@@ -38,7 +39,8 @@ def score(value, cost, mode: str = "max") -> float:
     if not math.isfinite(v):
         return v
     term = 0.0
-    if isinstance(cost, (int, float)) and not isinstance(cost, bool) and math.isfinite(cost) and cost >= 0:
+    # numbers.Real: numpy integers too (a pandas column of FLOPs), which are no Python int
+    if isinstance(cost, numbers.Real) and not isinstance(cost, bool) and math.isfinite(cost) and cost >= 0:
         term = min(0.999, math.log10(1.0 + float(cost)) / 25.0)  # costs up to 1e25 stay below 1
     v = round(v, ROUND)
     return v - TIE_EPS * term if mode == "max" else v + TIE_EPS * term

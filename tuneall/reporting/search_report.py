@@ -282,11 +282,11 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     for df, name in ((summary, R.TRIALS_SUMMARY), (front, R.FRONTIER), (per_k, "best_per_k.csv"),
                      (per_width, "best_per_width.csv")):
         atomic_write_frame(df, out / name)
-    figures = plots.write_figures(out, summary, front, objectives)
+    best = best_allocation(distinct, objectives=objectives)  # the one answer: frontier row 0 (reporting/choice.py)
+    figures = plots.write_figures(out, summary, front, objectives, best)
 
     conf = meta.get("config", {})
     counts = summary["status"].value_counts().to_dict()
-    best = best_allocation(distinct, objectives=objectives)  # the one answer: also frontier row 0 (tuneall.reporting.choice)
     lines = [f"# tuneall search: {out.name}", ""]
     if incomplete:
         lines += [f"**INCOMPLETE: {incomplete}; the tables below hold only the {summary['trial_id'].nunique()} "

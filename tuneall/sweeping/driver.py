@@ -281,13 +281,17 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
         R.write_json(out / R.SWEEP_META, meta)
         if cfg.per_budget_reports:
             write_budget_reports(out, cells, planned, meta)
-        build_sweep_report(out)
+        tables = build_sweep_report(out)
         R.write_meta(out, meta, "complete")  # last: a complete directory has its report
     m = meta["sweep"]
     print(f"tuneall: {m['reuse_note']}: {m['member_steps_trained']:,} member-steps trained"
           + (f", {m['member_steps_reused']:,} answered from the member store" if m["member_store"] else "")
           + f" (largest budget alone: {m['member_steps_largest_budget']:,}; fresh at every budget: "
           f"{m['member_steps_without_reuse']:,})", flush=True)
+    from tuneall.sweeping.progress import answer_lines
+
+    for line in answer_lines(tables, cfg.unit):
+        print(line, flush=True)
     return out
 
 
@@ -324,13 +328,17 @@ def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta
         return [(tid, c["job"], m, err) for tid, c, m, err in run_local(ctx, configs, data)]
     from ray import tune
 
+    from tuneall.core.progress import ray_verbosity
+    from tuneall.sweeping.progress import SweepLines, callback
+
     # The parallel-members option is a search's; a sweep job trains its members in its own process.
     tuner = tune.Tuner(
         with_trial_resources(ctx, data, lambda config: res.bundles(1)),
         param_space={"job": tune.grid_search(jobs)},
         tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once, reuse_actors=True),
-        run_config=tune.RunConfig(name=cfg.run_name, storage_path=str(out.parent), verbose=verbose,
-                                  failure_config=tune.FailureConfig(max_failures=cfg.max_failures)),
+        run_config=tune.RunConfig(name=cfg.run_name, storage_path=str(out.parent), verbose=ray_verbosity(verbose),
+                                  failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+                                  callbacks=[callback(SweepLines(len(jobs)))] if verbose > 0 else []),
     )
     return [(tid, c.get("job", {}), m, err) for tid, c, m, err in outcomes(tuner.fit())]
 

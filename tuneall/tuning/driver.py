@@ -122,7 +122,7 @@ def _trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
                         else select_trainer(res.members, res.amp))
     # The trial id in the label: Ray's log deduplication would merge two trials' lines that differ only in digits.
     label = " ".join(filter(None, [ensemble_io.current_trial_id(), allocation_label(plan.row())]))
-    with trial_heartbeat(label, plan.k * plan.steps * len(plan.seeds), ctx.heartbeat_s), \
+    with trial_heartbeat(label, plan.k * plan.steps * len(plan.seeds), ctx.heartbeat_s, plan.seeds), \
             ensemble_io.capturing(ctx.save_members != "none") as members:
         result = run_trial(plan, trial_data, rule=ctx.rules[0], trainer=trainer)
     _save_members(ctx, plan, data, result, members)
@@ -319,10 +319,13 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
             print(f"tuneall: resuming: {len(done)} finished trial(s) kept, {requeued} interrupted one(s) run again, "
                   f"{len(todo)} to go (sampler seed {getattr(study_searcher, 'sampler_seed', cfg.seed)}, continued "
                   "from the study; points already answered are not trained again)", flush=True)
+    from tuneall.core.progress import ray_verbosity
+
     progress = SearchProgress(total, cfg.objectives, done=len(done))
     run_config = tune.RunConfig(
-        name=cfg.run_name, storage_path=str(out.parent), verbose=verbose, failure_config=tune.FailureConfig(
-            max_failures=cfg.max_failures), progress_reporter=live_table(cfg.objectives, grid_points is not None),
+        name=cfg.run_name, storage_path=str(out.parent), verbose=ray_verbosity(verbose),
+        failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+        progress_reporter=live_table(cfg.objectives, grid_points is not None) if verbose >= 2 else None,
         callbacks=[JournalCallback(str(out)), *([ProgressCallback(progress)] if verbose > 0 else [])],
     )
     if verbose:
