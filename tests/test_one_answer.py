@@ -54,6 +54,19 @@ def test_score_orders_real_differences_first_and_breaks_only_exact_ties():
     assert list(rule.order(t, "m")["trial_id"]) == ["a_00002", "a_00010"]
 
 
+def test_saturated_or_crowded_validation_is_said_with_what_to_do():
+    from tuneall.reporting.saturation import validation_warning
+
+    s = _tied_table()
+    w = validation_warning(s, "val_ensemble_acc_mean", 144)
+    assert w.startswith("validation is saturated: 3 of 4 allocations score 1.0000 on 144 validation inputs")
+    assert "--val-fraction" in w and "mnist1d" in w
+    crowded = s.assign(val_ensemble_acc_mean=[0.95, 0.949, 0.9495, 0.90])  # 3 of 4 within 1/144 of the best
+    assert validation_warning(crowded, "val_ensemble_acc_mean", 144).startswith("validation is too small to separate")
+    spread = s.assign(val_ensemble_acc_mean=[0.95, 0.90, 0.85, 0.80])
+    assert validation_warning(spread, "val_ensemble_acc_mean", 1000) is None
+
+
 def test_live_best_follows_the_rule():
     lines: list[str] = []
     p = SearchProgress(3, OBJ, out=lines.append)

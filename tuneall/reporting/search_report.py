@@ -331,6 +331,14 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
                   "use validation accuracy (`val_ensemble_acc_mean`"
                   + (f", {n_val} inputs carved from the training data" if n_val else "") + "). Test accuracy "
                   "(`ensemble_acc_*`) is reported beside it and never used to choose.", ""]
+        from tuneall.reporting.frontier import _eligible
+        from tuneall.reporting.saturation import validation_warning
+
+        warn = validation_warning(_eligible(distinct), objectives[0][0], n_val, objectives[0][1])
+        if warn:  # the answer cannot be trusted to be more than the cheapest of many: say so, first
+            print(f"tuneall: warning: {warn}", file=sys.stderr, flush=True)
+            lines += [f"**Warning: {warn}.**", ""]
+        front.attrs["warning"] = warn
     else:
         lines += ["Chosen on **test** accuracy: this table was made before tuneall held out a validation split.", ""]
     if best is not None:
@@ -357,11 +365,11 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     if "design" in ok and ok["design"].notna().any():
         per_design = best_per(distinct, "design", objectives=objectives)
         atomic_write_frame(per_design, out / "best_per_design.csv")
-        lines += ["## Best allocation per design class (seed 001)", "",
+        lines += ["## Best allocation per design class (question Q1)", "",
                   _md_table(per_design, ["design", *COSTS[:5], "ensemble_acc_std", *COSTS[5:]]), ""]
     if "time_per_step_s" in ok and len(ok):
         kind = ok["mem_kind"].dropna().iloc[0] if "mem_kind" in ok and ok["mem_kind"].notna().any() else "?"
-        lines += ["## Costs (seed 001)", "",
+        lines += ["## Costs (question Q1)", "",
                   "Training time per step and per epoch (all members, one after another); time to reach the best "
                   "single model's accuracy at this budget (from the anytime curve; blank if never reached); inference "
                   f"latency per image at batch 256 (members one after another); peak training memory ({kind}).", "",
