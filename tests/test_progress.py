@@ -74,13 +74,13 @@ def test_heartbeat_names_member_j_of_k_and_its_seed():
         clock.t += 2
         step(50)
     # the 9th member trained is member 1 of 8 of the second repeat, not "member 9"
-    assert "member 1 of 8 (seed 1000), repeat 2 of 2" in lines[8] and "member 9" not in lines[8]
-    assert "member 8 of 8 (seed 1007), repeat 2 of 2" in lines[-1]
+    assert "member 1 of 8, seed 2 of 2" in lines[8] and "member 9" not in lines[8]
+    assert "member 8 of 8, seed 2 of 2" in lines[-1]
     beat = TrialBeat("v", 800, every_s=1, out=lines.append, clock=clock, seeds=[[0, 1, 2, 3], [10, 11, 12, 13]])
     step = beat.member(100, members=4, seed=10)
     clock.t += 2
     step(10)
-    assert "members 1-4 of 4 (seed 10), repeat 2 of 2" in lines[-1]
+    assert "members 1-4 of 4, seed 2 of 2" in lines[-1]
 
 
 def test_member_heartbeats_report_to_the_trial():

@@ -244,7 +244,7 @@ def cmd_train(args) -> int:
 
     def progress(r, i, res):
         state = "DIVERGED" if res.diverged else f"loss {res.final_loss:.4f}"
-        print(f"tuneall: member {i + 1} of {args.k} (seed {res.seed}), repeat {r + 1} of {args.seeds} done: "
+        print(f"tuneall: member {i + 1} of {args.k}, seed {r + 1} of {args.seeds} done: "
               f"{res.steps_done}/{res.steps} steps, {state}, {res.train_time_s:.1f} s", flush=True)
 
     result = train(

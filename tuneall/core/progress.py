@@ -182,14 +182,15 @@ class TrialBeat:
                 f"{self.running()}, {fmt_duration(elapsed)} in, trial ETA {fmt_duration(eta)}")
 
     def running(self) -> str:
-        """The member training now in the user's terms: "member 2 of 4 (seed 1), repeat 1 of 3"."""
+        """The member training now in the user's terms: "member 2 of 4, seed 1 of 3" (seed: the repeat, as
+        ``--seeds 3`` counts them)."""
         members = self.current[1]
         if self.seed is None or int(self.seed) not in self.where:  # no plan seeds: count members started
             return f"member {self.started} running" if members == 1 else \
                 f"members {self.started - members + 1}-{self.started} running"
         r, j = self.where[int(self.seed)]
         who = f"member {j + 1} of {self.k}" if members == 1 else f"members {j + 1}-{j + members} of {self.k}"
-        return f"{who} (seed {int(self.seed)}), repeat {r + 1} of {self.repeats}"
+        return f"{who}, seed {r + 1} of {self.repeats}"
 
     def maybe_print(self) -> None:
         # No line once every member-step is done: it would arrive after the driver's "done" line, stale.

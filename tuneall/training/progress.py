@@ -1,5 +1,5 @@
 """What ``tuneall train`` prints while it trains: what it trains, then a heartbeat in the user's terms (member j of
-k, seed s, repeat r of R) over all of the run's member-steps, instead of minutes of silence."""
+k, seed s of the --seeds repeats) over all of the run's member-steps, instead of minutes of silence."""
 
 from __future__ import annotations
 
