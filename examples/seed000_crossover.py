@@ -32,8 +32,21 @@ CIFAR = dict(dataset="cifar10", budgets="1e8:3e10:6", seeds=3, gpus_per_trial=0.
              space={**SPACE, "width": [0.5, 1.0, 2.0], "k": [1, 2, 4, 8], "batch_size": 128})
 
 
+# The seed's own words for each claim graded below (000_54da342bc25c4b67.txt).
+QUOTES = {
+    "crossover": "smaller models outperform larger ones under tight budgets, while larger models dominate only once "
+                 "sufficiently trained",
+    "beat_all": "ensembles of small models can outperform all single-model alternatives under the same total compute",
+    "variance": "These ensembles achieve higher mean accuracy, reduced variance across random seeds, and improved "
+                "worst-case performance",
+    "worst": "substantially improved worst-case performance",
+    "limited": "with ensembles offering a robust strategy in compute-limited regimes",
+}
+
+
 def findings(out: Path) -> tuple[list[str], list[dict]]:
-    from tuneall.reporting.grading import combined, effect_text
+    from tuneall.reporting.claims import best_against_cells, min_p_over, sign_test
+    from tuneall.reporting.grading import combined, effect_text, p_text, verdict
 
     cells = pd.read_csv(out / "cells.csv")
     s = pd.read_csv(out / "cells_summary.csv")
@@ -50,44 +63,73 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
                  f"{100 * r['p_cross']:.0f}% of bootstrap resamples)" if r["status"] == "crosses"
                  else f"{r['status']} of the budgets run (crossing in {100 * r['p_cross']:.0f}% of resamples)")
         lines.append(f"- {r['larger']} starts to beat {r['smaller']} {where}.")
-    several = best_w[n_w[best_w.index] > 1]
-    claim = "smaller models win under tight budgets, larger ones once trained enough"
-    if len(several):
-        c0, ct = several.index[0], best_w.index[-1]
-        small = several.iloc[0]
-        wider = singles[(singles["budget"] == ct) & (singles["width"] > small["width"])]
-        if len(wider):
-            large = wider.loc[wider["mean"].idxmax()]
-            at0 = singles[(singles["budget"] == c0) & (singles["width"] == large["width"])].iloc[0]
-            parts = [graded(f"w={small['width']:g} beats w={large['width']:g} at C={c0:.3g}", cells,
-                            [(1, cell(small, budget=c0)), (-1, cell(at0))]),
-                     graded(f"w={large['width']:g} beats w={small['width']:g} at C={ct:.3g}", cells,
-                            [(1, cell(large)), (-1, cell(small, budget=ct))])]
-            verdicts.append(combined(f"Crossover: {claim} (w={small['width']:g} vs w={large['width']:g}, both ends; "
-                                     "graded as the weaker end)", parts))
-            lines += ["", "Both ends of the crossover, paired over seeds: " + "; ".join(
-                f"{p['claim']}: {effect_text(p['effect'], p['se'])} -> {p['verdict']}" for p in parts) + "."]
+    # Pre-named cells (no pick): the smallest and the largest width feasible at both the smallest and the largest
+    # budget where they both run.
+    both = singles.groupby("width")["budget"].agg(["min", "max"])
+    widths = sorted(singles["width"].unique())
+    c0 = max(both.loc[[widths[0], widths[-1]], "min"]) if len(widths) > 1 else None
+    ct = singles["budget"].max()
+    if c0 is not None and c0 < ct:
+        small, large = widths[0], widths[-1]
+        at = lambda w, c: {"width": w, "k": 1, "budget": c, "rule": "mean"}  # noqa: E731
+        parts = [_graded(f"w={small:g} beats w={large:g} at C={c0:.3g}", cells, at(small, c0), at(large, c0)),
+                 _graded(f"w={large:g} beats w={small:g} at C={ct:.3g}", cells, at(large, ct), at(small, ct))]
+        verdicts.append(combined(f"Crossover: the smallest width (w={small:g}) wins at the smallest budget both run, "
+                                 f"the largest (w={large:g}) at the largest (graded as the weaker end)", parts,
+                                 quote=QUOTES["crossover"]))
+        lines += ["", "Both ends of the crossover, paired over seeds: " + "; ".join(
+            f"{p['claim']}: {effect_text(p['effect'], p['se'])} ({p_text(p)}) -> {p['verdict']}" for p in parts)
+            + "."]
     lines += ["", "## Ensembles of small models under the same compute", "",
+              "Per budget: the best ensemble (picked among every ensemble cell there) against *every* single model "
+              "(it must beat them all), paired over seeds; p is the largest of its pairwise p-values times the "
+              "number of ensemble cells it was picked from.", "",
               "| C | best single (w) | mean ± std | worst | best ensemble (k, w) | mean ± std | worst | "
-              "ensemble − single (paired) | grade |", "|---|---|---|---|---|---|---|---|---|"]
-    per_budget = []
+              "ensemble − closest single | p | grade |", "|---|---|---|---|---|---|---|---|---|---|"]
+    per_budget, sd_wins, worst_wins = [], 0, 0
     for c in sorted(s["budget"].unique()):
         at = s[s["budget"] == c]
         one, ens = at[at["k"] == 1], at[at["k"] > 1]
         if one.empty or ens.empty:
             continue
+        r = best_against_cells(cells, [cell(e) for _, e in ens.iterrows()], [cell(o) for _, o in one.iterrows()])
         a, b = one.loc[one["mean"].idxmax()], ens.loc[ens["mean"].idxmax()]
-        v = graded(f"best ensemble (k={int(b['k'])}, w={b['width']:g}) beats the best single (w={a['width']:g}) "
-                   f"at C={c:.3g}", cells, [(1, cell(b)), (-1, cell(a))])
-        per_budget.append(v)
+        v = verdict(f"best ensemble (k={int(b['k'])}, w={b['width']:g}) beats every single model at C={c:.3g}",
+                    r["effect"], r["se"], r["n"], p=r["p"], candidates=r["candidates"],
+                    basis="paired over seeds, best of the ensembles vs every single")
+        per_budget.append((c, v))
+        sd_wins += b["std"] < a["std"]
+        worst_wins += b["worst"] > a["worst"]
         lines.append(f"| {c:.3g} | w={a['width']:g} | {a['mean']:.4f} ± {a['std']:.4f} | {a['worst']:.4f} | "
                      f"k={int(b['k'])}, w={b['width']:g} | {b['mean']:.4f} ± {b['std']:.4f} | {b['worst']:.4f} | "
-                     f"{effect_text(v['effect'], v['se'])} | {v['verdict']} |")
+                     f"{effect_text(v['effect'], v['se'])} | {v['p']:.2g} | {v['verdict']} |")
     if per_budget:
-        verdicts.append({**per_budget[-1], "claim": "Ensembles of small models beat the best single model at the "
-                         "largest budget (" + per_budget[-1]["claim"] + ")"})
-        verdicts.append(combined("Ensembles of small models beat every single model at every budget run", per_budget))
+        ps = [v["p"] for _, v in per_budget]
+        best_c, best_v = min(per_budget, key=lambda cv: cv[1]["p"] if cv[1]["p"] == cv[1]["p"] else 2)
+        verdicts.append(verdict(f"Ensembles of small models beat every single model at some budget (strongest at "
+                                f"C={best_c:.3g}; p = smallest budget p x {len(ps)} budgets)", best_v["effect"],
+                                best_v["se"], best_v["n"], p=min_p_over(ps), candidates=best_v["candidates"],
+                                basis="best ensemble vs every single per budget, Bonferroni over budgets",
+                                quote=QUOTES["beat_all"]))
+        c_lim, v_lim = per_budget[0]
+        verdicts.append({**v_lim, "claim": f"Compute-limited regime (the smallest budget with ensembles, C="
+                         f"{c_lim:.3g}): {v_lim['claim']}", "quote": QUOTES["limited"]})
+        n_b = len(per_budget)
+        verdicts.append(verdict(f"Lower spread over seeds: the best ensemble's SD is below the best single's at "
+                                f"{sd_wins} of {n_b} budgets (sign test over budgets; effect = share of budgets - 1/2)",
+                                sd_wins / n_b - 0.5, float("nan"), n_b, p=sign_test(sd_wins, n_b),
+                                basis="sign test over budgets (budgets share members: optimistic)",
+                                quote=QUOTES["variance"]))
+        verdicts.append(verdict(f"Better worst case: the best ensemble's worst seed beats the best single's at "
+                                f"{worst_wins} of {n_b} budgets (sign test over budgets; effect = share of budgets - 1/2)",
+                                worst_wins / n_b - 0.5, float("nan"), n_b, p=sign_test(worst_wins, n_b),
+                                basis="sign test over budgets (budgets share members: optimistic)",
+                                quote=QUOTES["worst"]))
     return lines, verdicts
+
+
+def _graded(claim: str, cells, a: dict, b: dict) -> dict:
+    return graded(claim, cells, [(1, a), (-1, b)])
 
 
 def main(argv=None) -> Path:

@@ -34,7 +34,7 @@ CIFAR = dict(dataset="cifar10", budgets="1e15:1e17:5", seeds=3, unit="flops", ru
 
 
 def findings(out: Path) -> tuple[list[str], list[dict]]:
-    from tuneall.reporting.grading import effect_text, grade
+    from tuneall.reporting.grading import effect_text
 
     cells = pd.read_csv(out / "cells.csv")
     s = pd.read_csv(out / "cells_summary.csv")
@@ -86,7 +86,7 @@ def findings(out: Path) -> tuple[list[str], list[dict]]:
         v = graded("", cells, [(1, cell(e)), (-1, cell(o))])
         lines[-1] += (f"; k={int(e['k'])} w={e['width']:g} ({e['mean']:.4f}, {e['inference_flops']:.3g} FLOPs) vs "
                       f"single w={o['width']:g} ({o['mean']:.4f}, {o['inference_flops']:.3g} FLOPs): "
-                      f"{effect_text(v['effect'], v['se'])}, {grade(v['effect'], v['se'])}")
+                      f"{effect_text(v['effect'], v['se'])}, {v['verdict']}")
     lines[-1] += "."
     return lines, verdicts
 

@@ -62,7 +62,7 @@ def test_weakest_and_combined_grade_a_claim_by_its_weakest_part():
         weakest([])
     with pytest.raises(ValueError):
         weakest(["PARTLY"])  # no hand-made grade gets through
-    parts = [verdict("small end", 0.10, 0.04, 3), verdict("large end", 0.003, 0.006, 3)]
+    parts = [verdict("small end", 0.10, 0.02, 3), verdict("large end", 0.003, 0.006, 3)]
     c = combined("crossover", parts)
     assert c["verdict"] == WEAK and c["claim"] == "crossover" and c["effect"] == 0.003
     assert c["basis"].startswith("weakest of 2 parts")

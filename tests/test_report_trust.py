@@ -42,21 +42,24 @@ def test_best_tied_allocations_named_with_the_test(tmp_path):
     assert s["tied_with_best"].to_dict() == {"best": True, "close": True, "far": False}
     assert not s["degenerate"].any()
     assert "**cnn3 width 0.5, depth 3, k = 4**" in md
-    assert ("**Tied** with 1 other allocation(s) (one-sided paired t-test over 3 seeds, alpha 0.05): "
-            "cnn3 w=1, depth 3, k = 2") in md
+    assert ("**P(best) 0.68** for cnn3 w=0.5, depth 3, k = 4; not separated from it (paired bootstrap over 3 seeds "
+            "only (no per-example predictions recorded), best re-selected per resample, family-wise alpha 0.05 over "
+            "3 allocations): cnn3 w=1, depth 3, k = 2 (0.9583, -0.0017, P(best) 0.32).") in md
+    assert s["p_best"].round(2).to_dict() == {"best": 0.68, "close": 0.32, "far": 0.0}
     assert "w=2" not in md.split("## Pareto")[0]  # the separated one is not named as tied
 
 
 def test_best_separated_from_everything(tmp_path):
     s, md = make(tmp_path, [record("best", 0.5, 4, [0.95, 0.96, 0.97]), record("far", 2.0, 1, [0.80, 0.81, 0.805])])
     assert s["tied_with_best"].to_dict() == {"best": True, "far": False}
-    assert "Separated from every other allocation (one-sided paired t-test over 3 seeds, alpha 0.05)." in md
+    assert "**P(best) 1.00** for cnn3 w=0.5, depth 3, k = 4; separated from every other allocation (paired " in md
 
 
 def test_one_seed_everything_tied(tmp_path):
     s, md = make(tmp_path, [record("a", 0.5, 4, [0.95]), record("b", 2.0, 1, [0.70])], seeds=1)
     assert s["tied_with_best"].all()
-    assert "**Tied** with 1 other allocation(s) (1 seed per allocation: a paired test needs at least 2" in md
+    assert "**Undetermined**: the data cannot choose one best allocation" in md
+    assert "1 seed and no per-example predictions: nothing can be separated" in md
 
 
 def test_degenerate_trial_flagged_and_never_best(tmp_path):
@@ -132,10 +135,9 @@ def test_best_is_chosen_on_validation_when_validation_and_test_disagree(tmp_path
 
 @pytest.mark.parametrize("records,best,tied_line", [
     ([record("best", 0.5, 4, [0.95, 0.96, 0.97]), record("close", 1.0, 2, [0.96, 0.95, 0.965]),
-      record("far", 2.0, 1, [0.80, 0.81, 0.805])], "best", "Tied with it (one-sided paired t-test over 3 seeds, "
-                                                           "alpha 0.05): cnn3 w=1, depth 3, k = 2"),
+      record("far", 2.0, 1, [0.80, 0.81, 0.805])], "best", "Tied with it (paired bootstrap over 3 seeds only"),
     ([record("best", 0.5, 4, [0.95, 0.96, 0.97]), record("far", 2.0, 1, [0.80, 0.81, 0.805])], "best",
-     "Separated from every other allocation (one-sided paired t-test over 3 seeds, alpha 0.05)"),
+     "Separated from every other allocation (paired bootstrap over 3 seeds only"),
 ])
 def test_final_cli_line_names_the_summarys_best_and_its_ties(tmp_path, capsys, records, best, tied_line):
     """The CLI's last lines and the saved weights follow the report's one answer (front.attrs), not the frontier's

@@ -151,6 +151,7 @@ def train(
     save_members: str = "best",
     argv: list[str] | None = None,
     val_fraction: float | None = None,
+    cpus_per_trial: float = 1.0,
 ) -> "TrialResult":
     """Train one allocation under the budget (k members x ``seeds`` repeats) and evaluate it on validation and test.
     ``family`` may be an import path to a model factory; ``dataset`` an import path to a data loader.
@@ -158,7 +159,9 @@ def train(
     With ``storage_path`` the run is written to ``storage_path/name`` (default name from the settings):
     ``train.json`` (plan, metrics, members, command, versions) and, unless ``save_members='none'``, the members'
     weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``). ``val_fraction``: the share
-    of a packaged dataset's training split held out as validation (default 10 %; user data carry their own)."""
+    of a packaged dataset's training split held out as validation (default 10 %; user data carry their own).
+    ``cpus_per_trial``: torch threads, whole CPUs (default 1, as search and sweep: thread counts change backward
+    reductions in the last bits, which training amplifies, so one allocation gives one number whatever the verb)."""
     from tuneall.core.call import python_call
 
     argv = argv if argv is not None else python_call("train", train, locals())
@@ -172,7 +175,7 @@ def train(
                                      optimizer=optimizer, label_smoothing=label_smoothing, device=device)
     family = resolve_family(family)
     b = Budget(budget, unit, min_steps)
-    Resources(members=members, amp=amp)  # validates: a bad members method fails before any data loads
+    threads = Resources(cpus=cpus_per_trial, members=members, amp=amp).threads  # validates before any data loads
     trainer = select_trainer(members, amp)
     vf = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction
     info = dataset_info(dataset, vf)
@@ -193,18 +196,19 @@ def train(
     from tuneall.training import ensemble as ensemble_io
 
     from tuneall.training.progress import announce_train, train_heartbeat
+    from tuneall.training.trial import with_threads
 
     if progress:  # the CLI's (or a caller's) progress: say what trains, then heartbeats in the user's terms
         announce_train(trial_plan, dataset, b)
-    with ensemble_io.capturing(out is not None and save_members != "none") as members, \
+    with ensemble_io.capturing(out is not None and save_members != "none") as members, with_threads(threads), \
             train_heartbeat(trial_plan, bool(progress)) as trial_plan:
         result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
     if out is not None:
-        _write_train_dir(out, result, data, rule, members, argv)
+        _write_train_dir(out, result, data, rule, members, argv, threads)
     return result
 
 
-def _write_train_dir(out: Path, result, data, rule: str, members: list, argv) -> None:
+def _write_train_dir(out: Path, result, data, rule: str, members: list, argv, threads: int = 1) -> None:
     """``tuneall train``'s results directory: train.json (what ran and what it gave) and the members' weights."""
     import json
 
@@ -212,7 +216,7 @@ def _write_train_dir(out: Path, result, data, rule: str, members: list, argv) ->
     from tuneall.rundir import results as R
 
     out.mkdir(parents=True)
-    doc = R.provenance({"plan": result.plan.row()}, argv, kind="train")
+    doc = R.provenance({"plan": result.plan.row(), "torch_threads": threads}, argv, kind="train")
     doc.update(metrics=result.metrics(), repeats=result.repeats, members=result.members, state="complete")
     R.write_json(out / "train.json", json.loads(json.dumps(doc, default=str)))
     ensemble_io.save(out, result.plan, data.info, data.info.name, rule, members, result, transform=data.transform,
@@ -337,9 +341,22 @@ def resume(results_dir: str, address: str | None = None, num_cpus: int | None = 
     from tuneall.tuning.driver import config_from_dir, run_search
 
     cfg = config_from_dir(results_dir, address=address, num_cpus=num_cpus)
+    _warn_other_cpu(results_dir)
     front = run_search(cfg, argv=argv, verbose=verbose)
     front.attrs["results_dir"] = str(cfg.results_dir)
     return front
+
+
+def _warn_other_cpu(results_dir) -> None:
+    """One line on stderr when the run was recorded on another CPU model or instruction set."""
+    import sys
+
+    from tuneall.core.hardware import cpu_mismatch
+    from tuneall.rundir import results as R
+
+    line = cpu_mismatch(R.read_meta(Path(results_dir)).get("cpu"))
+    if line:
+        print(f"tuneall: warning: {line}", file=sys.stderr, flush=True)
 
 
 def sweep(

@@ -255,7 +255,7 @@ def cmd_train(args) -> int:
         data_dir=args.data_dir,
         device=args.device, members=args.members, amp=args.amp, progress=None if args.json else progress,
         storage_path=args.storage_path, name=args.name, save_members=args.save_members, argv=_argv(),
-        val_fraction=args.val_fraction,
+        val_fraction=args.val_fraction, cpus_per_trial=args.cpus_per_trial,
     )
     out = getattr(result, "attrs", {}).get("results_dir")
     if args.json:
@@ -324,6 +324,10 @@ def _print_outcome(results_dir, front) -> None:
               f"({int(b['steps'])} steps per member): {chosen}ensemble accuracy {b['ensemble_acc_mean']:.4f} "
               f"± {b['ensemble_acc_std']:.4f}")
         tied = front.attrs.get("tied") or []
+        pb = front.attrs.get("p_best")
+        if pb is not None and pb == pb:
+            print(f"P(best) {pb:.2f}" + ("" if front.attrs.get("determined") else
+                                         ": UNDETERMINED, the data cannot choose among the tied allocations"))
         if tied:
             shown = "; ".join(tied[:5]) + (f"; and {len(tied) - 5} more" if len(tied) > 5 else "")
             print(f"Tied with it ({front.attrs.get('tie_test', '')}): {shown}")
@@ -413,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seeds", type=int, default=3, help="repeats over seeds")
     g.add_argument("--rule", default="mean", choices=COMBINE_RULES, help="ensemble combination")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    g.add_argument("--cpus-per-trial", type=float, default=1.0,
+                   help="torch threads (whole CPUs; default 1, as search and sweep, so the numbers match theirs)")
     _member_opts(g)
     g.add_argument("--json", action="store_true", help="machine-readable output")
     g = p.add_argument_group("output")

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from tuneall.core.errors import ConfigError
+from tuneall.core.hardware import cpu_fingerprint
 from tuneall.rundir.fsio import atomic_write_text, read_json_checked
 from tuneall.rundir.journal import JOURNAL  # noqa: F401  (a search's finished trials, appended and fsynced)
 
@@ -82,7 +83,8 @@ def provenance(config: dict, argv: list[str] | None, kind: str = "search") -> di
         except md.PackageNotFoundError:
             versions[pkg] = None
     return {"kind": kind, "config": config, "command": argv if argv is not None else sys.argv, "git_revision": git_revision(),
-            "versions": versions, "python": platform.python_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "versions": versions, "python": platform.python_version(), "cpu": cpu_fingerprint(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
 def data_facts(info) -> dict:

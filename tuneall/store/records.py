@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Callable
 
+from tuneall.core.hardware import cpu_id
+
 STORE_DIR = "member_store"
 FORMAT = 1
 STATE_MAX_BYTES = 64 << 20  # a member state (weights + optimiser) larger than this is not kept: disk over compute
@@ -50,7 +52,8 @@ def member_key(*, family: str, width: float, depth: int, train, data_fraction: f
     recipe = {k: v for k, v in sorted(recipe.items()) if k not in _NOT_KEY}
     return {"family": family, "width": float(width), "depth": int(depth), "recipe": recipe,
             "data_fraction": float(data_fraction), "seed": int(seed), "data": data_id, "threads": int(threads),
-            "method": str(method), "device": str(device), "torch": str(torch_version)}
+            "method": str(method), "device": str(device), "torch": str(torch_version),
+            "cpu": cpu_id()}  # another CPU model/ISA computes other last bits (tuneall.core.hardware)
 
 
 def key_id(key: dict) -> str:

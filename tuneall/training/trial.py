@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 
 from tuneall.training import metrics as M
+from tuneall.core.bitvec import CORRECT_COLUMN, encode
 from tuneall.core.config import VAL_PREFIX, check_rule
 from tuneall.planning.factory import TrialPlan
 from tuneall.training.member import MemberResult, train_member
@@ -102,6 +104,28 @@ def evaluate_splits(results: list[MemberResult], data, step: int, rule: str) -> 
     return ens, rows
 
 
+@contextmanager
+def with_threads(threads: int):
+    """torch's intra-op threads set to ``threads`` for the block, restored after (a search's trial, ``tuneall train``
+    and a sweep's job train with the same count: one allocation, one number)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def val_correct(results: list[MemberResult], data, step: int, rule: str) -> str | None:
+    """The ensemble's right/wrong per validation example at ``step``, encoded (:mod:`tuneall.core.bitvec`), for the
+    tie set's resampling of examples; None without a validation split."""
+    if getattr(data, "y_val", None) is None:
+        return None
+    n, c = data.y_val.shape[0], data.info.num_classes
+    logp = torch.stack([_logprobs_or_uniform(r, step, n, c, "val") for r in results])
+    return encode((M.combine(logp, rule).argmax(dim=1) == data.y_val.to(logp.device)).cpu().numpy())
+
+
 def train_sequential(plan: TrialPlan, data, progress=None, eval_steps=()) -> list[list[MemberResult]]:
     """Train every member of every repeat one after another in this process: results[repeat][member]."""
     a = plan.allocation
@@ -142,18 +166,21 @@ def run_trial(plan: TrialPlan, data, rule: str = "mean", progress=None, trainer=
         raise ValueError(f"data has data_fraction={data.data_fraction}, plan wants {plan.allocation.data_fraction}")
     t0 = time.perf_counter()
     steps_curve = curve_steps(plan.steps)
-    repeats, members, curves = [], [], []
+    repeats, members, curves, correct = [], [], [], []
     for r, results in enumerate(trainer(plan, data, progress, steps_curve)):
         ens, rows = evaluate_splits(results, data, plan.steps, rule)
         repeats.append(ens)
+        correct.append(val_correct(results, data, plan.steps, rule))
         members += [{"repeat": r, **row} for row in rows]
         curves.append([evaluate_members(results, data.y_test, data.info.num_classes, s, rule)[0]["ensemble_acc"]
                        for s in steps_curve])
     diverged = any(m["diverged"] for m in members)
+    summary = M.aggregate(repeats)  # numbers only: the correctness bits join the repeats after
+    repeats = [{**ens, CORRECT_COLUMN: c} if c is not None else ens for ens, c in zip(repeats, correct)]
     return TrialResult(
         plan=plan,
         status="diverged" if diverged else "ok",
-        summary=M.aggregate(repeats),
+        summary=summary,
         repeats=repeats,
         members=members,
         costs=cost_metrics(plan, members, len(data.x_train)),
