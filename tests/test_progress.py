@@ -108,3 +108,34 @@ def test_confirm_only_on_a_tty_outside_ci(monkeypatch):
     out = io.StringIO()
     assert confirm("Start?", Tty("y\n"), out) and not confirm("Start?", Tty("\n"), out)
     assert out.getvalue().startswith("Start? [y/N]")
+
+
+def test_sweep_prints_a_line_per_trial_and_a_final_answer():
+    import json
+
+    import pandas as pd
+
+    from tuneall.sweeping.progress import SweepLines, answer_lines
+
+    clock, lines = Clock(), []
+    p = SweepLines(2, out=lines.append, clock=clock)
+    job = {"point": {"family": "cnn3", "width": 1.0, "depth": 3, "k": 2}, "budgets": [1e6, 3e6]}
+    clock.t += 30
+    p.finished(job, {"cells_json": json.dumps([{"ensemble_acc": 0.8}, {"ensemble_acc": 0.9}]), "member_steps": 1200,
+                     "train_time_s": 30.0})
+    assert lines[-1] == ("tuneall: sweep trial 1/2 cnn3 w=1 d=3 k=2: 2 budget(s), 1,200 member-steps trained in 30 s, "
+                         "test accuracy 0.8000-0.9000 over its cells | 1/2 done, 1 left, ETA 30 s")
+    p.finished(job, {}, error="RuntimeError: boom")
+    assert "FAILED (RuntimeError: boom)" in lines[-1] and lines[-1].endswith("2/2 done, 0 left")
+    ok = pd.DataFrame({"rule": "mean", "budget": [1e6, 3e6], "best_k": [1, 4], "best_width": [1.0, 0.5],
+                       "mean": [0.8, 0.93], "best_single": [0.8, 0.9]})
+    assert answer_lines({"optimal_k": ok}, "param-steps") == [
+        "tuneall: answer (mean rule) at the largest budget C = 3e+06 param-steps: k = 4, width 0.5 (test accuracy "
+        "0.9300; best single network 0.9000); per budget: optimal_k.csv"]
+    assert answer_lines({}, "param-steps")[0].startswith("tuneall: no answer")
+
+
+def test_ray_prints_its_tables_only_at_a_higher_verbosity():
+    from tuneall.core.progress import ray_verbosity
+
+    assert [ray_verbosity(v) for v in (0, 1, 2, 3, 4, 9)] == [0, 0, 1, 2, 3, 3]
