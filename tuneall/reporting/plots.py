@@ -109,10 +109,11 @@ def pareto_scatter(summary: pd.DataFrame, front: pd.DataFrame, path: Path, objec
         xs, ys = [*f[x], max(ok[x].max(), f[x].max())], [*run, run.iloc[-1]]
         ax.step(xs, ys, where="post", color="grey", lw=1, label="best at or below this cost")
         n = len(objectives)
-        ax.scatter(f[x], f[y], facecolors="none", edgecolors="black", s=80,
+        ax.scatter(f[x], f[y], facecolors="none", edgecolors="black", s=220, linewidths=1.2, zorder=6,
                    label=f"frontier ({n} objectives)" if n > 2 else "frontier point")
     if best is not None and pd.notna(best.get(y)) and pd.notna(best.get(x)):
-        ax.scatter([best[x]], [best[y]], marker="*", s=260, color="red", zorder=5, label=_chosen_label(best))
+        # smaller than the frontier's ring, which stays visible around it
+        ax.scatter([best[x]], [best[y]], marker="*", s=120, color="red", zorder=5, label=_chosen_label(best))
     _log_ticks(ax, ok[x])
     ax.set_xlabel(label(x) + ", lower is better")
     ax.set_ylabel(label(y) + (", higher is better" if ymode == "max" else ", lower is better"), fontsize=9)
