@@ -260,5 +260,6 @@ def confirm(question: str, stdin: TextIO | None = None, out: TextIO | None = Non
     return answer in ("y", "yes")
 
 
-__all__ = ["ray_verbosity", "SearchProgress", "TrialBeat", "trial_heartbeat", "active_trial", "heartbeat_seconds", "confirm",
+__all__ = ["ray_verbosity", "SearchProgress", "TrialBeat", "trial_heartbeat", "active_trial", "heartbeat_seconds",
+           "confirm",
            "interactive", "fmt_duration", "allocation_label", "std_name", "CONFIRM_ABOVE_S"]

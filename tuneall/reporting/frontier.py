@@ -144,8 +144,8 @@ def _rule(summary: pd.DataFrame, metric: str | None, objectives) -> tuple[str, s
 
 
 def best_allocation(summary: pd.DataFrame, metric: str | None = None, objectives=None) -> pd.Series | None:
-    """The answer (:mod:`tuneall.reporting.choice`): the eligible trial best on the search's first objective (``objectives``;
-    default validation accuracy), exact ties to the cheaper at inference, then the earlier trial."""
+    """The answer (:mod:`tuneall.reporting.choice`): the eligible trial best on the search's first objective
+    (``objectives``; default validation accuracy), exact ties to the cheaper at inference, then the earlier trial."""
     from tuneall.reporting.choice import answer
 
     ok = _eligible(summary)

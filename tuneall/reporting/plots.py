@@ -54,15 +54,16 @@ def accuracy_vs_k(summary: pd.DataFrame, path: Path, best=None) -> Path:
     ok = summary[summary["status"] == "ok"]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     groups = list(ok.groupby(["family", "width"]))
-    n = len(groups)
+    n, nudge = len(groups), {}
     for i, ((fam, width), g) in enumerate(groups):
         g = g.groupby("k", as_index=False)[["ensemble_acc_mean", "ensemble_acc_std"]].max().sort_values("k")
-        dx = (i - (n - 1) / 2) * min(0.08, 0.4 / max(n, 1))  # sideways nudge: equal values stay visible
+        dx = nudge[(fam, width)] = (i - (n - 1) / 2) * min(0.08, 0.4 / max(n, 1))  # equal values stay visible
         ax.errorbar(g["k"] + dx, g["ensemble_acc_mean"], yerr=g["ensemble_acc_std"], marker="os^Dv<>p"[i % 8],
                     ms=5, capsize=3, label=f"{fam} w={width:g}")
     if best is not None and pd.notna(best.get("ensemble_acc_mean")):
-        ax.scatter([best["k"]], [best["ensemble_acc_mean"]], marker="*", s=260, facecolors="none",
-                   edgecolors="red", linewidths=1.5, zorder=5, label=_chosen_label(best) + " (on validation)")
+        at = best["k"] + nudge.get((best["family"], best["width"]), 0.0)  # on its series' nudged point
+        ax.scatter([at], [best["ensemble_acc_mean"]], marker="*", s=260, facecolors="none", edgecolors="red",
+                   linewidths=1.5, zorder=5, label=_chosen_label(best) + " (on validation)")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # k is a count: no 1.5 ticks
     ax.set_xlabel("ensemble size k (members)")
     ax.set_ylabel("test ensemble accuracy\n(mean ± std over seeds)")

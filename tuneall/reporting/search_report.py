@@ -297,7 +297,8 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     # A point the sampler proposed again is the same allocation: listed in the trials tables, counted once here.
     distinct = summary[summary["repeat_of"].isna()] if "repeat_of" in summary else summary
     front = frontier(distinct, objectives)
-    per_k, per_width = best_per(distinct, "k", objectives=objectives), best_per(distinct, "width", objectives=objectives)
+    per_k = best_per(distinct, "k", objectives=objectives)
+    per_width = best_per(distinct, "width", objectives=objectives)
     for df, name in ((summary, R.TRIALS_SUMMARY), (front, R.FRONTIER), (per_k, "best_per_k.csv"),
                      (per_width, "best_per_width.csv")):
         atomic_write_frame(df, out / name)
