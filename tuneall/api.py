@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from tuneall.core.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget
+from tuneall.core.call import python_call, space_name
 from tuneall.core.config import DEFAULT_OBJECTIVE, Resources, TrainConfig, check_rule, parse_objectives
 from tuneall.core.errors import ConfigError
+from tuneall.data.registry import DEFAULT_VAL_FRACTION
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,12 +41,9 @@ def make_space(space: "SearchSpace | str | None" = None, family: str | None = No
     if not adhoc:
         sp = space if isinstance(space, SearchSpace) else load_space(space)
         return with_fixed(sp, **optim)
-    from tuneall.core.call import space_name
-
     doc = {"name": space_name(family, flags), "families": [family or "cnn3"], **optim}
     doc.update({key: list(v) for key, v in flags.items() if v is not None})
     import yaml
-
     return parse_space(doc, source=yaml.safe_dump(doc, sort_keys=False))  # the YAML a resume rebuilds it from
 
 
@@ -54,16 +53,11 @@ def plan(
     min_steps: int = DEFAULT_MIN_STEPS,
     dataset: str = "digits",
     space: "SearchSpace | str | None" = None,
-    estimate: bool = False,
-    seeds: int = 3,
-    cpus_per_trial: float = 1.0,
-    family: str | None = None,
-    widths: Sequence[float] | None = None,
-    depths: Sequence[int] | None = None,
-    k: Sequence[int] | None = None,
+    estimate: bool = False, seeds: int = 3, cpus_per_trial: float = 1.0, family: str | None = None,
+    widths: Sequence[float] | None = None, depths: Sequence[int] | None = None, k: Sequence[int] | None = None,
 ) -> "tuple[pd.DataFrame, pd.DataFrame]":
-    """Feasible allocations of ``space`` (or of the ad-hoc space of ``family``, ``widths``, ``depths``, ``k``, as
-    :func:`make_space` builds it) under the budget, and the infeasible ones with their reasons.
+    """Feasible allocations of ``space`` (or of ``family``/``widths``/``depths``/``k`` as :func:`make_space` builds
+    them, like the CLI's flags) under the budget, and the infeasible ones with their reasons.
 
     Loads no data: dataset shapes are known statically. ``estimate``: time a few steps of each architecture on this
     machine (synthetic inputs of the dataset's shape) and add each allocation's training time for ``seeds`` repeats
@@ -160,15 +154,12 @@ def train(
     ``train.json`` (plan, metrics, members, command, versions) and, unless ``save_members='none'``, the members'
     weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``). ``val_fraction``: the share
     of a packaged dataset's training split held out as validation (default 10 %; user data carry their own).
-    ``cpus_per_trial``: torch threads, whole CPUs (default 1, as search and sweep: thread counts change backward
-    reductions in the last bits, which training amplifies, so one allocation gives one number whatever the verb)."""
-    from tuneall.core.call import python_call
-
-    argv = argv if argv is not None else python_call("train", train, locals())
-    from tuneall.data import DEFAULT_VAL_FRACTION, check_batch_sizes, dataset_info, load_dataset
+    ``cpus_per_trial``: torch threads (default 1, as search and sweep: one allocation gives one number)."""
+    argv = argv if argv is not None else python_call("train", train, locals())  # from Python: the call itself
+    from tuneall.data import check_batch_sizes, dataset_info, load_dataset
     from tuneall.planning.factory import Allocation, make_trial_plan
     from tuneall.models import check_family, resolve_family
-    from tuneall.training.trial import run_trial, select_trainer
+    from tuneall.training.trainers import select_trainer
 
     check_rule(rule)
     cfg = TrainConfig.with_overrides(lr=lr, momentum=momentum, batch_size=batch_size, weight_decay=weight_decay,
@@ -193,35 +184,13 @@ def train(
             raise ConfigError(f"results directory {out} already exists; pass another name (or storage_path)")
     data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction, val_fraction=vf)
     check_batch_sizes([{"batch_size": cfg.batch_size}], data)  # data is already the fraction: compare with it all
-    from tuneall.training import ensemble as ensemble_io
+    from tuneall.training.ensemble import save_train_dir
+    from tuneall.training.progress import run_with_progress
 
-    from tuneall.training.progress import announce_train, train_heartbeat
-    from tuneall.training.trial import with_threads
-
-    if progress:  # the CLI's (or a caller's) progress: say what trains, then heartbeats in the user's terms
-        announce_train(trial_plan, dataset, b)
-    with ensemble_io.capturing(out is not None and save_members != "none") as members, with_threads(threads), \
-            train_heartbeat(trial_plan, bool(progress)) as trial_plan:
-        result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
+    result = run_with_progress(trial_plan, data, dataset, b, threads, progress, rule=rule, trainer=trainer)
     if out is not None:
-        _write_train_dir(out, result, data, rule, members, argv, threads)
+        save_train_dir(out, result, data, rule, save_members != "none", argv, threads)
     return result
-
-
-def _write_train_dir(out: Path, result, data, rule: str, members: list, argv, threads: int = 1) -> None:
-    """``tuneall train``'s results directory: train.json (what ran and what it gave) and the members' weights."""
-    import json
-
-    from tuneall.training import ensemble as ensemble_io
-    from tuneall.rundir import results as R
-
-    out.mkdir(parents=True)
-    doc = R.provenance({"plan": result.plan.row(), "torch_threads": threads}, argv, kind="train")
-    doc.update(metrics=result.metrics(), repeats=result.repeats, members=result.members, state="complete")
-    R.write_json(out / "train.json", json.loads(json.dumps(doc, default=str)))
-    ensemble_io.save(out, result.plan, data.info, data.info.name, rule, members, result, transform=data.transform,
-                     data_source=data.source)
-    result.attrs = {"results_dir": str(out)}
 
 
 def search(
@@ -285,12 +254,9 @@ def search(
     trials that ran. ``member_store``: answer members from the results directory's member store and record what is
     trained there (exact reuse: a grid trains each member once). ``dry_run``: print the plan and the time estimate and return the feasible allocations, training
     and writing nothing. ``confirm``: ask before a search estimated above an hour when stdin is a terminal (never
-    under CI); ``verbose``: 0 prints only errors, 1 tuneall's lines (a line per trial, heartbeats), 2 also Ray's table of
-    trials, 3 also Ray's per-trial results.
+    under CI); ``verbose``: 0 errors only, 1 tuneall's lines, 2 also Ray's table of trials, 3 also Ray's results.
     """
-    from tuneall.core.call import python_call
-
-    argv = argv if argv is not None else python_call("search", search, locals())
+    argv = argv if argv is not None else python_call("search", search, locals())  # from Python: the call itself
     from tuneall.data import dataset_info
     from tuneall.tuning.driver import SearchConfig, run_search
 
@@ -302,7 +268,7 @@ def search(
         space=make_space(space, family=_use_model(model), widths=widths, depths=depths, k=k, lr=lr,
                          momentum=momentum, batch_size=batch_size, weight_decay=weight_decay, optimizer=optimizer,
                          label_smoothing=label_smoothing), dataset=dataset,
-        val_fraction=val_fraction if val_fraction is not None else 0.1,
+        val_fraction=val_fraction if val_fraction is not None else DEFAULT_VAL_FRACTION,
         data_dir=data_dir, searcher=searcher, trials=trials, concurrency=concurrency, seeds=seeds, rule=rule,
         objectives=parse_objectives(objectives),
         resources=Resources(cpus_per_trial, gpus_per_trial, parallel_members, members, amp), name=name,
@@ -338,25 +304,14 @@ def _use_model(model):
 def resume(results_dir: str, address: str | None = None, num_cpus: int | None = None, verbose: int = 1,
            argv: list[str] | None = None) -> "pd.DataFrame":
     """Continue an interrupted search from its results directory: finished trials are kept, never re-run."""
+    from tuneall.rundir.results import warn_other_cpu
     from tuneall.tuning.driver import config_from_dir, run_search
 
     cfg = config_from_dir(results_dir, address=address, num_cpus=num_cpus)
-    _warn_other_cpu(results_dir)
+    warn_other_cpu(results_dir)
     front = run_search(cfg, argv=argv, verbose=verbose)
     front.attrs["results_dir"] = str(cfg.results_dir)
     return front
-
-
-def _warn_other_cpu(results_dir) -> None:
-    """One line on stderr when the run was recorded on another CPU model or instruction set."""
-    import sys
-
-    from tuneall.core.hardware import cpu_mismatch
-    from tuneall.rundir import results as R
-
-    line = cpu_mismatch(R.read_meta(Path(results_dir)).get("cpu"))
-    if line:
-        print(f"tuneall: warning: {line}", file=sys.stderr, flush=True)
 
 
 def sweep(
@@ -394,9 +349,7 @@ def sweep(
     trained once at its largest budget (anytime reuse; with ``member_store`` each member of an architecture once for
     every k and budget, exactly); returns the results directory. ``options``: the run options
     of :class:`tuneall.runner.RunOptions` (name, storage_path, address, concurrency, executor, ...)."""
-    from tuneall.core.call import python_call
-
-    argv = argv if argv is not None else python_call("sweep", sweep, locals())
+    argv = argv if argv is not None else python_call("sweep", sweep, locals())  # from Python: the call itself
     from tuneall.sweeping.driver import SweepConfig, parse_budgets, run_sweep
 
     given = (("lr", lr), ("momentum", momentum), ("batch_size", batch_size), ("weight_decay", weight_decay),
@@ -419,28 +372,20 @@ def sweep(
 def report(results_dir: str | Path) -> dict:
     """Rebuild a results directory's report from disk, without training: a search's frontier, figures and summary,
     or a sweep's cross-budget report. Returns ``{"kind", "results_dir", "frontier" (searches), "sweep" (sweeps)}``."""
+    from tuneall.reporting.search_report import build_report
     from tuneall.rundir import results as R
+    from tuneall.sweeping.report import build_sweep_report
 
     out = Path(results_dir)
     kind = R.kind(out)
     with R.owned(out, existing=True):  # never while a search or another report writes the directory
-        return _report(out, kind)
-
-
-def _report(out: Path, kind: str) -> dict:
-    from tuneall.rundir import results as R
-
-    if kind == "sweep":
-        from tuneall.sweeping.report import build_sweep_report
-
+        if kind != "sweep":
+            return {"kind": kind, "results_dir": str(out), "frontier": build_report(out)}
         if not (out / R.CELLS).exists():
             raise ConfigError(f"{out} is a sweep that never finished (no {R.CELLS}); run it again")
         build_sweep_report(out)
         return {"kind": kind, "results_dir": str(out),
                 "sweep": R.read_json(out / R.SWEEP_META, required=("sweep",))["sweep"]}
-    from tuneall.reporting.search_report import build_report
-
-    return {"kind": kind, "results_dir": str(out), "frontier": build_report(out)}
 
 
 def load_ensemble(path: str | Path, repeat: int = 0):

@@ -26,6 +26,7 @@ from tuneall.reporting.frontier import (
     summarize_trials,
 )
 from tuneall.core.bitvec import CORRECT_COLUMN
+from tuneall.reporting.tie_lines import tie_lines
 from tuneall.core.config import SPLIT_METRICS
 
 # Per trial: member-steps it trained, and member-steps answered from the member store instead (search cost).
@@ -229,39 +230,12 @@ def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict,
     out.attrs["determined"] = bool(ties.attrs.get("determined", False))
     if len(ties):
         chosen = best_allocation(out, objectives=objectives)  # the answer (reporting/choice.py), not the top mean
-        lines += tie_lines(out, ties, test, None if chosen is None else str(chosen["trial_id"]))
+        lines += tie_lines(out, ties, test, None if chosen is None else str(chosen["trial_id"]), _alloc)
     bad = out[out["degenerate"]]
     if len(bad):
         lines += [f"Degenerate (ensemble accuracy at or below chance plus noise, {line:.4f}; never presented as best): "
                   + "; ".join(f"{_alloc(r)} ({r[metric]:.4f})" for _, r in bad.iterrows()) + ".", ""]
     return out, lines
-
-
-def tie_lines(out: pd.DataFrame, ties: pd.DataFrame, test: str, chosen_id: str | None = None) -> list[str]:
-    """summary.md's lines on the tie set: P(best) of the answer (``chosen_id``, :mod:`tuneall.reporting.choice`;
-    default the tie set's top) and of every allocation not separated from it, and "undetermined" when the best is
-    the best in fewer than half the resamples (:mod:`tuneall.reporting.ties`)."""
-    from tuneall.reporting.ties import P_DETERMINED
-
-    by_id = out.assign(trial_id=out["trial_id"].astype(str)).set_index("trial_id")
-    top = ties.iloc[0]
-    if chosen_id is not None and chosen_id in set(ties["trial_id"].astype(str)):
-        top = ties[ties["trial_id"].astype(str) == chosen_id].iloc[0]  # the answer: exact ties broken by cost
-    best_alloc = _alloc(by_id.loc[str(top["trial_id"])])
-    others = ties[ties["tied"].astype(bool) & (ties["trial_id"].astype(str) != str(top["trial_id"]))]
-    # The same allocation trained twice (two trials of one point) is one allocation: named once.
-    others = others[~others["trial_id"].map(lambda t: _alloc(by_id.loc[t])).duplicated()]
-    others = others[others["trial_id"].map(lambda t: _alloc(by_id.loc[t])) != best_alloc]
-    named = "; ".join(f"{_alloc(by_id.loc[r.trial_id])} ({r.mean:.4f}, {r.diff_to_best:+.4f}, P(best) "
-                      + ("n/a" if pd.isna(r.p_best) else f"{r.p_best:.2f}") + ")" for r in others.itertuples())
-    pb = "n/a" if pd.isna(top["p_best"]) else f"{top['p_best']:.2f}"
-    if not ties.attrs.get("determined", False):
-        return [f"**Undetermined**: the data cannot choose one best allocation: the answer ({best_alloc}) is "
-                f"the best in only {pb} of the resamples (below {P_DETERMINED:g}; {test}). Not separated from it: "
-                + (named or "none") + ". Any of them is as good an answer as these seeds can tell.", ""]
-    if len(others):
-        return [f"**P(best) {pb}** for {best_alloc}; not separated from it ({test}): {named}.", ""]
-    return [f"**P(best) {pb}** for {best_alloc}; separated from every other allocation ({test}).", ""]
 
 
 def _first_error(trials: pd.DataFrame) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tuneall.sweeping.progress import answer_lines
 from tuneall.rundir import results as R
 from tuneall.core.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget, parse_budget
 from tuneall.core.errors import BudgetError, ConfigError
@@ -62,11 +63,10 @@ def parse_budgets(spec) -> tuple[float, ...]:
 
 
 def reuse_blocker(train) -> str | None:
-    """Why anytime reuse would not be exact for these optimiser settings (None: it is exact)."""
-    schedule = getattr(train, "lr_schedule", None)
-    if schedule not in (None, "", "constant", "none"):
-        return f"learning-rate schedule {schedule!r} depends on the total steps"
-    return None
+    """Why anytime reuse would not be exact for this recipe (None: it is exact, see ``TrainConfig.anytime_exact``)."""
+    if getattr(train, "anytime_exact", True):
+        return None
+    return "the recipe's learning rate depends on the total steps, so a shorter run is not a prefix of a longer one"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,7 +174,8 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
     from tuneall.data import with_fraction
     from tuneall.planning.points import plan_point
     from tuneall.store.reuse import sweep_trainer
-    from tuneall.training.trial import evaluate_splits, select_trainer
+    from tuneall.training.trainers import select_trainer
+    from tuneall.training.trial import evaluate_splits
 
     point = job["point"]
     plans = {c: plan_point(point, Budget(c, ctx.unit, ctx.min_steps), data.info, repeats=ctx.seeds,
@@ -288,10 +289,7 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
           + (f", {m['member_steps_reused']:,} answered from the member store" if m["member_store"] else "")
           + f" (largest budget alone: {m['member_steps_largest_budget']:,}; fresh at every budget: "
           f"{m['member_steps_without_reuse']:,})", flush=True)
-    from tuneall.sweeping.progress import answer_lines
-
-    for line in answer_lines(tables, cfg.unit):
-        print(line, flush=True)
+    print("\n".join(answer_lines(tables, cfg.unit)), flush=True)  # the sweep's answer, last
     return out
 
 
@@ -309,7 +307,7 @@ def _context(cfg: SweepConfig, jobs: list[dict], exact: bool) -> TrialContext:
 
 
 def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta: dict) -> list[tuple]:
-    from tuneall.runner import check_fits, concurrency, outcomes, run_local, with_trial_resources
+    from tuneall.runner import check_fits, concurrency, outcomes, run_local, run_tune, with_trial_resources
 
     exact = not any(reuse_blocker(_train_of(j["point"])) for j in jobs)
     res, ctx = cfg.resources, _context(cfg, jobs, exact)
@@ -332,15 +330,11 @@ def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta
     from tuneall.sweeping.progress import SweepLines, callback
 
     # The parallel-members option is a search's; a sweep job trains its members in its own process.
-    tuner = tune.Tuner(
-        with_trial_resources(ctx, data, lambda config: res.bundles(1)),
-        param_space={"job": tune.grid_search(jobs)},
-        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once, reuse_actors=True),
-        run_config=tune.RunConfig(name=cfg.run_name, storage_path=str(out.parent), verbose=ray_verbosity(verbose),
-                                  failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
-                                  callbacks=[callback(SweepLines(len(jobs)))] if verbose > 0 else []),
-    )
-    return [(tid, c.get("job", {}), m, err) for tid, c, m, err in outcomes(tuner.fit())]
+    results = run_tune(with_trial_resources(ctx, data, lambda config: res.bundles(1)), name=cfg.run_name,
+                       storage_path=str(out.parent), concurrency=at_once, max_failures=cfg.max_failures,
+                       verbose=ray_verbosity(verbose), param_space={"job": tune.grid_search(jobs)},
+                       callbacks=[callback(SweepLines(len(jobs)))] if verbose > 0 else [])
+    return [(tid, c.get("job", {}), m, err) for tid, c, m, err in outcomes(results)]
 
 
 def _print_estimate(cfg: SweepConfig, jobs: list[dict], info, concurrency: int) -> None:

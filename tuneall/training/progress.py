@@ -31,4 +31,15 @@ def train_heartbeat(plan, on: bool):
         yield replace(plan, train=replace(plan.train, heartbeat_s=TRAIN_HEARTBEAT_S))
 
 
-__all__ = ["announce_train", "train_heartbeat", "TRAIN_HEARTBEAT_S"]
+def run_with_progress(plan, data, dataset: str, budget, threads: int, progress, **kw):
+    """``run_trial`` of ``tuneall train`` with ``threads`` torch threads and, when ``progress`` is on, its plan line
+    and heartbeats first."""
+    from tuneall.training.trial import run_trial, with_threads
+
+    if progress:
+        announce_train(plan, dataset, budget)
+    with with_threads(threads), train_heartbeat(plan, bool(progress)) as plan:
+        return run_trial(plan, data, progress=progress, **kw)
+
+
+__all__ = ["announce_train", "train_heartbeat", "run_with_progress", "TRAIN_HEARTBEAT_S"]
