@@ -91,7 +91,7 @@ def test_every_reader_names_the_same_allocation(tmp_path):
 
     import tuneall
     import tuneall.runner
-    from tuneall.cli import _print_outcome
+    from tuneall.commands import _print_outcome
     from tuneall.rundir.journal import JOURNAL
     from tuneall.planning.space import parse_space
 
