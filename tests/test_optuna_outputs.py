@@ -37,9 +37,13 @@ def _study_run(tmp_path, space_doc, budget, n=10, metric="ensemble_acc_mean", mo
 
 
 def _runs(configs, study):
-    """(config, study trial) of every run and of every answered repeat told for it."""
+    """(config, study trial) of every run; a suggestion of an answered point is marked and failed, not complete."""
     by_id = {f"t{i}": c for i, c in enumerate(configs)}
-    pairs = [(by_id[t.user_attrs["trial_id"]], t) for t in study.trials]
+    done = optuna.trial.TrialState.COMPLETE
+    assert all(t.user_attrs.get("redrawn") and t.state == optuna.trial.TrialState.FAIL
+               for t in study.trials if t.state != done)
+    pairs = [(by_id[t.user_attrs["trial_id"]], t) for t in study.trials if t.state == done]
+    assert len(pairs) == len(configs)  # the complete trials are exactly the trials that ran
     assert {id(c) for c, _ in pairs} == {id(c) for c in configs}
     return pairs
 
@@ -52,14 +56,15 @@ def test_load_study_shows_allocation_params_metrics_and_constraints(tmp_path):
     configs, study = _study_run(tmp_path, doc, budget)
     assert study.metric_names == ["ensemble_acc_mean"]
     assert study.user_attrs["constraints"] == ["budget_feasible"]
-    # A suggestion of a point already answered is told at once with that answer and drawn again (never trained twice),
-    # so the study can hold more trials than were run: match them to the runs by the trial id they carry.
+    # A suggestion of a point already answered is marked, failed and drawn again (never trained twice): the study's
+    # complete trials are the runs, matched by the trial id they carry.
     for cfg, t in _runs(configs, study):
-        # k itself (the value trained), and every allocation field, fixed ones included.
+        # k itself (the value trained) and the sampled fields as params; fields fixed in the space are user attributes.
         assert t.params["k"] == cfg["k"]
         assert t.params["width"] == cfg["width"]
-        assert t.params["family"] == "cnn3" and t.params["lr"] == 0.05 and t.params["batch_size"] == 32
-        assert t.params["data_fraction"] == 1.0
+        assert not {"family", "lr", "batch_size", "data_fraction"} & set(t.params)
+        assert t.user_attrs["family"] == "cnn3" and t.user_attrs["lr"] == 0.05 and t.user_attrs["batch_size"] == 32
+        assert t.user_attrs["data_fraction"] == 1.0
         # Metrics as user attributes, without the long JSON columns.
         assert t.user_attrs["status"] in ("ok", "infeasible") and t.user_attrs["steps"] >= 100
         assert t.user_attrs["ensemble_acc_std"] == 0.01 and "curve_json" not in t.user_attrs

@@ -55,13 +55,32 @@ def test_trial_heartbeat_counts_all_member_steps():
             clock.t += 0.5
             step(s)
     assert beat.done == 600
-    assert len(lines) == 6  # 30 s of training, a line every 5 s
+    assert len(lines) == 5  # 30 s of training, a line every 5 s, none at 100 % (it would follow "done", stale)
     assert lines[2] == ("tuneall: trial cnn3 w=1 k=2: 300/600 member-steps (50%), member 3 running, 15 s in, "
                         "trial ETA 15 s")
+    assert not any("(100%)" in line for line in lines)
     # vectorised: k members per step
     beat = TrialBeat("x", 400, every_s=0, out=lines.append)
     beat.member(100, members=4)(50)
     assert beat.done == 200
+
+
+def test_heartbeat_names_member_j_of_k_and_its_seed():
+    clock, lines = Clock(), []
+    seeds = [[0, 1, 2, 3, 4, 5, 6, 7], [1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007]]  # k=8, 2 repeats
+    beat = TrialBeat("t k=8", total_member_steps=16 * 100, every_s=1, out=lines.append, clock=clock, seeds=seeds)
+    for seed in [s for rep in seeds for s in rep]:
+        step = beat.member(100, seed=seed)
+        clock.t += 2
+        step(50)
+    # the 9th member trained is member 1 of 8 of the second repeat, not "member 9"
+    assert "member 1 of 8, seed 2 of 2" in lines[8] and "member 9" not in lines[8]
+    assert "member 8 of 8, seed 2 of 2" in lines[-1]
+    beat = TrialBeat("v", 800, every_s=1, out=lines.append, clock=clock, seeds=[[0, 1, 2, 3], [10, 11, 12, 13]])
+    step = beat.member(100, members=4, seed=10)
+    clock.t += 2
+    step(10)
+    assert "members 1-4 of 4, seed 2 of 2" in lines[-1]
 
 
 def test_member_heartbeats_report_to_the_trial():
@@ -89,3 +108,34 @@ def test_confirm_only_on_a_tty_outside_ci(monkeypatch):
     out = io.StringIO()
     assert confirm("Start?", Tty("y\n"), out) and not confirm("Start?", Tty("\n"), out)
     assert out.getvalue().startswith("Start? [y/N]")
+
+
+def test_sweep_prints_a_line_per_trial_and_a_final_answer():
+    import json
+
+    import pandas as pd
+
+    from tuneall.sweeping.progress import SweepLines, answer_lines
+
+    clock, lines = Clock(), []
+    p = SweepLines(2, out=lines.append, clock=clock)
+    job = {"point": {"family": "cnn3", "width": 1.0, "depth": 3, "k": 2}, "budgets": [1e6, 3e6]}
+    clock.t += 30
+    p.finished(job, {"cells_json": json.dumps([{"ensemble_acc": 0.8}, {"ensemble_acc": 0.9}]), "member_steps": 1200,
+                     "train_time_s": 30.0})
+    assert lines[-1] == ("tuneall: sweep trial 1/2 cnn3 w=1 d=3 k=2: 2 budget(s), 1,200 member-steps trained in 30 s, "
+                         "test accuracy 0.8000-0.9000 over its cells | 1/2 done, 1 left, ETA 30 s")
+    p.finished(job, {}, error="RuntimeError: boom")
+    assert "FAILED (RuntimeError: boom)" in lines[-1] and lines[-1].endswith("2/2 done, 0 left")
+    ok = pd.DataFrame({"rule": "mean", "budget": [1e6, 3e6], "best_k": [1, 4], "best_width": [1.0, 0.5],
+                       "mean": [0.8, 0.93], "best_single": [0.8, 0.9]})
+    assert answer_lines({"optimal_k": ok}, "param-steps") == [
+        "tuneall: answer (mean rule) at the largest budget C = 3e+06 param-steps: k = 4, width 0.5 (test accuracy "
+        "0.9300; best single network 0.9000); per budget: optimal_k.csv"]
+    assert answer_lines({}, "param-steps")[0].startswith("tuneall: no answer")
+
+
+def test_ray_prints_its_tables_only_at_a_higher_verbosity():
+    from tuneall.core.progress import ray_verbosity
+
+    assert [ray_verbosity(v) for v in (0, 1, 2, 3, 4, 9)] == [0, 0, 1, 2, 3, 3]

@@ -8,7 +8,7 @@ from tuneall.core.budget import Budget
 from tuneall.core.errors import BudgetError, ConfigError, DataError, TuneallError
 
 __version__ = "0.1.0"
-_API = ("plan", "design", "train", "search", "resume", "sweep", "report", "load_ensemble")
+_API = ("plan", "design", "train", "search", "resume", "sweep", "report", "load_ensemble", "make_space")
 # Bringing your own model and data (torch is imported on first use of these, not by ``import tuneall``).
 _USER = {"register_model": "tuneall.models", "register_data": "tuneall.data.user"}
 __all__ = [*_API, *_USER, "Budget", "TuneallError", "BudgetError", "ConfigError", "DataError"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from tuneall.core.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget
+from tuneall.core.call import python_call, space_name
 from tuneall.core.config import DEFAULT_OBJECTIVE, Resources, TrainConfig, check_rule, parse_objectives
 from tuneall.core.errors import ConfigError
 from tuneall.training import sanity
@@ -41,10 +42,9 @@ def make_space(space: "SearchSpace | str | None" = None, family: str | None = No
     if not adhoc:
         sp = space if isinstance(space, SearchSpace) else load_space(space)
         return with_fixed(sp, **optim)
-    doc = {"name": "command-line", "families": [family or "cnn3"], **optim}
+    doc = {"name": space_name(family, flags), "families": [family or "cnn3"], **optim}
     doc.update({key: list(v) for key, v in flags.items() if v is not None})
     import yaml
-
     return parse_space(doc, source=yaml.safe_dump(doc, sort_keys=False))  # the YAML a resume rebuilds it from
 
 
@@ -54,11 +54,11 @@ def plan(
     min_steps: int = DEFAULT_MIN_STEPS,
     dataset: str = "digits",
     space: "SearchSpace | str | None" = None,
-    estimate: bool = False,
-    seeds: int = 3,
-    cpus_per_trial: float = 1.0,
+    estimate: bool = False, seeds: int = 3, cpus_per_trial: float = 1.0, family: str | None = None,
+    widths: Sequence[float] | None = None, depths: Sequence[int] | None = None, k: Sequence[int] | None = None,
 ) -> "tuple[pd.DataFrame, pd.DataFrame]":
-    """Feasible allocations of ``space`` under the budget, and the infeasible ones with their reasons.
+    """Feasible allocations of ``space`` (or of ``family``/``widths``/``depths``/``k`` as :func:`make_space` builds
+    them, like the CLI's flags) under the budget, and the infeasible ones with their reasons.
 
     Loads no data: dataset shapes are known statically. ``estimate``: time a few steps of each architecture on this
     machine (synthetic inputs of the dataset's shape) and add each allocation's training time for ``seeds`` repeats
@@ -67,7 +67,7 @@ def plan(
     from tuneall.planning.points import plan_space
 
     b = Budget(budget, unit, min_steps)
-    sp = make_space(space)
+    sp = make_space(space, family=family, widths=widths, depths=depths, k=k)
     if estimate and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
         raise ConfigError(f"estimate needs seeds >= 1, but got seeds={seeds!r}")
     threads = Resources(cpus=cpus_per_trial).threads
@@ -158,11 +158,11 @@ def train(
     of a packaged dataset's training split held out as validation (default 10 %; user data carry their own).
     ``confirm``: ask before a run estimated above an hour on a terminal (never under CI).
     ``cpus_per_trial``: torch threads (default 1, as search and sweep: one allocation, one number)."""
+    argv = argv if argv is not None else python_call("train", train, locals())  # from Python: the call itself
     from tuneall.data import check_batch_sizes, dataset_info, load_dataset
     from tuneall.planning.factory import Allocation, make_trial_plan
     from tuneall.models import check_family, resolve_family
     from tuneall.training.trainers import select_trainer
-    from tuneall.training.trial import run_trial, with_threads
 
     check_rule(rule)
     cfg = TrainConfig.with_overrides(lr=lr, momentum=momentum, batch_size=batch_size, weight_decay=weight_decay,
@@ -189,12 +189,12 @@ def train(
     sanity.before_training(trial_plan, info, seeds, confirm, verbose=progress is not None)
     data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction, val_fraction=vf)
     check_batch_sizes([{"batch_size": cfg.batch_size}], data)  # data is already the fraction: compare with it all
-    with with_threads(threads):
-        result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
-    if out is not None:
-        from tuneall.training.ensemble import save_train_dir
+    from tuneall.training.ensemble import save_train_dir
+    from tuneall.training.progress import run_with_progress
 
-        save_train_dir(out, result, data, rule, save_members != "none", argv, threads=threads)
+    result = run_with_progress(trial_plan, data, dataset, b, threads, progress, rule=rule, trainer=trainer)
+    if out is not None:
+        save_train_dir(out, result, data, rule, save_members != "none", argv, threads)
     return result
 
 
@@ -259,8 +259,9 @@ def search(
     trials that ran. ``member_store``: answer members from the results directory's member store and record what is
     trained there (exact reuse: a grid trains each member once). ``dry_run``: print the plan and the time estimate and return the feasible allocations, training
     and writing nothing. ``confirm``: ask before a search estimated above an hour when stdin is a terminal (never
-    under CI); ``verbose``: 0 prints only errors, 1 a line per trial, 2 also Ray's per-trial results.
+    under CI); ``verbose``: 0 errors only, 1 tuneall's lines, 2 also Ray's table of trials, 3 also Ray's results.
     """
+    argv = argv if argv is not None else python_call("search", search, locals())  # from Python: the call itself
     from tuneall.data import dataset_info
     from tuneall.tuning.driver import SearchConfig, run_search
 
@@ -309,6 +310,7 @@ def _use_model(model):
 def resume(results_dir: str, address: str | None = None, num_cpus: int | None = None, verbose: int = 1,
            argv: list[str] | None = None) -> "pd.DataFrame":
     """Continue an interrupted search from its results directory: finished trials are kept, never re-run."""
+    from tuneall.rundir.results import warn_other_cpu
     from tuneall.tuning.driver import config_from_dir, run_search
 
     cfg = config_from_dir(results_dir, address=address, num_cpus=num_cpus)
@@ -355,6 +357,7 @@ def sweep(
     trained once at its largest budget (anytime reuse; with ``member_store`` each member of an architecture once for
     every k and budget, exactly); returns the results directory. ``options``: the run options
     of :class:`tuneall.runner.RunOptions` (name, storage_path, address, concurrency, executor, ...)."""
+    argv = argv if argv is not None else python_call("sweep", sweep, locals())  # from Python: the call itself
     from tuneall.sweeping.driver import SweepConfig, parse_budgets, run_sweep
 
     given = (("lr", lr), ("momentum", momentum), ("batch_size", batch_size), ("weight_decay", weight_decay),

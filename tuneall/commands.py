@@ -109,8 +109,8 @@ def cmd_train(args) -> int:
 
     def progress(r, i, res):
         state = "DIVERGED" if res.diverged else f"loss {res.final_loss:.4f}"
-        print(f"  repeat {r} member {i} (seed {res.seed}): {res.steps_done}/{res.steps} steps, {state}, "
-              f"{res.train_time_s:.1f}s", flush=True)
+        print(f"tuneall: member {i + 1} of {args.k}, seed {r + 1} of {args.seeds} done: "
+              f"{res.steps_done}/{res.steps} steps, {state}, {res.train_time_s:.1f} s", flush=True)
 
     result = train(
         dataset=args.dataset, budget=args.budget, unit=args.unit, min_steps=args.min_steps, family=args.family or "cnn3",

@@ -127,9 +127,10 @@ def _run_opts(p) -> None:
     o.add_argument("--storage-path", default="results", help="where results directories go")
     o.add_argument("--seeds", type=int, default=3, help="repeats of each allocation over seeds")
     o.add_argument("--seed", type=int, default=0, help="sampler seed and base seed of the members")
-    o.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), metavar="{0,1,2}",
-                   help="0: only the final answer and errors; 1: a line per finished trial, a heartbeat per running "
-                        "trial and Ray's table of trials; 2: also Ray's result of every trial")
+    o.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2, 3), metavar="{0,1,2,3}",
+                   help="0: only the final answer and errors; 1: tuneall's lines (a line per finished trial, a "
+                        "heartbeat per running trial); 2: also Ray's table of trials; 3: also Ray's result of every "
+                        "trial")
     o.add_argument("-q", "--quiet", dest="verbose", action="store_const", const=0,
                    help="the same as --verbose 0")
 

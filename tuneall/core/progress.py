@@ -80,7 +80,7 @@ class SearchProgress:
         self.total, self.objectives = total, tuple(tuple(o) for o in objectives)
         self.done, self.done_before, self.clock = done, done, clock
         self.start = clock()
-        self.best: tuple[float, str] | None = None
+        self.best: tuple[float, str, float] | None = None  # (rule's score, label, objective)
         self.out = out or (lambda line: print(line, flush=True))
 
     def _better(self, value: float) -> bool:
@@ -108,7 +108,9 @@ class SearchProgress:
             for name, _ in self.objectives:
                 v = metrics.get(name)
                 sd = metrics.get(std_name(name)) if std_name(name) else None
-                shown.append(f"{name} {_num(v)}" + (f" ± {_num(sd)}" if isinstance(sd, (int, float)) else ""))
+                twin = metrics.get(name[4:]) if name.startswith("val_") else None  # test beside validation
+                shown.append(f"{name} {_num(v)}" + (f" ± {_num(sd)}" if isinstance(sd, (int, float)) else "")
+                             + (f" (test {_num(twin)})" if isinstance(twin, (int, float)) else ""))
             body = ", ".join(shown)
             if metrics.get("steps") is not None:
                 body = f"T={int(metrics['steps']):,}: " + body
@@ -116,11 +118,14 @@ class SearchProgress:
                 body += f" [{status}]"
             if metrics.get("repeat_of"):
                 body += f" [repeat of {metrics['repeat_of']}]"
+            from tuneall.core.choice import score_metrics
+
             first, _ = self.objectives[0]
             v = metrics.get(first)
-            if status == "ok" and isinstance(v, (int, float)) and math.isfinite(v) and self._better(float(v)):
-                self.best = (float(v), label)
-        best = f"best {_num(self.best[0])} ({self.best[1]})" if self.best else "best: none yet"
+            key = score_metrics(metrics, self.objectives)  # the answer rule's order (what Ray's "best" reads)
+            if status == "ok" and isinstance(v, (int, float)) and math.isfinite(v) and self._better(key):
+                self.best = (key, label, float(v))
+        best = f"best {_num(self.best[2])} ({self.best[1]})" if self.best else "best: none yet"
         left = max(0, self.total - self.done)
         eta = self.eta_s()
         tail = f"{self.done}/{self.total} done, {left} left" + (f", ETA {fmt_duration(eta)}" if left else "")
@@ -139,19 +144,25 @@ class TrialBeat:
     """
 
     def __init__(self, label: str, total_member_steps: int, every_s: float,
-                 out: Callable[[str], None] | None = None, clock: Callable[[], float] = time.perf_counter):
+                 out: Callable[[str], None] | None = None, clock: Callable[[], float] = time.perf_counter,
+                 seeds: list | None = None):
         self.label, self.total, self.every_s, self.clock = label, max(1, int(total_member_steps)), every_s, clock
         self.start = self.last = clock()
         self.finished = 0  # member-steps of members that are done
         self.current = (0, 1, 0)  # (steps, members, step) of the member training now
         self.started = 0
+        # seeds[r][j]: member j of repeat r (the plan's seeds), to name a member in the user's terms
+        self.where = {int(s): (r, j) for r, rep in enumerate(seeds or []) for j, s in enumerate(rep)}
+        self.k, self.repeats = (len(seeds[0]), len(seeds)) if seeds else (None, None)
+        self.seed: int | None = None
         self.out = out or (lambda line: print(line, flush=True))
 
-    def member(self, steps: int, members: int = 1) -> Callable[[int], None]:
+    def member(self, steps: int, members: int = 1, seed: int | None = None) -> Callable[[int], None]:
         s, m, _ = self.current
         self.finished += s * m if self.started else 0
         self.current = (int(steps), int(members), 0)
         self.started += members
+        self.seed = seed
 
         def beat(step: int) -> None:
             self.current = (self.current[0], self.current[1], step)
@@ -168,10 +179,22 @@ class TrialBeat:
         done, elapsed = self.done, now - self.start
         eta = elapsed / done * (self.total - done) if done else float("nan")
         return (f"tuneall: trial {self.label}: {done:,}/{self.total:,} member-steps ({done / self.total:.0%}), "
-                f"member {self.started} running, {fmt_duration(elapsed)} in, trial ETA {fmt_duration(eta)}")
+                f"{self.running()}, {fmt_duration(elapsed)} in, trial ETA {fmt_duration(eta)}")
+
+    def running(self) -> str:
+        """The member training now in the user's terms: "member 2 of 4, seed 1 of 3" (seed: the repeat, as
+        ``--seeds 3`` counts them)."""
+        members = self.current[1]
+        if self.seed is None or int(self.seed) not in self.where:  # no plan seeds: count members started
+            return f"member {self.started} running" if members == 1 else \
+                f"members {self.started - members + 1}-{self.started} running"
+        r, j = self.where[int(self.seed)]
+        who = f"member {j + 1} of {self.k}" if members == 1 else f"members {j + 1}-{j + members} of {self.k}"
+        return f"{who}, seed {r + 1} of {self.repeats}"
 
     def maybe_print(self) -> None:
-        if self.every_s > 0 and self.clock() - self.last >= self.every_s:
+        # No line once every member-step is done: it would arrive after the driver's "done" line, stale.
+        if self.every_s > 0 and self.done < self.total and self.clock() - self.last >= self.every_s:
             self.last = self.clock()
             self.out(self.line())
 
@@ -193,17 +216,25 @@ def heartbeat_seconds(default: float) -> float:
 
 
 @contextmanager
-def trial_heartbeat(label: str, total_member_steps: int, every_s: float) -> Iterator[TrialBeat | None]:
-    """Members trained inside this block report to one trial-level heartbeat (none when ``every_s`` <= 0)."""
+def trial_heartbeat(label: str, total_member_steps: int, every_s: float,
+                    seeds: list | None = None) -> Iterator[TrialBeat | None]:
+    """Members trained inside this block report to one trial-level heartbeat (none when ``every_s`` <= 0);
+    ``seeds``: the plan's seeds per repeat, so a line names "member j of k (seed s), repeat r of R"."""
     if every_s <= 0:
         yield None
         return
-    beat = TrialBeat(label, total_member_steps, heartbeat_seconds(every_s))
+    beat = TrialBeat(label, total_member_steps, heartbeat_seconds(every_s), seeds=seeds)
     _ACTIVE.append(beat)
     try:
         yield beat
     finally:
         _ACTIVE.remove(beat)
+
+
+def ray_verbosity(verbose: int) -> int:
+    """Ray Tune's ``verbose`` for tuneall's: 0 and 1 print only tuneall's own lines (Ray silent), 2 adds Ray's table
+    of trials, 3 also Ray's result of every trial."""
+    return max(0, min(3, int(verbose) - 1))
 
 
 CONFIRM_ABOVE_S = 3600.0  # a search estimated to take longer than this asks before it starts (interactive only)
@@ -229,5 +260,6 @@ def confirm(question: str, stdin: TextIO | None = None, out: TextIO | None = Non
     return answer in ("y", "yes")
 
 
-__all__ = ["SearchProgress", "TrialBeat", "trial_heartbeat", "active_trial", "heartbeat_seconds", "confirm",
+__all__ = ["ray_verbosity", "SearchProgress", "TrialBeat", "trial_heartbeat", "active_trial", "heartbeat_seconds",
+           "confirm",
            "interactive", "fmt_duration", "allocation_label", "std_name", "CONFIRM_ABOVE_S"]

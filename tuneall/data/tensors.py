@@ -25,6 +25,8 @@ class Dataset:
     data_fraction: float
     x_val: torch.Tensor | None = None  # carved from the training split (with_validation) or the user's own
     y_val: torch.Tensor | None = None
+    transform: dict | None = None  # raw inputs -> these tensors (tuneall.data.inputs): a saved ensemble applies it
+    source: str | None = None  # user data: the import path that loads it again in a new process, if known
 
 
 def split_indices(n_full: int, val_fraction: float = DEFAULT_VAL_FRACTION) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,7 +107,10 @@ def _finish(info: DatasetInfo, x_train, y_train, x_test, y_test) -> Dataset:
     y_train = torch.as_tensor(y_train, dtype=torch.int64).contiguous()
     y_test = torch.as_tensor(y_test, dtype=torch.int64).contiguous()
     info = replace(info, n_train=int(x_train.shape[0]), n_test=int(x_test.shape[0]))
-    return Dataset(info, x_train, y_train, x_test, y_test, 1.0)
+    from tuneall.data.inputs import standardize
+
+    return Dataset(info, x_train, y_train, x_test, y_test, 1.0,
+                   transform=standardize(mean.flatten().tolist(), std.flatten().tolist()))
 
 
 def make_synthetic(

@@ -57,9 +57,20 @@ def register_data(data, name: str = "user", *, val_fraction: float | None = None
     if not isinstance(name, str) or not name or name in list_datasets():
         raise DataError(f"data: name {name!r} is taken by a built-in dataset or empty; register your data under "
                         "another name")
-    _USER[name] = to_dataset(data, name, val_fraction=val_fraction, test_fraction=test_fraction,
-                             num_classes=num_classes)
+    _USER[name] = replace(to_dataset(data, name, val_fraction=val_fraction, test_fraction=test_fraction,
+                                     num_classes=num_classes), source=source_of(data, name))
     return name
+
+
+def source_of(data, name: str) -> str | None:
+    """An import path that loads ``data`` again in a new process (a saved ensemble's ``evaluate()`` uses it): the
+    name itself when it is one, a module-level loader function's ``module:name``; else None."""
+    if is_import_path(name):
+        return name
+    mod, qual = getattr(data, "__module__", None), getattr(data, "__qualname__", "")
+    if callable(data) and mod and mod != "__main__" and qual and "<" not in qual:
+        return f"{mod}:{qual}"
+    return None
 
 
 def _splits(data) -> dict:

@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from tuneall.core.config import ALLOCATION_COLUMNS, SPLIT_METRICS, VAL_PREFIX
+from tuneall.core.config import ALLOCATION_COLUMNS, OBJECTIVES, SPLIT_METRICS, VAL_PREFIX
 
 PLAN_COLUMNS = ["params_per_member", "total_params", "steps", "train_flops", "inference_flops", "budget", "unit",
                 "spent"]
@@ -125,19 +125,40 @@ def frontier(summary: pd.DataFrame, objectives=FRONTIER_OBJECTIVES) -> pd.DataFr
     if ok.empty:
         return ok
     first, mode = objectives[0]
-    return ok[pareto_mask(ok, objectives)].sort_values(first, ascending=mode == "min", ignore_index=True)
+    from tuneall.reporting.choice import cost_of, order  # the one rule: the answer is the first row
+
+    cost = cost_of(objectives)
+    return order(ok[pareto_mask(ok, objectives)], first, mode, cost).reset_index(drop=True)
 
 
-def best_allocation(summary: pd.DataFrame, metric: str | None = None) -> pd.Series | None:
-    """The eligible trial best on ``metric`` (default: :func:`choice_metric`, validation accuracy)."""
+def _rule(summary: pd.DataFrame, metric: str | None, objectives) -> tuple[str, str, str | None]:
+    """(metric, mode, tie-break cost) of the answer rule (:mod:`tuneall.reporting.choice`) for this table."""
+    from tuneall.reporting.choice import cost_of
+
+    objs = frontier_objectives(objectives)
+    if metric is None:
+        metric, mode = resolve_metric(summary, objs[0][0]), objs[0][1]
+    else:
+        mode = OBJECTIVES.get(metric) or dict(objs).get(metric, "max")
+    return metric, mode, cost_of(objs)
+
+
+def best_allocation(summary: pd.DataFrame, metric: str | None = None, objectives=None) -> pd.Series | None:
+    """The answer (:mod:`tuneall.reporting.choice`): the eligible trial best on the search's first objective
+    (``objectives``; default validation accuracy), exact ties to the cheaper at inference, then the earlier trial."""
+    from tuneall.reporting.choice import answer
+
     ok = _eligible(summary)
-    return None if ok.empty else ok.loc[ok[metric or choice_metric(ok)].idxmax()]
+    return None if ok.empty else answer(ok, *_rule(ok, metric, objectives))
 
 
-def best_per(summary: pd.DataFrame, by: str, metric: str | None = None) -> pd.DataFrame:
-    """The best successful (non-degenerate) trial for each value of ``by`` (e.g. 'k' or 'width'), on ``metric``
-    (default: :func:`choice_metric`)."""
+def best_per(summary: pd.DataFrame, by: str, metric: str | None = None, objectives=None) -> pd.DataFrame:
+    """The best successful (non-degenerate) trial for each value of ``by`` (e.g. 'k' or 'width'), by the same rule
+    as :func:`best_allocation`."""
+    from tuneall.reporting.choice import order
+
     ok = _eligible(summary)
     if ok.empty:
         return ok
-    return ok.loc[ok.groupby(by)[metric or choice_metric(ok)].idxmax()].sort_values(by, ignore_index=True)
+    ranked = order(ok, *_rule(ok, metric, objectives))
+    return ranked.drop_duplicates(by).sort_values(by, ignore_index=True)

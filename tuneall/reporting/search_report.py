@@ -26,6 +26,7 @@ from tuneall.reporting.frontier import (
     summarize_trials,
 )
 from tuneall.core.bitvec import CORRECT_COLUMN
+from tuneall.reporting.tie_lines import tie_lines
 from tuneall.core.config import SPLIT_METRICS
 
 # Per trial: member-steps it trained, and member-steps answered from the member store instead (search cost).
@@ -208,7 +209,8 @@ def _alloc(row) -> str:
     return f"{row['family']} w={_fmt(row['width'])}{depth}, k = {_fmt(row['k'])}{frac}"
 
 
-def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict) -> tuple[pd.DataFrame, list[str]]:
+def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict,
+                      objectives=None) -> tuple[pd.DataFrame, list[str]]:
     """Add ``degenerate`` (ensemble accuracy at or below chance, :func:`tuneall.reporting.ties.degenerate_mask`) and
     ``tied_with_best`` (:func:`tuneall.reporting.ties.tie_set`) to the per-trial summary; return it with the summary.md lines
     that name the tied and the degenerate allocations. Both read the metric that chooses: validation accuracy
@@ -236,36 +238,13 @@ def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict) -
     out.attrs["tie_test"] = test
     out.attrs["determined"] = bool(ties.attrs.get("determined", False))
     if len(ties):
-        lines += tie_lines(out, ties, test)
+        chosen = best_allocation(out, objectives=objectives)  # the answer (reporting/choice.py), not the top mean
+        lines += tie_lines(out, ties, test, None if chosen is None else str(chosen["trial_id"]), _alloc)
     bad = out[out["degenerate"]]
     if len(bad):
         lines += [f"Degenerate (ensemble accuracy at or below chance plus noise, {line:.4f}; never presented as best): "
                   + "; ".join(f"{_alloc(r)} ({r[metric]:.4f})" for _, r in bad.iterrows()) + ".", ""]
     return out, lines
-
-
-def tie_lines(out: pd.DataFrame, ties: pd.DataFrame, test: str) -> list[str]:
-    """summary.md's lines on the tie set: P(best) of the best and of every allocation not separated from it, and
-    "undetermined" when the best is the best in fewer than half the resamples (:mod:`tuneall.reporting.ties`)."""
-    from tuneall.reporting.ties import P_DETERMINED
-
-    by_id = out.assign(trial_id=out["trial_id"].astype(str)).set_index("trial_id")
-    top = ties.iloc[0]
-    best_alloc = _alloc(by_id.loc[top["trial_id"]])
-    others = ties[ties["tied"]].iloc[1:]
-    # The same allocation trained twice (two trials of one point) is one allocation: named once.
-    others = others[~others["trial_id"].map(lambda t: _alloc(by_id.loc[t])).duplicated()]
-    others = others[others["trial_id"].map(lambda t: _alloc(by_id.loc[t])) != best_alloc]
-    named = "; ".join(f"{_alloc(by_id.loc[r.trial_id])} ({r.mean:.4f}, {r.diff_to_best:+.4f}, P(best) "
-                      + ("n/a" if pd.isna(r.p_best) else f"{r.p_best:.2f}") + ")" for r in others.itertuples())
-    pb = "n/a" if pd.isna(top["p_best"]) else f"{top['p_best']:.2f}"
-    if not ties.attrs.get("determined", False):
-        return [f"**Undetermined**: the data cannot choose one best allocation: the highest mean ({best_alloc}) is "
-                f"the best in only {pb} of the resamples (below {P_DETERMINED:g}; {test}). Not separated from it: "
-                + (named or "none") + ". Any of them is as good an answer as these seeds can tell.", ""]
-    if len(others):
-        return [f"**P(best) {pb}** for {best_alloc}; not separated from it ({test}): {named}.", ""]
-    return [f"**P(best) {pb}** for {best_alloc}; separated from every other allocation ({test}).", ""]
 
 
 def _first_error(trials: pd.DataFrame) -> str:
@@ -295,21 +274,22 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     for note in notes:
         print(f"tuneall: warning: {note}", file=sys.stderr, flush=True)
     state = state or meta.get("state")
-    summary, trust_lines = add_trust_columns(summarize_trials(trials), trials, meta)
+    objectives = frontier_objectives(meta.get("config", {}).get("objectives"))
+    summary, trust_lines = add_trust_columns(summarize_trials(trials), trials, meta, objectives)
     tie_test = summary.attrs.get("tie_test", "")
     # A point the sampler proposed again is the same allocation: listed in the trials tables, counted once here.
     distinct = summary[summary["repeat_of"].isna()] if "repeat_of" in summary else summary
-    objectives = frontier_objectives(meta.get("config", {}).get("objectives"))
     front = frontier(distinct, objectives)
-    per_k, per_width = best_per(distinct, "k"), best_per(distinct, "width")
+    per_k = best_per(distinct, "k", objectives=objectives)
+    per_width = best_per(distinct, "width", objectives=objectives)
     for df, name in ((summary, R.TRIALS_SUMMARY), (front, R.FRONTIER), (per_k, "best_per_k.csv"),
                      (per_width, "best_per_width.csv")):
         atomic_write_frame(df, out / name)
-    figures = plots.write_figures(out, summary, front, objectives)
+    best = best_allocation(distinct, objectives=objectives)  # the one answer: frontier row 0 (reporting/choice.py)
+    figures = plots.write_figures(out, summary, front, objectives, best)
 
     conf = meta.get("config", {})
     counts = summary["status"].value_counts().to_dict()
-    best = best_allocation(distinct)
     lines = [f"# tuneall search: {out.name}", ""]
     if incomplete:
         lines += [f"**INCOMPLETE: {incomplete}; the tables below hold only the {summary['trial_id'].nunique()} "
@@ -354,6 +334,14 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
                   "use validation accuracy (`val_ensemble_acc_mean`"
                   + (f", {n_val} inputs carved from the training data" if n_val else "") + "). Test accuracy "
                   "(`ensemble_acc_*`) is reported beside it and never used to choose.", ""]
+        from tuneall.reporting.frontier import _eligible
+        from tuneall.reporting.saturation import validation_warning
+
+        warn = validation_warning(_eligible(distinct), objectives[0][0], n_val, objectives[0][1])
+        if warn:  # the answer cannot be trusted to be more than the cheapest of many: say so, first
+            print(f"tuneall: warning: {warn}", file=sys.stderr, flush=True)
+            lines += [f"**Warning: {warn}.**", ""]
+        front.attrs["warning"] = warn
     else:
         lines += ["Chosen on **test** accuracy: this table was made before tuneall held out a validation split.", ""]
     if best is not None:
@@ -378,13 +366,13 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
               "## Best allocation per width", "", _md_table(per_width, SHOW), ""]
     ok = distinct[distinct["status"] == "ok"]
     if "design" in ok and ok["design"].notna().any():
-        per_design = best_per(distinct, "design")
+        per_design = best_per(distinct, "design", objectives=objectives)
         atomic_write_frame(per_design, out / "best_per_design.csv")
-        lines += ["## Best allocation per design class (seed 001)", "",
+        lines += ["## Best allocation per design class (question Q1)", "",
                   _md_table(per_design, ["design", *COSTS[:5], "ensemble_acc_std", *COSTS[5:]]), ""]
     if "time_per_step_s" in ok and len(ok):
         kind = ok["mem_kind"].dropna().iloc[0] if "mem_kind" in ok and ok["mem_kind"].notna().any() else "?"
-        lines += ["## Costs (seed 001)", "",
+        lines += ["## Costs (question Q1)", "",
                   "Training time per step and per epoch (all members, one after another); time to reach the best "
                   "single model's accuracy at this budget (from the anytime curve; blank if never reached); inference "
                   f"latency per image at batch 256 (members one after another); peak training memory ({kind}).", "",

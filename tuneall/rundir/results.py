@@ -305,6 +305,18 @@ def check_same_run(out: Path, old: dict, new: dict, ignore: tuple[str, ...], wha
                               "name")
 
 
+
+def warn_other_cpu(results_dir) -> None:
+    """One line on stderr when the run was recorded on another CPU model or instruction set."""
+    import sys
+
+    from tuneall.core.hardware import cpu_mismatch
+
+    line = cpu_mismatch(read_meta(Path(results_dir)).get("cpu"))
+    if line:
+        print(f"tuneall: warning: {line}", file=sys.stderr, flush=True)
+
+
 __all__ = ["META", "SWEEP_META", "JOURNAL", "OPTUNA_JOURNAL", "OPTUNA_TRIALS", "TRIALS", "TRIALS_PARQUET",
            "TRIALS_SUMMARY", "FRONTIER", "SUMMARY", "CELLS", "CELLS_PARQUET", "JOBS", "PLANNED_CELLS", "STATES",
            "results_path", "kind", "provenance", "data_facts", "write_json", "read_json", "read_meta", "write_meta",

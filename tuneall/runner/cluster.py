@@ -49,6 +49,8 @@ def _init_ray(opts: RunOptions) -> bool:
 
     if ray.is_initialized():
         return False
+    if not sys.stdout.isatty():  # trials' lines reach a file or pipe without ANSI colour codes
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
     kw = dict(configure_logging=True, logging_level="WARNING", log_to_driver=True)
     if opts.address:
         try:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tuneall.sweeping.progress import answer_lines
 from tuneall.rundir import results as R
 from tuneall.core.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget, parse_budget
 from tuneall.core.errors import BudgetError, ConfigError
@@ -283,13 +284,14 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
         R.write_json(out / R.SWEEP_META, meta)
         if cfg.per_budget_reports:
             write_budget_reports(out, cells, planned, meta)
-        build_sweep_report(out)
+        tables = build_sweep_report(out)
         R.write_meta(out, meta, "complete")  # last: a complete directory has its report
     m = meta["sweep"]
     print(f"tuneall: {m['reuse_note']}: {m['member_steps_trained']:,} member-steps trained"
           + (f", {m['member_steps_reused']:,} answered from the member store" if m["member_store"] else "")
           + f" (largest budget alone: {m['member_steps_largest_budget']:,}; fresh at every budget: "
           f"{m['member_steps_without_reuse']:,})", flush=True)
+    print("\n".join(answer_lines(tables, cfg.unit)), flush=True)  # the sweep's answer, last
     return out
 
 
@@ -326,10 +328,14 @@ def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta
         return [(tid, c["job"], m, err) for tid, c, m, err in run_local(ctx, configs, data)]
     from ray import tune
 
+    from tuneall.core.progress import ray_verbosity
+    from tuneall.sweeping.progress import SweepLines, callback
+
     # The parallel-members option is a search's; a sweep job trains its members in its own process.
     results = run_tune(with_trial_resources(ctx, data, lambda config: res.bundles(1)), name=cfg.run_name,
                        storage_path=str(out.parent), concurrency=at_once, max_failures=cfg.max_failures,
-                       verbose=verbose, param_space={"job": tune.grid_search(jobs)})
+                       verbose=ray_verbosity(verbose), param_space={"job": tune.grid_search(jobs)},
+                       callbacks=[callback(SweepLines(len(jobs)))] if verbose > 0 else [])
     return [(tid, c.get("job", {}), m, err) for tid, c, m, err in outcomes(results)]
 
 

@@ -21,30 +21,45 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def crossover_figure(curves: pd.DataFrame, crossings: pd.DataFrame, path: Path) -> Path | None:
-    """Accuracy (mean, std band, worst seed dotted) against C: one line per width (k = 1), one per k at its best
-    width; the crossover budgets of the single models with their bootstrap interval."""
+def budget_label(unit: str | None) -> str:
+    """The x axis of a budget: ``training budget C (param-steps)`` / ``(FLOPs)``."""
+    return f"training budget C ({'FLOPs' if unit == 'flops' else 'param-steps'})"
+
+
+MARKERS = "os^Dv<>ph*"
+
+
+def crossover_figure(curves: pd.DataFrame, crossings: pd.DataFrame, path: Path, unit: str | None = None) -> Path | None:
+    """Test accuracy (mean, std band, worst seed dotted) against C: one line per width (k = 1), one per k at its
+    best width, each with its own marker and drawn thinner than the one before, so a line on top of another still
+    shows both; every crossover that the sweep found marked with its bootstrap interval (or said absent)."""
     if curves.empty:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for i, (line, g) in enumerate(curves.groupby("line", sort=False)):
+    lines = list(curves.groupby("line", sort=False))
+    for i, (line, g) in enumerate(lines):
         g = g.sort_values("budget")
         style = "-" if line.startswith("single") else "--"
-        (h,) = ax.plot(g["budget"], g["mean"], style, marker="o", ms=3, label=line)
-        ax.fill_between(g["budget"], g["mean"] - g["std"], g["mean"] + g["std"], color=h.get_color(), alpha=0.15)
+        lw = 1.0 + 2.0 * (len(lines) - 1 - i) / max(1, len(lines) - 1)  # earlier lines wider: overlaps show
+        (h,) = ax.plot(g["budget"], g["mean"], style, marker=MARKERS[i % len(MARKERS)], ms=4 + (len(lines) - i) * 0.6,
+                       mfc="none", lw=lw, label=line, zorder=2 + i)
+        ax.fill_between(g["budget"], g["mean"] - g["std"], g["mean"] + g["std"], color=h.get_color(), alpha=0.12)
         ax.plot(g["budget"], g["worst"], ":", color=h.get_color(), lw=1)
-    if not crossings.empty:
-        widths = crossings[(crossings["status"] == "crosses") & crossings["smaller"].str.startswith("w=")]
-        for _, r in widths.iterrows():
-            ax.axvline(r["crossover"], color="grey", lw=0.8)
-            if np.isfinite(r["lo"]) and np.isfinite(r["hi"]):
-                ax.axvspan(r["lo"], r["hi"], color="grey", alpha=0.08)
-            ax.text(r["crossover"], ax.get_ylim()[0], f" {r['larger']}>{r['smaller']}", rotation=90, fontsize=7,
-                    va="bottom", color="grey")
+    crossed = crossings[crossings["status"] == "crosses"] if not crossings.empty else crossings
+    lo, hi = ax.get_ylim()
+    for j, (_, r) in enumerate(crossed.iterrows()):
+        ax.axvline(r["crossover"], color="black", lw=1, ls="-.")
+        if np.isfinite(r["lo"]) and np.isfinite(r["hi"]):
+            ax.axvspan(r["lo"], r["hi"], color="grey", alpha=0.12)
+        # Labels at staggered heights: two crossovers at one budget stay readable.
+        ax.text(r["crossover"], lo + (hi - lo) * (0.02 + 0.3 * (j % 3)), f" crossover {r['larger']} > {r['smaller']}",
+                rotation=90, fontsize=7, va="bottom")
+    if crossed.empty:
+        ax.text(0.01, 0.02, "no crossover within the budgets run", transform=ax.transAxes, fontsize=8, color="grey")
     ax.set_xscale("log")
-    ax.set_xlabel("training budget C")
-    ax.set_ylabel("test accuracy (mean ± std; dotted: worst seed)")
-    ax.set_title("Size-compute crossover")
+    ax.set_xlabel(budget_label(unit))
+    ax.set_ylabel("test accuracy (mean ± std;\ndotted: worst seed)")
+    ax.set_title("Size-compute crossover (test split)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, path)
@@ -84,12 +99,12 @@ def switchover_figure(smap: pd.DataFrame, est: pd.DataFrame, path: Path) -> Path
         ax.set_xlim(lp_all.min() - dx, lp_all.max() + dx)
         ys = np.log10(m["steps"])
         ax.set_ylim(ys.min() - dy, ys.max() + dy)
-        ax.set_xlabel("log10 total parameters")
+        ax.set_xlabel("log10 total parameters (all members)")
         if ax is axes[0][0]:
-            ax.set_ylabel("log10 steps per member")
-        ax.set_title(f"k = {k} ({design})", fontsize=10)
+            ax.set_ylabel("log10 steps per member (SGD steps)")
+        ax.set_title(f"k = {k} ({design}; test split)", fontsize=10)
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(),
-                 label="ensemble − single accuracy (tiles: points)")
+                 label="ensemble − single test accuracy (tiles: points)")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
@@ -109,44 +124,64 @@ def flops_figure(curves: pd.DataFrame, path: Path) -> Path | None:
             ax.plot(g[x], g["mean"], styles.get(rule, "-"), marker="o", ms=3, color=colors[k],
                     label=f"k={k} ({rule})")
         ax.set_xscale("log")
-        ax.set_xlabel(f"total {axis} FLOPs" + (" (per input)" if axis == "inference" else ""))
-        ax.set_ylabel("ensemble test accuracy (mean over seeds)")
+        ax.set_xlabel(f"total {axis} FLOPs" + (" per input (all members)" if axis == "inference" else
+                                                " (all members, forward + backward)"))
+        ax.set_ylabel("ensemble test accuracy\n(mean over seeds)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, ncol=2)
-    axes[0].set_title("best width at each budget")
-    axes[1].set_title("widths at the largest budget")
+    axes[0].set_title("best width at each budget (test split)")
+    axes[1].set_title("widths at the largest budget (test split)")
     return _save(fig, path)
 
 
-def frontier_figure(front: pd.DataFrame, extra: pd.DataFrame, hold: pd.DataFrame, path: Path) -> Path | None:
-    """Best accuracy per budget and design class, the fitted power law with its band (extended beyond the largest
-    budget), and the hold-out prediction of the largest budget."""
+EXTRAPOLATE_AT_MOST = 10.0  # the fit is drawn to this many times the largest budget run
+FIT_PARAMS = 3  # err(C) = E + A C^-alpha: a fit from this many budgets or fewer is exactly determined
+
+
+def frontier_figure(front: pd.DataFrame, extra: pd.DataFrame, hold: pd.DataFrame, path: Path,
+                    unit: str | None = None) -> Path | None:
+    """Best test accuracy per budget and design class (each class its own marker, "best" hollow and larger, so it
+    never hides the class it equals), the fitted power law with its band where more budgets than its parameters
+    were fitted, and the hold-out prediction of the largest budget where there is one (legend entries only for what
+    is drawn)."""
     if front.empty:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     names = [n for n in ("best", "single", "ensemble") if n in set(front["class"])]
+    look = {"best": dict(marker="o", ms=11, mfc="none", mew=1.5), "single": dict(marker="s", ms=5),
+            "ensemble": dict(marker="^", ms=5)}
+    skipped = []
     for i, name in enumerate(names):
         f = front[front["class"] == name].sort_values("budget")
-        ax.plot(f["budget"], f["acc"], "o", color=f"C{i}", label=f"{name} (measured)")
+        ax.plot(f["budget"], f["acc"], ls="none", color=f"C{i}", label=f"{name} (measured)", **look[name])
         e = extra[extra["class"] == name].sort_values("budget") if not extra.empty else extra
-        if not e.empty:
-            ax.plot(e["budget"], e["predicted_acc"], "-", color=f"C{i}", lw=1, label=f"{name} (fit)")
+        if not e.empty:  # drawn to 10x the largest budget at most: further is a guess, not a fit
+            e = e[e["budget"] <= EXTRAPOLATE_AT_MOST * front["budget"].max()]
+        if not e.empty and f["budget"].nunique() > FIT_PARAMS:
+            ax.plot(e["budget"], e["predicted_acc"], "--" if name == "best" else "-", color=f"C{i}",
+                    lw=2.5 if name == "best" else 1, zorder=1 if name == "best" else 2, label=f"{name} (fit)")
             ax.fill_between(e["budget"], e["acc_lo"], e["acc_hi"], color=f"C{i}", alpha=0.15)
-        h = hold[hold["class"] == name] if not hold.empty else hold
-        for _, r in h.iterrows():
+        elif not e.empty:
+            skipped.append(name)
+        h = hold[(hold["class"] == name) & hold["predicted_acc"].notna()] if not hold.empty else hold
+        for j, (_, r) in enumerate(h.iterrows()):
             ax.errorbar(r["held_out_budget"], r["predicted_acc"], yerr=[[max(0, r["predicted_acc"] - r["acc_lo"])],
-                        [max(0, r["acc_hi"] - r["predicted_acc"])]], fmt="x", color=f"C{i}", capsize=3)
+                        [max(0, r["acc_hi"] - r["predicted_acc"])]], fmt="x", color=f"C{i}", capsize=3,
+                        label=f"{name}: hold-out prediction of the largest budget" if j == 0 else None)
     ax.axvline(front["budget"].max(), color="grey", lw=0.8, ls=":")
+    if skipped:
+        ax.text(0.01, 0.02, f"fit not drawn for {', '.join(skipped)}: {front['budget'].nunique()} budgets for a "
+                f"{FIT_PARAMS}-parameter law", transform=ax.transAxes, fontsize=7, color="grey")
     ax.set_xscale("log")
-    ax.set_xlabel("training budget C (x: hold-out prediction of the largest budget)")
-    ax.set_ylabel("best test accuracy")
-    ax.set_title("Compute-optimal frontier and saturating power-law fit")
+    ax.set_xlabel(budget_label(unit))
+    ax.set_ylabel("best test accuracy (mean over seeds)")
+    ax.set_title("Compute-optimal frontier (test split)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save(fig, path)
 
 
-def data_fraction_figure(table: pd.DataFrame, path: Path) -> Path | None:
+def data_fraction_figure(table: pd.DataFrame, path: Path, unit: str | None = None) -> Path | None:
     """Seed 003: best accuracy against the budget, one line per data fraction."""
     if table.empty:
         return None
@@ -156,9 +191,9 @@ def data_fraction_figure(table: pd.DataFrame, path: Path) -> Path | None:
         (h,) = ax.plot(g["budget"], g["mean"], marker="o", ms=3, label=f"data fraction {frac:g}")
         ax.fill_between(g["budget"], g["mean"] - g["std"], g["mean"] + g["std"], color=h.get_color(), alpha=0.15)
     ax.set_xscale("log")
-    ax.set_xlabel("training budget C")
+    ax.set_xlabel(budget_label(unit))
     ax.set_ylabel("best test accuracy (mean ± std)")
-    ax.set_title("Compute-data trade-off")
+    ax.set_title("Compute-data trade-off (test split)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save(fig, path)

@@ -102,12 +102,13 @@ def build_sweep_report(out: str | Path, n_boot: int = 300) -> dict[str, pd.DataF
     t = analyse(cells, rules, n_boot=n_boot)
     for name, df in t.items():
         atomic_write_frame(df, out / f"{name}.csv")
-    figs = [P.crossover_figure(t["crossover_curves"], t["crossover_budgets"], out / "crossover.png"),
+    unit = meta["config"].get("unit")
+    figs = [P.crossover_figure(t["crossover_curves"], t["crossover_budgets"], out / "crossover.png", unit),
             P.switchover_figure(t["switchover_map"], t["est"], out / "switchover_map.png"),
             P.flops_figure(t["flops_curves"], out / "accuracy_vs_flops.png"),
-            P.frontier_figure(t["compute_frontier"], t["extrapolation"], t["holdout"], out / "frontier_fit.png")]
+            P.frontier_figure(t["compute_frontier"], t["extrapolation"], t["holdout"], out / "frontier_fit.png", unit)]
     if "data_fraction" in t:
-        figs.append(P.data_fraction_figure(t["data_fraction"], out / "data_fraction.png"))
+        figs.append(P.data_fraction_figure(t["data_fraction"], out / "data_fraction.png", unit))
     atomic_write_text(out / R.SUMMARY, _summary(out, meta, t, [f for f in figs if f]))
     return t
 
@@ -132,16 +133,18 @@ def _summary(out: Path, meta: dict, t: dict, figs: list[Path]) -> str:
              "(`val_*` columns of `cells.csv`), the split that a search chooses on.", ""]
     if meta.get("command"):
         lines += ["Command: `" + " ".join(map(str, meta["command"])) + "`", ""]
+    lines += ["Q0-Q3 name the research questions this sweep answers (the brief's seed studies 000-003), not random "
+              "seeds; the random seeds are the repeats above.", ""]
     lines += ["Intervals are 16-84% percentiles of a paired bootstrap over seeds. Per-budget reports (the same files "
               "as `tuneall search`): " + ", ".join(f"[{budget_dirname(c)}]({budget_dirname(c)}/summary.md)"
                                                    for c in sw["budgets"]), ""]
-    lines += ["## Size-compute crossover (seed 000)", "",
+    lines += ["## Size-compute crossover (question Q0)", "",
               "Budget from which the larger design is more accurate at every larger budget run (`above range`: "
               "not by the largest budget; `below range`: already at the smallest).", "",
               md_table(t["crossover_budgets"], ["comparison", "crossover", "lo", "hi", "p_cross", "status"]), "",
               md_table(t["crossover_curves"], ["line", "budget", "width", "steps", "mean", "std", "worst"]), ""]
     est = t["est"]
-    lines += ["## Switchover map and EST (seed 001)", "",
+    lines += ["## Switchover map and EST (question Q1)", "",
               "Ensemble of k members with at most the single network's parameters against that single network, "
               "under the same budget; the EST in steps is the fewest steps from which the ensemble wins at every "
               "larger step count, per parameter count (blank: not reached).", ""]
@@ -156,10 +159,10 @@ def _summary(out: Path, meta: dict, t: dict, figs: list[Path]) -> str:
                                                                    "est_epochs"]), ""]
     else:
         lines += ["(no single/ensemble pairs of comparable parameters in this sweep)", ""]
-    lines += ["## Accuracy vs FLOPs per ensemble size (seed 002)", "",
+    lines += ["## Accuracy vs FLOPs per ensemble size (question Q2)", "",
               md_table(t["optimal_k"], ["rule", "budget", "best_k", "best_width", "mean", "best_single"]), ""]
     if "data_fraction" in t:
-        lines += ["## Data fraction vs budget (seed 003)", "",
+        lines += ["## Data fraction vs budget (question Q3)", "",
                   md_table(t["data_fraction"], ["budget", "data_fraction", "width", "k", "epochs", "mean", "std",
                                                 "gap_to_best", "best_fraction"]), ""]
     # The hold-out verdict comes first: whether the fit beat "no further gain" decides how to read what follows.

@@ -31,8 +31,12 @@ def current_trial_id() -> str | None:
         return None
 
 
-def save(out: Path, plan, info, dataset: str, rule: str, result) -> Path | None:
-    """Write a trial's members (if its result kept their weights) and its manifest to ``out``; returns ``out``."""
+def save(out: Path, plan, info, dataset: str, rule: str, result, transform: dict | None = None,
+         data_source: str | None = None) -> Path | None:
+    """Write a trial's members (if its result kept their weights) and its manifest to ``out``; returns ``out``.
+
+    ``transform``: raw inputs -> what the members read (:mod:`tuneall.data.inputs`; the data's ``transform``);
+    ``data_source``: for user data, how a new process finds it again (an import path), if known."""
     import torch
 
     seeds = [list(s) for s in plan.seeds]
@@ -57,6 +61,7 @@ def save(out: Path, plan, info, dataset: str, rule: str, result) -> Path | None:
         "recorded": {"ensemble_acc": [r["ensemble_acc"] for r in result.repeats], **{
             k: v for k, v in result.summary.items() if isinstance(v, float)}},
         "note": None if files else "the trainer kept no weights for these members",
+        "transform": transform or {"kind": "none"}, "data_source": data_source,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1, default=float))
     return out
@@ -99,7 +104,8 @@ def save_train_dir(out: Path, result, data, rule: str, keep_weights: bool, argv,
     doc = R.provenance({"plan": result.plan.row(), "torch_threads": threads}, argv, kind="train")
     doc.update(metrics=result.metrics(), repeats=result.repeats, members=result.members, state="complete")
     R.write_json(out / "train.json", json.loads(json.dumps(doc, default=str)))
-    save(out, result.plan, data.info, data.info.name, rule, result if keep_weights else replace(result, weights=None))
+    save(out, result.plan, data.info, data.info.name, rule, result if keep_weights else replace(result, weights=None),
+         transform=data.transform, data_source=data.source)
     result.attrs = {"results_dir": str(out)}
 
 
@@ -143,28 +149,88 @@ class Ensemble:
         return (f"Ensemble({m['family']} w={m['width']:g} d={m['depth']} k={m['k']}, rule={self.rule!r}, "
                 f"repeat {self.repeat}, from {self.path})")
 
-    def member_log_proba(self, x, batch_size: int = 2048):
+    @property
+    def transform(self) -> dict:
+        """Raw inputs -> what the members read (:mod:`tuneall.data.inputs`); applied by predict and evaluate((x, y))."""
+        if "transform" not in self.manifest:  # saved before it was recorded: a built-in dataset's is known
+            from tuneall.data import list_datasets, load_dataset
+
+            name = self.manifest.get("dataset")
+            self.manifest["transform"] = load_dataset(name).transform if name in list_datasets() else None
+        return self.manifest["transform"] or {"kind": "none"}
+
+    def prepare(self, x):
+        """Raw inputs (tensor, numpy array or list; one example or a batch) as the members' input batch, and whether
+        ``x`` was one example."""
+        from tuneall.data.inputs import apply, as_batch
+
+        try:
+            batch, single = as_batch(x, self.manifest["input_shape"])
+        except ValueError as e:
+            raise ConfigError(f"predict: {e}") from None
+        return apply(self.transform, batch), single
+
+    def member_log_proba(self, x, batch_size: int = 2048, raw: bool = True):
+        """Each member's log-probabilities (members, N, classes); ``raw=False``: ``x`` is already transformed (a
+        tuneall Dataset's tensors)."""
         import torch
 
         from tuneall.training.member import predict_log_proba
 
+        if raw:
+            x, _ = self.prepare(x)
         return torch.stack([predict_log_proba(m, x, batch_size) for m in self.members])
 
-    def predict_log_proba(self, x, batch_size: int = 2048):
+    def predict_log_proba(self, x, batch_size: int = 2048, raw: bool = True):
+        """The ensemble's log-probabilities of raw inputs ``x`` (N, classes); (classes,) for one example."""
         from tuneall.training.metrics import combine
 
-        return combine(self.member_log_proba(x, batch_size), self.rule)
+        batch, single = self.prepare(x) if raw else (x, False)
+        out = combine(self.member_log_proba(batch, batch_size, raw=False), self.rule)
+        return out[0] if single else out
 
-    def predict(self, x):
-        return self.predict_log_proba(x).argmax(-1)
+    def predict(self, x, raw: bool = True):
+        """Class labels of raw inputs ``x``: a tensor for a tensor batch, a numpy array for a numpy / list batch, an
+        int for one example."""
+        import torch
+
+        labels = self.predict_log_proba(x, raw=raw).argmax(-1)
+        if labels.dim() == 0:
+            return int(labels)
+        return labels if isinstance(x, torch.Tensor) else labels.numpy()
 
     def evaluate(self, data=None) -> dict[str, float]:
-        """Ensemble metrics on ``data``'s test split (default: the dataset the members were trained on)."""
-        from tuneall.data import load_dataset
+        """Ensemble metrics on ``data``: ``(x, y)`` raw inputs and labels, a tuneall Dataset (its test split), or
+        by default the test split of the dataset the members were trained on."""
+        import torch
+
+        from tuneall.data import Dataset
         from tuneall.training.metrics import evaluate_ensemble
 
-        data = data or load_dataset(self.manifest["dataset"])
-        return evaluate_ensemble(self.member_log_proba(data.x_test), data.y_test, self.rule)
+        if data is None:
+            data = self._own_data()
+        if isinstance(data, Dataset):
+            return evaluate_ensemble(self.member_log_proba(data.x_test, raw=False), data.y_test, self.rule)
+        if isinstance(data, (tuple, list)) and len(data) == 2:
+            x, y = data
+            y = torch.as_tensor(y).to(torch.int64).reshape(-1)
+            return evaluate_ensemble(self.member_log_proba(x), y, self.rule)
+        raise ConfigError(f"evaluate: data must be (x, y) raw inputs and labels or a tuneall Dataset, not "
+                          f"{type(data).__name__}")
+
+    def _own_data(self):
+        """The dataset the members were trained on, found again in this process, or one line saying how."""
+        from tuneall.data import load_dataset
+        from tuneall.core.errors import DataError
+
+        name = self.manifest.get("data_source") or self.manifest["dataset"]
+        try:
+            return load_dataset(name)
+        except DataError:
+            raise ConfigError(
+                f"evaluate: the members were trained on user data {self.manifest['dataset']!r}, which is not "
+                "registered in this process; pass it: ensemble.evaluate((x_test, y_test)), or "
+                f"tuneall.register_data(data, name={self.manifest['dataset']!r}) first") from None
 
     @property
     def recorded_accuracy(self) -> float:

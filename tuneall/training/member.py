@@ -287,13 +287,13 @@ class Heartbeat:
     (:func:`tuneall.core.progress.trial_heartbeat`) it reports there instead: one line for all of the trial's member-steps.
     ``members``: networks trained in lockstep by this loop (vectorised members)."""
 
-    def __init__(self, label: str, steps: int, every_s: float, members: int = 1):
+    def __init__(self, label: str, steps: int, every_s: float, members: int = 1, seed: int | None = None):
         from tuneall.core.progress import active_trial
 
         self.label, self.steps, self.every_s = label, steps, every_s
         self.start = self.last = time.perf_counter()
         trial = active_trial() if every_s > 0 else None
-        self._trial_beat = trial.member(steps, members) if trial is not None else None
+        self._trial_beat = trial.member(steps, members, seed) if trial is not None else None
 
     def __call__(self, step: int) -> None:
         if self._trial_beat is not None:
@@ -312,7 +312,7 @@ def _sgd_loop(model, opt, sampler, x_train, y_train, x_eval, evals, cfg, result:
     ``losses``: the last losses so far (a continued run's), extended in place with this run's last ones."""
     steps = result.steps
     losses = deque(maxlen=_TAIL_MAX) if losses is None else losses
-    beat = Heartbeat(f"{label} seed {result.seed}", steps, cfg.heartbeat_s)
+    beat = Heartbeat(f"{label} seed {result.seed}", steps, cfg.heartbeat_s, seed=result.seed)
     bad = torch.zeros((), dtype=torch.bool, device=x_train.device)
     # Only the batch is converted to channels_last (a copy of the whole training set would double its memory).
     fmt = torch.channels_last if channels_last else torch.contiguous_format

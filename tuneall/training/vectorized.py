@@ -139,7 +139,7 @@ def train_members_vectorized(
     active = list(range(k))  # members not yet found diverged
     eval_time = 0.0
     beat = Heartbeat(f"{family} w={width:g} seeds {', '.join(map(str, seeds))} (vectorised)", steps, cfg.heartbeat_s,
-                     members=k)
+                     members=k, seed=seeds[0])
     t0 = time.perf_counter()
     stack.train()
     with PeakMemory(device) as mem:

@@ -7,9 +7,14 @@ the sampler drew it under another name or it is fixed in the space: see :func:`t
 the trial's metrics as user attributes, the objectives' names (``study.set_metric_names``) and the feasibility
 constraint (under Optuna's named key and under the list key that optuna-dashboard 0.21 reads).
 
-Points already answered: a suggestion of a point the journal (or this search) already answered is told to Optuna
-with the recorded answer at once and a new point is drawn in its place, so no trial is spent on it; a point that a
-running trial is training is drawn again too.
+Points already answered: a suggestion of a point the journal (or this search) already answered is marked
+(user attributes ``redrawn`` and ``repeat_of``) and failed at once, and a new point is drawn in its place, so no trial
+is spent on it and the study's complete trials are exactly the trials that ran; a point that a running trial is
+training is drawn again too.
+
+One objective: the study's value is the answer rule's score (:mod:`tuneall.reporting.choice`: the objective, exact ties
+broken by inference cost, below 1e-9), shown under the objective's name, so ``study.best_trial`` is tuneall's
+answer; the objective itself is a user attribute.
 """
 
 from __future__ import annotations
@@ -55,14 +60,15 @@ class ConstrainedOptunaSearch(OptunaSearch):
     the sampler still learns their (worst-case) objective value.
     """
 
-    def __init__(self, *args, answered: dict | None = None, **kwargs):
+    def __init__(self, *args, answered: dict | None = None, metric_names=None, objectives=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self._objectives = tuple(objectives or ())  # for the answer rule's score of answers recorded without it
         self._answered: dict[tuple, dict] = dict(answered or {})
         self._configs: dict[str, dict] = {}
         self._running: dict[tuple, str] = {}  # point key -> the trial training it now
         self.redrawn = 0
         if self._ot_study is not None and self._metric is not None:
-            names = list(self._metric) if isinstance(self._metric, (list, tuple)) else [self._metric]
+            names = list(metric_names or (self._metric if isinstance(self._metric, (list, tuple)) else [self._metric]))
             with warnings.catch_warnings():  # set_metric_names is marked experimental since Optuna 3.2
                 warnings.simplefilter("ignore")
                 self._ot_study.set_metric_names(names)
@@ -82,9 +88,10 @@ class ConstrainedOptunaSearch(OptunaSearch):
                     or attempt == MAX_REDRAWS:  # exhausted: let the repeat through (answered from the journal)
                 break
             ot_trial = self._ot_trials.pop(trial_id)
-            if known is not None:
-                ot_trial.set_user_attr(REDRAWN, "answered")  # not a trial that ran: the history plot hides it
-                self._tell(ot_trial, known)
+            if known is not None:  # not a trial that ran: marked and failed, so it is no complete duplicate
+                ot_trial.set_user_attr(REDRAWN, "answered")
+                ot_trial.set_user_attr("repeat_of", str(known.get("trial_id") or known.get("repeat_of") or ""))
+                self._ot_study.tell(ot_trial, state=TrialState.FAIL)
             else:  # the same point is being trained by a trial running now: draw another one
                 ot_trial.set_user_attr("duplicate_of_running", self._running[key])
                 ot_trial.set_user_attr(REDRAWN, "running")
@@ -93,17 +100,6 @@ class ConstrainedOptunaSearch(OptunaSearch):
         self._configs[trial_id] = config
         self._running.setdefault(journal.point_key(config), trial_id)
         return config
-
-    def _tell(self, ot_trial, metrics: dict) -> None:
-        from optuna.trial import TrialState
-
-        names = self.metric if isinstance(self.metric, list) else [self.metric]
-        values = [metrics.get(m) for m in names]
-        if any(v is None for v in values):
-            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
-            return
-        _record(ot_trial, metrics)
-        self._ot_study.tell(ot_trial, values if isinstance(self.metric, list) else values[0])
 
     def on_trial_complete(self, trial_id, result=None, error=False):
         ot_trial = self._ot_trials.get(trial_id)

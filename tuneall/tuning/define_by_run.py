@@ -31,20 +31,22 @@ def _suggest(trial, name: str, axis: Axis):
 RECORDED = ("family", "width", "depth", "k", "data_fraction", "design", *RECIPE_FIELDS)
 
 
-def record_params(trial, point: dict, sampled_as_is: frozenset = frozenset()) -> None:
+def record_params(trial, point: dict, sampled_as_is: frozenset = frozenset(),
+                  constants: frozenset = frozenset()) -> None:
     """Every allocation field of ``point`` as a study parameter under its own name, for Optuna's tools.
 
     The sampler draws some fields under other names (``k_index``: the position of k among the feasible sizes;
     ``width_<family>`` in multi-family spaces) or not at all (a field fixed in the space). Each such field is recorded
     as a one-value distribution: Optuna returns its value without sampling, and ``study.trials_dataframe()``,
     ``trial.params`` and optuna-dashboard show ``k`` itself. A field whose recorded kind would clash with an earlier
-    trial's (``sampled_as_is``: fields some family samples under their own name) goes to the user attributes.
+    trial's (``sampled_as_is``: fields some family samples under their own name) goes to the user attributes, and so
+    does a field that is one value in the whole space (``constants``): a constant is not a parameter.
     """
     for name in RECORDED:
         v = point.get(name)
         if name in trial.params or v is None:
             continue
-        if name in sampled_as_is:
+        if name in sampled_as_is or name in constants:
             trial.set_user_attr(name, v)
             continue
         try:
@@ -56,6 +58,31 @@ def record_params(trial, point: dict, sampled_as_is: frozenset = frozenset()) ->
                 trial.suggest_float(name, float(v), float(v))
         except ValueError:  # Optuna: "Cannot set different distribution kind to the same parameter name"
             trial.set_user_attr(name, v)
+
+
+def _record_k(trial, k: int, k_values: tuple) -> None:
+    """k as a parameter over every k of the space (one distribution for the whole study), although the sampler drew
+    its position among the feasible sizes (``k_index``): Optuna's importances and plots then read k itself."""
+    from optuna.distributions import CategoricalDistribution
+
+    if "k" in trial.params or k not in k_values:
+        return
+    dist = CategoricalDistribution(list(k_values))
+    try:
+        trial.storage.set_trial_param(trial._trial_id, "k", dist.to_internal_repr(k), dist)
+    except ValueError:  # a distribution of k recorded otherwise earlier in this study: record_params does it
+        pass
+
+
+def _space_constants(space: SearchSpace) -> frozenset:
+    """Fields that take one value in the whole space (every family): user attributes of a study, not parameters."""
+    def value(key, fam):
+        axis = space.axis(key, fam)
+        return repr(axis.values) if _constant(axis) else None
+
+    out = {key for key in AXES if value(key, space.families[0]) is not None
+           and len({value(key, f) for f in space.families}) == 1}
+    return frozenset(out | ({"family"} if len(space.families) == 1 else set()))
 
 
 class DefineByRun:
@@ -84,6 +111,10 @@ class DefineByRun:
         self.sampled_as_is = frozenset(  # fields some family samples under their own (not a per-family) name
             key for key in AXES for fam in space.families
             if not (multi and key in space.per_family.get(fam, {})) and as_is(key, fam))
+        # Fields that are one value in the whole space (e.g. the recipe, a fixed depth): user attributes, not params.
+        self.constants = _space_constants(space)
+        self.k_values = tuple(sorted({int(v) for f in space.families for v in getattr(space.axis("k", f), "values",
+                                                                                       ())}))
 
     def __call__(self, trial) -> dict:
         space = self.space
@@ -103,7 +134,7 @@ class DefineByRun:
             point["design"] = _suggest(trial, "design", Choice(space.designs))
             if point["design"] == "single":
                 point["k"] = 1
-                record_params(trial, point, self.sampled_as_is)
+                record_params(trial, point, self.sampled_as_is, self.constants)
                 return point
             kmax = 10**9  # deq / weq members are derived from k; infeasible ones are reported as such
         else:
@@ -118,10 +149,12 @@ class DefineByRun:
             n_ok = sum(v <= kmax for v in values)
             point["k"] = values[trial.suggest_int("k_index", 0, (n_ok or len(values)) - 1)] if len(values) > 1 \
                 else values[0]
+            if len(values) > 1:
+                _record_k(trial, point["k"], self.k_values)
         else:
             high = min(int(axis.high), kmax) if kmax >= axis.low else int(axis.high)
             point["k"] = trial.suggest_int("k", int(axis.low), high, log=axis.log)
-        record_params(trial, point, self.sampled_as_is)
+        record_params(trial, point, self.sampled_as_is, self.constants)
         return point
 
 

@@ -129,11 +129,17 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     if verbose:
         _announce(cfg, trials.total, at_once, out)
     if trials.todo:
+        from tuneall.core.choice import SCORE
+        from tuneall.core.progress import ray_verbosity
+
+        # Ray ranks by the first objective with the answer rule's tie-break folded in (reporting/choice.py), so
+        # get_best_result() and its live "Current best trial" name the allocation tuneall names. Ray's table of
+        # trials only at --verbose 2 and above: tuneall's own lines carry the news.
         run_tune(trainable, name=cfg.run_name, storage_path=str(out.parent), concurrency=at_once,
-                 max_failures=cfg.max_failures, verbose=verbose, param_space=trials.param_space,
+                 max_failures=cfg.max_failures, verbose=ray_verbosity(verbose), param_space=trials.param_space,
                  search_alg=trials.searcher, num_samples=1 if trials.param_space else max(1, trials.todo),
-                 metric=cfg.metric[0], mode=cfg.mode[0],
-                 progress_reporter=live_table(cfg.objectives, grid_points is not None),
+                 metric=SCORE, mode=cfg.mode[0],
+                 progress_reporter=live_table(cfg.objectives, grid_points is not None) if verbose >= 2 else None,
                  callbacks=[JournalCallback(str(out)), *([ProgressCallback(progress)] if verbose > 0 else [])])
     return _finish(cfg, data, out, meta, trials, verbose)
 

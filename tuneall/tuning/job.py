@@ -20,7 +20,15 @@ def _worst(mode: str) -> float:
 
 
 def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
-    """The search's job: one trial from its sampled ``config``, as the flat metrics reported to Ray Tune."""
+    """The search's job: one trial from its sampled ``config``, as the flat metrics reported to Ray Tune, with the
+    answer rule's score (:data:`tuneall.core.choice.SCORE`), which Ray and Optuna rank by."""
+    from tuneall.core.choice import SCORE, score_metrics
+
+    out = _trial_metrics(config, ctx, data)
+    return {**out, SCORE: score_metrics(out, ctx.objectives)}
+
+
+def _trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     from tuneall.data import with_fraction
     from tuneall.planning.points import plan_point
     from tuneall.training import ensemble as ensemble_io
@@ -49,7 +57,7 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
                         else select_trainer(res.members, res.amp))
     # The trial id in the label: Ray's log deduplication would merge two trials' lines that differ only in digits.
     label = " ".join(filter(None, [ensemble_io.current_trial_id(), allocation_label(plan.row())]))
-    with trial_heartbeat(label, plan.k * plan.steps * len(plan.seeds), ctx.heartbeat_s):
+    with trial_heartbeat(label, plan.k * plan.steps * len(plan.seeds), ctx.heartbeat_s, plan.seeds):
         result = run_trial(plan, trial_data, rule=ctx.rules[0], trainer=trainer)
     if ctx.save_members != "none":
         _save_members(ctx, plan, data, result)
@@ -73,7 +81,7 @@ def _save_members(ctx: TrialContext, plan, data, result) -> None:
         return
     try:
         ensemble_io.save(Path(ctx.results_dir) / ensemble_io.MEMBERS / trial_id, plan, data.info, data.info.name,
-                         ctx.rules[0], result)
+                         ctx.rules[0], result, transform=data.transform, data_source=data.source)
     except OSError as e:  # weights are a convenience: a full disk must not fail the trial
         print(f"tuneall: members of trial {trial_id} not saved ({e})", flush=True)
 

@@ -53,9 +53,14 @@ def make_searcher(cfg: "SearchConfig", space_fn, study_storage=None, answered: d
         from tuneall.tuning.sampling import tpe_startup
 
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=tpe_startup(cfg.trials))
-    metric, mode = (cfg.metric, cfg.mode) if len(cfg.objectives) > 1 else (cfg.metric[0], cfg.mode[0])
+    from tuneall.core.choice import SCORE
+
+    # One objective: Optuna ranks by the answer rule's score (tuneall.reporting.choice), shown under the objective's name, so
+    # study.best_trial is tuneall's answer; several: the objectives themselves (best_trials is a Pareto set).
+    metric, mode = (cfg.metric, cfg.mode) if len(cfg.objectives) > 1 else (SCORE, cfg.mode[0])
     searcher = ConstrainedOptunaSearch(space=space_fn, metric=metric, mode=mode, sampler=sampler,
-                                       storage=study_storage, study_name=cfg.run_name, answered=answered)
+                                       storage=study_storage, study_name=cfg.run_name, answered=answered,
+                                       metric_names=cfg.metric, objectives=cfg.objectives)
     searcher.sampler_seed = seed
     return searcher
 

@@ -46,7 +46,8 @@ def weights_of_chosen(cfg, data, out: Path, records: list[dict], best_id: str, v
                 print(f"tuneall: training the chosen allocation's members again for their weights (the member "
                       f"store lacks some at this trial's steps): {allocation_label(plan.row())}", flush=True)
             result = run_trial(plan, part, rule=cfg.rule)
-        ensemble_io.save(d, plan, data.info, data.info.name, cfg.rule, result)
+        ensemble_io.save(d, plan, data.info, data.info.name, cfg.rule, result, transform=data.transform,
+                         data_source=data.source)
     except OSError as e:
         print(f"tuneall: members of trial {best_id} not saved ({e})", flush=True)
     finally:
