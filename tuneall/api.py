@@ -14,6 +14,7 @@ from tuneall.core.config import DEFAULT_OBJECTIVE, Resources, TrainConfig, check
 from tuneall.core.errors import ConfigError
 from tuneall.training import sanity
 from tuneall.data.registry import DEFAULT_VAL_FRACTION
+from tuneall.rundir.storage import display  # a results directory as the user named it: its URI, or its path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -184,8 +185,10 @@ def train(
             raise ConfigError(f"save_members must be one of all, best, none, but got {save_members!r}")
         label = dataset.rsplit("/", 1)[-1].replace(".py:", "-").replace(":", "-")  # an import path's file and name
         out = R.results_path(storage_path, name or f"train-{label}-{b.value:.3g}-{family}-w{width:g}-k{k}")
-        if out.exists():
-            raise ConfigError(f"results directory {out} already exists; pass another name (or storage_path)")
+        R.storage.check_uri(storage_path)  # a URI: scheme, bucket and credentials, before training
+        if R.storage.exists(out):
+            raise ConfigError(f"results directory {R.storage.display(out)} already exists; pass another name (or "
+                              "storage_path)")
     sanity.before_training(trial_plan, info, seeds, confirm, verbose=progress is not None)
     data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction, val_fraction=vf)
     check_batch_sizes([{"batch_size": cfg.batch_size}], data)  # data is already the fraction: compare with it all
@@ -195,6 +198,8 @@ def train(
     result = run_with_progress(trial_plan, data, dataset, b, threads, progress, rule=rule, trainer=trainer)
     if out is not None:
         save_train_dir(out, result, data, rule, save_members != "none", argv, threads)
+        R.storage.push(out)  # a URI: mirrored to it, and named by it
+        result.attrs["results_dir"] = R.storage.display(out)
     return result
 
 
@@ -283,7 +288,7 @@ def search(
         save_members=save_members, member_store=member_store,
     )
     front = run_search(cfg, argv=argv, verbose=verbose, dry_run=dry_run, confirm=confirm)
-    front.attrs["results_dir"] = str(cfg.results_dir)
+    front.attrs["results_dir"] = display(cfg.results_dir)
     return front
 
 
@@ -314,11 +319,9 @@ def resume(results_dir: str, address: str | None = None, num_cpus: int | None = 
     from tuneall.tuning.driver import config_from_dir, run_search
 
     cfg = config_from_dir(results_dir, address=address, num_cpus=num_cpus)
-    from tuneall.rundir.results import warn_other_cpu
-
     warn_other_cpu(results_dir)  # one line when resumed on another CPU model or instruction set
     front = run_search(cfg, argv=argv, verbose=verbose)
-    front.attrs["results_dir"] = str(cfg.results_dir)
+    front.attrs["results_dir"] = display(cfg.results_dir)
     return front
 
 
@@ -385,15 +388,15 @@ def report(results_dir: str | Path) -> dict:
     from tuneall.rundir import results as R
     from tuneall.sweeping.report import build_sweep_report
 
-    out = Path(results_dir)
+    out = R.resolve_dir(results_dir)  # a URI: its working copy, pulled
     kind = R.kind(out)
     with R.owned(out, existing=True):  # never while a search or another report writes the directory
         if kind != "sweep":
-            return {"kind": kind, "results_dir": str(out), "frontier": build_report(out)}
+            return {"kind": kind, "results_dir": display(out), "frontier": build_report(out)}
         if not (out / R.CELLS).exists():
             raise ConfigError(f"{out} is a sweep that never finished (no {R.CELLS}); run it again")
         build_sweep_report(out)
-        return {"kind": kind, "results_dir": str(out),
+        return {"kind": kind, "results_dir": display(out),
                 "sweep": R.read_json(out / R.SWEEP_META, required=("sweep",))["sweep"]}
 
 
@@ -401,9 +404,10 @@ def load_ensemble(path: str | Path, repeat: int = 0):
     """The saved members of a search's chosen allocation (its results directory), of one trial
     (``members/<trial_id>``) or of a ``tuneall train`` directory, as a predictor (:class:`tuneall.training.ensemble.Ensemble`:
     ``predict``, ``predict_log_proba``, ``evaluate``). ``repeat``: which seed's ensemble."""
+    from tuneall.rundir.results import resolve_dir
     from tuneall.training.ensemble import load_ensemble as load
 
-    return load(path, repeat=repeat)
+    return load(resolve_dir(path, skip=("member_store/",)), repeat=repeat)  # a URI: members fetched, not the store
 
 
 __all__ = ["plan", "design", "train", "search", "resume", "sweep", "report", "make_space", "load_ensemble"]

@@ -234,6 +234,8 @@ def cmd_sweep(args) -> int:
         storage_path=args.storage_path, address=args.address, num_cpus=args.num_cpus, seed=args.seed,
         max_failures=args.max_failures, executor=args.executor, val_fraction=args.val_fraction,
     )
-    print(f"Summary: {out}/summary.md")
+    from tuneall.rundir.storage import display
+
+    print(f"Summary: {display(out)}/summary.md")
     return 0
 

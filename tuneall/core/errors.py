@@ -23,3 +23,7 @@ class DataError(TuneallError):
 
 class NotStarted(TuneallError):
     """The user answered no to the pre-run question: nothing was started or written (exit 1, not an error)."""
+
+
+class StorageError(TuneallError):
+    """A storage URI that cannot be written or read while a run uses it (credentials, network, a missing bucket)."""

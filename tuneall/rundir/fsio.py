@@ -42,6 +42,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
+    from tuneall.rundir import storage
+
+    storage.after_write(path)  # a URI results directory's working copy: the file mirrored to the URI
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -67,6 +67,9 @@ def append(results_dir: str | Path, record: dict) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    from tuneall.rundir import storage
+
+    storage.after_write(path)  # a URI results directory: pushed, this record last
 
 
 def _last_byte(path: Path, size: int) -> bytes:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tuneall.core.errors import ConfigError
 from tuneall.core.hardware import cpu_fingerprint
+from tuneall.rundir import storage
 from tuneall.rundir.fsio import atomic_write_text, read_json_checked
 from tuneall.rundir.lock import LOCK_FILE as LOCK_NAME
 from tuneall.rundir.journal import JOURNAL  # noqa: F401  (a search's finished trials, appended and fsynced)
@@ -44,7 +45,24 @@ def results_path(storage_path: str | os.PathLike, name: str) -> Path:
     if not isinstance(name, str) or not name.strip() or name in (".", "..") or "/" in name or "\\" in name \
             or "\x00" in name:
         raise ConfigError(f"name must be a plain directory name (no '/', not '.' or '..'), but got {name!r}")
-    return Path(storage_path).expanduser().resolve() / name
+    if storage.is_remote(storage_path):  # s3://, gs://, ...: the driver's working copy of it (tuneall.rundir.storage)
+        return storage.working_copy(str(storage_path), name)
+    return Path(storage.local_path(storage_path)).expanduser().resolve() / name
+
+
+def resolve_dir(results_dir: str | os.PathLike, skip: tuple[str, ...] = ()) -> Path:
+    """A results directory given by path or URI (``tuneall resume/report``, ``load_ensemble``): its path, for a URI
+    its working copy, pulled from the URI (refused in one line if the URI cannot be used). ``skip``: folders a
+    reader does not need (then only read, the lease is not checked)."""
+    if not storage.is_remote(results_dir):
+        return Path(storage.local_path(results_dir)).expanduser().resolve()
+    base, name = storage.parent(str(results_dir))
+    check_storage(base)
+    out = results_path(base, name)
+    if not storage.exists(out):
+        raise ConfigError(f"{results_dir} does not exist (no results directory at that URI)")
+    storage.refresh(out, check=not skip, skip=skip)
+    return out
 
 
 def kind(results_dir: str | Path) -> str:
@@ -186,8 +204,12 @@ def write_meta(results_dir: str | Path, meta: dict, state: str) -> dict:
 
 def check_storage(storage_path: str | os.PathLike) -> None:
     """Refuse a ``storage_path`` that cannot hold results directories, before anything is created: a file (or a
-    file on the way), a kernel file system (/proc, /sys, /dev), or an unwritable directory."""
-    raw = Path(storage_path).expanduser()
+    file on the way), a kernel file system (/proc, /sys, /dev), or an unwritable directory. A URI: a scheme tuneall
+    writes through, a bucket that exists and answers, and a writable staging directory for its working copy."""
+    if storage.is_remote(storage_path):
+        storage.check_uri(storage_path)
+        storage_path = storage.staging_root()
+    raw = Path(storage.local_path(storage_path)).expanduser()
     path = raw.resolve()
     for special in ("/proc", "/sys", "/dev"):
         if path == Path(special) or Path(special) in path.parents:
@@ -240,11 +262,14 @@ def check_new(out: Path, resume: bool = False) -> None:
     """A new run never overwrites a directory; a resume needs one (named flags: CLI users see these). A directory
     another tuneall process holds is refused naming that process."""
     check_not_in_use(out)
-    if out.exists() and not resume and not only_lock(out):  # a killed run's empty directory is adopted
-        raise ConfigError(f"results directory {out} already exists; resume it (tuneall resume {out}) or choose "
+    storage.refresh(out)  # a URI's: refused if another driver holds it; the working copy made equal to it
+    there = storage.exists(out)
+    out_ = storage.display(out)
+    if there and not resume and not only_lock(out):  # a killed run's empty directory is adopted
+        raise ConfigError(f"results directory {out_} already exists; resume it (tuneall resume {out_}) or choose "
                           "another name")
-    if resume and not out.exists():
-        raise ConfigError(f"nothing to resume: {out} does not exist")
+    if resume and not there:
+        raise ConfigError(f"nothing to resume: {out_} does not exist")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} exists and is not a directory")
 
@@ -263,6 +288,11 @@ def owned(out: Path, existing: bool = False):
     created = not out.exists()
     lock = DirectoryLock(out).acquire()
     try:
+        lease = storage.take(out)  # a URI's lease, and its working copy pulled again under it
+    except BaseException:
+        lock.release()
+        raise
+    try:
         if not existing and ((out / META).exists() or (out / SWEEP_META).exists()):
             raise ConfigError(f"results directory {out} already exists; resume it (tuneall resume {out}) or choose "
                               "another name")
@@ -274,7 +304,10 @@ def owned(out: Path, existing: bool = False):
                 out.rmdir()
         raise
     finally:
-        lock.release()
+        try:
+            storage.give_back(out, lease)  # what the body left, mirrored to the URI before the lease goes
+        finally:
+            lock.release()
 
 
 def _norm(v):
@@ -305,22 +338,11 @@ def check_same_run(out: Path, old: dict, new: dict, ignore: tuple[str, ...], wha
                               "name")
 
 
-
-def warn_other_cpu(results_dir) -> None:
-    """One line on stderr when the run was recorded on another CPU model or instruction set."""
-    import sys
-
-    from tuneall.core.hardware import cpu_mismatch
-
-    line = cpu_mismatch(read_meta(Path(results_dir)).get("cpu"))
-    if line:
-        print(f"tuneall: warning: {line}", file=sys.stderr, flush=True)
-
-
 __all__ = ["META", "SWEEP_META", "JOURNAL", "OPTUNA_JOURNAL", "OPTUNA_TRIALS", "TRIALS", "TRIALS_PARQUET",
            "TRIALS_SUMMARY", "FRONTIER", "SUMMARY", "CELLS", "CELLS_PARQUET", "JOBS", "PLANNED_CELLS", "STATES",
-           "results_path", "kind", "provenance", "data_facts", "write_json", "read_json", "read_meta", "write_meta",
-           "check_new", "check_same_run", "check_storage", "check_not_in_use", "in_use_by", "owned"]
+           "results_path", "resolve_dir", "kind", "provenance", "data_facts", "write_json", "read_json", "read_meta",
+           "write_meta",
+           "check_new", "check_same_run", "check_storage", "check_not_in_use", "in_use_by", "owned", "warn_other_cpu"]
 
 
 def warn_other_cpu(results_dir) -> None:

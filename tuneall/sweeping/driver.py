@@ -320,7 +320,7 @@ def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta
     at_once = concurrency(cfg, res.cpus)
     print(f"tuneall: sweeping {len(cfg.budgets)} budgets {cfg.budgets[0]:.3g}..{cfg.budgets[-1]:.3g} {cfg.unit} on "
           f"{cfg.dataset}: {len(jobs)} trials ({'anytime reuse' if cfg.reuse else 'fresh per budget'}), "
-          f"{at_once} at a time, {cfg.seeds} seed(s) each -> {out}", flush=True)
+          f"{at_once} at a time, {cfg.seeds} seed(s) each -> {R.storage.display(out)}", flush=True)
     if cfg.address is None and res.gpus == 0:
         _print_estimate(cfg, jobs, data.info, at_once)
     configs = [{"job": j} for j in jobs]
@@ -333,8 +333,9 @@ def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta
 
     # The parallel-members option is a search's; a sweep job trains its members in its own process.
     results = run_tune(with_trial_resources(ctx, data, lambda config: res.bundles(1)), name=cfg.run_name,
-                       storage_path=str(out.parent), concurrency=at_once, max_failures=cfg.max_failures,
-                       verbose=ray_verbosity(verbose), param_space={"job": tune.grid_search(jobs)},
+                       storage_path=R.storage.ray_storage_path(out), concurrency=at_once,
+                       max_failures=cfg.max_failures, verbose=ray_verbosity(verbose),
+                       param_space={"job": tune.grid_search(jobs)},
                        callbacks=[callback(SweepLines(len(jobs)))] if verbose > 0 else [])
     return [(tid, c.get("job", {}), m, err) for tid, c, m, err in outcomes(results)]
 

@@ -91,7 +91,7 @@ def config_from_dir(results_dir: str | Path, **overrides) -> SearchConfig:
     from tuneall.core.config import Resources
     from tuneall.planning.space import parse_space
 
-    out = Path(results_dir).expanduser().resolve()
+    out = R.resolve_dir(results_dir)  # a URI: its working copy, pulled
     if R.kind(out) != "search":
         raise ConfigError(f"{out} is a sweep; sweeps cannot be resumed (run the sweep again with another name)")
     meta = R.read_meta(out)
@@ -112,7 +112,7 @@ def config_from_dir(results_dir: str | Path, **overrides) -> SearchConfig:
             fixed = {k: v["values"][0] for k, v in meta["config"]["space"]["resolved"]["axes"].items()
                      if isinstance(v, dict) and len(v.get("values") or ()) == 1}
             conf["space"] = with_fixed(conf["space"], **fixed)
-        conf.update(name=out.name, storage_path=str(out.parent), resume=True, **overrides)
+        conf.update(name=out.name, storage_path=R.storage.ray_storage_path(out), resume=True, **overrides)
         return SearchConfig(**{k: v for k, v in conf.items() if k in SearchConfig.__dataclass_fields__})
     except ConfigError as e:  # e.g. an invalid space or budget recorded in it
         raise ConfigError(f"{out / R.META} is damaged ({e}); it cannot be resumed") from None

@@ -135,7 +135,7 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         # Ray ranks by the first objective with the answer rule's tie-break folded in (reporting/choice.py), so
         # get_best_result() and its live "Current best trial" name the allocation tuneall names. Ray's table of
         # trials only at --verbose 2 and above: tuneall's own lines carry the news.
-        run_tune(trainable, name=cfg.run_name, storage_path=str(out.parent), concurrency=at_once,
+        run_tune(trainable, name=cfg.run_name, storage_path=R.storage.ray_storage_path(out), concurrency=at_once,
                  max_failures=cfg.max_failures, verbose=ray_verbosity(verbose), param_space=trials.param_space,
                  search_alg=trials.searcher, num_samples=1 if trials.param_space else max(1, trials.todo),
                  metric=SCORE, mode=cfg.mode[0],
@@ -203,7 +203,8 @@ def _announce(cfg: SearchConfig, total: int, at_once: int, out: Path) -> None:
     startup = f" ({tpe_startup(cfg.trials)} random start-up trials)" if cfg.searcher == "tpe" else ""
     store = ", member store on" if cfg.member_store else ""
     print(f"tuneall: searching {cfg.space.name!r} on {cfg.dataset} at C = {cfg.budget}: {cfg.searcher}{startup}, "
-          f"{total} trials, {at_once} at a time, {cfg.seeds} seed(s) each{store} -> {out}", flush=True)
+          f"{total} trials, {at_once} at a time, {cfg.seeds} seed(s) each{store} -> {R.storage.display(out)}",
+          flush=True)
 
 
 def _finish(cfg: SearchConfig, data, out: Path, meta: dict, trials: _Trials, verbose: int):
@@ -236,10 +237,10 @@ def _finish(cfg: SearchConfig, data, out: Path, meta: dict, trials: _Trials, ver
     front.attrs["time_budget_reached"] = timed_out
     if timed_out:
         print(f"tuneall: time budget reached: {len(records)} of {total} trials ran; the report covers exactly "
-              f"those (tuneall resume {out} runs the rest)", flush=True)
+              f"those (tuneall resume {R.storage.display(out)} runs the rest)", flush=True)
     if not complete:
         print(f"tuneall: search interrupted after {len(records)} of {total} trials; continue it with: "
-              f"tuneall resume {out}", flush=True)
+              f"tuneall resume {R.storage.display(out)}", flush=True)
     return front
 
 

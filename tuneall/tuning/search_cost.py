@@ -46,12 +46,13 @@ def _run(cfg, ctx, data, out: Path, configs: list[dict], fraction: float, rung: 
     from ray import tune
 
     from tuneall.tuning._callbacks import RungLogCallback
+    from tuneall.rundir.storage import ray_path
     from tuneall.runner import concurrency, outcomes, run_tune, with_trial_resources
 
     res = cfg.resources
     # verbose=0: Ray prints nothing; the rung's one line is halving's own
     results = run_tune(with_trial_resources(ctx, data, lambda config: res.bundles(1)), name=f"halving-{fraction:.4g}",
-                       storage_path=str(out), concurrency=concurrency(cfg, res.cpus), max_failures=cfg.max_failures,
+                       storage_path=ray_path(out), concurrency=concurrency(cfg, res.cpus), max_failures=cfg.max_failures,
                        param_space={"point": tune.grid_search([c["point"] for c in configs]), "fraction": fraction},
                        callbacks=[RungLogCallback(str(out), rung, fraction)])
     # A trial stopped before it was configured has no point (only after a stop, which raises before this).
