@@ -69,24 +69,29 @@ class StoreTrainer:
     """A trainer for :func:`tuneall.training.trial.run_trial` (``trainer(plan, data, progress, eval_steps)``) that answers
     members from a :class:`~tuneall.store.records.MemberStore` and trains, one after another in this process, only
     those it lacks, to their horizons. ``data_id``: the fingerprint of the data the members see;
-    ``member_horizons``: per member index, (steps, evaluations), from :func:`horizons` (None: the trial's own)."""
+    ``member_horizons``: per member index, (steps, evaluations), from :func:`horizons` (None: the trial's own);
+    ``models``: family -> fingerprint of its code, as the driver computed it (:mod:`tuneall.store.keys`)."""
 
     method = "sequential"
 
     def __init__(self, store: S.MemberStore, data_id: str, threads: int, member_horizons=None,
-                 snapshot_steps=()):
+                 snapshot_steps=(), models: dict | None = None):
         self.store, self.data_id, self.threads, self.member_horizons = store, data_id, threads, member_horizons
+        self.models = dict(models or {})
         self.snapshot_steps = tuple(sorted(set(snapshot_steps)))  # trials' own T: their weights kept in the store
         self.counts = {"member_steps_trained": 0, "member_steps_reused": 0, "members_trained": 0,
-                       "members_reused": 0}
+                       "members_reused": 0, "store_records_rejected": 0}
 
     def key(self, plan, seed: int) -> dict:
         import torch
 
+        from tuneall.store.keys import model_id
+
         a = plan.allocation
         return S.member_key(family=a.family, width=a.width, depth=plan.depth, train=plan.train,
                             data_fraction=a.data_fraction, seed=seed, data_id=self.data_id, threads=self.threads,
-                            method=self.method, device=plan.train.device, torch_version=torch.__version__)
+                            method=self.method, device=plan.train.device, torch_version=torch.__version__,
+                            model_id=model_id({"models": self.models}, a.family))
 
     def __call__(self, plan, data, progress=None, eval_steps=()):
         from tuneall.training.member import MemberResult, train_member
@@ -123,15 +128,24 @@ class StoreTrainer:
 
 
 def store_trainer(results_dir, point: dict, plan, data, threads: int, k_values, mode: str, budget,
-                  repeats: int, base_seed: int) -> StoreTrainer:
-    """The store trainer of one search trial: its members' horizons over the architecture's feasible k."""
-    from pathlib import Path
-
+                  repeats: int, base_seed: int, ids: dict | None = None) -> StoreTrainer:
+    """The store trainer of one search trial: its members' horizons over the architecture's feasible k (``ids``:
+    the run's fingerprints, :func:`tuneall.store.keys.run_ids`)."""
     plans = architecture_plans(point, k_values, budget, data.info, repeats, base_seed)
     plans = {k: replace(p, train=plan.train) for k, p in plans.items()}  # the trial's runtime recipe (device)
     plans[plan.k] = plan
-    return StoreTrainer(S.MemberStore(Path(results_dir) / S.STORE_DIR), S.data_fingerprint(data), threads,
-                        horizons(plan.k, plans, mode), snapshot_steps={p.steps for p in plans.values()})
+    return keyed_trainer(results_dir, data, ids, threads, horizons(plan.k, plans, mode),
+                    snapshot_steps={p.steps for p in plans.values()})
+
+
+def keyed_trainer(results_dir, data, ids: dict | None, threads: int, member_horizons=None, **kw) -> StoreTrainer:
+    """A StoreTrainer on ``results_dir``'s store, keyed by the run's fingerprints (``ids``; computed here without)."""
+    from pathlib import Path
+
+    from tuneall.store.keys import data_id
+
+    return StoreTrainer(S.MemberStore(Path(results_dir) / S.STORE_DIR), data_id(ids, data), threads,
+                        member_horizons, models=(ids or {}).get("models"), **kw)
 
 
 
@@ -163,7 +177,7 @@ def for_trial(ctx, point: dict, plan, data) -> StoreTrainer | None:
         return None
     ks = ctx.reuse["ks"].get(arch_key(point)) or ctx.reuse["ks"].get(point["family"]) or [point["k"]]
     return store_trainer(ctx.results_dir, point, plan, data, torch.get_num_threads(), ks, ctx.reuse["mode"],
-                         ctx.budget, ctx.seeds, ctx.seed)
+                         ctx.budget, ctx.seeds, ctx.seed, ctx.reuse.get("ids"))
 
 
 def sweep_horizons(point: dict, ks, budgets, unit: str, min_steps: int, info, repeats: int, base_seed: int,
@@ -196,10 +210,9 @@ def sweep_trainer(ctx, point: dict, top, data) -> StoreTrainer | None:
             or res.members != "sequential" or res.amp):
         return None
     ks = ctx.reuse["ks"].get(arch_key(point)) or [point["k"]]
-    return StoreTrainer(S.MemberStore(Path(ctx.results_dir) / S.STORE_DIR), S.data_fingerprint(data),
-                        torch.get_num_threads(),
-                        sweep_horizons(point, ks, ctx.reuse["budgets"], ctx.unit, ctx.min_steps, data.info,
-                                       ctx.seeds, ctx.seed, top.k))
+    return keyed_trainer(ctx.results_dir, data, ctx.reuse.get("ids"), torch.get_num_threads(),
+                    sweep_horizons(point, ks, ctx.reuse["budgets"], ctx.unit, ctx.min_steps, data.info,
+                                   ctx.seeds, ctx.seed, top.k))
 
 
 def rung_evals(steps: int, n: int = 8) -> tuple[int, ...]:
@@ -242,10 +255,8 @@ def rung_job(config: dict, ctx, data) -> dict:
     later: dict[int, set] = {}
     for k, p in full.items():
         later.setdefault(plans[k].steps, set()).update(schedule_evals(p.steps, ctx.budget.min_steps))
-    from pathlib import Path
-
-    trainer = StoreTrainer(S.MemberStore(Path(ctx.results_dir) / S.STORE_DIR), S.data_fingerprint(data),
-                           torch.get_num_threads(), horizons(plan.k, plans, "grid", lambda s: tuple(later[s])))
+    trainer = keyed_trainer(ctx.results_dir, data, ctx.reuse.get("ids"), torch.get_num_threads(),
+                       horizons(plan.k, plans, "grid", lambda s: tuple(later[s])))
     part = with_fraction(data, plan.allocation.data_fraction)
     # The curve reaches back over the earlier rungs' evaluations too (stored: free), so the fit sees a wider range.
     evals = tuple(sorted(set().union(*(rung_evals(rung_steps(plan.steps, g, ctx.budget.min_steps))
@@ -257,27 +268,37 @@ def rung_job(config: dict, ctx, data) -> dict:
                                **({"split": "val"} if val else {}))[0]["ensemble_acc"] for s in evals]
              for rep in members]
     diverged = any(m.diverged or m.steps_done < rplan.steps for rep in members for m in rep)
-    m_steps, m_curve = _first_member_curve(trainer, rplan, labels, "val" if val else "test")
+    m_steps, m_curve = _first_member_curve(trainer, rplan, part, labels, "val" if val else "test")
     return {"status": "diverged" if diverged else "ok", "steps": list(evals), "full_steps": plan.steps,
             "rung_steps": rplan.steps, "curve": curve, "split": "val" if val else "test",
             "member_steps_curve": m_steps, "member_curve": m_curve, **trainer.counts}
 
 
-def _first_member_curve(trainer: StoreTrainer, plan, labels, split: str) -> tuple[list[int], list[list[float]]]:
-    """The accuracy curve of member 0 of each repeat, as far as the rung trained it (its horizon: the longest of the
-    architecture, the k = 1 allocation's share of the rung): every stored evaluation in the last three quarters
-    of its steps. A large-k allocation's own curve at a rung is short (tens of steps, often still at chance), while
-    member 0 has usually run near or past that allocation's full T: :mod:`tuneall.tuning.halving` reads (or predicts) the
-    single member's accuracy at T(k) as a floor for the k-member ensemble there."""
+def _first_member_curve(trainer: StoreTrainer, plan, data, labels, split: str) -> tuple[list[int], list[list[float]]]:
+    """The accuracy curve of member 0 of each repeat up to its *planned* horizon at this rung (the longest of the
+    architecture's rung steps: the smallest alive k's share of the rung), read at the horizon's planned evaluations
+    in the last three quarters of its steps. A large-k allocation's own curve at a rung is short (tens of steps,
+    often still at chance), while member 0 runs near or past that allocation's full T: :mod:`tuneall.tuning.halving`
+    reads (or predicts) the single member's accuracy at T(k) as a floor for the k-member ensemble there.
+
+    Fixed, not "however far member 0 happens to be stored" (which depends on which trial or node got there first):
+    member 0 is asked of the store at exactly that horizon, so the reading is the same whichever trial reads it
+    (a trial that finds it short continues it there, as the rung's longest trial would)."""
     from tuneall.training import metrics as M
 
-    recs = [trainer.store.load(S.key_id(trainer.key(plan, seeds[0]))) for seeds in plan.seeds]
-    if any(r is None or r.diverged for r in recs):
+    h_steps, h_evals = trainer.member_horizons[0] if trainer.member_horizons else (plan.steps, ())
+    first = StoreTrainer(trainer.store, trainer.data_id, trainer.threads, [(h_steps, tuple(h_evals))],
+                         models=trainer.models)
+    reps = first(replace(plan, steps=h_steps, seeds=tuple((s[0],) for s in plan.seeds)), data, None, tuple(h_evals))
+    for k in ("member_steps_trained", "members_trained", "store_records_rejected"):
+        trainer.counts[k] += first.counts[k]
+    res = [rep[0] for rep in reps]
+    if any(r.diverged or r.steps_done < h_steps for r in res):
         return [], []
-    top = min(r.ok_through for r in recs)
-    steps = sorted(set.intersection(*({s for s in (r.val if split == "val" else r.test) if top / 4 <= s <= top}
-                                      for r in recs)))
-    return steps, [[M.accuracy((r.val if split == "val" else r.test)[s], labels) for s in steps] for r in recs]
+    logp = [r.val_logprobs if split == "val" else r.test_logprobs for r in res]
+    steps = sorted(s for s in S.needed_evals(h_steps, h_evals) if h_steps / 4 <= s <= h_steps
+                   and all(s in lp for lp in logp))
+    return steps, [[M.accuracy(lp[s], labels) for s in steps] for lp in logp]
 
 
 __all__ = ["REUSE_MODES", "architecture_plans", "horizons", "StoreTrainer", "store_trainer", "arch_key", "reuse_ks",

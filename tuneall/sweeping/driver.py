@@ -222,6 +222,7 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
                else sum(m.steps_done for m in flat))
     return {"status": "ok", "member_steps": trained,
             "member_steps_reused": sum(t.counts["member_steps_reused"] for t in stores),
+            "store_records_rejected": sum(t.counts["store_records_rejected"] for t in stores),
             "planned_member_steps": len(flat) * top.steps, "trained_steps": top.steps, "budgets_filled": len(plans),
             "train_time_s": sum(m.train_time_s for m in flat), "cells_json": json.dumps(rows, default=str)}
 
@@ -236,6 +237,7 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     from tuneall.data import check_batch_sizes, load_dataset
     from tuneall.rundir.fsio import atomic_write_frame
     from tuneall.runner import check_local_fits, check_ray_options, ray_session
+    from tuneall.store.keys import warn_rejected
     from tuneall.sweeping.report import build_sweep_report, write_budget_reports
 
     out = cfg.results_dir
@@ -256,6 +258,7 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
             results = _fit(cfg, jobs, data, out, verbose, meta)
         wall = time.perf_counter() - t0
         cells, job_rows = _collect(results)
+        warn_rejected([m for _, _, m, _ in results])
         atomic_write_frame(cells, out / R.CELLS)
         atomic_write_frame(cells, out / R.CELLS_PARQUET)
         atomic_write_frame(pd.DataFrame(job_rows), out / R.JOBS)
@@ -291,8 +294,10 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     return out
 
 
-def _context(cfg: SweepConfig, jobs: list[dict], exact: bool) -> TrialContext:
-    """The jobs' context; ``exact``: anytime reuse is exact for every job (then the member store may serve)."""
+def _context(cfg: SweepConfig, jobs: list[dict], exact: bool, data=None) -> TrialContext:
+    """The jobs' context; ``exact``: anytime reuse is exact for every job (then the member store may serve, keyed
+    by the run's fingerprints of ``data`` and the model code: tuneall.store.keys)."""
+    from tuneall.store.keys import run_ids
     from tuneall.store.reuse import reuse_ks
     from tuneall.runner import ship_families
 
@@ -301,14 +306,16 @@ def _context(cfg: SweepConfig, jobs: list[dict], exact: bool) -> TrialContext:
                         unit=cfg.unit, min_steps=cfg.min_steps, families=ship_families(),
                         results_dir=str(cfg.results_dir) if store else None,
                         reuse={"mode": "sweep", "ks": reuse_ks([j["point"] for j in jobs]),
-                               "budgets": list(cfg.budgets)} if store else None)
+                               "budgets": list(cfg.budgets),
+                               "ids": run_ids(data, {j["point"]["family"] for j in jobs}) if data is not None
+                               else None} if store else None)
 
 
 def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta: dict) -> list[tuple]:
     from tuneall.runner import check_fits, concurrency, outcomes, run_local, with_trial_resources
 
     exact = not any(reuse_blocker(_train_of(j["point"])) for j in jobs)
-    res, ctx = cfg.resources, _context(cfg, jobs, exact)
+    res, ctx = cfg.resources, _context(cfg, jobs, exact, data)
     if cfg.executor == "ray":
         check_fits(res.bundles(1))
     out.mkdir(parents=True, exist_ok=True)  # made by the lock

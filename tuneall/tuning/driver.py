@@ -216,8 +216,9 @@ def _trials_to_run(cfg: SearchConfig, feasible, out: Path) -> int:
     return max(0, (len(feasible) if cfg.searcher in ("grid", "halving") else cfg.trials) - done)
 
 
-def _context(cfg: SearchConfig, out: Path, verbose: int = 1, points=None) -> TrialContext:
-    """The trials' context; ``points``: the grid's (or the promoted) points, whose members are planned together."""
+def _context(cfg: SearchConfig, out: Path, verbose: int = 1, points=None, ids: dict | None = None) -> TrialContext:
+    """The trials' context; ``points``: the grid's (or the promoted) points, whose members are planned together;
+    ``ids``: the run's fingerprints of the data and model code that member keys hold (tuneall.store.keys)."""
     from tuneall.core.config import HEARTBEAT_S
     from tuneall.store.reuse import reuse_ks
     from tuneall.runner import ship_families
@@ -226,7 +227,7 @@ def _context(cfg: SearchConfig, out: Path, verbose: int = 1, points=None) -> Tri
     if cfg.member_store:
         ks = reuse_ks(points) if points is not None else {f: sorted(_k_values(cfg.space, f)) for f in
                                                          cfg.space.families}
-        reuse = {"mode": "grid" if points is not None else "own", "ks": ks}
+        reuse = {"mode": "grid" if points is not None else "own", "ks": ks, "ids": ids}
     return TrialContext(job=trial_metrics, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed,
                         rules=(cfg.rule,), objectives=cfg.objectives, budget=cfg.budget, unit=cfg.budget.unit,
                         min_steps=cfg.budget.min_steps, results_dir=str(out), families=ship_families(),
@@ -252,6 +253,7 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     from tuneall.reporting.search_report import build_report
     from tuneall.runner import check_fits, concurrency, with_trial_resources
     from tuneall.planning.space import grid as space_grid
+    from tuneall.store.keys import run_ids, warn_rejected
 
     res = cfg.resources
     check_fits(res.bundles(int(feasible["k"].max())))  # before anything is written
@@ -262,6 +264,7 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         meta = {**old_meta, "resumes": [*old_meta.get("resumes", []), {"command": meta["command"],
                                                                        "at": meta["created"]}]}
     meta = R.write_meta(out, meta, "running")
+    ids = run_ids(data, cfg.space.families) if cfg.member_store else None  # once per run, carried to the trials
     done = _read_journal(out)
     done_keys = {journal.point_key(r["config"]) for r in done}
     grid_points = None
@@ -270,10 +273,10 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         if cfg.searcher == "halving":
             from tuneall.tuning.search_cost import run_halving
 
-            grid_points = run_halving(cfg, data, out, grid_points, _context(cfg, out, 0, grid_points), verbose)
+            grid_points = run_halving(cfg, data, out, grid_points, _context(cfg, out, 0, grid_points, ids), verbose)
         grid_points.sort(key=lambda p: -int(p["k"]))  # widest ensembles first: they train most members at once
     # With parallel members a trial's placement group has one bundle per member, so it depends on the sampled k.
-    trainable = with_trial_resources(_context(cfg, out, verbose, grid_points), data,
+    trainable = with_trial_resources(_context(cfg, out, verbose, grid_points, ids), data,
                                      lambda config: res.bundles(int(config.get("point", config).get("k", 1))))
     at_once = concurrency(cfg, sum(b.get("CPU", 0) for b in res.bundles(int(feasible["k"].min()))))
     searcher = study_searcher = None  # study_searcher: the Optuna one, whatever wraps it
@@ -323,6 +326,7 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         with legacy_output():
             tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
     records = _read_journal(out, quiet=True)
+    warn_rejected([r.get("metrics") for r in records[len(done):]])  # once for the run, not once per trial
     timed_out = isinstance(searcher, TimeBudget) and searcher.stopped
     if timed_out:  # an intended end: the report covers exactly the trials that ran, and says so
         meta = R.write_meta(out, {**meta, "time_budget": {"seconds": cfg.time_budget_s, "stopped": True,
@@ -406,15 +410,16 @@ def _stored_weights(out: Path, plan, data, part, threads: int, rule: str):
     """(the trial's result, [(seed, weights)]) answered from the member store without training, when every member's
     record holds its weights at the trial's steps (kept while it trained: tuneall.store.reuse); else None."""
     from tuneall.store import records as S
-    from tuneall.store.reuse import StoreTrainer
+    from tuneall.store.reuse import keyed_trainer
     from tuneall.training.trial import curve_steps, run_trial
 
     # Keyed as the search's trials key them: the whole data's fingerprint (the key holds the data fraction).
-    trainer = StoreTrainer(S.MemberStore(out / S.STORE_DIR), S.data_fingerprint(data), threads)
+    trainer = keyed_trainer(out, data, None, threads)
     members = []
     for seeds in plan.seeds:
         for seed in seeds:
-            rec = trainer.store.load(S.key_id(trainer.key(plan, seed)))
+            key = trainer.key(plan, seed)
+            rec = trainer.store.load(S.key_id(key), key)
             if rec is None or plan.steps not in rec.weights or not rec.covers(plan.steps, curve_steps(plan.steps)):
                 return None
             members.append((seed, rec.weights[plan.steps]))
