@@ -123,14 +123,15 @@ class StoreTrainer:
 
 
 def store_trainer(results_dir, point: dict, plan, data, threads: int, k_values, mode: str, budget,
-                  repeats: int, base_seed: int) -> StoreTrainer:
-    """The store trainer of one search trial: its members' horizons over the architecture's feasible k."""
-    from pathlib import Path
+                  repeats: int, base_seed: int, storage=None) -> StoreTrainer:
+    """The store trainer of one search trial: its members' horizons over the architecture's feasible k
+    (``storage``: how the trial reaches the results directory, :mod:`tuneall.store.backend`)."""
+    from tuneall.store.backend import open_store
 
     plans = architecture_plans(point, k_values, budget, data.info, repeats, base_seed)
     plans = {k: replace(p, train=plan.train) for k, p in plans.items()}  # the trial's runtime recipe (device)
     plans[plan.k] = plan
-    return StoreTrainer(S.MemberStore(Path(results_dir) / S.STORE_DIR), S.data_fingerprint(data), threads,
+    return StoreTrainer(open_store(results_dir, storage), S.data_fingerprint(data), threads,
                         horizons(plan.k, plans, mode), snapshot_steps={p.steps for p in plans.values()})
 
 
@@ -163,7 +164,7 @@ def for_trial(ctx, point: dict, plan, data) -> StoreTrainer | None:
         return None
     ks = ctx.reuse["ks"].get(arch_key(point)) or ctx.reuse["ks"].get(point["family"]) or [point["k"]]
     return store_trainer(ctx.results_dir, point, plan, data, torch.get_num_threads(), ks, ctx.reuse["mode"],
-                         ctx.budget, ctx.seeds, ctx.seed)
+                         ctx.budget, ctx.seeds, ctx.seed, getattr(ctx, "storage", None))
 
 
 def sweep_horizons(point: dict, ks, budgets, unit: str, min_steps: int, info, repeats: int, base_seed: int,
@@ -187,16 +188,16 @@ def sweep_horizons(point: dict, ks, budgets, unit: str, min_steps: int, info, re
 def sweep_trainer(ctx, point: dict, top, data) -> StoreTrainer | None:
     """The store trainer of a sweep job (``top``: its plan at its largest budget; ``data``: exactly what its
     members see), or None where the store is off or cannot be exact (as :func:`for_trial`)."""
-    from pathlib import Path
-
     import torch
+
+    from tuneall.store.backend import open_store
 
     res = ctx.resources
     if (not ctx.reuse or ctx.reuse.get("mode") != "sweep" or not ctx.results_dir or res.parallel_members
             or res.members != "sequential" or res.amp):
         return None
     ks = ctx.reuse["ks"].get(arch_key(point)) or [point["k"]]
-    return StoreTrainer(S.MemberStore(Path(ctx.results_dir) / S.STORE_DIR), S.data_fingerprint(data),
+    return StoreTrainer(open_store(ctx.results_dir, getattr(ctx, "storage", None)), S.data_fingerprint(data),
                         torch.get_num_threads(),
                         sweep_horizons(point, ks, ctx.reuse["budgets"], ctx.unit, ctx.min_steps, data.info,
                                        ctx.seeds, ctx.seed, top.k))
@@ -242,9 +243,9 @@ def rung_job(config: dict, ctx, data) -> dict:
     later: dict[int, set] = {}
     for k, p in full.items():
         later.setdefault(plans[k].steps, set()).update(schedule_evals(p.steps, ctx.budget.min_steps))
-    from pathlib import Path
+    from tuneall.store.backend import open_store
 
-    trainer = StoreTrainer(S.MemberStore(Path(ctx.results_dir) / S.STORE_DIR), S.data_fingerprint(data),
+    trainer = StoreTrainer(open_store(ctx.results_dir, getattr(ctx, "storage", None)), S.data_fingerprint(data),
                            torch.get_num_threads(), horizons(plan.k, plans, "grid", lambda s: tuple(later[s])))
     part = with_fraction(data, plan.allocation.data_fraction)
     # The curve reaches back over the earlier rungs' evaluations too (stored: free), so the fit sees a wider range.

@@ -252,7 +252,9 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     meta = {**R.provenance(cfg.to_json(), argv, kind="sweep"), "data": R.data_facts(data.info),
             "torch_threads_per_trial": cfg.resources.threads}
     with R.owned(out):  # one process per results directory, until the state is written last
-        with ray_session(cfg):
+        from tuneall.store.backend import serving
+
+        with ray_session(cfg), serving(out, cfg.address if cfg.executor == "ray" else None, verbose):
             results = _fit(cfg, jobs, data, out, verbose, meta)
         wall = time.perf_counter() - t0
         cells, job_rows = _collect(results)
@@ -295,13 +297,14 @@ def _context(cfg: SweepConfig, jobs: list[dict], exact: bool) -> TrialContext:
     """The jobs' context; ``exact``: anytime reuse is exact for every job (then the member store may serve)."""
     from tuneall.store.reuse import reuse_ks
     from tuneall.runner import ship_families
+    from tuneall.store.backend import current
 
     store = cfg.member_store and cfg.reuse and exact
     return TrialContext(job=sweep_job, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed, rules=cfg.rules,
                         unit=cfg.unit, min_steps=cfg.min_steps, families=ship_families(),
                         results_dir=str(cfg.results_dir) if store else None,
                         reuse={"mode": "sweep", "ks": reuse_ks([j["point"] for j in jobs]),
-                               "budgets": list(cfg.budgets)} if store else None)
+                               "budgets": list(cfg.budgets)} if store else None, storage=current())
 
 
 def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta: dict) -> list[tuple]:
