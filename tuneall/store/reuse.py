@@ -128,24 +128,26 @@ class StoreTrainer:
 
 
 def store_trainer(results_dir, point: dict, plan, data, threads: int, k_values, mode: str, budget,
-                  repeats: int, base_seed: int, ids: dict | None = None) -> StoreTrainer:
+                  repeats: int, base_seed: int, ids: dict | None = None, storage=None) -> StoreTrainer:
     """The store trainer of one search trial: its members' horizons over the architecture's feasible k (``ids``:
-    the run's fingerprints, :func:`tuneall.store.keys.run_ids`)."""
+    the run's fingerprints, :func:`tuneall.store.keys.run_ids`; ``storage``: how the trial reaches the results
+    directory, :mod:`tuneall.store.backend`)."""
     plans = architecture_plans(point, k_values, budget, data.info, repeats, base_seed)
     plans = {k: replace(p, train=plan.train) for k, p in plans.items()}  # the trial's runtime recipe (device)
     plans[plan.k] = plan
-    return keyed_trainer(results_dir, data, ids, threads, horizons(plan.k, plans, mode),
-                    snapshot_steps={p.steps for p in plans.values()})
+    return keyed_trainer(results_dir, data, ids, threads, horizons(plan.k, plans, mode), storage=storage,
+                         snapshot_steps={p.steps for p in plans.values()})
 
 
-def keyed_trainer(results_dir, data, ids: dict | None, threads: int, member_horizons=None, **kw) -> StoreTrainer:
-    """A StoreTrainer on ``results_dir``'s store, keyed by the run's fingerprints (``ids``; computed here without)."""
-    from pathlib import Path
-
+def keyed_trainer(results_dir, data, ids: dict | None, threads: int, member_horizons=None, storage=None,
+                  **kw) -> StoreTrainer:
+    """A StoreTrainer on ``results_dir``'s store (reached through ``storage``), keyed by the run's fingerprints
+    (``ids``; computed here without them)."""
+    from tuneall.store.backend import open_store
     from tuneall.store.keys import data_id
 
-    return StoreTrainer(S.MemberStore(Path(results_dir) / S.STORE_DIR), data_id(ids, data), threads,
-                        member_horizons, models=(ids or {}).get("models"), **kw)
+    return StoreTrainer(open_store(results_dir, storage), data_id(ids, data), threads, member_horizons,
+                        models=(ids or {}).get("models"), **kw)
 
 
 
@@ -177,7 +179,7 @@ def for_trial(ctx, point: dict, plan, data) -> StoreTrainer | None:
         return None
     ks = ctx.reuse["ks"].get(arch_key(point)) or ctx.reuse["ks"].get(point["family"]) or [point["k"]]
     return store_trainer(ctx.results_dir, point, plan, data, torch.get_num_threads(), ks, ctx.reuse["mode"],
-                         ctx.budget, ctx.seeds, ctx.seed, ctx.reuse.get("ids"))
+                         ctx.budget, ctx.seeds, ctx.seed, ctx.reuse.get("ids"), getattr(ctx, "storage", None))
 
 
 def sweep_horizons(point: dict, ks, budgets, unit: str, min_steps: int, info, repeats: int, base_seed: int,
@@ -201,9 +203,9 @@ def sweep_horizons(point: dict, ks, budgets, unit: str, min_steps: int, info, re
 def sweep_trainer(ctx, point: dict, top, data) -> StoreTrainer | None:
     """The store trainer of a sweep job (``top``: its plan at its largest budget; ``data``: exactly what its
     members see), or None where the store is off or cannot be exact (as :func:`for_trial`)."""
-    from pathlib import Path
-
     import torch
+
+    from tuneall.store.backend import open_store
 
     res = ctx.resources
     if (not ctx.reuse or ctx.reuse.get("mode") != "sweep" or not ctx.results_dir or res.parallel_members
@@ -211,8 +213,8 @@ def sweep_trainer(ctx, point: dict, top, data) -> StoreTrainer | None:
         return None
     ks = ctx.reuse["ks"].get(arch_key(point)) or [point["k"]]
     return keyed_trainer(ctx.results_dir, data, ctx.reuse.get("ids"), torch.get_num_threads(),
-                    sweep_horizons(point, ks, ctx.reuse["budgets"], ctx.unit, ctx.min_steps, data.info,
-                                   ctx.seeds, ctx.seed, top.k))
+                         sweep_horizons(point, ks, ctx.reuse["budgets"], ctx.unit, ctx.min_steps, data.info,
+                                        ctx.seeds, ctx.seed, top.k), storage=getattr(ctx, "storage", None))
 
 
 def rung_evals(steps: int, n: int = 8) -> tuple[int, ...]:
@@ -256,7 +258,8 @@ def rung_job(config: dict, ctx, data) -> dict:
     for k, p in full.items():
         later.setdefault(plans[k].steps, set()).update(schedule_evals(p.steps, ctx.budget.min_steps))
     trainer = keyed_trainer(ctx.results_dir, data, ctx.reuse.get("ids"), torch.get_num_threads(),
-                       horizons(plan.k, plans, "grid", lambda s: tuple(later[s])))
+                            horizons(plan.k, plans, "grid", lambda s: tuple(later[s])),
+                            storage=getattr(ctx, "storage", None))
     part = with_fraction(data, plan.allocation.data_fraction)
     # The curve reaches back over the earlier rungs' evaluations too (stored: free), so the fit sees a wider range.
     evals = tuple(sorted(set().union(*(rung_evals(rung_steps(plan.steps, g, ctx.budget.min_steps))

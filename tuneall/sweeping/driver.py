@@ -254,7 +254,9 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     meta = {**R.provenance(cfg.to_json(), argv, kind="sweep"), "data": R.data_facts(data.info),
             "torch_threads_per_trial": cfg.resources.threads}
     with R.owned(out):  # one process per results directory, until the state is written last
-        with ray_session(cfg):
+        from tuneall.store.backend import serving
+
+        with ray_session(cfg), serving(out, cfg.address if cfg.executor == "ray" else None, verbose):
             results = _fit(cfg, jobs, data, out, verbose, meta)
         wall = time.perf_counter() - t0
         cells, job_rows = _collect(results)
@@ -300,6 +302,7 @@ def _context(cfg: SweepConfig, jobs: list[dict], exact: bool, data=None) -> Tria
     from tuneall.store.keys import run_ids
     from tuneall.store.reuse import reuse_ks
     from tuneall.runner import ship_families
+    from tuneall.store.backend import current
 
     store = cfg.member_store and cfg.reuse and exact
     return TrialContext(job=sweep_job, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed, rules=cfg.rules,
@@ -308,7 +311,7 @@ def _context(cfg: SweepConfig, jobs: list[dict], exact: bool, data=None) -> Tria
                         reuse={"mode": "sweep", "ks": reuse_ks([j["point"] for j in jobs]),
                                "budgets": list(cfg.budgets),
                                "ids": run_ids(data, {j["point"]["family"] for j in jobs}) if data is not None
-                               else None} if store else None)
+                               else None} if store else None, storage=current())
 
 
 def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta: dict) -> list[tuple]:

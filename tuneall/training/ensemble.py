@@ -59,17 +59,30 @@ def current_trial_id() -> str | None:
 
 def save(out: Path, plan, info, dataset: str, rule: str, captured: list, result) -> Path | None:
     """Write a trial's members (if every one was captured) and its manifest to ``out``; returns ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in files(plan, info, dataset, rule, captured, result).items():
+        (out / name).write_bytes(data)
+    return out
+
+
+def files(plan, info, dataset: str, rule: str, captured: list, result) -> dict[str, bytes]:
+    """A trial's saved members as file name -> bytes, the manifest last: what :func:`save` writes, or what a trial
+    on a node without the results directory sends to the driver's store service (:mod:`tuneall.store.backend`)."""
+    import io
+
     import torch
 
     seeds = [list(s) for s in plan.seeds]
     by_seed = dict(captured)
-    out.mkdir(parents=True, exist_ok=True)
+    out: dict[str, bytes] = {}
     files = None
     if all(s in by_seed for group in seeds for s in group):
         files = [[f"r{r}_m{i}.pt" for i in range(len(group))] for r, group in enumerate(seeds)]
         for r, group in enumerate(seeds):
             for i, s in enumerate(group):
-                torch.save(by_seed[s], out / files[r][i])
+                buf = io.BytesIO()
+                torch.save(by_seed[s], buf)
+                out[files[r][i]] = buf.getvalue()
     a = plan.allocation
     manifest = {
         "family": a.family, "width": a.width, "depth": plan.depth, "k": plan.k, "data_fraction": a.data_fraction,
@@ -84,7 +97,7 @@ def save(out: Path, plan, info, dataset: str, rule: str, captured: list, result)
             k: v for k, v in result.summary.items() if isinstance(v, float)}},
         "note": None if files else "members not captured (vectorised or Ray-task members): no weights",
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1, default=float))
+    out[MANIFEST] = json.dumps(manifest, indent=1, default=float).encode()
     return out
 
 
@@ -203,4 +216,4 @@ def load_ensemble(path: str | Path, repeat: int = 0) -> Ensemble:
     return Ensemble(members, m, repeat, d)
 
 
-__all__ = ["capturing", "offer", "save", "keep_only", "mark_best", "load_ensemble", "Ensemble", "MEMBERS"]
+__all__ = ["capturing", "offer", "save", "files", "keep_only", "mark_best", "load_ensemble", "Ensemble", "MEMBERS"]

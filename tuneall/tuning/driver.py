@@ -94,8 +94,10 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     from tuneall.runner import ray_member_trainer
     from tuneall.training.trial import run_trial, select_trainer
 
+    from tuneall.store.backend import on_driver
+
     point = config.get("point", config)
-    repeat = _repeat_of(point, ctx.results_dir)
+    repeat = on_driver(ctx.storage, _repeat_of, point, ctx.results_dir)  # the journal is on the driver's disk
     if repeat is not None:
         return repeat
     res = ctx.resources
@@ -130,15 +132,17 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
 
 
 def _save_members(ctx: TrialContext, plan, data, result, members) -> None:
-    """The trial's members to ``members/<trial id>/`` (where the results directory is reachable from here)."""
+    """The trial's members to ``members/<trial id>/`` (through the driver's store service on a cluster without a
+    shared disk)."""
+    from tuneall.store.backend import reachable, write_files
     from tuneall.training import ensemble as ensemble_io
 
     trial_id = ensemble_io.current_trial_id()
-    if not members or not trial_id or not ctx.results_dir or not Path(ctx.results_dir).is_dir():
+    if not members or not trial_id or not reachable(ctx.results_dir, ctx.storage):
         return
     try:
-        ensemble_io.save(Path(ctx.results_dir) / ensemble_io.MEMBERS / trial_id, plan, data.info, data.info.name,
-                         ctx.rules[0], members, result)
+        write_files(ctx.results_dir, ctx.storage, f"{ensemble_io.MEMBERS}/{trial_id}",
+                    ensemble_io.files(plan, data.info, data.info.name, ctx.rules[0], members, result))
     except OSError as e:  # weights are a convenience: a full disk must not fail the trial
         print(f"tuneall: members of trial {trial_id} not saved ({e})", flush=True)
 
@@ -206,7 +210,9 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     from tuneall.tuning._optuna import quiet_optuna  # only now: it imports Ray Tune
 
     # One process per results directory, from here to the state written last.
-    with R.owned(out, cfg.resume), ray_session(cfg), quiet_optuna():
+    from tuneall.store.backend import serving
+
+    with R.owned(out, cfg.resume), ray_session(cfg), quiet_optuna(), serving(out, cfg.address, verbose):
         old_meta = _check_resumable(cfg, out) if cfg.resume else None  # read again under the lock
         return _fit(cfg, data, feasible, out, argv, verbose, old_meta, storage, pf.mean_trial_s)
 
@@ -222,6 +228,7 @@ def _context(cfg: SearchConfig, out: Path, verbose: int = 1, points=None, ids: d
     from tuneall.core.config import HEARTBEAT_S
     from tuneall.store.reuse import reuse_ks
     from tuneall.runner import ship_families
+    from tuneall.store.backend import current
 
     reuse = None
     if cfg.member_store:
@@ -231,7 +238,8 @@ def _context(cfg: SearchConfig, out: Path, verbose: int = 1, points=None, ids: d
     return TrialContext(job=trial_metrics, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed,
                         rules=(cfg.rule,), objectives=cfg.objectives, budget=cfg.budget, unit=cfg.budget.unit,
                         min_steps=cfg.budget.min_steps, results_dir=str(out), families=ship_families(),
-                        heartbeat_s=HEARTBEAT_S if verbose > 0 else 0.0, save_members=cfg.save_members, reuse=reuse)
+                        heartbeat_s=HEARTBEAT_S if verbose > 0 else 0.0, save_members=cfg.save_members, reuse=reuse,
+                        storage=current())
 
 
 def _k_values(space: SearchSpace, family: str) -> list[int]:
