@@ -28,13 +28,17 @@ _PINNED: dict[str, tuple[Path, bytes]] = {}
 
 
 def pin_file(spelled: str, path: str | Path, source: bytes) -> None:
-    """Import ``path`` (and ``spelled``, as the run wrote it) from ``source`` instead of the disk, in this process."""
-    _PINNED[str(spelled)] = _PINNED[str(path)] = (Path(path), bytes(source))
+    """Import ``spelled`` (a ``file.py`` as the run wrote it, or a dotted module) and ``path`` from ``source``
+    instead of the disk, in this process."""
+    _PINNED[str(spelled)] = (Path(path), bytes(source))
+    if str(spelled).endswith(".py"):
+        _PINNED[str(path)] = (Path(path), bytes(source))
 
 
-def _module_from_file(path: Path, source: bytes | None = None):
+def _module_from_file(path: Path, source: bytes | None = None, dotted: str | None = None):
     """The file's module, executed from ``source`` (default: the file's bytes, read once here). The bytes executed
-    are kept as ``__tuneall_source__``: what the run's fingerprints and provenance record."""
+    are kept as ``__tuneall_source__``: what the run's fingerprints and provenance record. ``dotted``: the module's
+    importable name, when a kept copy of an installed module stands in for it (its relative imports still work)."""
     if source is None:
         source = path.read_bytes()
     digest = hashlib.sha1(str(path).encode() + hashlib.sha256(source).digest()).hexdigest()[:10]
@@ -44,6 +48,9 @@ def _module_from_file(path: Path, source: bytes | None = None):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     module.__tuneall_source__ = source
+    module.__tuneall_module__ = dotted or "<file>"  # the name fingerprints use (a private name holds the path)
+    if dotted:
+        module.__package__ = dotted.rpartition(".")[0]
     sys.modules[name] = module  # before exec: dataclasses and pickling look the module up by name
     try:
         exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102 - the user's own code, as import runs it
@@ -68,7 +75,9 @@ def import_object(spec: str, what: str = "object"):
                           "path/to/file.py:make_mlp")
     mod_spec, attr = spec.split(":")
     try:
-        if mod_spec.endswith(".py"):
+        if not mod_spec.endswith(".py") and mod_spec in _PINNED:  # a kept copy of an installed module
+            module = _module_from_file(*_PINNED[mod_spec], dotted=mod_spec)
+        elif mod_spec.endswith(".py"):
             path, source = resolve_file(mod_spec)
             if source is None and not path.is_file():
                 raise ConfigError(f"{what} {spec!r}: file {mod_spec} not found")
@@ -153,7 +162,7 @@ def code_fingerprint(fn) -> str:
     src = module_source(fn) if plain else None
     if src is not None:
         # A file's private module name holds its path: the file's content and the function's name identify it.
-        mod = "<file>" if fn.__module__.startswith("_tuneall_user_") else fn.__module__
+        mod = getattr(sys.modules.get(fn.__module__), "__tuneall_module__", None) or fn.__module__
         blob = src[1] + b"\0" + f"{mod}:{qual}".encode()
     else:
         blob = b"pickle\0" + dumps_by_value(fn, [fn])

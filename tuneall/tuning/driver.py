@@ -207,6 +207,10 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     check_local_fits(cfg, cfg.resources.bundles(int(feasible["k"].max())))
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
     check_batch_sizes(feasible, data)
+    if cfg.resume:  # the code and the data the search started on, or one line saying what changed
+        from tuneall.tuning.inputs import check
+
+        check(R.read_meta(out), cfg.space, cfg.dataset, data, out)
     from tuneall.tuning._optuna import quiet_optuna  # only now: it imports Ray Tune
 
     # One process per results directory, from here to the state written last.
@@ -271,8 +275,12 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     if old_meta:  # keep the command that started the search; record the resumes
         meta = {**old_meta, "resumes": [*old_meta.get("resumes", []), {"command": meta["command"],
                                                                        "at": meta["created"]}]}
-    meta = R.write_meta(out, meta, "running")
     ids = run_ids(data, cfg.space.families) if cfg.member_store else None  # once per run, carried to the trials
+    if not old_meta:  # the user's code and data by value: a resume runs exactly these (tuneall.tuning.inputs)
+        from tuneall.tuning.inputs import KEY, record
+
+        meta[KEY] = record(cfg.space, cfg.dataset, data, ids)
+    meta = R.write_meta(out, meta, "running")
     done = _read_journal(out)
     done_keys = {journal.point_key(r["config"]) for r in done}
     grid_points = None
@@ -475,6 +483,9 @@ def config_from_dir(results_dir: str | Path, **overrides) -> SearchConfig:
     if not meta:
         raise ConfigError(f"{out} is not a tuneall search directory (no {R.META})")
     conf = dict(meta["config"])
+    from tuneall.tuning.inputs import pin
+
+    pin(meta)  # the factories and loader from the copies the search kept, from any working directory
     try:
         space_src = conf.pop("space")["yaml"]
         conf.update(
