@@ -70,7 +70,7 @@ def _cluster(root: Path, name: str, budget: float, seeds: int) -> dict:
                                                                 include_dashboard=False))
     os.environ["TUNEALL_STORE"] = "service"
     try:
-        cluster.add_node(num_cpus=2, node_ip_address="127.0.0.2")
+        cluster.add_node(num_cpus=2, node_ip_address="127.0.0.3")  # the driver attaches to the head (.2)
         ray.init(address=cluster.address, _node_ip_address="127.0.0.2")
         got = _search(root, name, budget, seeds)
         got["nodes"] = len([n for n in ray.nodes() if n["Alive"]])

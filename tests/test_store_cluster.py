@@ -203,7 +203,9 @@ def test_a_cluster_without_a_shared_disk_matches_one_machine_and_leaves_the_work
                 pass
     one = json.loads((t / "one" / "summary.json").read_text())
     cl = json.loads((t / "cluster" / "summary.json").read_text())
-    log = (t / "cluster" / "../cluster.log").read_text()
+    log = (t / "cluster.log").read_text()
+    print({m: (one[m]["member_steps"], cl[m]["member_steps"]) for m in ("grid", "halving", "tpe", "resume", "sweep")},
+          {m: cl[m]["traffic"] for m in ("grid", "tpe")})  # member-steps (one machine, cluster); bytes moved
     assert one["nodes"] == 1 and cl["nodes"] == 2
     assert "cannot read" in log and "store service" in log  # the mode, said in one line per run
     for mode in ("grid", "halving", "tpe", "resume"):
