@@ -250,3 +250,37 @@ def test_a_search_resume_with_an_edited_model_or_other_data_is_refused_in_one_li
     with pytest.raises(ConfigError) as err:
         check(meta, cfg.space, cfg.dataset, user["data"], out)
     assert str(user["dir"] / "m.py") in str(err.value) and "\n" not in str(err.value)
+
+
+def test_halvings_single_member_floor_reads_a_planned_horizon_not_whatever_is_stored(user, tmp_path):
+    """The same rung trial, once on an empty store and once where member 0 was already trained to the full T (as a
+    trial on another node might have left it): the floor's curve is the same, number for number."""
+    from dataclasses import replace
+
+    from tuneall.core.config import Resources
+    from tuneall.runner import TrialContext
+    from tuneall.store.reuse import arch_key, rung_job
+    from tuneall.tuning.halving import RUNGS
+
+    plans = _plans(user, ks=(1, 2, 4))
+    point = {"family": user["family"], "width": 1.0, "depth": 1, "k": 4, "data_fraction": 1.0, "batch_size": 16,
+             "optimizer": "sgd", "lr": 0.05}
+    ids = run_ids(user["data"], [user["family"]])
+
+    def rung(results_dir):
+        ctx = TrialContext(job=rung_job, resources=Resources(), seeds=1, seed=0, budget=BUDGET, unit=BUDGET.unit,
+                           min_steps=BUDGET.min_steps, results_dir=str(results_dir),
+                           reuse={"mode": "grid", "ks": {arch_key(point): [1, 2, 4]}, "ids": ids})
+        return rung_job({"point": point, "fraction": RUNGS[0]}, ctx, user["data"])
+
+    empty = rung(tmp_path / "a")
+    assert len(empty["member_steps_curve"]) >= 3  # a real curve: the floor is read from it
+    # Member 0 already run to the k = 1 allocation's full T, evaluated at every step (another trial's doing).
+    full = plans[1]
+    longer = keyed_trainer(tmp_path / "b", user["data"], ids, torch.get_num_threads(),
+                           [(full.steps, tuple(range(1, full.steps)))])
+    longer(replace(full, seeds=((full.seeds[0][0],),)), user["data"], None, tuple(range(1, full.steps)))
+    stored = rung(tmp_path / "b")
+    assert max(stored["member_steps_curve"]) < full.steps
+    assert stored["member_steps_curve"] == empty["member_steps_curve"]
+    assert stored["member_curve"] == empty["member_curve"]
