@@ -284,3 +284,49 @@ def test_halvings_single_member_floor_reads_a_planned_horizon_not_whatever_is_st
     assert max(stored["member_steps_curve"]) < full.steps
     assert stored["member_steps_curve"] == empty["member_steps_curve"]
     assert stored["member_curve"] == empty["member_curve"]
+
+
+@pytest.mark.slow
+def test_cli_resume_from_another_directory_after_edits_reproduces_the_fresh_numbers(user, tmp_path, monkeypatch,
+                                                                                      capsys):
+    """`tuneall search --model m.py:make --data d.py:load` (relative), its last trial and every stored member lost,
+    m.py and d.py edited, then `tuneall resume DIR` from a directory holding another m.py: exit 0, one line per
+    edited file, and the trial run again has the fresh run's numbers exactly."""
+    from tuneall import cli
+    from tuneall.rundir import journal
+
+    out = tmp_path / "results" / "s"
+    assert cli.main(["search", "--model", "m.py:make", "--data", "d.py:load", "--widths", "1", "--k", "1,2",
+                     "--budget", "2e5", "--min-steps", "10", "--batch-size", "16", "--searcher", "grid", "--seeds",
+                     "1", "--storage-path", str(tmp_path / "results"), "--name", "s", "--verbose", "0",
+                     "--num-cpus", "1", "-y"]) == 0
+    fresh = journal.read(out)
+    assert len(fresh) == 2
+    lines = (out / journal.JOURNAL).read_text().splitlines(keepends=True)
+    (out / journal.JOURNAL).write_text("".join(lines[:-1]))  # the last trial never finished
+    shutil.rmtree(out / S.STORE_DIR)  # and nothing of it is stored: the resume trains it
+    meta = json.loads((out / "tuneall.json").read_text())
+    (out / "tuneall.json").write_text(json.dumps({**meta, "state": "interrupted"}))
+    (user["dir"] / "m.py").write_text(MODEL.replace("nn.ReLU()", "nn.Tanh()"))
+    (user["dir"] / "d.py").write_text(DATA.replace("SEED", "1"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "m.py").write_text(MODEL.replace("nn.ReLU()", "nn.GELU()"))
+    monkeypatch.chdir(elsewhere)
+    from tuneall.data import user as user_data
+    from tuneall.models import _registry
+
+    _registry._REGISTRY.pop(user["family"], None)  # as a new process would start
+    user_data._USER.clear()
+    capsys.readouterr()
+    assert cli.main(["resume", str(out), "--verbose", "0", "--num-cpus", "1"]) == 0
+    said = [s for s in capsys.readouterr().out.splitlines() if "changed since the search started" in s]
+    assert len(said) == 2
+    again = journal.read(out)
+    assert len(again) == 2
+    keys = ("repeats_json", "curve_json", "ensemble_acc_mean", "val_ensemble_acc_mean", "ensemble_nll_mean")
+    by_point = {journal.point_key(r["config"]): r["metrics"] for r in fresh}
+    for r in again:
+        m = by_point[journal.point_key(r["config"])]
+        assert {k: r["metrics"][k] for k in keys} == {k: m[k] for k in keys}
+    assert again[-1]["metrics"]["members_trained"] >= 1  # really trained again, not answered from a record
