@@ -40,7 +40,8 @@ def _search(root: Path, name: str, budget: float, seeds: int) -> dict:
     traffic = json.loads((out / "store_traffic.json").read_text()) if (out / "store_traffic.json").exists() else None
     members = len(list((out / STORE_DIR).glob("*.pt")))
     got = {"wall_s": wall, "trials": len(trials), "member_steps": int(trials["member_steps_trained"].sum()),
-           "members": members, "best_acc": float(trials["ensemble_acc_mean"].max()), "traffic": traffic}
+           "members": members, "traffic": traffic,
+           "chosen_recorded_acc": float(tuneall.load_ensemble(out).recorded_accuracy)}  # its weights on this disk
     if traffic:
         moved = traffic["record_bytes_read"] + traffic["record_bytes_written"] + traffic["file_bytes_written"]
         got.update(bytes_through_head=moved, bytes_per_member=moved / max(1, members),

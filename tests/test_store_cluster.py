@@ -99,6 +99,7 @@ def test_members_through_the_service_are_bit_identical_to_the_direct_store(tmp_p
         assert set(r.test_logprobs) == set(direct[0].test_logprobs)
         assert all(torch.equal(r.test_logprobs[s], direct[0].test_logprobs[s]) for s in r.test_logprobs)
     assert len(store) == 1 and not svc.locks  # every lock released
+    assert store.load(S.key_id(key), {**key, "seed": 8}) is None and store.rejected == 1  # foreign: refused there
     t = svc.stats()
     size = (tmp_path / "svc" / S.STORE_DIR / f"{S.key_id(key)}.pt").stat().st_size
     assert t["records_written"] == 1 and t["record_bytes_written"] == size

@@ -89,11 +89,14 @@ class StoreService:
                 del self.locks[kid]
 
     # -- the member store, called by name (whatever arguments MemberStore.load/save take) -------------------------
-    def load(self, kid: str, *args, **kw):
-        rec = self.store.load(kid, *args, **kw)
+    def load(self, kid: str, key: dict | None = None):
+        """(the record under ``kid`` if it is one and its key is ``key``, records refused by this call): the caller
+        counts the refusals as its own (a store per call: concurrent calls never mix their counts)."""
+        store = S.MemberStore(self.store.root)
+        rec = store.load(kid, key)
         if rec is not None:
             self._count(records_read=1, record_bytes_read=self._size(kid))
-        return rec
+        return rec, store.rejected
 
     def save(self, rec, *args, **kw) -> None:
         self.store.save(rec, *args, **kw)
@@ -190,11 +193,10 @@ class ServiceStore(S.MemberStore):
             self._call("unlock", kid, token)
 
     def load(self, kid: str, key: dict | None = None):
-        """The driver's record, checked here against ``key`` (a refusal counted in this trial's ``rejected``)."""
-        rec = self._call("load", kid)
-        if rec is not None and key is not None and not S.same_key(rec.key, key):
-            self.rejected += 1
-            return None
+        """The driver's record, checked there against ``key`` (a damaged or foreign record counted in this trial's
+        ``rejected``, as on one disk)."""
+        rec, rejected = self._call("load", kid, key)
+        self.rejected += rejected
         return rec
 
     def save(self, rec, *args, **kw) -> None:
