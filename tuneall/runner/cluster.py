@@ -34,6 +34,9 @@ def check_ray_options(opts: RunOptions) -> None:
     """What can be checked about the Ray to use before anything is created: reachability, dashboard packages."""
     if opts.executor == "local":
         return
+    from tuneall.store.backend import check_env
+
+    check_env()
     if opts.address:
         _check_reachable(opts.address)
     elif opts.dashboard:

@@ -101,6 +101,8 @@ class TrialContext:
     # {"mode": "grid" | "own", "ks": {architecture key or family: feasible ks}}, or for a sweep
     # {"mode": "sweep", "ks": {architecture key: ks}, "budgets": [C, ...]}.
     reuse: dict | None = None
+    # How trials reach the results directory on a cluster (tuneall.store.backend.Storage; None: on this disk).
+    storage: Any = None
 
     def train_config(self, train: TrainConfig) -> TrainConfig:
         """A plan's optimiser settings as they run inside a trial: a heartbeat for long members, and the GPU when
@@ -172,6 +174,9 @@ def run_job(config: dict, ctx: TrialContext, data) -> dict:
     with another thread count (``tuneall train`` uses torch's default) can differ in the last digits."""
     import torch
 
+    from tuneall.store.backend import check_reach
+
+    check_reach(ctx.storage)  # a shared-disk run never writes a private copy on a node without that disk
     install_families(ctx.families)
     torch.set_num_threads(ctx.resources.threads)
     return {**ctx.job(config, ctx, data), "threads": torch.get_num_threads()}

@@ -20,8 +20,10 @@ evaluation it needs up to the stored step was made: a continued run is bit for b
 (:mod:`tuneall.training.member`), so halving's rungs and a search's later, longer trials pay only the extra steps.
 One lock file per member key makes an in-flight duplicate wait for the first trainer.
 
-Files are written atomically and read with ``torch.load(weights_only=True)`` (no code runs); a damaged file is a
-miss, never an error.
+Files are written atomically and read with ``torch.load(weights_only=True)`` (no code runs). A record is used only
+after its stored key is checked equal to the requested key: a damaged, swapped, foreign (other model code, data or
+tuneall format: :mod:`tuneall.store.keys`) or stale record is a miss, never an error; the member is trained again
+and its record replaced.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ import fcntl
 import hashlib
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Callable
@@ -40,20 +41,27 @@ from tuneall.core.config import DIVERGENCE_CHECK_EVERY
 from tuneall.core.hardware import cpu_id
 
 STORE_DIR = "member_store"
-FORMAT = 1
+FORMAT = 2  # 2: keys hold the model factory's fingerprint and the format; a record is checked against its key
 STATE_MAX_BYTES = 64 << 20  # a member state (weights + optimiser) larger than this is not kept: disk over compute
 _NOT_KEY = ("heartbeat_s",)  # recipe fields that change nothing a member computes
 
 
 def member_key(*, family: str, width: float, depth: int, train, data_fraction: float, seed: int, data_id: str,
-               threads: int, method: str = "sequential", device: str = "cpu", torch_version: str = "") -> dict:
-    """Everything that changes a member's numbers, as a JSON-able dict (``train``: a TrainConfig or a dict)."""
+               threads: int, method: str = "sequential", device: str = "cpu", torch_version: str = "",
+               model_id: str = "") -> dict:
+    """Everything that changes a member's numbers, as a JSON-able dict (``train``: a TrainConfig or a dict;
+    ``model_id``, ``data_id``: fingerprints of the factory's code and of the data, :mod:`tuneall.store.keys`)."""
     recipe = asdict(train) if is_dataclass(train) else dict(train)
     recipe = {k: v for k, v in sorted(recipe.items()) if k not in _NOT_KEY}
-    return {"family": family, "width": float(width), "depth": int(depth), "recipe": recipe,
+    return {"family": family, "model": str(model_id), "width": float(width), "depth": int(depth), "recipe": recipe,
             "data_fraction": float(data_fraction), "seed": int(seed), "data": data_id, "threads": int(threads),
-            "method": str(method), "device": str(device), "torch": str(torch_version),
+            "method": str(method), "device": str(device), "torch": str(torch_version), "format": FORMAT,
             "cpu": cpu_id()}  # another CPU model/ISA computes other last bits (tuneall.core.hardware)
+
+
+def same_key(a: dict, b: dict) -> bool:
+    """Whether two keys are equal as JSON (a stored key comes back through torch.load: tuples as lists)."""
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
 def key_id(key: dict) -> str:
@@ -178,6 +186,7 @@ class MemberStore:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
+        self.rejected = 0  # records refused by load (damaged, another format, or not the key asked for)
 
     def path(self, kid: str) -> Path:
         return self.root / f"{kid}.pt"
@@ -197,7 +206,9 @@ class MemberStore:
         finally:
             os.close(fd)  # closing the descriptor releases the flock
 
-    def load(self, kid: str) -> Record | None:
+    def load(self, kid: str, key: dict | None = None) -> Record | None:
+        """The record stored under ``kid``, if it is one and (``key`` given) its own key is ``key``; else None, and
+        the refusal counted in ``rejected`` (the run says so once: :func:`tuneall.store.keys.warn_rejected`)."""
         import torch
 
         p = self.path(kid)
@@ -205,13 +216,13 @@ class MemberStore:
             return None
         try:
             doc = torch.load(p, map_location="cpu", weights_only=True)
-            if doc.get("format") != FORMAT:
-                return None
-            return Record(**doc["record"])
-        except Exception as e:  # noqa: BLE001 - a damaged file is a miss: the member is trained again
-            print(f"tuneall: member store: {p.name} unreadable ({type(e).__name__}); training that member again",
-                  file=sys.stderr, flush=True)
+            rec = Record(**doc["record"]) if doc.get("format") == FORMAT else None
+        except Exception:  # noqa: BLE001 - a damaged file is a miss: the member is trained again
+            rec = None
+        if rec is None or (key is not None and not same_key(rec.key, key)):
+            self.rejected += 1  # swapped, foreign, stale or truncated: trusting it would change a number
             return None
+        return rec
 
     def save(self, rec: Record) -> None:
         import torch
@@ -248,6 +259,7 @@ def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable,
     counts: member-steps trained and reused, members trained and reused)."""
     out: list = [None] * len(requests)
     counts = {"member_steps_trained": 0, "member_steps_reused": 0, "members_trained": 0, "members_reused": 0}
+    rejected0 = store.rejected
     pending = list(range(len(requests)))
     for blocking in (False, True):
         later = []
@@ -258,7 +270,7 @@ def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable,
                 if not held:
                     later.append(i)
                     continue
-                rec = store.load(kid)
+                rec = store.load(kid, rq.key)
                 if rec is None or not rec.covers(rq.steps, rq.evals):
                     target = max(rq.horizon, rq.steps)
                     evals = tuple(sorted(set(rq.horizon_evals) | set(rq.evals) | {rq.steps}))
@@ -278,8 +290,9 @@ def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable,
                     counts["members_reused"] += 1
                 out[i] = view(rec, result_cls, rq.seed, rq.steps, rq.evals)
         pending = later
+    counts["store_records_rejected"] = store.rejected - rejected0
     return out, counts
 
 
-__all__ = ["STORE_DIR", "STATE_MAX_BYTES", "MemberStore", "Record", "Request", "member_key", "key_id",
+__all__ = ["STORE_DIR", "STATE_MAX_BYTES", "MemberStore", "Record", "Request", "member_key", "same_key", "key_id",
            "data_fingerprint", "needed_evals", "record_of", "merge", "view", "fetch_or_train"]

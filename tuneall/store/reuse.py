@@ -69,24 +69,29 @@ class StoreTrainer:
     """A trainer for :func:`tuneall.training.trial.run_trial` (``trainer(plan, data, progress, eval_steps)``) that answers
     members from a :class:`~tuneall.store.records.MemberStore` and trains, one after another in this process, only
     those it lacks, to their horizons. ``data_id``: the fingerprint of the data the members see;
-    ``member_horizons``: per member index, (steps, evaluations), from :func:`horizons` (None: the trial's own)."""
+    ``member_horizons``: per member index, (steps, evaluations), from :func:`horizons` (None: the trial's own);
+    ``models``: family -> fingerprint of its code, as the driver computed it (:mod:`tuneall.store.keys`)."""
 
     method = "sequential"
 
     def __init__(self, store: S.MemberStore, data_id: str, threads: int, member_horizons=None,
-                 snapshot_steps=()):
+                 snapshot_steps=(), models: dict | None = None):
         self.store, self.data_id, self.threads, self.member_horizons = store, data_id, threads, member_horizons
+        self.models = dict(models or {})
         self.snapshot_steps = tuple(sorted(set(snapshot_steps)))  # trials' own T: their weights kept in the store
         self.counts = {"member_steps_trained": 0, "member_steps_reused": 0, "members_trained": 0,
-                       "members_reused": 0}
+                       "members_reused": 0, "store_records_rejected": 0}
 
     def key(self, plan, seed: int) -> dict:
         import torch
 
+        from tuneall.store.keys import model_id
+
         a = plan.allocation
         return S.member_key(family=a.family, width=a.width, depth=plan.depth, train=plan.train,
                             data_fraction=a.data_fraction, seed=seed, data_id=self.data_id, threads=self.threads,
-                            method=self.method, device=plan.train.device, torch_version=torch.__version__)
+                            method=self.method, device=plan.train.device, torch_version=torch.__version__,
+                            model_id=model_id({"models": self.models}, a.family))
 
     def __call__(self, plan, data, progress=None, eval_steps=()):
         from tuneall.training.member import MemberResult, train_member
@@ -119,15 +124,26 @@ class StoreTrainer:
 
 
 def store_trainer(results_dir, point: dict, plan, data, threads: int, k_values, mode: str, budget,
-                  repeats: int, base_seed: int) -> StoreTrainer:
-    """The store trainer of one search trial: its members' horizons over the architecture's feasible k."""
-    from pathlib import Path
-
+                  repeats: int, base_seed: int, ids: dict | None = None, storage=None) -> StoreTrainer:
+    """The store trainer of one search trial: its members' horizons over the architecture's feasible k (``ids``:
+    the run's fingerprints, :func:`tuneall.store.keys.run_ids`; ``storage``: how the trial reaches the results
+    directory, :mod:`tuneall.store.backend`)."""
     plans = architecture_plans(point, k_values, budget, data.info, repeats, base_seed)
     plans = {k: replace(p, train=plan.train) for k, p in plans.items()}  # the trial's runtime recipe (device)
     plans[plan.k] = plan
-    return StoreTrainer(S.MemberStore(Path(results_dir) / S.STORE_DIR), S.data_fingerprint(data), threads,
-                        horizons(plan.k, plans, mode), snapshot_steps={p.steps for p in plans.values()})
+    return keyed_trainer(results_dir, data, ids, threads, horizons(plan.k, plans, mode), storage=storage,
+                         snapshot_steps={p.steps for p in plans.values()})
+
+
+def keyed_trainer(results_dir, data, ids: dict | None, threads: int, member_horizons=None, storage=None,
+                  **kw) -> StoreTrainer:
+    """A StoreTrainer on ``results_dir``'s store (reached through ``storage``), keyed by the run's fingerprints
+    (``ids``; computed here without them)."""
+    from tuneall.store.backend import open_store
+    from tuneall.store.keys import data_id
+
+    return StoreTrainer(open_store(results_dir, storage), data_id(ids, data), threads, member_horizons,
+                        models=(ids or {}).get("models"), **kw)
 
 
 
@@ -159,7 +175,7 @@ def for_trial(ctx, point: dict, plan, data) -> StoreTrainer | None:
         return None
     ks = ctx.reuse["ks"].get(arch_key(point)) or ctx.reuse["ks"].get(point["family"]) or [point["k"]]
     return store_trainer(ctx.results_dir, point, plan, data, torch.get_num_threads(), ks, ctx.reuse["mode"],
-                         ctx.budget, ctx.seeds, ctx.seed)
+                         ctx.budget, ctx.seeds, ctx.seed, ctx.reuse.get("ids"), getattr(ctx, "storage", None))
 
 
 def sweep_horizons(point: dict, ks, budgets, unit: str, min_steps: int, info, repeats: int, base_seed: int,
@@ -183,8 +199,6 @@ def sweep_horizons(point: dict, ks, budgets, unit: str, min_steps: int, info, re
 def sweep_trainer(ctx, point: dict, top, data) -> StoreTrainer | None:
     """The store trainer of a sweep job (``top``: its plan at its largest budget; ``data``: exactly what its
     members see), or None where the store is off or cannot be exact (as :func:`for_trial`)."""
-    from pathlib import Path
-
     import torch
 
     res = ctx.resources
@@ -192,10 +206,12 @@ def sweep_trainer(ctx, point: dict, top, data) -> StoreTrainer | None:
             or res.members != "sequential" or res.amp):
         return None
     ks = ctx.reuse["ks"].get(arch_key(point)) or [point["k"]]
-    return StoreTrainer(S.MemberStore(Path(ctx.results_dir) / S.STORE_DIR), S.data_fingerprint(data),
-                        torch.get_num_threads(),
-                        sweep_horizons(point, ks, ctx.reuse["budgets"], ctx.unit, ctx.min_steps, data.info,
-                                       ctx.seeds, ctx.seed, top.k))
+    # Keyed by the fingerprint of exactly the data its members see (a per-seed subset's seed is not in the key);
+    # the model code's fingerprints are the driver's.
+    ids = {**(ctx.reuse.get("ids") or {}), "data": None}
+    return keyed_trainer(ctx.results_dir, data, ids, torch.get_num_threads(),
+                         sweep_horizons(point, ks, ctx.reuse["budgets"], ctx.unit, ctx.min_steps, data.info,
+                                        ctx.seeds, ctx.seed, top.k), storage=getattr(ctx, "storage", None))
 
 
 __all__ = ["REUSE_MODES", "architecture_plans", "horizons", "StoreTrainer", "store_trainer", "arch_key", "reuse_ks",

@@ -223,6 +223,7 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
                else sum(m.steps_done for m in flat))
     return {"status": "ok", "member_steps": trained,
             "member_steps_reused": sum(t.counts["member_steps_reused"] for t in stores),
+            "store_records_rejected": sum(t.counts["store_records_rejected"] for t in stores),
             "planned_member_steps": len(flat) * top.steps, "trained_steps": top.steps, "budgets_filled": len(plans),
             "train_time_s": sum(m.train_time_s for m in flat), "cells_json": json.dumps(rows, default=str)}
 
@@ -237,6 +238,7 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     from tuneall.data import check_batch_sizes, load_dataset
     from tuneall.rundir.fsio import atomic_write_frame
     from tuneall.runner import check_local_fits, check_ray_options, ray_session
+    from tuneall.store.keys import warn_rejected
     from tuneall.sweeping.report import build_sweep_report, write_budget_reports
     from tuneall.training.sanity import check_verbose
 
@@ -255,10 +257,13 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     meta = {**R.provenance(cfg.to_json(), argv, kind="sweep"), "data": R.data_facts(data.info),
             "torch_threads_per_trial": cfg.resources.threads}
     with R.owned(out):  # one process per results directory, until the state is written last
-        with ray_session(cfg):
+        from tuneall.store.backend import serving
+
+        with ray_session(cfg), serving(out, cfg.address if cfg.executor == "ray" else None, verbose):
             results = _fit(cfg, jobs, data, out, verbose, meta)
         wall = time.perf_counter() - t0
         cells, job_rows = _collect(results)
+        warn_rejected([m for _, _, m, _ in results])
         atomic_write_frame(cells, out / R.CELLS)
         atomic_write_frame(cells, out / R.CELLS_PARQUET)
         atomic_write_frame(pd.DataFrame(job_rows), out / R.JOBS)
@@ -296,16 +301,23 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
 
 
 def _context(cfg: SweepConfig, jobs: list[dict], exact: bool) -> TrialContext:
-    """The jobs' context; ``exact``: anytime reuse is exact for every job (then the member store may serve)."""
+    """The jobs' context; ``exact``: anytime reuse is exact for every job (then the member store may serve, keyed
+    by fingerprints of the model code and the data: tuneall.store.keys)."""
+    from tuneall.store.keys import family_fingerprint
     from tuneall.store.reuse import reuse_ks
     from tuneall.runner import ship_families
+    from tuneall.store.backend import current
 
     store = cfg.member_store and cfg.reuse and exact
     return TrialContext(job=sweep_job, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed, rules=cfg.rules,
                         unit=cfg.unit, min_steps=cfg.min_steps, families=ship_families(),
                         results_dir=str(cfg.results_dir) if store else None,
                         reuse={"mode": "sweep", "ks": reuse_ks([j["point"] for j in jobs]),
-                               "budgets": list(cfg.budgets)} if store else None)
+                               "budgets": list(cfg.budgets),
+                               # the model code's fingerprints (a job keys its members by the data it trains on)
+                               "ids": {"models": {f: family_fingerprint(f) for f in
+                                                  sorted({j["point"]["family"] for j in jobs})}}}
+                        if store else None, storage=current())
 
 
 def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta: dict) -> list[tuple]:

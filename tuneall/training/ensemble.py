@@ -37,17 +37,31 @@ def save(out: Path, plan, info, dataset: str, rule: str, result, transform: dict
 
     ``transform``: raw inputs -> what the members read (:mod:`tuneall.data.inputs`; the data's ``transform``);
     ``data_source``: for user data, how a new process finds it again (an import path), if known."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in files(plan, info, dataset, rule, result, transform, data_source).items():
+        (out / name).write_bytes(data)
+    return out
+
+
+def files(plan, info, dataset: str, rule: str, result, transform: dict | None = None,
+          data_source: str | None = None) -> dict[str, bytes]:
+    """A trial's saved members as file name -> bytes, the manifest last: what :func:`save` writes, or what a trial
+    on a node without the results directory sends to the driver's store service (:mod:`tuneall.store.backend`)."""
+    import io
+
     import torch
 
     seeds = [list(s) for s in plan.seeds]
     by_seed = dict(result.weights or ())
-    out.mkdir(parents=True, exist_ok=True)
+    out: dict[str, bytes] = {}
     files = None
     if all(s in by_seed for group in seeds for s in group):
         files = [[f"r{r}_m{i}.pt" for i in range(len(group))] for r, group in enumerate(seeds)]
         for r, group in enumerate(seeds):
             for i, s in enumerate(group):
-                torch.save(by_seed[s], out / files[r][i])
+                buf = io.BytesIO()
+                torch.save(by_seed[s], buf)
+                out[files[r][i]] = buf.getvalue()
     a = plan.allocation
     manifest = {
         "family": a.family, "width": a.width, "depth": plan.depth, "k": plan.k, "data_fraction": a.data_fraction,
@@ -63,7 +77,7 @@ def save(out: Path, plan, info, dataset: str, rule: str, result, transform: dict
         "note": None if files else "the trainer kept no weights for these members",
         "transform": transform or {"kind": "none"}, "data_source": data_source,
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1, default=float))
+    out[MANIFEST] = json.dumps(manifest, indent=1, default=float).encode()
     return out
 
 
@@ -257,4 +271,4 @@ def load_ensemble(path: str | Path, repeat: int = 0) -> Ensemble:
     return Ensemble(members, m, repeat, d)
 
 
-__all__ = ["save", "save_train_dir", "keep_only", "mark_best", "load_ensemble", "Ensemble", "MEMBERS"]
+__all__ = ["save", "files", "save_train_dir", "keep_only", "mark_best", "load_ensemble", "Ensemble", "MEMBERS"]

@@ -98,6 +98,9 @@ def config_from_dir(results_dir: str | Path, **overrides) -> SearchConfig:
     if not meta:
         raise ConfigError(f"{out} is not a tuneall search directory (no {R.META})")
     conf = dict(meta["config"])
+    from tuneall.tuning.inputs import pin
+
+    pin(meta)  # the factories and loader from the copies the search kept, from any working directory
     try:
         space_src = conf.pop("space")["yaml"]
         conf.update(

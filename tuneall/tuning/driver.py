@@ -54,10 +54,16 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     storage = study.study_storage(cfg, out)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
     check_batch_sizes(feasible, data)
+    if cfg.resume:  # the code and the data the search started on, or one line saying what changed
+        from tuneall.tuning.inputs import check
+
+        check(R.read_meta(out), cfg.space, cfg.dataset, data, out)
+    from tuneall.store.backend import serving
     from tuneall.tuning._optuna import quiet_optuna  # only now: it imports Ray Tune
 
     # One process per results directory, from here to the state written last.
-    with R.owned(out, cfg.resume), ray_session(cfg), quiet_optuna(), stops_cleanly(out):
+    with R.owned(out, cfg.resume), ray_session(cfg), quiet_optuna(), stops_cleanly(out), \
+            serving(out, cfg.address, verbose):
         old_meta = check_resumable(cfg, out) if cfg.resume else None  # read again under the lock
         return _fit(cfg, data, feasible, out, argv, verbose, old_meta, storage, pf.mean_trial_s)
 
@@ -67,21 +73,24 @@ def _trials_to_run(cfg: SearchConfig, feasible, out: Path) -> int:
     return max(0, (len(feasible) if cfg.searcher in ("grid", "halving") else cfg.trials) - done)
 
 
-def _context(cfg: SearchConfig, out: Path, verbose: int = 1, points=None) -> TrialContext:
-    """The trials' context; ``points``: the grid's (or the promoted) points, whose members are planned together."""
+def _context(cfg: SearchConfig, out: Path, verbose: int = 1, points=None, ids: dict | None = None) -> TrialContext:
+    """The trials' context; ``points``: the grid's (or the promoted) points, whose members are planned together;
+    ``ids``: the run's fingerprints of the data and model code that member keys hold (tuneall.store.keys)."""
     from tuneall.core.config import HEARTBEAT_S
-    from tuneall.store.reuse import reuse_ks
     from tuneall.runner import ship_families
+    from tuneall.store.backend import current
+    from tuneall.store.reuse import reuse_ks
 
     reuse = None
     if cfg.member_store:
         ks = reuse_ks(points) if points is not None else {f: sorted(_k_values(cfg.space, f)) for f in
                                                          cfg.space.families}
-        reuse = {"mode": "grid" if points is not None else "own", "ks": ks}
+        reuse = {"mode": "grid" if points is not None else "own", "ks": ks, "ids": ids}
     return TrialContext(job=trial_metrics, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed,
                         rules=(cfg.rule,), objectives=cfg.objectives, budget=cfg.budget, unit=cfg.budget.unit,
                         min_steps=cfg.budget.min_steps, results_dir=str(out), families=ship_families(),
-                        heartbeat_s=HEARTBEAT_S if verbose > 0 else 0.0, save_members=cfg.save_members, reuse=reuse)
+                        heartbeat_s=HEARTBEAT_S if verbose > 0 else 0.0, save_members=cfg.save_members, reuse=reuse,
+                        storage=current())
 
 
 def _k_values(space: SearchSpace, family: str) -> list[int]:
@@ -113,16 +122,19 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     started = time.monotonic()  # a time budget counts from here: halving's rungs spend it too
     res = cfg.resources
     check_fits(res.bundles(int(feasible["k"].max())))  # before anything is written
-    meta = _start(cfg, data, out, argv, old_meta)
+    from tuneall.store.keys import run_ids, warn_rejected
+
+    ids = run_ids(data, cfg.space.families) if cfg.member_store else None  # once per run, carried to the trials
+    meta = _start(cfg, data, out, argv, old_meta, ids)
     done = _read_journal(out)
-    grid_points = _grid_points(cfg, data, out, verbose, started)
+    grid_points = _grid_points(cfg, data, out, verbose, started, ids)
     trials = _trials(cfg, data, done, grid_points, storage, est_trial_s, verbose)
     from tuneall.tuning._searchers import TimeBudget
 
     if isinstance(trials.searcher, TimeBudget):
         trials.searcher.start = started  # the time budget's clock starts with the search, not after the rungs
     # With parallel members a trial's placement group has one bundle per member, so it depends on the sampled k.
-    trainable = with_trial_resources(_context(cfg, out, verbose, grid_points), data,
+    trainable = with_trial_resources(_context(cfg, out, verbose, grid_points, ids), data,
                                      lambda config: res.bundles(int(config.get("point", config).get("k", 1))))
     at_once = concurrency(cfg, sum(b.get("CPU", 0) for b in res.bundles(int(feasible["k"].min()))))
     progress = SearchProgress(trials.total, cfg.objectives, done=len(done))
@@ -141,10 +153,11 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
                  metric=SCORE, mode=cfg.mode[0],
                  progress_reporter=live_table(cfg.objectives, grid_points is not None) if verbose >= 2 else None,
                  callbacks=[JournalCallback(str(out)), *([ProgressCallback(progress)] if verbose > 0 else [])])
+    warn_rejected([r.get("metrics") for r in _read_journal(out, quiet=True)[len(done):]])  # once, not per trial
     return _finish(cfg, data, out, meta, trials, verbose)
 
 
-def _start(cfg: SearchConfig, data, out: Path, argv, old_meta) -> dict:
+def _start(cfg: SearchConfig, data, out: Path, argv, old_meta, ids: dict | None) -> dict:
     """``tuneall.json`` in state running: the search's provenance, or the old one with this resume recorded."""
     out.mkdir(parents=True, exist_ok=True)
     meta = {**R.provenance(cfg.to_json(), argv), "data": R.data_facts(data.info),
@@ -152,10 +165,15 @@ def _start(cfg: SearchConfig, data, out: Path, argv, old_meta) -> dict:
     if old_meta:  # keep the command that started the search; record the resumes
         meta = {**old_meta, "resumes": [*old_meta.get("resumes", []), {"command": meta["command"],
                                                                        "at": meta["created"]}]}
+    else:  # the user's code and data by value: a resume runs exactly these (tuneall.tuning.inputs)
+        from tuneall.tuning.inputs import KEY, record
+
+        meta[KEY] = record(cfg.space, cfg.dataset, data, ids)
     return R.write_meta(out, meta, "running")
 
 
-def _grid_points(cfg: SearchConfig, data, out: Path, verbose: int, started: float) -> list[dict] | None:
+def _grid_points(cfg: SearchConfig, data, out: Path, verbose: int, started: float,
+                 ids: dict | None) -> list[dict] | None:
     """The feasible grid (after halving's rungs, the promoted points), widest ensembles first; None for samplers."""
     if cfg.searcher not in ("grid", "halving"):
         return None
@@ -166,7 +184,7 @@ def _grid_points(cfg: SearchConfig, data, out: Path, verbose: int, started: floa
     if cfg.searcher == "halving":
         from tuneall.tuning.search_cost import run_halving
 
-        points = run_halving(cfg, data, out, points, _context(cfg, out, 0, points), verbose, started)
+        points = run_halving(cfg, data, out, points, _context(cfg, out, 0, points, ids), verbose, started)
     return sorted(points, key=lambda p: -int(p["k"]))  # widest ensembles first: they train most members at once
 
 

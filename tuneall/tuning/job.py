@@ -37,8 +37,10 @@ def _trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     from tuneall.training.trainers import select_trainer
     from tuneall.training.trial import run_trial
 
+    from tuneall.store.backend import on_driver
+
     point = config.get("point", config)
-    repeat = _repeat_of(point, ctx.results_dir)
+    repeat = on_driver(ctx.storage, _repeat_of, point, ctx.results_dir)  # the journal is on the driver's disk
     if repeat is not None:
         return repeat
     res = ctx.resources
@@ -73,15 +75,18 @@ def _trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
 
 
 def _save_members(ctx: TrialContext, plan, data, result) -> None:
-    """The trial's members to ``members/<trial id>/`` (where the results directory is reachable from here)."""
+    """The trial's members to ``members/<trial id>/`` (through the driver's store service on a cluster without a
+    shared disk)."""
+    from tuneall.store.backend import reachable, write_files
     from tuneall.training import ensemble as ensemble_io
 
     trial_id = ensemble_io.current_trial_id()
-    if not result.weights or not trial_id or not ctx.results_dir or not Path(ctx.results_dir).is_dir():
+    if not result.weights or not trial_id or not reachable(ctx.results_dir, ctx.storage):
         return
     try:
-        ensemble_io.save(Path(ctx.results_dir) / ensemble_io.MEMBERS / trial_id, plan, data.info, data.info.name,
-                         ctx.rules[0], result, transform=data.transform, data_source=data.source)
+        write_files(ctx.results_dir, ctx.storage, f"{ensemble_io.MEMBERS}/{trial_id}",
+                    ensemble_io.files(plan, data.info, data.info.name, ctx.rules[0], result,
+                                      transform=data.transform, data_source=data.source))
     except OSError as e:  # weights are a convenience: a full disk must not fail the trial
         print(f"tuneall: members of trial {trial_id} not saved ({e})", flush=True)
 

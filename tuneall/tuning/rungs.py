@@ -5,10 +5,9 @@ store (every member once per rung over the rung's ks of its architecture), evalu
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from tuneall.store import records as S
-from tuneall.store.reuse import StoreTrainer, arch_key, architecture_plans, horizons
+from tuneall.store.reuse import StoreTrainer, arch_key, architecture_plans, horizons, keyed_trainer
 from tuneall.tuning.halving import RUNGS, rung_steps
 
 
@@ -50,8 +49,9 @@ def rung_job(config: dict, ctx, data) -> dict:
     later: dict[int, set] = {}
     for k, p in full.items():
         later.setdefault(plans[k].steps, set()).update(schedule_evals(p.steps, ctx.budget.min_steps))
-    trainer = StoreTrainer(S.MemberStore(Path(ctx.results_dir) / S.STORE_DIR), S.data_fingerprint(data),
-                           torch.get_num_threads(), horizons(plan.k, plans, "grid", lambda s: tuple(later[s])))
+    trainer = keyed_trainer(ctx.results_dir, data, ctx.reuse.get("ids"), torch.get_num_threads(),
+                            horizons(plan.k, plans, "grid", lambda s: tuple(later[s])),
+                            storage=getattr(ctx, "storage", None))
     part = with_fraction(data, plan.allocation.data_fraction)
     # The curve reaches back over the earlier rungs' evaluations too (stored: free), so the fit sees a wider range.
     evals = tuple(sorted(set().union(*(rung_evals(rung_steps(plan.steps, g, ctx.budget.min_steps))
@@ -63,27 +63,37 @@ def rung_job(config: dict, ctx, data) -> dict:
                                **({"split": "val"} if val else {}))[0]["ensemble_acc"] for s in evals]
              for rep in members]
     diverged = any(m.diverged or m.steps_done < rplan.steps for rep in members for m in rep)
-    m_steps, m_curve = _first_member_curve(trainer, rplan, labels, "val" if val else "test")
+    m_steps, m_curve = _first_member_curve(trainer, rplan, part, labels, "val" if val else "test")
     return {"status": "diverged" if diverged else "ok", "steps": list(evals), "full_steps": plan.steps,
             "rung_steps": rplan.steps, "curve": curve, "split": "val" if val else "test",
             "member_steps_curve": m_steps, "member_curve": m_curve, **trainer.counts}
 
 
-def _first_member_curve(trainer: StoreTrainer, plan, labels, split: str) -> tuple[list[int], list[list[float]]]:
-    """The accuracy curve of member 0 of each repeat, as far as the rung trained it (its horizon: the longest of the
-    architecture, the k = 1 allocation's share of the rung): every stored evaluation in the last three quarters
-    of its steps. A large-k allocation's own curve at a rung is short (tens of steps, often still at chance), while
-    member 0 has usually run near or past that allocation's full T: :mod:`tuneall.tuning.halving` reads (or predicts) the
-    single member's accuracy at T(k) as a floor for the k-member ensemble there."""
+def _first_member_curve(trainer: StoreTrainer, plan, data, labels, split: str) -> tuple[list[int], list[list[float]]]:
+    """The accuracy curve of member 0 of each repeat up to its *planned* horizon at this rung (the longest of the
+    architecture's rung steps: the smallest alive k's share of the rung), read at the horizon's planned evaluations
+    in the last three quarters of its steps. A large-k allocation's own curve at a rung is short (tens of steps,
+    often still at chance), while member 0 runs near or past that allocation's full T: :mod:`tuneall.tuning.halving`
+    reads (or predicts) the single member's accuracy at T(k) as a floor for the k-member ensemble there.
+
+    Fixed, not "however far member 0 happens to be stored" (which depends on which trial or node got there first):
+    member 0 is asked of the store at exactly that horizon, so the reading is the same whichever trial reads it
+    (a trial that finds it short continues it there, as the rung's longest trial would)."""
     from tuneall.training import metrics as M
 
-    recs = [trainer.store.load(S.key_id(trainer.key(plan, seeds[0]))) for seeds in plan.seeds]
-    if any(r is None or r.diverged for r in recs):
+    h_steps, h_evals = trainer.member_horizons[0] if trainer.member_horizons else (plan.steps, ())
+    first = StoreTrainer(trainer.store, trainer.data_id, trainer.threads, [(h_steps, tuple(h_evals))],
+                         models=trainer.models)
+    reps = first(replace(plan, steps=h_steps, seeds=tuple((s[0],) for s in plan.seeds)), data, None, tuple(h_evals))
+    for k in ("member_steps_trained", "members_trained", "store_records_rejected"):
+        trainer.counts[k] += first.counts[k]
+    res = [rep[0] for rep in reps]
+    if any(r.diverged or r.steps_done < h_steps for r in res):
         return [], []
-    top = min(r.ok_through for r in recs)
-    steps = sorted(set.intersection(*({s for s in (r.val if split == "val" else r.test) if top / 4 <= s <= top}
-                                      for r in recs)))
-    return steps, [[M.accuracy((r.val if split == "val" else r.test)[s], labels) for s in steps] for r in recs]
+    logp = [r.val_logprobs if split == "val" else r.test_logprobs for r in res]
+    steps = sorted(s for s in S.needed_evals(h_steps, h_evals) if h_steps / 4 <= s <= h_steps
+                   and all(s in lp for lp in logp))
+    return steps, [[M.accuracy(lp[s], labels) for s in steps] for lp in logp]
 
 
 __all__ = ["rung_evals", "schedule_evals", "rung_job"]

@@ -20,14 +20,18 @@ def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1,
 
     from tuneall.tuning import halving as H
     from tuneall.rundir.fsio import atomic_write_frame
+    from tuneall.store.keys import warn_rejected
     from tuneall.store.reuse import reuse_ks
     from tuneall.tuning.rungs import rung_job
 
+    ran: list[dict] = []  # this run's rung metrics: refused store records are reported once, at the end
+
     def run_rung(fraction: float, pts: list[dict]) -> list[dict]:
-        rctx = replace(ctx, job=rung_job, reuse={"mode": "grid", "ks": reuse_ks(pts)})
+        rctx = replace(ctx, job=rung_job, reuse={**(ctx.reuse or {}), "mode": "grid", "ks": reuse_ks(pts)})
         configs = [{"point": p, "fraction": fraction} for p in sorted(pts, key=lambda p: -int(p["k"]))]
         got = {H.point_id(c["point"]): m for c, m in _run(cfg, rctx, data, out, configs, fraction,
                                                            H.RUNGS.index(fraction))}
+        ran.extend(got.values())
         return [got.get(H.point_id(p), {"status": "failed"}) for p in pts]
 
     import pandas as pd
@@ -36,6 +40,7 @@ def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1,
     out_of_time = (lambda: time.monotonic() - t0 >= cfg.time_budget_s) if cfg.time_budget_s else (lambda: False)
     alive, rows = H.select(points, run_rung, out, log=(lambda m: print(m, flush=True)) if verbose else
                            (lambda m: None), out_of_time=out_of_time)
+    warn_rejected(ran)
     atomic_write_frame(pd.DataFrame(rows), out / "halving.csv")
     return alive
 

@@ -58,14 +58,15 @@ def stored_weights(out: Path, plan, data, part, threads: int, rule: str):
     """The trial's result (with its members' weights) answered from the member store without training, when every
     member's record holds its weights at the trial's steps (kept while it trained: tuneall.store.reuse); else None."""
     from tuneall.store import records as S
-    from tuneall.store.reuse import StoreTrainer
+    from tuneall.store.reuse import keyed_trainer
     from tuneall.training.trial import curve_steps, run_trial
 
     # Keyed as the search's trials key them: the whole data's fingerprint (the key holds the data fraction).
-    trainer = StoreTrainer(S.MemberStore(out / S.STORE_DIR), S.data_fingerprint(data), threads)
+    trainer = keyed_trainer(out, data, None, threads)
     for seeds in plan.seeds:
         for seed in seeds:
-            rec = trainer.store.load(S.key_id(trainer.key(plan, seed)))
+            key = trainer.key(plan, seed)
+            rec = trainer.store.load(S.key_id(key), key)
             if rec is None or plan.steps not in rec.weights or not rec.covers(plan.steps, curve_steps(plan.steps)):
                 return None
     return run_trial(plan, part, rule=rule, trainer=trainer)  # every record covers it: nothing trains
