@@ -271,12 +271,15 @@ def search(
     from tuneall.tuning.driver import SearchConfig, run_search
 
     check_rule(rule)
-    dataset = _use_data(data, dataset, val_fraction)
+    from tuneall.data.user import use_data
+    from tuneall.models import use_model
+
+    dataset = use_data(data, dataset, val_fraction)
     dataset_info(dataset)  # unknown dataset: fail before anything else
     sanity.check_val_fraction(dataset, val_fraction)  # in-memory data were checked as they were registered
     cfg = SearchConfig(
         budget=Budget(budget, unit, min_steps),
-        space=make_space(space, family=_use_model(model), widths=widths, depths=depths, k=k, lr=lr,
+        space=make_space(space, family=use_model(model), widths=widths, depths=depths, k=k, lr=lr,
                          momentum=momentum, batch_size=batch_size, weight_decay=weight_decay, optimizer=optimizer,
                          label_smoothing=label_smoothing), dataset=dataset,
         val_fraction=val_fraction if val_fraction is not None else DEFAULT_VAL_FRACTION,
@@ -290,26 +293,6 @@ def search(
     front = run_search(cfg, argv=argv, verbose=verbose, dry_run=dry_run, confirm=confirm)
     front.attrs["results_dir"] = display(cfg.results_dir)
     return front
-
-
-def _use_data(data, dataset: str, val_fraction: float | None) -> str:
-    """The dataset name a run uses: ``dataset``, or ``data`` registered (an import path is used as the name)."""
-    if data is None:
-        return dataset
-    if isinstance(data, str):
-        return data
-    from tuneall.data.user import register_data
-
-    return register_data(data, "user" if dataset == "digits" else dataset, val_fraction=val_fraction)
-
-
-def _use_model(model):
-    """A family name for ``model``: a name or import path as given; a factory function registered under its name."""
-    if model is None or isinstance(model, str):
-        return model
-    from tuneall.models import register_model
-
-    return register_model(None, model)
 
 
 def resume(results_dir: str, address: str | None = None, num_cpus: int | None = None, verbose: int = 1,
@@ -366,12 +349,15 @@ def sweep(
     given = (("lr", lr), ("momentum", momentum), ("batch_size", batch_size), ("weight_decay", weight_decay),
              ("optimizer", optimizer), ("label_smoothing", label_smoothing))
     fixed = {key: v for key, v in given if v is not None}
-    dataset = _use_data(data, dataset, val_fraction)
+    from tuneall.data.user import use_data
+    from tuneall.models import use_model
+
+    dataset = use_data(data, dataset, val_fraction)
     if val_fraction is not None:
         sanity.check_val_fraction(dataset, val_fraction)  # in-memory data were checked as they were registered
         options["val_fraction"] = val_fraction
     if points is None:
-        sp, pts = make_space(space, family=_use_model(model), widths=widths, depths=depths, k=k, **fixed), None
+        sp, pts = make_space(space, family=use_model(model), widths=widths, depths=depths, k=k, **fixed), None
     else:
         sp, pts = None, tuple({**p, **fixed} for p in points)
     rules = tuple(r.strip() for r in rules.split(",")) if isinstance(rules, str) else tuple(rules)

@@ -130,6 +130,15 @@ def _tensor(v, what: str, split: str):
     raise DataError(f"data: {what} of the {split} split is a {type(v).__name__}; expected a tensor or numpy array")
 
 
+def use_data(data, dataset: str, val_fraction: float | None) -> str:
+    """The dataset name a run uses: ``dataset``, or ``data`` registered (an import path is used as the name)."""
+    if data is None:
+        return dataset
+    if isinstance(data, str):
+        return data
+    return register_data(data, "user" if dataset == "digits" else dataset, val_fraction=val_fraction)
+
+
 def to_dataset(data, name: str = "user", *, val_fraction: float | None = None,
                test_fraction: float = DEFAULT_TEST_FRACTION, num_classes: int | None = None):
     """Any accepted form -> a validated :class:`tuneall.data.Dataset` with train, validation and test splits."""

@@ -14,6 +14,7 @@ from tuneall.models._registry import (
     register_model,
     resolve_family,
     scaled,
+    use_model,
     user_families,
 )
 from tuneall.models import cnn  # noqa: F401  (registers cnn3)
@@ -31,6 +32,7 @@ __all__ = [
     "register_builtin",
     "resolve_family",
     "user_families",
+    "use_model",
     "add_family",
     "check_family",
     "scaled",

@@ -163,6 +163,11 @@ class _InSet:
         return d in self.allowed
 
 
+def use_model(model):
+    """A family name for ``model``: a name or import path as given; a factory function registered under its name."""
+    return model if model is None or isinstance(model, str) else register_model(None, model)
+
+
 def resolve_family(spec: str) -> str:
     """A family name, or an import path to a factory (``mypkg.nets:make_mlp``, ``path/file.py:make_mlp``) that is
     imported and registered (under the name it registered itself with, else the function's name)."""
