@@ -55,7 +55,11 @@ def resolve_dir(results_dir: str | os.PathLike, skip: tuple[str, ...] = ()) -> P
     its working copy, pulled from the URI (refused in one line if the URI cannot be used). ``skip``: folders a
     reader does not need (then only read, the lease is not checked)."""
     if not storage.is_remote(results_dir):
-        return Path(storage.local_path(results_dir)).expanduser().resolve()
+        try:
+            return Path(storage.local_path(results_dir)).expanduser().resolve()
+        except (RuntimeError, OSError) as e:  # a symlink loop, a path the OS refuses
+            raise ConfigError(f"{results_dir} is a symbolic link that leads nowhere (a loop or a missing target)"
+                              if Path(results_dir).is_symlink() else f"{results_dir} cannot be read ({e})") from None
     base, name = storage.parent(str(results_dir))
     check_storage(base)
     out = results_path(base, name)
