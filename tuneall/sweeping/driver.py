@@ -268,24 +268,9 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
         atomic_write_frame(cells, out / R.CELLS_PARQUET)
         atomic_write_frame(pd.DataFrame(job_rows), out / R.JOBS)
         atomic_write_frame(planned, out / R.PLANNED_CELLS)
-        feas = planned[planned["feasible"]]
-        top = feas[feas["budget"] == feas["budget"].max()]
         if cfg.points is not None:
             meta["config"]["points"] = list(cfg.points)
-        meta["sweep"] = {
-            "budgets": list(cfg.budgets), "jobs": len(jobs), "reuse": cfg.reuse and not blockers,
-            "reuse_note": (("anytime reuse and the member store: each member of an architecture trained once for "
-                            "every k and budget" if cfg.member_store else
-                            "anytime reuse: each allocation trained once at its largest feasible budget") if cfg.reuse
-                           and not blockers else "fresh runs per budget: " + ("; ".join(sorted(blockers)) if blockers
-                                                                                else "reuse=False")),
-            "member_store": bool(cfg.member_store and cfg.reuse and not blockers),
-            "member_steps_trained": int(sum(j.get("member_steps", 0) or 0 for j in job_rows)),
-            "member_steps_reused": int(sum(j.get("member_steps_reused", 0) or 0 for j in job_rows)),
-            "member_steps_largest_budget": int(top["member_steps"].sum()),
-            "member_steps_without_reuse": int(feas["member_steps"].sum()),
-            "wall_time_s": wall, "failed_jobs": int(sum(j["status"] != "ok" for j in job_rows)),
-        }
+        meta["sweep"] = _facts(cfg, jobs, job_rows, planned, blockers, wall)
         R.write_json(out / R.SWEEP_META, meta)
         if cfg.per_budget_reports:
             write_budget_reports(out, cells, planned, meta)
@@ -298,6 +283,26 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
           f"{m['member_steps_without_reuse']:,})", flush=True)
     print("\n".join(answer_lines(tables, cfg.unit)), flush=True)  # the sweep's answer, last
     return out
+
+
+def _facts(cfg: SweepConfig, jobs, job_rows, planned, blockers, wall: float) -> dict:
+    """``sweep.json``'s account of the sweep: how cells were reused and the member-steps that cost."""
+    feas = planned[planned["feasible"]]
+    top = feas[feas["budget"] == feas["budget"].max()]
+    reused = cfg.reuse and not blockers
+    return {
+        "budgets": list(cfg.budgets), "jobs": len(jobs), "reuse": reused,
+        "reuse_note": (("anytime reuse and the member store: each member of an architecture trained once for every k "
+                        "and budget" if cfg.member_store else
+                        "anytime reuse: each allocation trained once at its largest feasible budget") if reused
+                       else "fresh runs per budget: " + ("; ".join(sorted(blockers)) if blockers else "reuse=False")),
+        "member_store": bool(cfg.member_store and reused),
+        "member_steps_trained": int(sum(j.get("member_steps", 0) or 0 for j in job_rows)),
+        "member_steps_reused": int(sum(j.get("member_steps_reused", 0) or 0 for j in job_rows)),
+        "member_steps_largest_budget": int(top["member_steps"].sum()),
+        "member_steps_without_reuse": int(feas["member_steps"].sum()),
+        "wall_time_s": wall, "failed_jobs": int(sum(j["status"] != "ok" for j in job_rows)),
+    }
 
 
 def _context(cfg: SweepConfig, jobs: list[dict], exact: bool) -> TrialContext:
