@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import tuneall.training.member
+import tuneall.training.trainers
 import tuneall.training.trial
 from tuneall.core.budget import Budget
 from tuneall.data import load_dataset
@@ -31,7 +32,7 @@ def seen_threads(monkeypatch):
         seen.append(torch.get_num_threads())
         return real(*args, **kw)
 
-    monkeypatch.setattr(tuneall.training.trial, "train_member", recording)
+    monkeypatch.setattr(tuneall.training.trainers, "train_member", recording)
     monkeypatch.setattr(tuneall.training.member, "train_member", recording)
     return seen
 

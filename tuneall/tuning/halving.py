@@ -45,14 +45,14 @@ def predict_full(steps, acc_by_seed, target: int) -> tuple[float, float]:
     (one list of accuracies per seed, at ``steps``)."""
     import numpy as np
 
-    from tuneall.reporting.powerlaw import fit_power_law, predict
+    from tuneall.reporting.powerlaw import MIN_POINTS, fit_power_law, predict
 
     steps = np.asarray(steps, float)
     preds, last = [], []
     for acc in acc_by_seed:
         acc = np.asarray(acc, float)
         last.append(acc[-1])
-        if len(steps) >= 3 and steps[-1] < target:
+        if len(steps) >= MIN_POINTS and steps[-1] < target:  # never an exactly determined fit
             fit = fit_power_law(steps, 1 - acc)
             p = 1 - float(predict(fit, target))
             preds.append(min(1.0, max(p, acc[-1] - 0.0)))  # a fitted curve never falls below what was seen
