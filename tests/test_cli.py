@@ -306,7 +306,8 @@ def test_train_text_output(capsys, tmp_path):
     assert rc == 0, err
     steps = 500_000 // (2 * 24_170)
     assert f"{steps}/{steps} steps" in out
-    assert "repeat 0 member 1 (seed 1)" in out
+    assert "tuneall: training cnn3 w=0.5 d=3 k=2 on digits" in out.splitlines()[0]  # what it trains, first
+    assert "tuneall: member 2 of 2, seed 1 of 1 done" in out  # in the user's terms
     assert "ensemble (mean) over 1 seed(s), on the test split:" in out and "validation split: ensemble_acc" in out
     assert "ensemble_acc" in out
     assert f"Results: {tmp_path}/train-digits-5e+05-cnn3-w0.5-k2" in out
