@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 
+from tuneall.core import bitvec
+
 from tuneall.training import metrics as M
 from tuneall.core.budget import Budget
 from tuneall.data import load_dataset, make_synthetic
@@ -152,9 +154,10 @@ def test_run_trial_digits_rows_and_aggregates(digits):
         expected = M.evaluate_ensemble(logp, labels, "mean")
         val_logp = torch.stack([x.val_logprobs[15] for x in results])  # the validation split, evaluated at once
         expected.update({f"val_{k}": v for k, v in M.evaluate_ensemble(val_logp, digits.y_val, "mean").items()})
-        from tuneall.core.bitvec import CORRECT_COLUMN  # the tie set's per-example bits ride with the repeat
-
-        assert {k: v for k, v in res.repeats[r].items() if k != CORRECT_COLUMN} == pytest.approx(expected)
+        rep = dict(res.repeats[r])
+        bits = bitvec.decode(rep.pop(bitvec.CORRECT_COLUMN))  # the per-example bits the tie set resamples
+        assert rep == pytest.approx(expected)
+        assert bits.mean() == pytest.approx(expected["val_ensemble_acc"], abs=1e-12)
         assert len(digits.y_val) == 144 and res.repeats[r]["val_ensemble_acc"] != res.repeats[r]["ensemble_acc"]
         rows = [m for m in res.members if m["repeat"] == r]
         for i, row in enumerate(rows):
