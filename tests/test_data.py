@@ -50,7 +50,7 @@ def _batch(rng, n, num_classes, label_key):
 
 def write_cifar(root, name="cifar10", n=4, n_test=6, seed=0, extracted=False, protocol=None):
     """Write a small archive (or extracted folder) for ``name``; return (path, train batches, test batch)."""
-    archive_name, folder, train_members, test_member, label_key = data._CIFAR_LAYOUT[name]
+    archive_name, folder, train_members, test_member, label_key = cifar._CIFAR_LAYOUT[name]
     num_classes = dataset_info(name).num_classes
     rng = np.random.default_rng(seed)
     train = [_batch(rng, n, num_classes, label_key) for _ in train_members]
@@ -279,7 +279,7 @@ def test_cifar_wrong_batch_contents(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_cifar_missing_offline(tmp_path, monkeypatch, name):
     monkeypatch.setitem(data.CIFAR_URLS, name, UNREACHABLE)
-    expected_path = tmp_path / data._CIFAR_LAYOUT[name][0]
+    expected_path = tmp_path / cifar._CIFAR_LAYOUT[name][0]
     for download in (True, False):
         with pytest.raises(DataError) as err:
             load_dataset(name, data_dir=tmp_path, download=download)

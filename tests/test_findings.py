@@ -172,7 +172,7 @@ def test_results_readme_block_lists_every_verdict_and_every_holdout(tmp_path):
 def test_subset_per_seed_draws_each_repeats_subset_with_its_seed_and_keeps_reuse_exact(monkeypatch):
     import torch
 
-    import tuneall.training.trial as T
+    import tuneall.training.trainers as T
     from tuneall.core.config import Resources
     from tuneall.data import load_dataset
     from tuneall.runner import TrialContext

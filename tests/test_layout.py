@@ -39,50 +39,102 @@ def test_api_verbs_are_reachable_from_the_package_and_never_shadowed():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
-def _module_imports(path: Path) -> set[str]:
-    """tuneall modules a module imports at import time (top level, not inside functions or TYPE_CHECKING)."""
-    tree = ast.parse(path.read_text())
-    found = set()
-    for node in tree.body:
-        if isinstance(node, ast.If):  # `if TYPE_CHECKING:` blocks never run
-            continue
-        for n in ([node] if isinstance(node, (ast.Import, ast.ImportFrom)) else []):
-            if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("tuneall"):
-                found.add(n.module)
-                found.update(f"{n.module}.{a.name}" for a in n.names)
-            elif isinstance(n, ast.Import):
-                found.update(a.name for a in n.names if a.name.startswith("tuneall"))
-    return found
+# Subpackages from the bottom layer up: a module may import its own layer and the ones below, never one above.
+LAYERS = ("core", "rundir", "models", "data", "planning", "training", "store", "runner", "reporting", "tuning",
+          "sweeping", "api", "options", "commands", "cli")
 
 
-def _modules() -> dict[str, Path]:
+def _modules(pkg: Path = PKG) -> dict[str, Path]:
     mods = {}
-    for path in PKG.rglob("*.py"):
-        rel = path.relative_to(ROOT).with_suffix("")
-        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
-        mods[name] = path
+    for path in pkg.rglob("*.py"):
+        rel = path.relative_to(pkg.parent).with_suffix("")
+        mods[".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)] = path
     return mods
 
 
-def test_no_import_cycle_at_import_time():
-    mods = _modules()
-    graph = {m: {i for i in _module_imports(p) if i in mods and i != m} for m, p in mods.items()}
-    # A package imports its own submodules (re-exports): that is not a cycle through its parent.
-    graph = {m: {i for i in deps if not m.startswith(i + ".")} for m, deps in graph.items()}
+def _imports(name: str, path: Path, mods: dict[str, Path]) -> set[tuple[str, int]]:
+    """(tuneall module, line) of EVERY import statement in a module: top level, function-local, TYPE_CHECKING."""
+    def resolve(dotted):
+        while dotted and dotted not in mods:
+            dotted = dotted.rpartition(".")[0]
+        return dotted
+
+    found = set()
+    base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {(resolve(a.name), node.lineno) for a in node.names if a.name.startswith("tuneall")}
+        elif isinstance(node, ast.ImportFrom):
+            mod = ".".join(base[:len(base) - node.level + 1] + ([node.module] if node.module else [])) \
+                if node.level else node.module or ""
+            if mod.split(".")[0] == "tuneall":
+                found |= {(resolve(f"{mod}.{a.name}"), node.lineno) for a in node.names}
+    return {(m, line) for m, line in found if m and m != name}
+
+
+def _graph(pkg: Path = PKG) -> dict[str, set[tuple[str, int]]]:
+    mods = _modules(pkg)
+    return {m: _imports(m, p, mods) for m, p in mods.items()}
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def _problems(graph: dict[str, set[tuple[str, int]]]) -> list[str]:
+    """Every upward arrow between layers and every import cycle, counting all import statements."""
+    out = [f"{m}:{line} imports {d}, a higher layer" for m, deps in sorted(graph.items()) for d, line in sorted(deps)
+           if _layer(m) is not None and _layer(d) is not None and _layer(d) > _layer(m)]
+    edges = {m: {d for d, _ in deps} for m, deps in graph.items()}
     state: dict[str, int] = {}
 
     def visit(m, stack):
         state[m] = 1
-        for d in graph[m]:
+        for d in sorted(edges.get(m, ())):
             if state.get(d) == 1:
-                raise AssertionError("import cycle: " + " -> ".join([*stack, m, d]))
-            if d not in state:
-                visit(d, [*stack, m])
+                out.append("import cycle: " + " -> ".join([*stack[stack.index(d):], d]) if d in stack
+                           else "import cycle: " + " -> ".join([*stack, d]))
+            elif d not in state:
+                visit(d, [*stack, d])
         state[m] = 2
 
-    for m in graph:
+    for m in sorted(edges):
         if m not in state:
-            visit(m, [])
+            visit(m, [m])
+    return out
+
+
+def test_no_import_cycle_and_no_upward_import_counting_every_import_statement():
+    assert _problems(_graph()) == []
+
+
+def test_the_layout_check_sees_a_function_local_cycle_and_a_type_checking_import(tmp_path):
+    """The check is not blind where cycles hide: a function-local import back up, and one under TYPE_CHECKING."""
+    import shutil
+
+    pkg = tmp_path / "tuneall"
+    shutil.copytree(PKG, pkg, ignore=shutil.ignore_patterns("__pycache__", "*.yaml"))
+    assert _problems(_graph(pkg)) == []
+    budget = pkg / "core" / "budget.py"
+    budget.write_text(budget.read_text() + "\n\ndef _late():\n    from tuneall.tuning import driver\n")
+    found = _problems(_graph(pkg))
+    assert any("tuneall.core.budget:" in p and "tuneall.tuning.driver, a higher layer" in p for p in found), found
+    assert any(p.startswith("import cycle:") and "tuneall.core.budget" in p for p in found), found
+    errors = pkg / "core" / "errors.py"
+    errors.write_text(errors.read_text() + "\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                      "    from tuneall.planning.factory import TrialPlan\n")
+    assert any("tuneall.core.errors:" in p and "tuneall.planning.factory" in p for p in _problems(_graph(pkg)))
+
+
+def test_modules_stay_small_and_the_drivers_functions_short():
+    """A reader finds a concept in a module that fits on a few screens; a driver reads as a list of steps."""
+    assert {m: n for m, p in _modules().items() if (n := len(p.read_text().splitlines())) > 400} == {}
+    drivers = [PKG / "tuning" / "driver.py", PKG / "sweeping" / "driver.py", PKG / "runner" / "trials.py"]
+    long = [f"{p.name}:{n.name} ({n.end_lineno - n.lineno + 1} lines)" for p in drivers
+            for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.FunctionDef)
+            and n.end_lineno - n.lineno + 1 > 60]
+    assert long == []
 
 
 def test_search_spaces_are_package_data():

@@ -209,27 +209,25 @@ def test_merge_keeps_every_evaluation_of_both_prefix_runs():
     assert S.merge(long, short).test.keys() == m.test.keys()
 
 
-def test_only_members_trained_to_the_trials_own_steps_are_captured_as_its_weights(digits, tmp_path):
-    """A grid member trained past the trial's T (to a smaller k's need) has another trial's weights: not captured,
-    so a saved ensemble never pairs the wrong weights with the trial's recorded accuracy."""
-    from tuneall.training import ensemble as ensemble_io
-
+def test_a_trials_weights_are_its_members_at_its_own_steps_even_when_trained_past_them(digits, tmp_path):
+    """A grid member trained past the trial's T (to a smaller k's need) keeps its weights at the trial's T on the
+    way: the trial's result carries exactly the weights a fresh run of the trial gives, never a longer run's."""
     plans = _plans(digits, ks=(1, 2), repeats=1)
     tr = StoreTrainer(S.MemberStore(tmp_path), S.data_fingerprint(digits), torch.get_num_threads(),
-                      horizons(2, plans, "grid"))
-    with ensemble_io.capturing() as got:
-        run_trial(plans[2], digits, trainer=tr)
-    seeds = plans[2].seeds[0]
+                      horizons(2, plans, "grid"), snapshot_steps={p.steps for p in plans.values()})
+    got = run_trial(plans[2], digits, trainer=tr).weights
+    fresh = run_trial(plans[2], digits, trainer=train_sequential).weights
     # member 0 is trained to T(1) > T(2) for the k=1 trial; member 1 only to the trial's own T(2)
-    assert tr.counts["members_trained"] == 2 and [s for s, _ in got] == [seeds[1]]
+    assert tr.counts["members_trained"] == 2 and [s for s, _ in got] == [s for s, _ in fresh] == list(plans[2].seeds[0])
+    for (_, a), (_, b) in zip(got, fresh):
+        assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
 
 
 def test_the_chosen_trials_weights_come_from_the_store_bit_for_bit_without_training(digits, tmp_path):
     """Members trained past a trial's T (to a larger k's need) keep their weights at every trial's T: the chosen
     allocation's ensemble is saved from the store, equal to a fresh run's weights, and nothing is trained."""
-    from tuneall.training import ensemble as ensemble_io
     from tuneall.store.reuse import store_trainer
-    from tuneall.tuning.driver import _stored_weights
+    from tuneall.tuning.weights import stored_weights as _stored_weights
 
     plans = _plans(digits, ks=(1, 2, 4), repeats=2)
     threads = torch.get_num_threads()
@@ -237,9 +235,9 @@ def test_the_chosen_trials_weights_come_from_the_store_bit_for_bit_without_train
     run_trial(plans[4], digits, trainer=store_trainer(tmp_path, POINT, plans[4], digits, threads, (1, 2, 4), "grid",
                                                       BUDGET, 2, 0))
     for k in (1, 2, 4):
-        result, members = _stored_weights(tmp_path, plans[k], digits, digits, threads, "mean")
-        with ensemble_io.capturing(True) as fresh:
-            fresh_result = run_trial(plans[k], digits, trainer=train_sequential)
+        result = _stored_weights(tmp_path, plans[k], digits, digits, threads, "mean")
+        fresh_result = run_trial(plans[k], digits, trainer=train_sequential)
+        members, fresh = result.weights, fresh_result.weights
         _same(result, fresh_result)
         assert [s for s, _ in members] == [s for s, _ in fresh] and len(members) == 2 * k
         for (_, a), (_, b) in zip(members, fresh):

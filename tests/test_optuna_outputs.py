@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import optuna
 from tuneall.core.budget import Budget
-from tuneall.planning.points import DefineByRun
+from tuneall.tuning.define_by_run import DefineByRun
 from tuneall.planning.space import parse_space
 
 

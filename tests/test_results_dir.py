@@ -233,7 +233,7 @@ def _suggest(cfg, storage_path, n, answered, start):
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
-    from tuneall.planning.points import DefineByRun
+    from tuneall.tuning.define_by_run import DefineByRun
     from tuneall.tuning.study import make_searcher as _make_searcher
 
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(storage_path)))
@@ -305,7 +305,7 @@ def test_a_point_being_trained_now_is_not_handed_to_a_second_trial(tmp_path):
                              seed=0, name="s", storage_path=str(tmp_path))
     import optuna
 
-    from tuneall.planning.points import DefineByRun
+    from tuneall.tuning.define_by_run import DefineByRun
 
     s = study.make_searcher(cfg, DefineByRun(cfg.space, cfg.budget, cfg.dataset),
                              optuna.storages.InMemoryStorage())

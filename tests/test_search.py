@@ -10,7 +10,8 @@ import pytest
 from tuneall.core.budget import Budget
 from tuneall.planning.factory import Resources
 from tuneall.reporting.frontier import FRONTIER_OBJECTIVES
-from tuneall.planning.points import DefineByRun, plan_space
+from tuneall.planning.points import plan_space
+from tuneall.tuning.define_by_run import DefineByRun
 from tuneall.reporting.search_report import ID_DTYPES, build_report
 from tuneall.planning.space import parse_space
 

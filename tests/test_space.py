@@ -11,7 +11,8 @@ from tuneall.core.budget import Budget, max_k
 from tuneall.core.errors import BudgetError, ConfigError, TuneallError
 from tuneall.planning.factory import Allocation, Infeasible, make_trial_plan, max_feasible_k
 from tuneall.models import param_count
-from tuneall.planning.points import DefineByRun, plan_space, point_to_allocation
+from tuneall.planning.points import plan_space, point_to_allocation
+from tuneall.tuning.define_by_run import DefineByRun
 from tuneall.planning.space import AXES, SPACES_DIR, Choice, Range, grid, load_space, parse_space, with_fixed
 
 SHIPPED = sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))

@@ -259,7 +259,8 @@ def test_halvings_single_member_floor_reads_a_planned_horizon_not_whatever_is_st
 
     from tuneall.core.config import Resources
     from tuneall.runner import TrialContext
-    from tuneall.store.reuse import arch_key, rung_job
+    from tuneall.store.reuse import arch_key
+    from tuneall.tuning.rungs import rung_job
     from tuneall.tuning.halving import RUNGS
 
     plans = _plans(user, ks=(1, 2, 4))

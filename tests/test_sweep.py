@@ -75,9 +75,11 @@ def test_reuse_plans_no_more_member_steps_than_the_largest_budget():
 
 def test_a_schedule_tied_to_total_steps_falls_back_to_fresh_runs(monkeypatch):
     class Scheduled:
-        lr_schedule = "cosine"
+        anytime_exact = False  # e.g. a cosine schedule over the total steps
 
-    assert reuse_blocker(Scheduled()) and reuse_blocker(object()) is None
+    from tuneall.core.config import TrainConfig
+
+    assert reuse_blocker(Scheduled()) and reuse_blocker(TrainConfig()) is None
     monkeypatch.setattr("tuneall.sweeping.driver._train_of", lambda point: Scheduled())
     jobs, cells = plan_sweep(_cfg())
     assert all(len(j["budgets"]) == 1 for j in jobs) and len(jobs) == cells["feasible"].sum()

@@ -12,8 +12,9 @@ from tuneall.data import load_dataset, make_synthetic
 from tuneall.planning.factory import Allocation, make_trial_plan
 from tuneall.models import create_model, param_count
 from tuneall.training.member import TrainConfig, channels_last_ok, train_member
-from tuneall.training.trial import run_trial, select_trainer, train_sequential
-from tuneall.training.vectorized import choose_method, make_trainer, train_members_vectorized, train_vectorized
+from tuneall.training.trainers import make_trainer, select_trainer, train_sequential
+from tuneall.training.trial import run_trial
+from tuneall.training.vectorized import choose_method, train_members_vectorized, train_vectorized
 
 FAST = TrainConfig(lr=0.05, batch_size=32)
 ATOL = 1e-5  # float rounding: grouped vs ordinary convolutions sum in different orders

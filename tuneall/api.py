@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 from tuneall.core.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget
 from tuneall.core.config import DEFAULT_OBJECTIVE, Resources, TrainConfig, check_rule, parse_objectives
 from tuneall.core.errors import ConfigError
+from tuneall.data.registry import DEFAULT_VAL_FRACTION
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -152,10 +153,11 @@ def train(
     ``train.json`` (plan, metrics, members, command, versions) and, unless ``save_members='none'``, the members'
     weights, which :func:`load_ensemble` reads back (``result.attrs['results_dir']``). ``val_fraction``: the share
     of a packaged dataset's training split held out as validation (default 10 %; user data carry their own)."""
-    from tuneall.data import DEFAULT_VAL_FRACTION, check_batch_sizes, dataset_info, load_dataset
+    from tuneall.data import check_batch_sizes, dataset_info, load_dataset
     from tuneall.planning.factory import Allocation, make_trial_plan
     from tuneall.models import check_family, resolve_family
-    from tuneall.training.trial import run_trial, select_trainer
+    from tuneall.training.trainers import select_trainer
+    from tuneall.training.trial import run_trial
 
     check_rule(rule)
     cfg = TrainConfig.with_overrides(lr=lr, momentum=momentum, batch_size=batch_size, weight_decay=weight_decay,
@@ -180,28 +182,12 @@ def train(
             raise ConfigError(f"results directory {out} already exists; pass another name (or storage_path)")
     data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction, val_fraction=vf)
     check_batch_sizes([{"batch_size": cfg.batch_size}], data)  # data is already the fraction: compare with it all
-    from tuneall.training import ensemble as ensemble_io
-
-    with ensemble_io.capturing(out is not None and save_members != "none") as members:
-        result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
+    result = run_trial(trial_plan, data, rule=rule, progress=progress, trainer=trainer)
     if out is not None:
-        _write_train_dir(out, result, data, rule, members, argv)
+        from tuneall.training.ensemble import save_train_dir
+
+        save_train_dir(out, result, data, rule, save_members != "none", argv)
     return result
-
-
-def _write_train_dir(out: Path, result, data, rule: str, members: list, argv) -> None:
-    """``tuneall train``'s results directory: train.json (what ran and what it gave) and the members' weights."""
-    import json
-
-    from tuneall.training import ensemble as ensemble_io
-    from tuneall.rundir import results as R
-
-    out.mkdir(parents=True)
-    doc = R.provenance({"plan": result.plan.row()}, argv, kind="train")
-    doc.update(metrics=result.metrics(), repeats=result.repeats, members=result.members, state="complete")
-    R.write_json(out / "train.json", json.loads(json.dumps(doc, default=str)))
-    ensemble_io.save(out, result.plan, data.info, data.info.name, rule, members, result)
-    result.attrs = {"results_dir": str(out)}
 
 
 def search(
@@ -278,7 +264,7 @@ def search(
         space=make_space(space, family=_use_model(model), widths=widths, depths=depths, k=k, lr=lr,
                          momentum=momentum, batch_size=batch_size, weight_decay=weight_decay, optimizer=optimizer,
                          label_smoothing=label_smoothing), dataset=dataset,
-        val_fraction=val_fraction if val_fraction is not None else 0.1,
+        val_fraction=val_fraction if val_fraction is not None else DEFAULT_VAL_FRACTION,
         data_dir=data_dir, searcher=searcher, trials=trials, concurrency=concurrency, seeds=seeds, rule=rule,
         objectives=parse_objectives(objectives),
         resources=Resources(cpus_per_trial, gpus_per_trial, parallel_members, members, amp), name=name,
@@ -379,28 +365,20 @@ def sweep(
 def report(results_dir: str | Path) -> dict:
     """Rebuild a results directory's report from disk, without training: a search's frontier, figures and summary,
     or a sweep's cross-budget report. Returns ``{"kind", "results_dir", "frontier" (searches), "sweep" (sweeps)}``."""
+    from tuneall.reporting.search_report import build_report
     from tuneall.rundir import results as R
+    from tuneall.sweeping.report import build_sweep_report
 
     out = Path(results_dir)
     kind = R.kind(out)
     with R.owned(out, existing=True):  # never while a search or another report writes the directory
-        return _report(out, kind)
-
-
-def _report(out: Path, kind: str) -> dict:
-    from tuneall.rundir import results as R
-
-    if kind == "sweep":
-        from tuneall.sweeping.report import build_sweep_report
-
+        if kind != "sweep":
+            return {"kind": kind, "results_dir": str(out), "frontier": build_report(out)}
         if not (out / R.CELLS).exists():
             raise ConfigError(f"{out} is a sweep that never finished (no {R.CELLS}); run it again")
         build_sweep_report(out)
         return {"kind": kind, "results_dir": str(out),
                 "sweep": R.read_json(out / R.SWEEP_META, required=("sweep",))["sweep"]}
-    from tuneall.reporting.search_report import build_report
-
-    return {"kind": kind, "results_dir": str(out), "frontier": build_report(out)}
 
 
 def load_ensemble(path: str | Path, repeat: int = 0):

@@ -13,6 +13,8 @@ from tuneall.core.errors import ConfigError
 
 # How a trial trains its k members (tuneall.training.vectorized implements them).
 MEMBER_METHODS = ("sequential", "vectorized", "auto")
+# Steps between training's finite-loss checks: where a diverged member stops, so the member store must know it too.
+DIVERGENCE_CHECK_EVERY = 10
 # How member predictions are combined into the ensemble's (tuneall.training.metrics implements them).
 COMBINE_RULES = ("mean", "geometric", "vote")
 SEARCHERS = ("tpe", "random", "grid", "nsga2", "halving")
@@ -98,6 +100,12 @@ class TrainConfig:
     channels_last: bool = True
     # > 0: a member prints "step i/T" at most this often (seconds), so a long trial in a search shows it is alive.
     heartbeat_s: float = 0.0
+
+    @property
+    def anytime_exact(self) -> bool:
+        """The learning rate is fixed (no schedule tied to the total steps), so the model at step T' of a T-step run
+        is the T'-step model: what makes anytime evaluation and member reuse exact."""
+        return True
 
     def __post_init__(self):
         for name in ("lr", "momentum", "weight_decay"):

@@ -19,3 +19,7 @@ class ConfigError(TuneallError):
 
 class DataError(TuneallError):
     """A dataset that is unknown, missing, or corrupt."""
+
+
+class NotStarted(TuneallError):
+    """The user answered no to the pre-run question: nothing was started or written (exit 1, not an error)."""

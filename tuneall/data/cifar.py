@@ -20,6 +20,8 @@ import numpy as np
 import torch
 
 from tuneall.core.errors import DataError
+from tuneall.data.registry import _INFOS
+from tuneall.data.tensors import _finish
 
 log = logging.getLogger("tuneall.data")
 
@@ -64,8 +66,6 @@ DOWNLOAD_TIMEOUT_S = 60
 
 def load_cifar(name: str, root: pathlib.Path, download: bool):
     """The named CIFAR dataset from ``root`` (archive, extracted folder, or downloaded), as a normalised Dataset."""
-    from tuneall.data import _INFOS, _finish
-
     archive_name, folder, train_members, test_member, label_key = _CIFAR_LAYOUT[name]
     archive, extracted = root / archive_name, root / folder
     members = train_members + [test_member]

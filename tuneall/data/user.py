@@ -22,6 +22,7 @@ from dataclasses import replace
 
 from tuneall.core.errors import DataError
 from tuneall.core.imports import import_object, is_import_path
+from tuneall.data.registry import DEFAULT_VAL_FRACTION, DatasetInfo, list_datasets, val_count
 
 DEFAULT_TEST_FRACTION = 0.2
 TEST_SEED = 20240918
@@ -44,8 +45,6 @@ def lookup(name: str):
 def register_data(data, name: str = "user", *, val_fraction: float | None = None,
                   test_fraction: float = DEFAULT_TEST_FRACTION, num_classes: int | None = None) -> str:
     """Validate ``data`` (any accepted form), register it under ``name`` for this process; returns the name."""
-    from tuneall.data import list_datasets
-
     if not isinstance(name, str) or not name or name in list_datasets():
         raise DataError(f"data: name {name!r} is taken by a built-in dataset or empty; register your data under "
                         "another name")
@@ -112,7 +111,7 @@ def to_dataset(data, name: str = "user", *, val_fraction: float | None = None,
     """Any accepted form -> a validated :class:`tuneall.data.Dataset` with train, validation and test splits."""
     import torch
 
-    from tuneall.data import DEFAULT_VAL_FRACTION, Dataset, DatasetInfo, val_count, with_validation
+    from tuneall.data.tensors import Dataset, with_validation
 
     if callable(data) and not isinstance(data, (torch.utils.data.Dataset, torch.Tensor)):
         try:

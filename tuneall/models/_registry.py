@@ -70,12 +70,18 @@ def register_builtin(
     return deco
 
 
-def _clear_caches() -> None:
-    from tuneall.models import flops
+_CACHE_HOOKS: list = []  # cache_clear functions of counts derived from a family (flops.py adds its own)
 
+
+def on_family_change(clear) -> None:
+    """Register ``clear()`` to run when a family is replaced, so counts of an old factory are never served."""
+    _CACHE_HOOKS.append(clear)
+
+
+def _clear_caches() -> None:
     param_count.cache_clear()
-    flops.train_flops_per_step.cache_clear()
-    flops.inference_flops.cache_clear()
+    for clear in _CACHE_HOOKS:
+        clear()
 
 
 def add_family(fam: ModelFamily) -> None:

@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from tuneall.models._registry import create_model
+from tuneall.models._registry import create_model, on_family_change
 
 
 def _build(name: str, width: float, depth: int | None, input_shape: tuple[int, ...], num_classes: int):
@@ -43,3 +43,7 @@ def inference_flops(name: str, width: float, depth: int | None, input_shape: tup
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
     return int(counter.get_total_flops())
+
+
+on_family_change(train_flops_per_step.cache_clear)
+on_family_change(inference_flops.cache_clear)

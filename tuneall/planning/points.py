@@ -9,9 +9,9 @@ import pandas as pd
 from tuneall.core.budget import Budget
 from tuneall.data import DatasetInfo, dataset_info
 from tuneall.core.errors import BudgetError, ConfigError
-from tuneall.planning.factory import Allocation, Infeasible, TrialPlan, make_trial_plan, max_feasible_k
-from tuneall.planning.space import AXES, Axis, Choice, SearchSpace, grid
-from tuneall.core.config import RECIPE_FIELDS, TrainConfig
+from tuneall.planning.factory import Allocation, Infeasible, TrialPlan, make_trial_plan
+from tuneall.planning.space import AXES, SearchSpace, grid
+from tuneall.core.config import TrainConfig
 
 
 def _base(point: dict) -> dict:
@@ -102,119 +102,3 @@ def plan_space(space: SearchSpace, budget: Budget,
     f = pd.DataFrame(feasible).sort_values(sort, na_position="first", ignore_index=True)
     i = pd.DataFrame(infeasible, columns=["family", *AXES, "reason", "min_budget"])
     return f, i
-
-
-def _constant(axis: Axis) -> bool:
-    return isinstance(axis, Choice) and len(axis.values) == 1
-
-
-def _suggest(trial, name: str, axis: Axis):
-    """Sample one axis with Optuna; a one-value choice is a constant and is not sampled."""
-    if isinstance(axis, Choice):
-        if len(axis.values) == 1:
-            return axis.values[0]
-        return trial.suggest_categorical(name, list(axis.values))
-    if axis.integer:
-        return trial.suggest_int(name, int(axis.low), int(axis.high), log=axis.log)
-    return trial.suggest_float(name, axis.low, axis.high, log=axis.log)
-
-
-RECORDED = ("family", "width", "depth", "k", "data_fraction", "design", *RECIPE_FIELDS)
-
-
-def record_params(trial, point: dict, sampled_as_is: frozenset = frozenset()) -> None:
-    """Every allocation field of ``point`` as a study parameter under its own name, for Optuna's tools.
-
-    The sampler draws some fields under other names (``k_index``: the position of k among the feasible sizes;
-    ``width_<family>`` in multi-family spaces) or not at all (a field fixed in the space). Each such field is recorded
-    as a one-value distribution: Optuna returns its value without sampling, and ``study.trials_dataframe()``,
-    ``trial.params`` and optuna-dashboard show ``k`` itself. A field whose recorded kind would clash with an earlier
-    trial's (``sampled_as_is``: fields some family samples under their own name) goes to the user attributes.
-    """
-    for name in RECORDED:
-        v = point.get(name)
-        if name in trial.params or v is None:
-            continue
-        if name in sampled_as_is:
-            trial.set_user_attr(name, v)
-            continue
-        try:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                trial.suggest_categorical(name, [v])  # not sampled, so fixed for the whole space
-            elif isinstance(v, int):
-                trial.suggest_int(name, v, v)
-            else:
-                trial.suggest_float(name, float(v), float(v))
-        except ValueError:  # Optuna: "Cannot set different distribution kind to the same parameter name"
-            trial.set_user_attr(name, v)
-
-
-class DefineByRun:
-    """Optuna define-by-run function for a space: architecture and settings first, then only the k that fit.
-
-    Feasibility is monotone in k (more members, fewer steps each), so the feasible ensemble sizes are a prefix of the
-    sorted choices, or a shortened range: sampling k last from that prefix never proposes an infeasible k. A point whose
-    architecture cannot be trained even at the smallest k is still sampled over the full k axis and reaches Optuna as
-    an infeasible trial (the trainable reports it so). A class, not a closure, so Ray can pickle the searcher.
-    """
-
-    def __init__(self, space: SearchSpace, budget: Budget, dataset: str | DatasetInfo):
-        self.space, self.budget = space, budget
-        self.info = dataset if isinstance(dataset, DatasetInfo) else dataset_info(dataset)
-        multi = len(space.families) > 1
-        from tuneall.tuning.sampling import restrict
-
-        # Only architectures some k can train (statically per study: Optuna's distributions stay fixed).
-        self.choices = restrict(space, budget, self.info)
-
-        def as_is(key, fam):  # sampled under its own name: not constant, not as an index
-            fc = self.choices.get(fam)
-            if fc is not None and key != "k":
-                return key not in fc.indexed and len(fc.values[key]) > 1
-            return not _constant(space.axis(key, fam)) and not (key == "k" and isinstance(space.axis(key, fam),
-                                                                                          Choice))  # k: as k_index
-
-        self.sampled_as_is = frozenset(  # fields some family samples under their own (not a per-family) name
-            key for key in AXES for fam in space.families
-            if not (multi and key in space.per_family.get(fam, {})) and as_is(key, fam))
-
-    def __call__(self, trial) -> dict:
-        space = self.space
-        multi = len(space.families) > 1
-        fam = _suggest(trial, "family", Choice(tuple(self.choices) or space.families))
-        point = {"family": fam}
-        fc = self.choices.get(fam)
-        for key in AXES:
-            if key == "k" or fc is not None:
-                continue
-            name = f"{key}_{fam}" if multi and key in space.per_family.get(fam, {}) else key
-            point[key] = _suggest(trial, name, space.axis(key, fam))
-        if fc is not None:
-            from tuneall.tuning.sampling import sample
-
-            point.update(sample(trial, fc, lambda key: f"{key}_{fam}" if multi and key in space.per_family.get(
-                fam, {}) else key))
-        if space.designs:
-            point["design"] = _suggest(trial, "design", Choice(space.designs))
-            if point["design"] == "single":
-                point["k"] = 1
-                record_params(trial, point, self.sampled_as_is)
-                return point
-            kmax = 10**9  # deq / weq members are derived from k; infeasible ones are reported as such
-        else:
-            alloc, train = point_to_allocation({**point, "k": 1})
-            try:
-                kmax = max_feasible_k(alloc, self.budget, self.info, train)
-            except ConfigError:
-                kmax = 0  # e.g. a depth this family cannot build: the trainable reports it as infeasible
-        axis = space.axis("k", fam)
-        if isinstance(axis, Choice):
-            values = sorted(axis.values)
-            n_ok = sum(v <= kmax for v in values)
-            point["k"] = values[trial.suggest_int("k_index", 0, (n_ok or len(values)) - 1)] if len(values) > 1 \
-                else values[0]
-        else:
-            high = min(int(axis.high), kmax) if kmax >= axis.low else int(axis.high)
-            point["k"] = trial.suggest_int("k", int(axis.low), high, log=axis.log)
-        record_params(trial, point, self.sampled_as_is)
-        return point

@@ -37,10 +37,11 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Callable
 
+from tuneall.core.config import DIVERGENCE_CHECK_EVERY
+
 STORE_DIR = "member_store"
 FORMAT = 2  # 2: keys hold the model factory's fingerprint and the format; a record is checked against its key
 STATE_MAX_BYTES = 64 << 20  # a member state (weights + optimiser) larger than this is not kept: disk over compute
-_CHECK_EVERY = 10  # tuneall.training.member._DIVERGENCE_CHECK_EVERY (not imported: this module stays torch-free to import)
 _NOT_KEY = ("heartbeat_s",)  # recipe fields that change nothing a member computes
 
 
@@ -119,12 +120,12 @@ class Record:
 
 
 def ok_through(steps: int, steps_done: int, diverged: bool, evals) -> int:
-    """The last step at which training's finite-loss check passed: checks run every _CHECK_EVERY steps and at each
+    """The last step at which training's finite-loss check passed: checks run every DIVERGENCE_CHECK_EVERY steps and at each
     evaluation step; a diverged run broke at the check of step steps_done + 1."""
     if not diverged:
         return steps
     d = steps_done + 1
-    return max([(d - 1) // _CHECK_EVERY * _CHECK_EVERY] + [s for s in evals if s < d])
+    return max([(d - 1) // DIVERGENCE_CHECK_EVERY * DIVERGENCE_CHECK_EVERY] + [s for s in evals if s < d])
 
 
 def record_of(key: dict, result, eval_steps=(), before: Record | None = None) -> Record:
@@ -173,6 +174,8 @@ def view(rec: Record, result_cls, seed: int, steps: int, eval_steps=()):
     out.eval_time_s = rec.eval_time_s * len(wanted) / max(1, len(rec.test))
     out.latency_s_per_image, out.peak_mem_bytes, out.mem_kind = (rec.latency_s_per_image, rec.peak_mem_bytes,
                                                                  rec.mem_kind)
+    if steps in rec.weights and hasattr(out, "weights"):  # the member's weights at exactly these steps
+        out.weights = {steps: rec.weights[steps]}
     return out
 
 

@@ -32,6 +32,7 @@ from tuneall.core.errors import BudgetError, ConfigError
 from tuneall.core.config import check_rule
 from tuneall.planning.factory import Infeasible
 from tuneall.runner import RunOptions, TrialContext
+from tuneall.store.backend import serving
 from tuneall.planning.space import SearchSpace, grid
 
 
@@ -62,11 +63,10 @@ def parse_budgets(spec) -> tuple[float, ...]:
 
 
 def reuse_blocker(train) -> str | None:
-    """Why anytime reuse would not be exact for these optimiser settings (None: it is exact)."""
-    schedule = getattr(train, "lr_schedule", None)
-    if schedule not in (None, "", "constant", "none"):
-        return f"learning-rate schedule {schedule!r} depends on the total steps"
-    return None
+    """Why anytime reuse would not be exact for this recipe (None: it is exact, see ``TrainConfig.anytime_exact``)."""
+    if getattr(train, "anytime_exact", True):
+        return None
+    return "the recipe's learning rate depends on the total steps, so a shorter run is not a prefix of a longer one"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,7 +174,8 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
     from tuneall.data import with_fraction
     from tuneall.planning.points import plan_point
     from tuneall.store.reuse import sweep_trainer
-    from tuneall.training.trial import evaluate_splits, select_trainer
+    from tuneall.training.trainers import select_trainer
+    from tuneall.training.trial import evaluate_splits
 
     point = job["point"]
     plans = {c: plan_point(point, Budget(c, ctx.unit, ctx.min_steps), data.info, repeats=ctx.seeds,
@@ -254,9 +255,7 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     meta = {**R.provenance(cfg.to_json(), argv, kind="sweep"), "data": R.data_facts(data.info),
             "torch_threads_per_trial": cfg.resources.threads}
     with R.owned(out):  # one process per results directory, until the state is written last
-        from tuneall.store.backend import serving
-
-        with ray_session(cfg), serving(out, cfg.address if cfg.executor == "ray" else None, verbose):
+        with ray_session(cfg), serving(out, cfg.address, verbose):  # no Ray (local executor): this disk
             results = _fit(cfg, jobs, data, out, verbose, meta)
         wall = time.perf_counter() - t0
         cells, job_rows = _collect(results)
@@ -315,7 +314,7 @@ def _context(cfg: SweepConfig, jobs: list[dict], exact: bool, data=None) -> Tria
 
 
 def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta: dict) -> list[tuple]:
-    from tuneall.runner import check_fits, concurrency, outcomes, run_local, with_trial_resources
+    from tuneall.runner import check_fits, concurrency, outcomes, run_local, run_tune, with_trial_resources
 
     exact = not any(reuse_blocker(_train_of(j["point"])) for j in jobs)
     res, ctx = cfg.resources, _context(cfg, jobs, exact, data)
@@ -335,14 +334,10 @@ def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta
     from ray import tune
 
     # The parallel-members option is a search's; a sweep job trains its members in its own process.
-    tuner = tune.Tuner(
-        with_trial_resources(ctx, data, lambda config: res.bundles(1)),
-        param_space={"job": tune.grid_search(jobs)},
-        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once, reuse_actors=True),
-        run_config=tune.RunConfig(name=cfg.run_name, storage_path=str(out.parent), verbose=verbose,
-                                  failure_config=tune.FailureConfig(max_failures=cfg.max_failures)),
-    )
-    return [(tid, c.get("job", {}), m, err) for tid, c, m, err in outcomes(tuner.fit())]
+    results = run_tune(with_trial_resources(ctx, data, lambda config: res.bundles(1)), name=cfg.run_name,
+                       storage_path=str(out.parent), concurrency=at_once, max_failures=cfg.max_failures,
+                       verbose=verbose, param_space={"job": tune.grid_search(jobs)})
+    return [(tid, c.get("job", {}), m, err) for tid, c, m, err in outcomes(results)]
 
 
 def _print_estimate(cfg: SweepConfig, jobs: list[dict], info, concurrency: int) -> None:

@@ -5,48 +5,22 @@ recorded metrics per repeat) and one ``r<repeat>_m<member>.pt`` per member: ``to
 so loading runs no pickled code (``torch.load(weights_only=True)``). :func:`load_ensemble` rebuilds the members from
 the registry and returns an :class:`Ensemble` whose accuracy on the dataset's test split is the recorded one.
 
-Members are captured where they are trained in the trial's own process (:func:`capturing`, fed by
-:func:`tuneall.training.member.train_member`); vectorised members and members trained as Ray tasks are not captured (their
-trial is saved without weights, and says so in ``ensemble.json``).
+The weights come with the trial's result (``TrialResult.weights``: every trainer keeps each member's weights at the
+plan's steps, :mod:`tuneall.training.trainers`); a result without them is saved without weights, and
+``ensemble.json`` says so.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from tuneall.core.errors import ConfigError
 
 MEMBERS = "members"  # in a results directory: one folder per trial whose members were kept
 BEST = "best.json"  # members/best.json: which trial is the chosen allocation
 MANIFEST = "ensemble.json"
-
-_CAPTURE: list[list] = []
-
-
-@contextmanager
-def capturing(enabled: bool = True) -> Iterator[list]:
-    """Collect ``(seed, state_dict)`` of every member trained in this process inside the block."""
-    got: list = []
-    if not enabled:
-        yield got
-        return
-    _CAPTURE.append(got)
-    try:
-        yield got
-    finally:
-        _CAPTURE.remove(got)
-
-
-def offer(seed: int, model) -> None:
-    """Called by train_member when a member is trained: kept (on the CPU) if a capture is active."""
-    if _CAPTURE:
-        _CAPTURE[-1].append((seed, {k: v.detach().to("cpu", copy=True).contiguous()
-                                    for k, v in model.state_dict().items()}))
-
 
 def current_trial_id() -> str | None:
     try:
@@ -57,15 +31,15 @@ def current_trial_id() -> str | None:
         return None
 
 
-def save(out: Path, plan, info, dataset: str, rule: str, captured: list, result) -> Path | None:
-    """Write a trial's members (if every one was captured) and its manifest to ``out``; returns ``out``."""
+def save(out: Path, plan, info, dataset: str, rule: str, result) -> Path | None:
+    """Write a trial's members (if its result kept their weights) and its manifest to ``out``; returns ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    for name, data in files(plan, info, dataset, rule, captured, result).items():
+    for name, data in files(plan, info, dataset, rule, result).items():
         (out / name).write_bytes(data)
     return out
 
 
-def files(plan, info, dataset: str, rule: str, captured: list, result) -> dict[str, bytes]:
+def files(plan, info, dataset: str, rule: str, result) -> dict[str, bytes]:
     """A trial's saved members as file name -> bytes, the manifest last: what :func:`save` writes, or what a trial
     on a node without the results directory sends to the driver's store service (:mod:`tuneall.store.backend`)."""
     import io
@@ -73,7 +47,7 @@ def files(plan, info, dataset: str, rule: str, captured: list, result) -> dict[s
     import torch
 
     seeds = [list(s) for s in plan.seeds]
-    by_seed = dict(captured)
+    by_seed = dict(result.weights or ())
     out: dict[str, bytes] = {}
     files = None
     if all(s in by_seed for group in seeds for s in group):
@@ -95,7 +69,7 @@ def files(plan, info, dataset: str, rule: str, captured: list, result) -> dict[s
         "seeds": seeds, "files": files, "status": result.status,
         "recorded": {"ensemble_acc": [r["ensemble_acc"] for r in result.repeats], **{
             k: v for k, v in result.summary.items() if isinstance(v, float)}},
-        "note": None if files else "members not captured (vectorised or Ray-task members): no weights",
+        "note": None if files else "the trainer kept no weights for these members",
     }
     out[MANIFEST] = json.dumps(manifest, indent=1, default=float).encode()
     return out
@@ -126,6 +100,20 @@ def _rebuild(m: dict):
                           f"process; register it first (tuneall.register_model({m['family']!r}, ...))")
     return create_model(m["family"], m["width"], m["depth"], m["in_channels"], m["num_classes"], m["spatial_dims"],
                         input_shape=tuple(m["input_shape"]) if m.get("input_shape") else None)
+
+
+def save_train_dir(out: Path, result, data, rule: str, keep_weights: bool, argv) -> None:
+    """``tuneall train``'s results directory: train.json (what ran and what it gave) and the members' weights."""
+    from dataclasses import replace
+
+    from tuneall.rundir import results as R
+
+    out.mkdir(parents=True)
+    doc = R.provenance({"plan": result.plan.row()}, argv, kind="train")
+    doc.update(metrics=result.metrics(), repeats=result.repeats, members=result.members, state="complete")
+    R.write_json(out / "train.json", json.loads(json.dumps(doc, default=str)))
+    save(out, result.plan, data.info, data.info.name, rule, result if keep_weights else replace(result, weights=None))
+    result.attrs = {"results_dir": str(out)}
 
 
 def keep_only(results_dir: Path, trial_id: str | None) -> None:
@@ -216,4 +204,4 @@ def load_ensemble(path: str | Path, repeat: int = 0) -> Ensemble:
     return Ensemble(members, m, repeat, d)
 
 
-__all__ = ["capturing", "offer", "save", "files", "keep_only", "mark_best", "load_ensemble", "Ensemble", "MEMBERS"]
+__all__ = ["save", "files", "save_train_dir", "keep_only", "mark_best", "load_ensemble", "Ensemble", "MEMBERS"]

@@ -26,12 +26,10 @@ from dataclasses import dataclass, field
 import torch
 from torch.nn import functional as F
 
-from tuneall.training import ensemble as ensemble_io
-from tuneall.core.config import TrainConfig
+from tuneall.core.config import DIVERGENCE_CHECK_EVERY, TrainConfig
 from tuneall.models import create_model
 
 # How often (in steps) the divergence flag is read back: reading forces a device sync, so not every step on a GPU.
-_DIVERGENCE_CHECK_EVERY = 10
 
 
 @dataclass
@@ -205,7 +203,6 @@ def train_member(
                                    snapshots=frozenset(snapshot_steps))
     result.peak_mem_bytes, result.mem_kind = int(mem.peak), mem.kind
     result.train_time_s = time.perf_counter() - t0 - result.eval_time_s
-    ensemble_io.offer(seed, model)  # kept only inside a capture (a search saving members)
     if not result.diverged:
         result.final_loss = mean_tail_loss
         if keep_state:  # before the latency measurement, which runs the model (it changes no state, but be sure)
@@ -328,11 +325,11 @@ def _sgd_loop(model, opt, sampler, x_train, y_train, x_eval, evals, cfg, result:
         opt.step()
         bad |= ~torch.isfinite(loss.detach())
         losses.append(loss.detach())  # a bounded deque: O(1) on the hot path
-        if (step % _DIVERGENCE_CHECK_EVERY == 0 or step in evals) and bool(bad):
+        if (step % DIVERGENCE_CHECK_EVERY == 0 or step in evals) and bool(bad):
             result.diverged = True
             break
         result.steps_done = step
-        if step % _DIVERGENCE_CHECK_EVERY == 0:
+        if step % DIVERGENCE_CHECK_EVERY == 0:
             beat(step)
         if step in snapshots:
             result.weights[step] = _cpu(model.state_dict())

@@ -8,12 +8,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from tuneall.core.errors import TuneallError
+from tuneall.core.errors import NotStarted
 from tuneall.core.progress import CONFIRM_ABOVE_S, confirm as ask_user, fmt_duration, interactive
-
-
-class NotStarted(TuneallError):
-    """The user answered no to the pre-run question: nothing was started or written."""
 
 
 @dataclass

@@ -11,7 +11,8 @@ import torch
 from tuneall.training import metrics as M
 from tuneall.core.config import VAL_PREFIX, check_rule
 from tuneall.planning.factory import TrialPlan
-from tuneall.training.member import MemberResult, train_member
+from tuneall.training.member import MemberResult
+from tuneall.training.trainers import Trainer, select_trainer, train_sequential
 
 STATUSES = ("ok", "infeasible", "diverged", "failed")
 
@@ -30,6 +31,8 @@ class TrialResult:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, ensemble accuracy mean over repeats)
     train_time_s: float = 0.0  # sum of member training times
     wall_time_s: float = 0.0
+    # (seed, CPU state dict at the plan's steps) per member, in repeat order; None where the trainer kept none
+    weights: list[tuple[int, dict]] | None = field(default=None, repr=False)
 
     def metrics(self) -> dict:
         """Flat metrics for reporting to Ray Tune and for the trials table."""
@@ -102,32 +105,7 @@ def evaluate_splits(results: list[MemberResult], data, step: int, rule: str) -> 
     return ens, rows
 
 
-def train_sequential(plan: TrialPlan, data, progress=None, eval_steps=()) -> list[list[MemberResult]]:
-    """Train every member of every repeat one after another in this process: results[repeat][member]."""
-    a = plan.allocation
-    out = []
-    for r, seeds in enumerate(plan.seeds):
-        out.append([])
-        for i, seed in enumerate(seeds):
-            res = train_member(a.family, a.width, plan.depth, data, plan.steps, seed, plan.train, eval_steps)
-            out[-1].append(res)
-            if progress:
-                progress(r, i, res)
-    return out
-
-
-def select_trainer(members: str = "sequential", amp: bool = False):
-    """The trainer for ``members``: "sequential" (train_member, one member after another), "vectorized" (a repeat's
-    k members trained together, :mod:`tuneall.training.vectorized`) or "auto" (whichever a few timed steps show faster on
-    this machine). ``amp`` (mixed precision) applies to the vectorised trainer only."""
-    if members == "sequential" and not amp:
-        return train_sequential
-    from tuneall.training.vectorized import make_trainer
-
-    return make_trainer(members, amp=amp)
-
-
-def run_trial(plan: TrialPlan, data, rule: str = "mean", progress=None, trainer=train_sequential,
+def run_trial(plan: TrialPlan, data, rule: str = "mean", progress=None, trainer: Trainer = train_sequential,
               members: str | None = None) -> TrialResult:
     """Train and evaluate every member of ``plan`` on ``data`` (a :class:`tuneall.data.Dataset`).
 
@@ -142,8 +120,9 @@ def run_trial(plan: TrialPlan, data, rule: str = "mean", progress=None, trainer=
         raise ValueError(f"data has data_fraction={data.data_fraction}, plan wants {plan.allocation.data_fraction}")
     t0 = time.perf_counter()
     steps_curve = curve_steps(plan.steps)
-    repeats, members, curves = [], [], []
+    repeats, members, curves, weights = [], [], [], []
     for r, results in enumerate(trainer(plan, data, progress, steps_curve)):
+        weights += [(m.seed, m.weights.get(plan.steps)) for m in results]
         ens, rows = evaluate_splits(results, data, plan.steps, rule)
         repeats.append(ens)
         members += [{"repeat": r, **row} for row in rows]
@@ -160,4 +139,5 @@ def run_trial(plan: TrialPlan, data, rule: str = "mean", progress=None, trainer=
         curve=[(s, sum(c[i] for c in curves) / len(curves)) for i, s in enumerate(steps_curve)],
         train_time_s=sum(m["train_time_s"] for m in members),
         wall_time_s=time.perf_counter() - t0,
+        weights=weights if all(w is not None for _, w in weights) else None,
     )

@@ -27,10 +27,9 @@ import time
 import torch
 from torch.nn import functional as F
 
-from tuneall.core.config import MEMBER_METHODS, TrainConfig
+from tuneall.core.config import DIVERGENCE_CHECK_EVERY, MEMBER_METHODS, TrainConfig
 from tuneall.models import create_model
 from tuneall.training.member import (
-    _DIVERGENCE_CHECK_EVERY,
     BatchSampler,
     Heartbeat,
     MemberResult,
@@ -165,9 +164,9 @@ def train_members_vectorized(
             if step > steps - tail:
                 tail_sum += lossd
                 tail_n += 1
-            if step % _DIVERGENCE_CHECK_EVERY == 0:
+            if step % DIVERGENCE_CHECK_EVERY == 0:
                 beat(step)
-            if step % _DIVERGENCE_CHECK_EVERY == 0 or step in evals:
+            if step % DIVERGENCE_CHECK_EVERY == 0 or step in evals:
                 flags = bad.tolist()
                 for i in [i for i in active if flags[i]]:
                     results[i].diverged = True
@@ -192,7 +191,9 @@ def train_members_vectorized(
         r.peak_mem_bytes, r.mem_kind = int(mem.peak), mem.kind
         if not r.diverged:
             r.final_loss = tail_mean[i]
-            r.latency_s_per_image = inference_latency(stack.unstack(i), x_test)
+            member = stack.unstack(i)
+            r.weights[steps] = {n: v.detach().to("cpu", copy=True).contiguous() for n, v in member.state_dict().items()}
+            r.latency_s_per_image = inference_latency(member, x_test)
     return results
 
 
@@ -294,37 +295,5 @@ def choose_method(family, width, depth, data, k: int, cfg: TrainConfig = TrainCo
     return dict(_CHOICE_CACHE[key])
 
 
-def make_trainer(method: str = "auto", amp: bool = False, log: list | None = None):
-    """A ``trainer(plan, data, progress, eval_steps)`` for :func:`tuneall.training.trial.run_trial`.
-
-    ``sequential``: members one after another (train_member); ``vectorized``: each repeat's members together;
-    ``auto``: whichever :func:`choose_method` measures faster for this plan on this machine (a probe of a few steps,
-    at most ~1-2 % of a trial; skipped, sequential, when a member trains fewer than MIN_STEPS_TO_PROBE steps over all
-    repeats). ``log``, if given, receives the choice made for each plan.
-    """
-    if method not in METHODS:
-        raise ValueError(f"unknown member training method {method!r}; valid: {', '.join(METHODS)}")
-
-    def trainer(plan, data, progress=None, eval_steps=()):
-        from tuneall.training.trial import train_sequential
-
-        chosen = method
-        if method == "auto":
-            if plan.k > 1 and plan.steps * len(plan.seeds) >= MIN_STEPS_TO_PROBE:
-                info = choose_method(plan.allocation.family, plan.allocation.width, plan.depth, data, plan.k,
-                                     plan.train)
-            else:  # nothing to vectorise, or too short for the probe to pay
-                info = {"method": "sequential", "reason": "k = 1 or too few steps to probe"}
-            chosen = info["method"]
-            if log is not None:
-                log.append(info)
-        if chosen == "vectorized":
-            return train_vectorized(plan, data, progress, eval_steps, amp=amp)
-        return train_sequential(plan, data, progress, eval_steps)
-
-    trainer.method = method
-    return trainer
-
-
 __all__ = ["METHODS", "StackedMembers", "train_members_vectorized", "train_vectorized", "choose_method",
-           "make_trainer", "train_member"]
+           "train_member"]

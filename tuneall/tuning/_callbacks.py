@@ -63,24 +63,3 @@ def live_table(objectives, grid: bool):
     return CLIReporter(parameter_columns=params, metric_columns=metrics, max_report_frequency=LIVE_TABLE_EVERY_S,
                        max_progress_rows=20)
 
-
-class legacy_output:
-    """Select Ray Tune's legacy output engine (the one that takes a ``progress_reporter``) for one ``fit()``."""
-
-    KEY = "RAY_AIR_NEW_OUTPUT"
-
-    def __enter__(self):
-        import os
-
-        self.before = os.environ.get(self.KEY)
-        os.environ[self.KEY] = "0"
-        return self
-
-    def __exit__(self, *exc):
-        import os
-
-        if self.before is None:
-            os.environ.pop(self.KEY, None)
-        else:
-            os.environ[self.KEY] = self.before
-        return False

@@ -3,7 +3,7 @@ it pulls in ray.tune.
 
 What the study holds, so that ``optuna.load_study``, ``study.trials_dataframe()`` and optuna-dashboard show a
 tuneall search as it is: every allocation field as a parameter under its own name (``k``, ``width``, ... even when
-the sampler drew it under another name or it is fixed in the space: see :func:`tuneall.planning.points.record_params`),
+the sampler drew it under another name or it is fixed in the space: see :func:`tuneall.tuning.define_by_run.record_params`),
 the trial's metrics as user attributes, the objectives' names (``study.set_metric_names``) and the feasibility
 constraint (under Optuna's named key and under the list key that optuna-dashboard 0.21 reads).
 

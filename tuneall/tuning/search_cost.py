@@ -1,7 +1,7 @@
 """What a search costs and how it saves: the halving searcher's rungs on the runner, and the grid-with-reuse cost
 that ``tuneall plan`` quotes.
 
-The rungs' trials are Ray Tune trials of the one runner trainable (job :func:`tuneall.store.reuse.rung_job`);
+The rungs' trials are Ray Tune trials of the one runner trainable (job :func:`tuneall.tuning.rungs.rung_job`);
 their results go to ``halving.jsonl`` as they finish (:mod:`tuneall.tuning.halving`), and the promoted points come back
 to :mod:`tuneall.tuning.driver`, which runs them as full trials through the journal and the report.
 """
@@ -17,7 +17,8 @@ def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1)
     from tuneall.tuning import halving as H
     from tuneall.rundir.fsio import atomic_write_frame
     from tuneall.store.keys import warn_rejected
-    from tuneall.store.reuse import reuse_ks, rung_job
+    from tuneall.store.reuse import reuse_ks
+    from tuneall.tuning.rungs import rung_job
 
     ran: list[dict] = []  # this run's rung metrics: refused store records are reported once, at the end
 
@@ -41,20 +42,13 @@ def _run(cfg, ctx, data, out: Path, configs: list[dict], fraction: float) -> lis
     """(config, metrics) of each config run as a Ray Tune trial of the runner's trainable."""
     from ray import tune
 
-    from tuneall.tuning._callbacks import legacy_output
-    from tuneall.runner import concurrency, outcomes, with_trial_resources
+    from tuneall.runner import concurrency, outcomes, run_tune, with_trial_resources
 
     res = cfg.resources
-    tuner = tune.Tuner(
-        with_trial_resources(ctx, data, lambda config: res.bundles(1)),
-        param_space={"point": tune.grid_search([c["point"] for c in configs]), "fraction": fraction},
-        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency(cfg, res.cpus),
-                                    reuse_actors=True),
-        run_config=tune.RunConfig(name=f"halving-{fraction:.4g}", storage_path=str(out), verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=cfg.max_failures)),
-    )
-    with legacy_output():  # verbose=0 there prints nothing: the rung's one line is halving's own
-        results = tuner.fit()
+    # verbose=0: Ray prints nothing; the rung's one line is halving's own
+    results = run_tune(with_trial_resources(ctx, data, lambda config: res.bundles(1)), name=f"halving-{fraction:.4g}",
+                       storage_path=str(out), concurrency=concurrency(cfg, res.cpus), max_failures=cfg.max_failures,
+                       param_space={"point": tune.grid_search([c["point"] for c in configs]), "fraction": fraction})
     return [(c, m if not err else {"status": "failed", "error": err}) for _, c, m, err in outcomes(results)]
 
 

@@ -12,7 +12,7 @@ from tuneall.rundir import results as R
 from tuneall.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from tuneall.tuning.driver import SearchConfig
+    from tuneall.tuning.config import SearchConfig
 
 
 def sampler_seed(seed: int, told: int) -> int:
