@@ -201,14 +201,15 @@ def sweep_trainer(ctx, point: dict, top, data) -> StoreTrainer | None:
     members see), or None where the store is off or cannot be exact (as :func:`for_trial`)."""
     import torch
 
-    from tuneall.store.backend import open_store
-
     res = ctx.resources
     if (not ctx.reuse or ctx.reuse.get("mode") != "sweep" or not ctx.results_dir or res.parallel_members
             or res.members != "sequential" or res.amp):
         return None
     ks = ctx.reuse["ks"].get(arch_key(point)) or [point["k"]]
-    return keyed_trainer(ctx.results_dir, data, ctx.reuse.get("ids"), torch.get_num_threads(),
+    # Keyed by the fingerprint of exactly the data its members see (a per-seed subset's seed is not in the key);
+    # the model code's fingerprints are the driver's.
+    ids = {**(ctx.reuse.get("ids") or {}), "data": None}
+    return keyed_trainer(ctx.results_dir, data, ids, torch.get_num_threads(),
                          sweep_horizons(point, ks, ctx.reuse["budgets"], ctx.unit, ctx.min_steps, data.info,
                                         ctx.seeds, ctx.seed, top.k), storage=getattr(ctx, "storage", None))
 

@@ -295,10 +295,10 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     return out
 
 
-def _context(cfg: SweepConfig, jobs: list[dict], exact: bool, data=None) -> TrialContext:
+def _context(cfg: SweepConfig, jobs: list[dict], exact: bool) -> TrialContext:
     """The jobs' context; ``exact``: anytime reuse is exact for every job (then the member store may serve, keyed
-    by the run's fingerprints of ``data`` and the model code: tuneall.store.keys)."""
-    from tuneall.store.keys import run_ids
+    by fingerprints of the model code and the data: tuneall.store.keys)."""
+    from tuneall.store.keys import family_fingerprint
     from tuneall.store.reuse import reuse_ks
     from tuneall.runner import ship_families
     from tuneall.store.backend import current
@@ -309,15 +309,17 @@ def _context(cfg: SweepConfig, jobs: list[dict], exact: bool, data=None) -> Tria
                         results_dir=str(cfg.results_dir) if store else None,
                         reuse={"mode": "sweep", "ks": reuse_ks([j["point"] for j in jobs]),
                                "budgets": list(cfg.budgets),
-                               "ids": run_ids(data, {j["point"]["family"] for j in jobs}) if data is not None
-                               else None} if store else None, storage=current())
+                               # the model code's fingerprints (a job keys its members by the data it trains on)
+                               "ids": {"models": {f: family_fingerprint(f) for f in
+                                                  sorted({j["point"]["family"] for j in jobs})}}}
+                        if store else None, storage=current())
 
 
 def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta: dict) -> list[tuple]:
     from tuneall.runner import check_fits, concurrency, outcomes, run_local, run_tune, with_trial_resources
 
     exact = not any(reuse_blocker(_train_of(j["point"])) for j in jobs)
-    res, ctx = cfg.resources, _context(cfg, jobs, exact, data)
+    res, ctx = cfg.resources, _context(cfg, jobs, exact)
     if cfg.executor == "ray":
         check_fits(res.bundles(1))
     out.mkdir(parents=True, exist_ok=True)  # made by the lock

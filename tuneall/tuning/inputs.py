@@ -78,8 +78,14 @@ def record(space, dataset: str, data, ids: dict | None = None) -> dict:
     return out
 
 
-def _entries(inputs: dict) -> list[dict]:
-    return [e for e in [*(inputs.get("models") or []), inputs.get("data") or {}] if isinstance(e, dict)]
+def _entries(inputs) -> list[dict]:
+    """The recorded entries whose fields have the types a reader uses ({} or [] where ``inputs`` is no object)."""
+    if not isinstance(inputs, dict):
+        return []
+    models = inputs.get("models") if isinstance(inputs.get("models"), list) else []
+    text = ("spec", "file", "source", "source_b64", "sha256", "family")
+    return [e for e in [*models, inputs.get("data")] if isinstance(e, dict)
+            and all(isinstance(e.get(k), str) for k in text if e.get(k) is not None)]
 
 
 def pin(meta: dict, log=print) -> None:
@@ -88,8 +94,11 @@ def pin(meta: dict, log=print) -> None:
     from tuneall.core.imports import is_import_path, pin_file
 
     told = set()
-    for e in _entries(meta.get(KEY) or {}):
-        spec, src = e.get("spec") or "", _source_bytes(e)
+    for e in _entries(meta.get(KEY)):
+        try:
+            spec, src = e.get("spec") or "", _source_bytes(e)
+        except ValueError:  # a base64 copy cut short: nothing to pin (the fingerprint check still guards)
+            continue
         if not is_import_path(spec) or src is None or not e.get("file"):
             continue
         pin_file(spec.split(":")[0], e["file"], src)
@@ -113,14 +122,14 @@ def check(meta: dict, space, dataset: str, data, out) -> None:
     inputs = meta.get(KEY)
     if not isinstance(inputs, dict):
         return  # made before inputs were recorded
-    for e in inputs.get("models") or []:
+    for e in _entries({"models": inputs.get("models")}):
         name = e.get("family")
         if name in space.families and get_family(name).user and family_fingerprint(name) != e.get("sha256"):
             where = e.get("file") or e.get("spec") or name
             raise ConfigError(f"model {name!r}: the code in {where} differs from the copy {out} kept; resume with "
                               f"tuneall resume {out} (it runs the kept copy), or start a new search with another "
                               "name")
-    d = inputs.get("data") or {}
+    d = (_entries({"data": inputs.get("data")}) or [{}])[0]
     if d.get("sha256") and data_fingerprint(data) != d["sha256"]:
         raise ConfigError(f"data {dataset!r}: its tensors differ from the ones {out} was searched on (fingerprint "
                           f"{d['sha256'][:12]}, now {data_fingerprint(data)[:12]}); restore the data, or start a new "
