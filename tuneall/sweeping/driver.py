@@ -33,6 +33,7 @@ from tuneall.core.errors import BudgetError, ConfigError
 from tuneall.core.config import check_rule
 from tuneall.planning.factory import Infeasible
 from tuneall.runner import RunOptions, TrialContext
+from tuneall.store.backend import serving
 from tuneall.planning.space import SearchSpace, grid
 
 
@@ -257,9 +258,7 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     meta = {**R.provenance(cfg.to_json(), argv, kind="sweep"), "data": R.data_facts(data.info),
             "torch_threads_per_trial": cfg.resources.threads}
     with R.owned(out):  # one process per results directory, until the state is written last
-        from tuneall.store.backend import serving
-
-        with ray_session(cfg), serving(out, cfg.address if cfg.executor == "ray" else None, verbose):
+        with ray_session(cfg), serving(out, cfg.address, verbose):  # no Ray (local executor): this disk
             results = _fit(cfg, jobs, data, out, verbose, meta)
         wall = time.perf_counter() - t0
         cells, job_rows = _collect(results)
