@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tuneall: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        print(f"tuneall: {signals.describe(e)}", file=sys.stderr, flush=True)
+        if not getattr(e, "printed", False):
+            print(f"tuneall: {signals.describe(e)}", file=sys.stderr, flush=True)
         return signals.exit_code(e)
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         import os

@@ -28,7 +28,11 @@ def stops_cleanly(out: Path):
         signum = getattr(e, "signum", None) or signals.received() or signal.SIGINT
         with signals.cleaning_up():
             note = _leave_interrupted(Path(out))
-        raise signals.Interrupted(signum, note) from None
+        stop = signals.Interrupted(signum, note)
+        if signals._installed:  # the CLI: say it now, before Ray's shutdown (a group signal may have killed its GCS)
+            print(f"tuneall: {signals.describe(stop)}", file=sys.stderr, flush=True)
+            stop.printed = True
+        raise stop from None
 
 
 def _leave_interrupted(out: Path) -> str:
