@@ -10,14 +10,29 @@ ran it), concurrency, and stopping the Ray it started. Search (:mod:`tuneall.tun
 
 from __future__ import annotations
 
-from tuneall.runner.cluster import (LOCAL_NODE_IP, check_fits, check_local_fits, check_ray_options, concurrency,
-                                    local_cpus, ray_session)
-from tuneall.runner.context import (EXECUTORS, RunOptions, TrialContext, install_families, quiet_sigterm_exit,
-                                    run_job, ship_families, trainable)
-from tuneall.runner.trials import (legacy_output, outcomes, ray_member_trainer, run_local, run_tune,
-                                   train_member_task, with_trial_resources)
+import importlib
 
-__all__ = ["RunOptions", "TrialContext", "trainable", "run_job", "run_tune", "ray_session", "check_ray_options",
-           "check_fits", "check_local_fits", "local_cpus", "concurrency", "with_trial_resources", "run_local",
-           "outcomes", "legacy_output", "quiet_sigterm_exit", "ray_member_trainer", "train_member_task",
-           "ship_families", "install_families", "EXECUTORS", "LOCAL_NODE_IP"]
+# Public names -> the module that defines them, imported on first use: `tuneall --help` imports runner.signals
+# alone, not the runner's Ray and results-directory machinery (benchmarks/cli_startup.py).
+_WHERE = {
+    **dict.fromkeys(("LOCAL_NODE_IP", "check_fits", "check_local_fits", "check_ray_options", "concurrency",
+                     "local_cpus", "ray_session"), "cluster"),
+    **dict.fromkeys(("EXECUTORS", "RunOptions", "TrialContext", "install_families", "quiet_sigterm_exit", "run_job",
+                     "ship_families", "trainable"), "context"),
+    **dict.fromkeys(("legacy_output", "outcomes", "ray_member_trainer", "run_local", "run_tune", "train_member_task",
+                     "with_trial_resources"), "trials"),
+}
+
+
+def __getattr__(name: str):
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'tuneall.runner' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"tuneall.runner.{where}"), name)
+
+
+def __dir__():
+    return sorted({*globals(), *_WHERE})
+
+
+__all__ = sorted(_WHERE)
