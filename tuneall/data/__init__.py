@@ -12,7 +12,7 @@ statistics are those of the training split before the carve (no test input enter
 
 from __future__ import annotations
 
-import importlib
+from tuneall.core.lazy import exports
 
 # Public names -> the module that defines them, imported on first use: ``import tuneall.data`` (and the registry the
 # CLI lists datasets from) stays torch-free until a tensor is needed.
@@ -28,15 +28,6 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str):
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module 'tuneall.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"tuneall.data.{where}"), name)
-
-
-def __dir__():
-    return sorted({*globals(), *_WHERE})
-
+__getattr__, __dir__ = exports(__name__, _WHERE)
 
 __all__ = sorted(_WHERE)

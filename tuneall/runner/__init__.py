@@ -10,7 +10,7 @@ ran it), concurrency, and stopping the Ray it started. Search (:mod:`tuneall.tun
 
 from __future__ import annotations
 
-import importlib
+from tuneall.core.lazy import exports
 
 # Public names -> the module that defines them, imported on first use: `tuneall --help` imports runner.signals
 # alone, not the runner's Ray and results-directory machinery (benchmarks/cli_startup.py).
@@ -24,15 +24,6 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str):
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module 'tuneall.runner' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"tuneall.runner.{where}"), name)
-
-
-def __dir__():
-    return sorted({*globals(), *_WHERE})
-
+__getattr__, __dir__ = exports(__name__, _WHERE)
 
 __all__ = sorted(_WHERE)
