@@ -23,6 +23,25 @@ def _restore_user_registries():
     _forget_new(models, data)
 
 
+@pytest.fixture(autouse=True)
+def _no_ray_left_running():
+    """A test that starts Ray stops it (a module's shared Ray is started before this runs and stopped after): a
+    leaked Ray makes every later ``ray.init`` in the session fail, far from its cause."""
+    import sys
+
+    def connected() -> bool:
+        worker = sys.modules.get("ray._private.worker")
+        return worker is not None and worker.global_worker.connected
+
+    before = connected()
+    yield
+    if not before and connected():
+        import ray
+
+        ray.shutdown()
+        pytest.fail("the test left a Ray running (something called Ray outside a session and started one)")
+
+
 def _forget_new(models, data) -> None:
     import sys
 

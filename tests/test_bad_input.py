@@ -234,9 +234,12 @@ def test_batch_size_within_a_data_fraction():
 
     data = load_dataset("digits")
     n = data.x_train.shape[0]
-    check_batch_sizes([{"batch_size": n, "data_fraction": 1.0}], data)
-    with pytest.raises(DataError, match="data fraction 0.1"):
-        check_batch_sizes([{"batch_size": n // 2, "data_fraction": 0.1}], data)
+    for given in (data, data.info):  # the loaded data, or its facts before anything loads (the same limits)
+        check_batch_sizes([{"batch_size": n, "data_fraction": 1.0}], given)
+        with pytest.raises(DataError, match=f"larger than the {n} training"):
+            check_batch_sizes([{"batch_size": n + 1}], given)
+        with pytest.raises(DataError, match="data fraction 0.1"):
+            check_batch_sizes([{"batch_size": n // 2, "data_fraction": 0.1}], given)
 
 
 # ---------------------------------------------------------------------------------------------------------------

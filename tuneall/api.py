@@ -177,6 +177,7 @@ def train(
     sanity.check_val_fraction(dataset, val_fraction)
     check_family(family, width, depth, tuple(info.input_shape), info.num_classes)
     trial_plan = make_trial_plan(Allocation(family, width, depth, k, data_fraction), b, info, cfg, repeats=seeds)
+    check_batch_sizes([{"batch_size": cfg.batch_size, "data_fraction": data_fraction}], info)  # before the estimate
     out = None
     if storage_path is not None:
         from tuneall.rundir import results as R
@@ -191,7 +192,6 @@ def train(
                               "storage_path)")
     sanity.before_training(trial_plan, info, seeds, confirm, verbose=progress is not None)
     data = load_dataset(dataset, data_dir=data_dir, data_fraction=data_fraction, val_fraction=vf)
-    check_batch_sizes([{"batch_size": cfg.batch_size}], data)  # data is already the fraction: compare with it all
     from tuneall.training.ensemble import save_train_dir
     from tuneall.training.progress import run_with_progress
 

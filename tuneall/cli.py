@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tuneall: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
+        signals.acknowledge()
         if not getattr(e, "printed", False):
             print(f"tuneall: {signals.describe(e)}", file=sys.stderr, flush=True)
         return signals.exit_code(e)

@@ -70,21 +70,23 @@ def with_fraction(dataset: Dataset, data_fraction: float, fraction_seed: int = 0
     )
 
 
-def check_batch_sizes(rows, dataset: Dataset) -> None:
+def check_batch_sizes(rows, dataset: "Dataset | DatasetInfo") -> None:
     """Refuse allocations whose batch is larger than their training data (the sampler would silently train on
-    smaller batches than recorded). ``rows``: a table (or records) with ``batch_size`` and ``data_fraction``."""
+    smaller batches than recorded). ``rows``: a table (or records) with ``batch_size`` and ``data_fraction``;
+    ``dataset``: the loaded data, or its :class:`DatasetInfo` (before any estimate trains at such a batch size)."""
     records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
-    n_full = dataset.x_train.shape[0]
+    info = getattr(dataset, "info", dataset)
+    n_full = dataset.x_train.shape[0] if hasattr(dataset, "x_train") else info.n_train
     for r in records:
         bs, frac = r.get("batch_size"), r.get("data_fraction", 1.0)
         if bs is None or bs != bs:  # missing or NaN: the default batch size applies
             continue
         frac = 1.0 if frac is None or frac != frac else float(frac)
-        n = fraction_size(n_full, dataset.info.num_classes, frac)
+        n = fraction_size(n_full, info.num_classes, frac)
         if int(bs) > n:
             part = "" if frac == 1.0 else f" at data fraction {frac:g}"
             raise DataError(f"batch_size {int(bs)} is larger than the {n} training examples of "
-                            f"{dataset.info.name}{part}; use a batch size <= {n}")
+                            f"{info.name}{part}; use a batch size <= {n}")
 
 
 def _check_fraction(data_fraction: float, fraction_seed: int) -> None:

@@ -72,7 +72,7 @@ def _init_ray(opts: RunOptions) -> bool:
     if node_ip:
         kw["_node_ip_address"] = node_ip
     # address="local": always a new Ray of our own, never silently joining a cluster someone started here.
-    with _quiet_default_auth_notice():
+    with _quiet_default_auth_notice(), _own_process_groups():
         ctx = ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=opts.dashboard,
                        dashboard_host="127.0.0.1", **kw)
     _reinstall_signals()
@@ -85,6 +85,48 @@ def _reinstall_signals() -> None:
     from tuneall.runner import signals
 
     signals.reinstall()  # ray.init put Ray's native SIGTERM handler (a stack dump and abort) in place of ours
+
+
+@contextmanager
+def _own_process_groups() -> Iterator[None]:
+    """Start a local Ray's processes (GCS, raylet and the workers it forks) outside the driver's process group.
+
+    A job scheduler's SIGTERM, or a kill of the whole group, otherwise reaches Ray's GCS and raylet as well as the
+    driver: they die while the driver's main thread may sit in Ray's C++ code, and the driver's core worker aborts
+    before tuneall's handler can leave the run ``interrupted``. Ray does the same on Windows (a new process group per
+    process) where the kernel ties their lives to the driver's; on Linux that tie is ``PR_SET_PDEATHSIG``, checked
+    here too, so a SIGKILLed driver still takes its Ray with it. Ctrl-C at a terminal is unaffected: Ray's processes
+    block SIGINT and the driver stops them on its way out. Wraps Ray's private ``ConsolePopen`` for the duration of
+    ``ray.init`` only; where that name is missing the processes simply stay in the driver's group.
+    """
+    try:
+        from ray._private import services, utils
+
+        base = services.ConsolePopen
+        isolate = sys.platform.startswith("linux") and utils.detect_fate_sharing_support()
+    except (ImportError, AttributeError):
+        isolate = False
+    if not isolate:
+        yield
+        return
+
+    class _OwnGroupPopen(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            ray_preexec = kwargs.get("preexec_fn")
+
+            def preexec():
+                os.setpgid(0, 0)
+                if ray_preexec is not None:
+                    ray_preexec()
+
+            kwargs["preexec_fn"] = preexec
+            super().__init__(*args, **kwargs)
+
+    services.ConsolePopen = _OwnGroupPopen
+    try:
+        yield
+    finally:
+        services.ConsolePopen = base
 
 
 @contextmanager

@@ -23,6 +23,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: list[int] = []
 _installed: list[bool] = []
 _cleaning: list[bool] = []
+_pending: list[int] = []  # a stop signal whose Interrupted has not yet reached a handler that acts on it
 
 
 class Interrupted(KeyboardInterrupt):
@@ -54,7 +55,22 @@ def _handler(signum, frame):
     _received.append(signum)
     if _cleaning and len(_received) < 3:
         return  # the run is writing what it leaves behind: let it finish (a third signal stops at once)
+    _pending[:] = [signum]
     raise Interrupted(signum)
+
+
+def raise_if_pending() -> None:
+    """Raise the stop again if its first raise was lost. Python runs a handler at the next bytecode of the main
+    thread, which can be inside code that swallows what it raises (a ``__del__``, a callback of Ray's C++ core
+    worker, a library's broad ``except``): seen as a Ctrl-C at the start of a search that then ran to the end.
+    Called at every step of Ray Tune's loop (runner.trials) and where a run ends; a no-op once acknowledged."""
+    if _pending and not _cleaning:
+        raise Interrupted(_pending[0])
+
+
+def acknowledge() -> None:
+    """The stop reached the code that acts on it (a run's clean-up, the CLI): no need to raise it again."""
+    _pending.clear()
 
 
 @contextlib.contextmanager
@@ -90,7 +106,8 @@ def reinstall() -> None:
 def reset() -> None:
     """Forget received signals (tests; a new run in the same process)."""
     _received.clear()
+    _pending.clear()
 
 
 __all__ = ["Interrupted", "describe", "received", "exit_code", "install", "reinstall", "reset", "cleaning_up",
-           "STOP_SIGNALS"]
+           "raise_if_pending", "acknowledge", "STOP_SIGNALS"]

@@ -45,13 +45,27 @@ def run_tune(trainable, *, name: str, storage_path: str, concurrency: int, max_f
     from ray import tune
 
     best_by = {"metric": metric, "mode": mode} if metric else {}
+    callbacks = [_stop_on_signal(), *callbacks]
     tune_config = tune.TuneConfig(search_alg=search_alg, num_samples=num_samples, max_concurrent_trials=concurrency,
                                   reuse_actors=True, **best_by)
     run_config = tune.RunConfig(name=name, storage_path=storage_path, verbose=verbose,
                                 failure_config=tune.FailureConfig(max_failures=max_failures),
-                                progress_reporter=progress_reporter, callbacks=list(callbacks) or None)
+                                progress_reporter=progress_reporter, callbacks=callbacks)
     with legacy_output():  # the engine that takes tuneall's progress reporter (verbose=0: it prints nothing)
         return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
+
+
+def _stop_on_signal():
+    """A Tune callback that re-raises, at the next step of Tune's loop, a stop signal whose first raise was lost."""
+    from ray import tune
+
+    from tuneall.runner import signals
+
+    class StopOnSignal(tune.Callback):
+        def on_step_begin(self, iteration, trials, **info):
+            signals.raise_if_pending()
+
+    return StopOnSignal()
 
 
 def with_trial_resources(ctx: TrialContext, data, bundles: Callable[[dict], list[dict]]):

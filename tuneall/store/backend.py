@@ -157,11 +157,22 @@ def check_reach(storage: Storage | None) -> None:
     write a private copy there)."""
     if storage is None or storage.mode != "shared" or _reads_marker(storage.marker, storage.token):
         return
-    import ray
-
-    raise RuntimeError(f"node {ray.get_runtime_context().get_node_id()} does not read the results directory "
+    raise RuntimeError(f"node {_node_name()} does not read the results directory "
                        f"{Path(storage.marker).parent}, which every node read when the run started; mount it there, "
                        "or restart the run (it then goes through the driver's store service)")
+
+
+def _node_name() -> str:
+    """This node's Ray id inside a Ray worker, else the host name (asking Ray outside one would start a Ray)."""
+    import socket
+    import sys
+
+    worker = sys.modules.get("ray._private.worker")
+    if worker is not None and worker.global_worker.connected:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    return socket.gethostname()
 
 
 def reachable(results_dir, storage: Storage | None) -> bool:

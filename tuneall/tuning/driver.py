@@ -47,13 +47,13 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     # that this machine cannot hold would start 1,000 threads).
     check_ray_options(cfg)
     check_local_fits(cfg, cfg.resources.bundles(int(feasible["k"].max())))
+    check_batch_sizes(feasible, info)  # before the estimate trains at such a batch size
     pf = preflight(cfg, feasible, _trials_to_run(cfg, feasible, out), verbose, dry_run, confirm)
     if dry_run:
         feasible.attrs.update(dry_run=True, estimate_s=pf.total_s, results_dir=str(out))
         return feasible
     storage = study.study_storage(cfg, out)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
-    check_batch_sizes(feasible, data)
     if cfg.resume:  # the code and the data the search started on, or one line saying what changed
         from tuneall.tuning.inputs import check
 

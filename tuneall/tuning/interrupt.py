@@ -24,7 +24,9 @@ def stops_cleanly(out: Path):
     whose note says what to do next."""
     try:
         yield
+        signals.raise_if_pending()  # a stop whose first raise was swallowed on the way still stops the run
     except KeyboardInterrupt as e:
+        signals.acknowledge()
         signum = getattr(e, "signum", None) or signals.received() or signal.SIGINT
         with signals.cleaning_up():
             note = _leave_interrupted(Path(out))
