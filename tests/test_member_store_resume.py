@@ -13,6 +13,13 @@ from tuneall.store.records import STORE_DIR
 from test_reliability import SPACE, _cli, _kill_group, _wait
 
 
+def _records(store) -> dict[str, int]:
+    """Stored records by name and mtime; a writer SIGKILLed mid-write leaves only a hidden temporary file."""
+    from tuneall.store.records import MemberStore
+
+    return {p.name: p.stat().st_mtime_ns for p in MemberStore(store).record_files()}
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_keeps_stored_members(tmp_path):
     (tmp_path / "kill.yaml").write_text(SPACE)
@@ -22,13 +29,13 @@ def test_sigkill_then_resume_keeps_stored_members(tmp_path):
             "--seeds", "1", "--min-steps", "20", "--name", "m", "--verbose", "0", "--num-cpus", "1", "-y"]
     proc = _cli(args, tmp_path)
     try:
-        _wait(lambda: len(journal.read(out)) >= 1 and len(list(store.glob("*.pt"))) >= 2, 240,
+        _wait(lambda: len(journal.read(out)) >= 1 and len(_records(store)) >= 2, 240,
               "a finished trial and stored members")
     finally:
         _kill_group(proc.pid)
         proc.wait(timeout=30)
     before = journal.read(out)
-    stored = {p.name: p.stat().st_mtime_ns for p in store.glob("*.pt")}
+    stored = _records(store)
     proc = _cli(["resume", str(out), "--verbose", "0"], tmp_path)
     try:
         assert proc.wait(timeout=400) == 0, (tmp_path / "driver.log").read_text()[-3000:]
@@ -36,7 +43,7 @@ def test_sigkill_then_resume_keeps_stored_members(tmp_path):
         _kill_group(proc.pid)
     after = journal.read(out)
     assert len(after) == 6 and after[: len(before)] == before  # finished trials kept, never re-run
-    files = {p.name: p.stat().st_mtime_ns for p in store.glob("*.pt")}
+    files = _records(store)
     assert len(files) == 2 * 3  # 2 widths x members 0..2 (k <= 3), one seed: one record each
     assert all(files[n] == t for n, t in stored.items())  # no stored member was trained (rewritten) again
     trained = sum(r["metrics"]["members_trained"] for r in after if "members_trained" in r["metrics"])

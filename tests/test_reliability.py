@@ -175,7 +175,7 @@ def _listeners(root_pid: int) -> set[tuple[str, str, int]]:
         return out
     for p in procs:
         try:
-            name = " ".join(p.cmdline())[:160]
+            name = " ".join(p.cmdline())[:160] or p.name()  # an exiting process has no command line left
             for c in p.net_connections(kind="inet"):
                 if c.status == psutil.CONN_LISTEN:
                     out.add((name, c.laddr.ip, c.laddr.port))

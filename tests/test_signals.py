@@ -77,6 +77,35 @@ def test_a_stop_swallowed_on_the_way_is_raised_again_until_acknowledged(tmp_path
     signals.raise_if_pending()  # acknowledged: nothing more
 
 
+def test_inside_tunes_loop_a_stop_waits_for_the_next_step():
+    """Deferred (Ray Tune's loop): the handler returns, the body's code is not cut in two, and the stop is raised
+    at the next step's callback or where the body ends; a third signal still stops at once."""
+    from tuneall.runner.trials import _stop_on_signal
+
+    signals.install()
+    with pytest.raises(signals.Interrupted):
+        with signals.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.3)
+            finished = True  # not interrupted mid-way
+        assert False, "not reached"
+    assert finished
+    signals.reset()
+    with signals.deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)
+        with pytest.raises(signals.Interrupted) as e:
+            _stop_on_signal().on_step_begin(iteration=1, trials=[])
+        signals.acknowledge()
+    assert e.value.signum == signal.SIGINT
+    signals.reset()
+    with pytest.raises(signals.Interrupted):
+        with signals.deferred():
+            for _ in range(3):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.3)
+
+
 def test_reinstall_replaces_a_foreign_sigterm_handler_only_where_installed():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signals.reinstall()  # a Python API caller who never installed keeps their handler

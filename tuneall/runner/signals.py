@@ -24,6 +24,7 @@ _received: list[int] = []
 _installed: list[bool] = []
 _cleaning: list[bool] = []
 _pending: list[int] = []  # a stop signal whose Interrupted has not yet reached a handler that acts on it
+_deferring: list[bool] = []  # inside Ray Tune's loop: stops are raised at its next step (deferred)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -56,14 +57,28 @@ def _handler(signum, frame):
     if _cleaning and len(_received) < 3:
         return  # the run is writing what it leaves behind: let it finish (a third signal stops at once)
     _pending[:] = [signum]
+    if _deferring and len(_received) < 3:
+        return  # raised at the loop's next safe point (a third signal stops at once)
     raise Interrupted(signum)
 
 
+@contextlib.contextmanager
+def deferred():
+    """Inside Ray Tune's loop a stop is raised at the next step (a Tune callback calls :func:`raise_if_pending`),
+    not wherever the main thread happens to be: raised inside Optuna's journal lock, it turned into that lock's
+    ``FileNotFoundError`` and a traceback; raised inside code that swallows it (a ``__del__``, a broad ``except``),
+    it was lost and the search ran to the end. A stop still pending when the body returns is raised there."""
+    _deferring.append(True)
+    try:
+        yield
+    finally:
+        _deferring.pop()
+    raise_if_pending()
+
+
 def raise_if_pending() -> None:
-    """Raise the stop again if its first raise was lost. Python runs a handler at the next bytecode of the main
-    thread, which can be inside code that swallows what it raises (a ``__del__``, a callback of Ray's C++ core
-    worker, a library's broad ``except``): seen as a Ctrl-C at the start of a search that then ran to the end.
-    Called at every step of Ray Tune's loop (runner.trials) and where a run ends; a no-op once acknowledged."""
+    """Raise a stop that was received but has not yet reached the code that acts on it (deferred, or its raise
+    swallowed on the way). Called at every step of Ray Tune's loop and where a run ends; a no-op once acknowledged."""
     if _pending and not _cleaning:
         raise Interrupted(_pending[0])
 
@@ -110,4 +125,4 @@ def reset() -> None:
 
 
 __all__ = ["Interrupted", "describe", "received", "exit_code", "install", "reinstall", "reset", "cleaning_up",
-           "raise_if_pending", "acknowledge", "STOP_SIGNALS"]
+           "raise_if_pending", "acknowledge", "deferred", "STOP_SIGNALS"]

@@ -8,6 +8,7 @@ from typing import Callable
 
 from tuneall.core.config import Resources
 from tuneall.runner.context import TrialContext, install_families, run_job, trainable
+from tuneall.runner import signals
 
 
 class legacy_output:
@@ -51,15 +52,15 @@ def run_tune(trainable, *, name: str, storage_path: str, concurrency: int, max_f
     run_config = tune.RunConfig(name=name, storage_path=storage_path, verbose=verbose,
                                 failure_config=tune.FailureConfig(max_failures=max_failures),
                                 progress_reporter=progress_reporter, callbacks=callbacks)
-    with legacy_output():  # the engine that takes tuneall's progress reporter (verbose=0: it prints nothing)
+    # legacy_output: the engine that takes tuneall's progress reporter (verbose=0: it prints nothing); deferred: a
+    # stop signal is raised at the loop's next step (the callback below), never inside a library's critical section.
+    with legacy_output(), signals.deferred():
         return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
 
 
 def _stop_on_signal():
-    """A Tune callback that re-raises, at the next step of Tune's loop, a stop signal whose first raise was lost."""
+    """A Tune callback that raises, at the next step of Tune's loop, a stop signal received since (deferred)."""
     from ray import tune
-
-    from tuneall.runner import signals
 
     class StopOnSignal(tune.Callback):
         def on_step_begin(self, iteration, trials, **info):

@@ -233,8 +233,14 @@ class MemberStore:
         with atomic_path(self.path(key_id(rec.key))) as tmp:
             torch.save({"format": FORMAT, "record": rec.__dict__}, tmp)
 
+    def record_files(self) -> list[Path]:
+        """The stored records (not a killed writer's leftover ``.<id>.<random>.tmp.pt``)."""
+        if not self.root.is_dir():
+            return []
+        return [p for p in self.root.glob("*.pt") if not p.name.startswith(".")]
+
     def __len__(self) -> int:
-        return len(list(self.root.glob("*.pt"))) if self.root.is_dir() else 0
+        return len(self.record_files())
 
 
 @dataclass
