@@ -118,7 +118,7 @@ class Recipe:
     """The training recipe as one value: the six settings a trial's members share (RECIPE_FIELDS). ``None``: not
     given here, so the search space's value or TrainConfig's default applies. Built once where a user names the
     settings (the API's ``lr=...`` keywords, the CLI's ``--lr``) and carried whole: a space fixes its given settings
-    (``planning.space.with_recipe``), a TrainConfig is made from it (``TrainConfig.from_recipe``) and gives it back
+    (``planning.space.build_space``), a TrainConfig is made from it (``TrainConfig.from_recipe``) and gives it back
     (``TrainConfig.recipe``). A given value is checked here, by the same rule a TrainConfig applies."""
 
     # TrainConfig's order (the API's keywords, a recorded call, an ad-hoc space's YAML list them so); tables use
