@@ -28,6 +28,7 @@ from torch.nn import functional as F  # noqa: E402
 from tuneall.data import make_synthetic  # noqa: E402
 from tuneall.models import create_model  # noqa: E402
 from tuneall.models.flops import train_flops_per_step  # noqa: E402
+from tuneall.models import Architecture  # noqa: E402
 from tuneall.training.member import TrainConfig, predict_log_proba, train_member  # noqa: E402
 
 SHAPE, CLASSES, BATCH = (3, 32, 32), 10, 128
@@ -70,7 +71,7 @@ def step_table(widths, threads_list, rounds: int, steps_for) -> list[dict]:
     for threads in threads_list:
         torch.set_num_threads(threads)
         for w in widths:
-            flops = train_flops_per_step("cnn3", w, None, SHAPE, CLASSES, BATCH)
+            flops = train_flops_per_step(Architecture("cnn3", w, None, SHAPE, CLASSES), BATCH)
             steps = steps_for(w)
             tuneall_steps(w, data, 2, True)  # warm-up (first-call kernel selection, allocator)
             mm, tut, nchw, cl = [], [], [], []

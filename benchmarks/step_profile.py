@@ -21,6 +21,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from tuneall.models import create_model  # noqa: E402
 from tuneall.models.flops import train_flops_per_step  # noqa: E402
+from tuneall.models import Architecture  # noqa: E402
 
 SHAPE, CLASSES, BATCH = (3, 32, 32), 10, 128
 # Operator classes by ATen name (self time, so nested calls are not counted twice).
@@ -45,7 +46,7 @@ def op_class(name: str) -> str:
 
 def conv_flops_per_step(width: float) -> float:
     """Training FLOPs of the convolutions alone (the full count less the linear head's)."""
-    total = train_flops_per_step("cnn3", width, None, SHAPE, CLASSES, BATCH)
+    total = train_flops_per_step(Architecture("cnn3", width, None, SHAPE, CLASSES), BATCH)
     model = create_model("cnn3", width, None, SHAPE[0], CLASSES, 2)
     head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
     return total - 3 * 2 * BATCH * head.in_features * head.out_features  # forward + 2 backward matmuls
@@ -77,7 +78,7 @@ def profile_step(width: float, threads: int, steps: int) -> dict:
         by_class[op_class(ev.key)] = by_class.get(op_class(ev.key), 0.0) + ev.self_cpu_time_total / 1e6 / steps
     total = sum(by_class.values())
     mm = C.matmul_gflops(threads)
-    flops = train_flops_per_step("cnn3", width, None, SHAPE, CLASSES, BATCH)
+    flops = train_flops_per_step(Architecture("cnn3", width, None, SHAPE, CLASSES), BATCH)
     conv_gflops = conv_flops_per_step(width) / by_class.get("convolution", float("nan")) / 1e9
     return {"width": width, "threads": threads, "step_s_profiled": wall, "self_cpu_s_per_step": total,
             "share": {k: v / total for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])},

@@ -16,6 +16,7 @@ from tuneall.core.errors import BudgetError, ConfigError, TuneallError
 from tuneall.planning.factory import Allocation, Infeasible, make_trial_plan, max_feasible_k
 from tuneall.models import param_count
 from tuneall.models.flops import inference_flops, train_flops_per_step
+from tuneall.models import Architecture
 from tuneall.training.member import TrainConfig
 
 P_CNN3_CIFAR10 = 94_986  # seed 000's count at w = 1
@@ -155,9 +156,9 @@ def test_factory_steps_cnn3_cifar10(k):
     assert plan.steps == 10**8 // (k * P_CNN3_CIFAR10)
     assert plan.spent == k * P_CNN3_CIFAR10 * plan.steps <= 1e8
     assert plan.total_params == k * P_CNN3_CIFAR10
-    flops = train_flops_per_step("cnn3", 1.0, 3, (3, 32, 32), 10, 128)
+    flops = train_flops_per_step(Architecture("cnn3", 1.0, 3, (3, 32, 32), 10), 128)
     assert plan.train_flops == k * plan.steps * flops
-    assert plan.inference_flops == k * inference_flops("cnn3", 1.0, 3, (3, 32, 32), 10)
+    assert plan.inference_flops == k * inference_flops(Architecture("cnn3", 1.0, 3, (3, 32, 32), 10))
     assert len(plan.seeds) == 1 and len(plan.seeds[0]) == k
 
 
@@ -182,7 +183,7 @@ def test_factory_infeasible_below_min_steps(k, min_steps):
 
 
 def test_factory_flops_unit_uses_train_flops_per_step():
-    flops = train_flops_per_step("cnn3", 1.0, 3, (3, 32, 32), 10, 128)
+    flops = train_flops_per_step(Architecture("cnn3", 1.0, 3, (3, 32, 32), 10), 128)
     for k in (1, 2, 5):
         plan = make_trial_plan(Allocation("cnn3", 1.0, None, k), Budget(1e14, unit="flops"), "cifar10")
         assert plan.step_cost == flops
@@ -190,14 +191,14 @@ def test_factory_flops_unit_uses_train_flops_per_step():
         assert plan.spent == plan.train_flops == k * flops * plan.steps <= 1e14
     # The batch size changes the cost of a step in FLOPs (and not in param-steps).
     small = make_trial_plan(Allocation("cnn3", 1.0), Budget(1e14, unit="flops"), "cifar10", TrainConfig(batch_size=32))
-    assert small.step_cost == train_flops_per_step("cnn3", 1.0, 3, (3, 32, 32), 10, 32)
+    assert small.step_cost == train_flops_per_step(Architecture("cnn3", 1.0, 3, (3, 32, 32), 10), 32)
     assert small.step_cost * 4 == flops
     ps = make_trial_plan(Allocation("cnn3", 1.0), Budget(1e8), "cifar10", TrainConfig(batch_size=32))
     assert ps.step_cost == P_CNN3_CIFAR10
 
 
 def test_factory_infeasible_flops_min_budget():
-    flops = train_flops_per_step("cnn3", 0.5, 3, (1, 8, 8), 10, 128)
+    flops = train_flops_per_step(Architecture("cnn3", 0.5, 3, (1, 8, 8), 10), 128)
     need = 3 * flops * 20
     with pytest.raises(Infeasible) as exc:
         make_trial_plan(Allocation("cnn3", 0.5, None, 3), Budget(need - 1, "flops", 20), "digits")
@@ -237,7 +238,7 @@ def test_factory_never_over_budget_random_sweep():
         n_plans += 1
         d = 3 if depth is None else depth
         p = param_count("cnn3", width, d, info.in_channels, info.num_classes, info.spatial_dims)
-        f = train_flops_per_step("cnn3", width, d, info.input_shape, info.num_classes, 128)
+        f = train_flops_per_step(Architecture("cnn3", width, d, info.input_shape, info.num_classes), 128)
         cost = p if unit == "param-steps" else f
         assert plan.params_per_member == p
         assert plan.step_cost == cost
@@ -296,11 +297,11 @@ HEAD2 = 2 * 64 * 10
 
 def test_inference_flops_depth1_hand_count():
     assert CONV1 == 1_769_472
-    assert inference_flops("cnn3", 1.0, 1, (3, 32, 32), 10) == CONV1 + HEAD1 == 1_770_112
+    assert inference_flops(Architecture("cnn3", 1.0, 1, (3, 32, 32), 10)) == CONV1 + HEAD1 == 1_770_112
 
 
 def test_inference_flops_depth2_hand_count():
-    assert inference_flops("cnn3", 1.0, 2, (3, 32, 32), 10) == CONV1 + CONV2 + HEAD2
+    assert inference_flops(Architecture("cnn3", 1.0, 2, (3, 32, 32), 10)) == CONV1 + CONV2 + HEAD2
 
 
 @pytest.mark.parametrize("batch", [1, 7, 128])
@@ -309,16 +310,16 @@ def test_train_flops_per_step_depth1_hand_count(batch):
     # no grad); head: weight grad and input grad, each as many FLOPs as its forward.
     forward = batch * (CONV1 + HEAD1)
     backward = batch * CONV1 + 2 * batch * HEAD1
-    assert train_flops_per_step("cnn3", 1.0, 1, (3, 32, 32), 10, batch) == forward + backward
+    assert train_flops_per_step(Architecture("cnn3", 1.0, 1, (3, 32, 32), 10), batch) == forward + backward
 
 
 def test_train_flops_per_step_depth2_hand_count():
     batch = 16
     # The second conv's input is an activation, so its input grad is computed too.
     expected = batch * (2 * CONV1 + 3 * CONV2 + 3 * HEAD2)
-    assert train_flops_per_step("cnn3", 1.0, 2, (3, 32, 32), 10, batch) == expected
+    assert train_flops_per_step(Architecture("cnn3", 1.0, 2, (3, 32, 32), 10), batch) == expected
 
 
 def test_flops_scale_with_width():
     # Half width: conv 3 -> 16 channels, head 16 -> 10.
-    assert inference_flops("cnn3", 0.5, 1, (3, 32, 32), 10) == CONV1 // 2 + HEAD1 // 2
+    assert inference_flops(Architecture("cnn3", 0.5, 1, (3, 32, 32), 10)) == CONV1 // 2 + HEAD1 // 2

@@ -265,12 +265,13 @@ def test_train_json_is_strict_json_when_diverged(capsys, tmp_path):
 
 def test_plan_flops_unit(capsys):
     from tuneall.models.flops import train_flops_per_step
+    from tuneall.models import Architecture
 
     rc, out, err = run_main(capsys, ["plan", "--budget", "1e14", "--unit", "flops", "--dataset", "cifar10",
                                      "--widths", "1", "--k", "1", "--json"])
     assert rc == 0, err
     (row,) = json.loads(out)["feasible"]
-    f = train_flops_per_step("cnn3", 1.0, 3, (3, 32, 32), 10, 128)
+    f = train_flops_per_step(Architecture("cnn3", 1.0, 3, (3, 32, 32), 10), 128)
     assert row["unit"] == "flops" and row["steps"] == 10**14 // f and row["spent"] == f * row["steps"]
 
 

@@ -16,7 +16,7 @@ from tuneall.planning.design_classes import (
     width_equivalent,
 )
 from tuneall.core.errors import ConfigError
-from tuneall.models import get_family, list_models, param_count
+from tuneall.models import Architecture, get_family, list_models, param_count
 
 SHAPES = [(3, 32, 32), (1, 8, 8), (1, 40)]
 
@@ -41,7 +41,7 @@ def _random_cases(n: int = 30):
 def test_random_cases_respect_budget_and_are_maximal():
     found_deq = found_weq = 0
     for name, width, depth, k, shape, classes in _random_cases():
-        dims = dict(in_channels=shape[0], num_classes=classes, spatial_dims=len(shape) - 1)
+        arch = Architecture(name, width, depth, shape, classes)
 
         def p(w, d):
             return param_count(name, w, d, shape[0], classes, len(shape) - 1)
@@ -51,7 +51,7 @@ def test_random_cases_respect_budget_and_are_maximal():
         unit = get_family(name).width_unit
 
         try:
-            deq = depth_equivalent(name, width, depth, k, **dims)
+            deq = depth_equivalent(arch, k)
         except ConfigError:
             assert k * p(unit, depth) > budget, case  # raised only when not even one grid step fits
         else:
@@ -62,7 +62,7 @@ def test_random_cases_respect_budget_and_are_maximal():
             assert k * p(deq.width + unit, depth) > budget, case  # one step wider would not fit
 
         try:
-            weq = width_equivalent(name, width, depth, k, **dims)
+            weq = width_equivalent(arch, k)
         except ConfigError:
             assert k * p(width, _valid_depths(name, depth)[0]) > budget, case
         else:
@@ -83,7 +83,7 @@ TABLE_C_ROWS = [(26, 16, 8, 8), (38, 24, 8, 12), (50, 32, 14, 16), (62, 48, 14, 
 @pytest.mark.parametrize("num_classes", [10, 100])
 @pytest.mark.parametrize("depth,channels,weq_depth,table_deq", TABLE_C_ROWS)
 def test_table_c_resnet(depth, channels, weq_depth, table_deq, num_classes):
-    single, deq, weq = design_classes("resnet", channels / 16, depth, 4, num_classes=num_classes)
+    single, deq, weq = design_classes(Architecture("resnet", channels / 16, depth, num_classes=num_classes), 4)
     assert weq.depth == weq_depth
     # The table's deq width w/2 breaks the budget; the strict rule gives one channel less (documented in design.py).
     assert 4 * param_count("resnet", table_deq / 16, depth, 3, num_classes, 2) > single.total_params
@@ -94,16 +94,16 @@ def test_table_c_resnet(depth, channels, weq_depth, table_deq, num_classes):
 @pytest.mark.parametrize("depth,width,weq_depth,deq_width", [(28, 4, 10, 1), (28, 12, 10, 5), (52, 8, 16, 3),
                                                              (58, 4, 16, 1)])
 def test_table_d_wrn(depth, width, weq_depth, deq_width):
-    _, deq, weq = design_classes("wrn", width, depth, 4, width_unit=1)
+    _, deq, weq = design_classes(Architecture("wrn", width, depth), 4, width_unit=1)
     assert (deq.width, weq.depth) == (deq_width, weq_depth)
 
 
 def test_documented_examples():
-    single, deq, weq = design_classes("wrn", 4, 28, 4)
+    single, deq, weq = design_classes(Architecture("wrn", 4, 28), 4)
     assert single.total_params == 5_849_050
     assert (deq.width, deq.params_per_member) == (1.9375, 1_377_649)
     assert (weq.depth, weq.params_per_member) == (10, 1_198_810)
-    single, deq, weq = design_classes("resnet", 1, 56, 4)
+    single, deq, weq = design_classes(Architecture("resnet", 1, 56), 4)
     assert single.total_params == 855_770
     assert (deq.width, deq.total_params) == (0.4375, 660_476)
     assert (weq.depth, weq.total_params) == (14, 701_032)
@@ -111,13 +111,13 @@ def test_documented_examples():
 
 def test_width_unit_override_for_cnn3():
     # One channel of cnn3's first conv is 1/32 of a width step.
-    deq = depth_equivalent("cnn3", 1.0, 3, 4, width_unit=1 / 32)
+    deq = depth_equivalent(Architecture("cnn3", 1.0, 3), 4, width_unit=1 / 32)
     assert (deq.width * 32).is_integer()
     assert 4 * deq.params_per_member <= 94_986 < 4 * param_count("cnn3", deq.width + 1 / 32, 3, 3, 10, 2)
 
 
 def test_k_one_gives_back_the_single_network():
-    single, deq, weq = design_classes("resnet", 1.5, 26, 1)
+    single, deq, weq = design_classes(Architecture("resnet", 1.5, 26), 1)
     assert (deq.width, deq.depth, deq.total_params) == (1.5, 26, single.total_params)
     assert (weq.width, weq.depth, weq.total_params) == (1.5, 26, single.total_params)
 
@@ -126,17 +126,17 @@ def test_k_one_gives_back_the_single_network():
     "call,match",
     [
         (
-            lambda: depth_equivalent("resnet", 1, 20, 10**6),
+            lambda: depth_equivalent(Architecture("resnet", 1, 20), 10**6),
             r"no depth-equivalent ensemble for resnet \(width=1, depth=20, k=1000000\)",
         ),
-        (lambda: width_equivalent("resnet", 1, 8, 2), r"no width-equivalent ensemble for resnet \(width=1, depth=8"),
-        (lambda: width_equivalent("wrn", 2, 10, 3), r"no width-equivalent ensemble for wrn"),
-        (lambda: design_classes("resnet", 1, 20, 0), r"k must be an integer >= 1, but got k=0"),
-        (lambda: design_classes("resnet", 1, 20, 2.5), r"k=2.5"),
-        (lambda: design_classes("resnet", 1, 20, True), r"k=True"),
-        (lambda: design_classes("resnet", 1, 21, 4), r"depth 21 is not valid"),
-        (lambda: design_classes("nope", 1, 20, 4), r"unknown model family 'nope'"),
-        (lambda: depth_equivalent("wrn", 4, 28, 4, width_unit=0), r"width_unit must be"),
+        (lambda: width_equivalent(Architecture("resnet", 1, 8), 2), r"no width-equivalent ensemble for resnet \(width=1, depth=8"),
+        (lambda: width_equivalent(Architecture("wrn", 2, 10), 3), r"no width-equivalent ensemble for wrn"),
+        (lambda: design_classes(Architecture("resnet", 1, 20), 0), r"k must be an integer >= 1, but got k=0"),
+        (lambda: design_classes(Architecture("resnet", 1, 20), 2.5), r"k=2.5"),
+        (lambda: design_classes(Architecture("resnet", 1, 20), True), r"k=True"),
+        (lambda: design_classes(Architecture("resnet", 1, 21), 4), r"depth 21 is not valid"),
+        (lambda: design_classes(Architecture("nope", 1, 20), 4), r"unknown model family 'nope'"),
+        (lambda: depth_equivalent(Architecture("wrn", 4, 28), 4, width_unit=0), r"width_unit must be"),
     ],
 )
 def test_errors_are_one_line_config_errors(call, match):
@@ -146,14 +146,14 @@ def test_errors_are_one_line_config_errors(call, match):
 
 
 def test_design_class_is_frozen():
-    single = single_network("resnet", 1, 20)
+    single = single_network(Architecture("resnet", 1, 20))
     assert single == DesignClass("single", "resnet", 1.0, 20, 1, 272_474, 272_474)
     with pytest.raises(dataclasses.FrozenInstanceError):
         single.k = 2
 
 
 def test_format_design_classes():
-    text = format_design_classes(design_classes("resnet", 1, 56, 4))
+    text = format_design_classes(design_classes(Architecture("resnet", 1, 56), 4))
     lines = text.splitlines()
     assert len(lines) == 4
     assert lines[0].split()[:4] == ["class", "width", "depth", "k"]
@@ -165,7 +165,7 @@ def test_format_design_classes():
 
 
 def test_format_without_single_needs_a_budget():
-    _, deq, weq = design_classes("resnet", 1, 20, 2)
+    _, deq, weq = design_classes(Architecture("resnet", 1, 20), 2)
     with pytest.raises(ConfigError, match="budget"):
         format_design_classes([deq, weq])
     assert format_design_classes([deq], budget=2 * deq.total_params).splitlines()[1].endswith("0.5000")

@@ -20,6 +20,7 @@ import tuneall
 from tuneall.core.errors import ConfigError, DataError
 from tuneall.models import count_params, create_model, get_family, param_count, resolve_family
 from tuneall.models.flops import inference_flops
+from tuneall.models import Architecture
 from tuneall.data.user import to_dataset
 
 FACTORY = textwrap.dedent('''
@@ -79,7 +80,7 @@ def test_lazy_modules_are_materialised_once_and_counted():
         return nn.Sequential(nn.Flatten(), nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(num_classes))
 
     assert param_count("t_lazy", 1.0, None, 1, 3, 2, (1, 4, 4)) == 16 * 8 + 8 + 8 * 3 + 3
-    assert inference_flops("t_lazy", 1.0, None, (1, 4, 4), 3) == 2 * (16 * 8 + 8 * 3)
+    assert inference_flops(Architecture("t_lazy", 1.0, None, (1, 4, 4), 3)) == 2 * (16 * 8 + 8 * 3)
     torch.manual_seed(0)
     a = create_model("t_lazy", 1.0, None, num_classes=3, input_shape=(1, 4, 4))
     torch.manual_seed(0)

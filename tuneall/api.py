@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from tuneall.core.budget import DEFAULT_MIN_STEPS, DEFAULT_UNIT, Budget
-from tuneall.core.call import python_call, space_name
-from tuneall.core.config import DEFAULT_OBJECTIVE, Resources, TrainConfig, check_rule, parse_objectives
+from tuneall.core.call import python_call, value_keywords
+from tuneall.core.config import DEFAULT_OBJECTIVE, Recipe, Resources, SpaceAxes, TrainConfig, check_rule, parse_objectives
 from tuneall.core.errors import ConfigError
 from tuneall.training import sanity
 from tuneall.data.registry import DEFAULT_VAL_FRACTION
@@ -23,30 +23,17 @@ if TYPE_CHECKING:
     from tuneall.training.trial import TrialResult
 
 
+@value_keywords
 def make_space(space: "SearchSpace | str | None" = None, family: str | None = None,
                widths: Sequence[float] | None = None, depths: Sequence[int] | None = None,
-               k: Sequence[int] | None = None, lr: float | None = None, momentum: float | None = None,
-               batch_size: int | None = None, weight_decay: float | None = None, optimizer: str | None = None,
-               label_smoothing: float | None = None) -> "SearchSpace":
+               k: Sequence[int] | None = None, recipe: Recipe = Recipe()) -> "SearchSpace":
     """A search space: a packaged name or YAML path (default ``paper``), or an ad-hoc one from a family (a registered
     name or an import path such as ``mypkg.nets:make_mlp``) and lists of widths, depths and ensemble sizes; recipe
-    settings given here are fixed in it. A user family without ``widths`` uses its own width grid."""
-    from tuneall.planning.space import SearchSpace, load_space, parse_space, with_fixed
+    settings given here (``lr=...``, ``optimizer=...``) are fixed in it. A user family without ``widths`` uses its
+    own width grid."""
+    from tuneall.planning.space import build_space
 
-    flags = {"width": widths, "depth": depths, "k": k}
-    given = (("lr", lr), ("momentum", momentum), ("batch_size", batch_size), ("weight_decay", weight_decay),
-             ("optimizer", optimizer), ("label_smoothing", label_smoothing))
-    optim = {key: v for key, v in given if v is not None}
-    adhoc = bool(family) or any(v is not None for v in flags.values())
-    if space is not None and adhoc:
-        raise ConfigError("give either space or family/widths/depths/k, not both")
-    if not adhoc:
-        sp = space if isinstance(space, SearchSpace) else load_space(space)
-        return with_fixed(sp, **optim)
-    doc = {"name": space_name(family, flags), "families": [family or "cnn3"], **optim}
-    doc.update({key: list(v) for key, v in flags.items() if v is not None})
-    import yaml
-    return parse_space(doc, source=yaml.safe_dump(doc, sort_keys=False))  # the YAML a resume rebuilds it from
+    return build_space(space, SpaceAxes(family, widths, depths, k), recipe)
 
 
 def plan(
@@ -97,12 +84,12 @@ def design(
     import pandas as pd
 
     from tuneall.data import dataset_info
+    from tuneall.models import Architecture
     from tuneall.planning.design_classes import design_classes
     from tuneall.planning.factory import Allocation, Infeasible, make_trial_plan
 
     info = dataset_info(dataset)
-    classes = design_classes(family, width, depth, k, in_channels=info.in_channels, num_classes=info.num_classes,
-                             spatial_dims=info.spatial_dims)
+    classes = design_classes(Architecture.for_data(family, width, depth, info), k)
     single = classes[0].total_params
     rows = []
     for c in classes:
@@ -119,6 +106,7 @@ def design(
     return pd.DataFrame(rows)
 
 
+@value_keywords
 def train(
     dataset: str = "digits",
     budget: float | str = 3e7,
@@ -131,12 +119,7 @@ def train(
     data_fraction: float = 1.0,
     seeds: int = 3,
     rule: str = "mean",
-    lr: float | None = None,
-    momentum: float | None = None,
-    batch_size: int | None = None,
-    weight_decay: float | None = None,
-    optimizer: str | None = None,
-    label_smoothing: float | None = None,
+    recipe: Recipe = Recipe(),
     data_dir: str | None = None,
     device: str = "cpu",
     members: str = "sequential",
@@ -162,12 +145,11 @@ def train(
     argv = argv if argv is not None else python_call("train", train, locals())  # from Python: the call itself
     from tuneall.data import check_batch_sizes, dataset_info, load_dataset
     from tuneall.planning.factory import Allocation, make_trial_plan
-    from tuneall.models import check_family, resolve_family
+    from tuneall.models import Architecture, check_family, resolve_family
     from tuneall.training.trainers import select_trainer
 
     check_rule(rule)
-    cfg = TrainConfig.with_overrides(lr=lr, momentum=momentum, batch_size=batch_size, weight_decay=weight_decay,
-                                     optimizer=optimizer, label_smoothing=label_smoothing, device=device)
+    cfg = TrainConfig.from_recipe(recipe, device=device)
     family = resolve_family(family)
     b = Budget(budget, unit, min_steps)
     threads = Resources(cpus=cpus_per_trial, members=members, amp=amp).threads  # validates before any data loads
@@ -175,7 +157,7 @@ def train(
     vf = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction
     info = dataset_info(dataset, vf)
     sanity.check_val_fraction(dataset, val_fraction)
-    check_family(family, width, depth, tuple(info.input_shape), info.num_classes)
+    check_family(Architecture.for_data(family, width, depth, info))
     trial_plan = make_trial_plan(Allocation(family, width, depth, k, data_fraction), b, info, cfg, repeats=seeds)
     check_batch_sizes([{"batch_size": cfg.batch_size, "data_fraction": data_fraction}], info)  # before the estimate
     out = None
@@ -203,6 +185,7 @@ def train(
     return result
 
 
+@value_keywords
 def search(
     budget: float | str,
     unit: str = DEFAULT_UNIT,
@@ -230,16 +213,8 @@ def search(
     max_failures: int = 0,
     resume: bool = False,
     study_storage: str | None = None,
-    lr: float | None = None,
-    momentum: float | None = None,
-    batch_size: int | None = None,
-    weight_decay: float | None = None,
-    optimizer: str | None = None,
-    label_smoothing: float | None = None,
-    model: str | None = None,
-    widths: Sequence[float] | None = None,
-    depths: Sequence[int] | None = None,
-    k: Sequence[int] | None = None,
+    recipe: Recipe = Recipe(),
+    axes: SpaceAxes = SpaceAxes(),
     data=None,
     val_fraction: float | None = None,
     time_budget: float | None = None,
@@ -268,20 +243,18 @@ def search(
     """
     argv = argv if argv is not None else python_call("search", search, locals())  # from Python: the call itself
     from tuneall.data import dataset_info
+    from tuneall.planning.space import build_space
     from tuneall.tuning.driver import SearchConfig, run_search
 
     check_rule(rule)
     from tuneall.data.user import use_data
-    from tuneall.models import use_model
 
     dataset = use_data(data, dataset, val_fraction)
     dataset_info(dataset)  # unknown dataset: fail before anything else
     sanity.check_val_fraction(dataset, val_fraction)  # in-memory data were checked as they were registered
     cfg = SearchConfig(
         budget=Budget(budget, unit, min_steps),
-        space=make_space(space, family=use_model(model), widths=widths, depths=depths, k=k, lr=lr,
-                         momentum=momentum, batch_size=batch_size, weight_decay=weight_decay, optimizer=optimizer,
-                         label_smoothing=label_smoothing), dataset=dataset,
+        space=build_space(space, axes, recipe), dataset=dataset,
         val_fraction=val_fraction if val_fraction is not None else DEFAULT_VAL_FRACTION,
         data_dir=data_dir, searcher=searcher, trials=trials, concurrency=concurrency, seeds=seeds, rule=rule,
         objectives=parse_objectives(objectives),
@@ -308,6 +281,7 @@ def resume(results_dir: str, address: str | None = None, num_cpus: int | None = 
     return front
 
 
+@value_keywords
 def sweep(
     budgets,
     dataset: str = "digits",
@@ -323,16 +297,8 @@ def sweep(
     gpus_per_trial: float = 0.0,
     members: str = "sequential",
     amp: bool = False,
-    lr: float | None = None,
-    momentum: float | None = None,
-    batch_size: int | None = None,
-    weight_decay: float | None = None,
-    optimizer: str | None = None,
-    label_smoothing: float | None = None,
-    model: str | None = None,
-    widths: Sequence[float] | None = None,
-    depths: Sequence[int] | None = None,
-    k: Sequence[int] | None = None,
+    recipe: Recipe = Recipe(),
+    axes: SpaceAxes = SpaceAxes(),
     data=None,
     val_fraction: float | None = None,
     argv: list[str] | None = None,
@@ -344,22 +310,18 @@ def sweep(
     every k and budget, exactly); returns the results directory. ``options``: the run options
     of :class:`tuneall.runner.RunOptions` (name, storage_path, address, concurrency, executor, ...)."""
     argv = argv if argv is not None else python_call("sweep", sweep, locals())  # from Python: the call itself
-    from tuneall.sweeping.driver import SweepConfig, parse_budgets, run_sweep
-
-    given = (("lr", lr), ("momentum", momentum), ("batch_size", batch_size), ("weight_decay", weight_decay),
-             ("optimizer", optimizer), ("label_smoothing", label_smoothing))
-    fixed = {key: v for key, v in given if v is not None}
     from tuneall.data.user import use_data
-    from tuneall.models import use_model
+    from tuneall.planning.space import build_space
+    from tuneall.sweeping.driver import SweepConfig, parse_budgets, run_sweep
 
     dataset = use_data(data, dataset, val_fraction)
     if val_fraction is not None:
         sanity.check_val_fraction(dataset, val_fraction)  # in-memory data were checked as they were registered
         options["val_fraction"] = val_fraction
     if points is None:
-        sp, pts = make_space(space, family=use_model(model), widths=widths, depths=depths, k=k, **fixed), None
+        sp, pts = build_space(space, axes, recipe), None
     else:
-        sp, pts = None, tuple({**p, **fixed} for p in points)
+        sp, pts = None, tuple({**p, **recipe.given()} for p in points)
     rules = tuple(r.strip() for r in rules.split(",")) if isinstance(rules, str) else tuple(rules)
     cfg = SweepConfig(budgets=parse_budgets(budgets), space=sp, points=pts, unit=unit, min_steps=min_steps,
                       dataset=dataset, seeds=seeds, rules=rules, reuse=reuse, member_store=member_store,

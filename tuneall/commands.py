@@ -29,8 +29,14 @@ def _space(args):
     from tuneall.api import make_space
 
     return make_space(args.space, family=args.family, widths=args.widths, depths=args.depths, k=args.k,
-                      lr=args.lr, momentum=args.momentum, batch_size=args.batch_size, weight_decay=args.weight_decay,
-                      optimizer=args.optimizer, label_smoothing=args.label_smoothing)
+                      **_recipe(args))
+
+
+def _recipe(args) -> dict:
+    """The recipe options as the API's keywords (``--lr`` -> ``lr=``; None where not given)."""
+    from tuneall.core.config import RECIPE_FIELDS
+
+    return {name: getattr(args, name) for name in RECIPE_FIELDS}
 
 
 def _design_mode(args) -> bool:
@@ -115,9 +121,7 @@ def cmd_train(args) -> int:
     result = train(
         dataset=args.dataset, budget=args.budget, unit=args.unit, min_steps=args.min_steps, family=args.family or "cnn3",
         width=args.width, depth=args.depth, k=args.k, data_fraction=args.data_fraction, seeds=args.seeds,
-        rule=args.rule, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size,
-        weight_decay=args.weight_decay, optimizer=args.optimizer, label_smoothing=args.label_smoothing,
-        data_dir=args.data_dir,
+        rule=args.rule, **_recipe(args), data_dir=args.data_dir,
         device=args.device, members=args.members, amp=args.amp, progress=None if args.json else progress,
         storage_path=args.storage_path, name=args.name, save_members=args.save_members, argv=_argv(),
         val_fraction=args.val_fraction, confirm=not args.yes, cpus_per_trial=args.cpus_per_trial,

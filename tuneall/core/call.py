@@ -7,13 +7,20 @@ folder, so a folder says what was searched whichever way it was called.
 
 from __future__ import annotations
 
+import functools
 import inspect
+from dataclasses import fields
+
+from tuneall.core.config import Recipe, SpaceAxes
 
 
 def python_call(verb: str, fn, given: dict) -> list[str]:
     """``["tuneall.<verb>(arg=value, ...)"]`` with the arguments of ``fn`` that differ from their defaults
     (``given``: the call's ``locals()`` at its start)."""
     parts = []
+    for v in list(given.values()):  # a function of value_keywords: its values' fields as they were given
+        if isinstance(v, tuple(KEYWORD_GROUPS.values())):
+            given = {**given, **{f.name: getattr(v, f.name) for f in fields(v)}}
     for name, p in inspect.signature(fn).parameters.items():
         if name in ("argv",) or name not in given:
             continue
@@ -21,6 +28,41 @@ def python_call(verb: str, fn, given: dict) -> list[str]:
         if p.default is inspect.Parameter.empty or not _same(v, p.default):
             parts.append(f"{name}={_short(v)}")
     return [f"tuneall.{verb}({', '.join(parts)})"]
+
+
+# The API's keyword groups: an inner function's parameter of this name stands for the value's fields as keywords.
+KEYWORD_GROUPS = {"recipe": Recipe, "axes": SpaceAxes}
+
+
+def value_keywords(fn):
+    """``fn(..., recipe: Recipe, ..., axes: SpaceAxes, ...)`` called as users call it, with each value's fields as
+    keyword arguments (``lr=0.1, optimizer="adamw"``, ``model=..., widths=[...]``; None: not given) where the value
+    stands in its signature: they are gathered into one :class:`Recipe` (checked here, at the API's boundary) and
+    one :class:`SpaceAxes`, and carried whole inward. Each group's keywords are declared once, by its dataclass, for
+    every verb that takes them; ``inspect.signature`` and ``help`` show them in place."""
+    inner = inspect.signature(fn)
+    groups = {name: cls for name, cls in KEYWORD_GROUPS.items() if name in inner.parameters}
+    params = []
+    for p in inner.parameters.values():
+        if p.name not in groups:
+            params.append(p)
+            continue
+        # Field order = the order the verbs have always listed them, which a recorded call keeps.
+        params += [inspect.Parameter(f.name, p.kind, default=None, annotation=f.type) for f in fields(groups[p.name])]
+    public = inner.replace(parameters=params)
+
+    @functools.wraps(fn)
+    def call(*args, **kw):
+        bound = public.bind(*args, **kw)
+        named = {}
+        for name, v in bound.arguments.items():
+            named.update(v if public.parameters[name].kind is inspect.Parameter.VAR_KEYWORD else {name: v})
+        values = {name: cls(**{f.name: named.pop(f.name) for f in fields(cls) if f.name in named})
+                  for name, cls in groups.items()}
+        return fn(**named, **values)
+
+    call.__signature__ = public
+    return call
 
 
 def _same(a, b) -> bool:
@@ -52,4 +94,4 @@ def space_name(family: str | None, flags: dict) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
 
 
-__all__ = ["python_call", "space_name"]
+__all__ = ["python_call", "value_keywords", "KEYWORD_GROUPS", "space_name"]

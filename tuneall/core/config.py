@@ -7,7 +7,8 @@ Planning, the CLI's parser, the results directory and the reports need these nam
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Callable, Sequence
 
 from tuneall.core.errors import ConfigError
 
@@ -43,7 +44,7 @@ OBJECTIVES: dict[str, str] = {
 }
 DEFAULT_OBJECTIVE = "val_ensemble_acc_mean"
 
-# The training recipe's fields a point may fix or sample (search-space axes), with their defaults.
+# The training recipe's fields a point may fix or sample (search-space axes): the fields of Recipe, in its order.
 RECIPE_FIELDS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "label_smoothing")
 # The columns that identify an allocation in every table (plan, trials, frontier, sweep cells).
 ALLOCATION_COLUMNS = ["family", "width", "depth", "k", "data_fraction", "design", *RECIPE_FIELDS]
@@ -85,6 +86,79 @@ def parse_objectives(text) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _check_recipe(values: dict) -> None:
+    """The one check of recipe settings (``values``: some of RECIPE_FIELDS), for a Recipe and a TrainConfig."""
+    for name in ("lr", "momentum", "weight_decay"):
+        v = values.get(name, 1)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
+                or (name == "lr" and v == 0):
+            raise ConfigError(f"{name} must be a finite number {'> 0' if name == 'lr' else '>= 0'}, got {v!r}")
+    if "optimizer" in values and values["optimizer"] not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {values['optimizer']!r}; valid: {', '.join(OPTIMIZERS)}")
+    ls = values.get("label_smoothing", 0.0)
+    if isinstance(ls, bool) or not isinstance(ls, (int, float)) or not 0 <= ls < 1:
+        raise ConfigError(f"label_smoothing must be a number in [0, 1), got {ls!r}")
+    _check_sizes({k: v for k, v in values.items() if k == "batch_size"})
+
+
+def _check_sizes(values: dict) -> None:
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{name} must be an integer >= 1, but got {v!r}")
+
+
+# The type each recipe setting has in a TrainConfig: a point's YAML ``lr: 1`` is the float 1.0 there (member keys
+# compare recipes as JSON, where 1 and 1.0 differ).
+_RECIPE_TYPES = {"optimizer": str, "lr": float, "momentum": float, "weight_decay": float, "batch_size": int,
+                 "label_smoothing": float}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training recipe as one value: the six settings a trial's members share (RECIPE_FIELDS). ``None``: not
+    given here, so the search space's value or TrainConfig's default applies. Built once where a user names the
+    settings (the API's ``lr=...`` keywords, the CLI's ``--lr``) and carried whole: a space fixes its given settings
+    (``planning.space.build_space``), a TrainConfig is made from it (``TrainConfig.from_recipe``) and gives it back
+    (``TrainConfig.recipe``). A given value is checked here, by the same rule a TrainConfig applies."""
+
+    # TrainConfig's order (the API's keywords, a recorded call, an ad-hoc space's YAML list them so); tables use
+    # RECIPE_FIELDS' order.
+    lr: float | None = None  # fixed learning rate, > 0
+    momentum: float | None = None  # SGD only
+    batch_size: int | None = None
+    weight_decay: float | None = None
+    optimizer: str | None = None  # one of OPTIMIZERS
+    label_smoothing: float | None = None  # in [0, 1)
+
+    def __post_init__(self):
+        _check_recipe(self.given())
+
+    def given(self) -> dict:
+        """The settings given (not None), in field order: what a space fixes or a sweep's points take."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @classmethod
+    def of(cls, point: dict) -> "Recipe":
+        """The recipe settings a search-space point (or a table row) holds, as the types a TrainConfig keeps."""
+        return cls(**{k: _RECIPE_TYPES[k](point[k]) for k in RECIPE_FIELDS if point.get(k) is not None})
+
+
+assert {f.name for f in fields(Recipe)} == set(RECIPE_FIELDS)
+
+
+@dataclass(frozen=True)
+class SpaceAxes:
+    """An ad-hoc search space's axes as one value, as a user names them (the API's ``model=``, ``widths=``,
+    ``depths=``, ``k=`` keywords; None: not given): a model family (a registered name, an import path or a factory
+    function) and lists of widths, depths and ensemble sizes. ``planning.space.build_space`` turns it, with a
+    Recipe, into a SearchSpace."""
+
+    model: str | Callable | None = None
+    widths: Sequence[float] | None = None
+    depths: Sequence[int] | None = None
+    k: Sequence[int] | None = None
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The training recipe shared by every member of a trial (see tuneall.training.member on anytime exactness)."""
@@ -110,30 +184,21 @@ class TrainConfig:
         return True
 
     def __post_init__(self):
-        for name in ("lr", "momentum", "weight_decay"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
-                    or (name == "lr" and v == 0):
-                raise ConfigError(f"{name} must be a finite number {'> 0' if name == 'lr' else '>= 0'}, got {v!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-        ls = self.label_smoothing
-        if isinstance(ls, bool) or not isinstance(ls, (int, float)) or not 0 <= ls < 1:
-            raise ConfigError(f"label_smoothing must be a number in [0, 1), got {ls!r}")
-        for name in ("batch_size", "eval_batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, but got {v!r}")
+        _check_recipe(self.optimiser_fields())
+        _check_sizes({"eval_batch_size": self.eval_batch_size})
         if self.device != "cpu":  # only a non-default device needs torch to be checked
             _check_device(self.device)
 
     @classmethod
-    def with_overrides(cls, lr=None, momentum=None, batch_size=None, weight_decay=None, optimizer=None,
-                       label_smoothing=None, **kw) -> "TrainConfig":
-        """The defaults with the given (non-None) recipe settings: one place for the defaults."""
-        given = {"lr": lr, "momentum": momentum, "batch_size": batch_size, "weight_decay": weight_decay,
-                 "optimizer": optimizer, "label_smoothing": label_smoothing}
-        return cls(**{k: v for k, v in given.items() if v is not None}, **kw)
+    def from_recipe(cls, recipe: Recipe = Recipe(), **kw) -> "TrainConfig":
+        """The defaults with the recipe's given settings (``kw``: the runtime fields, e.g. ``device``): one place for
+        the defaults."""
+        return cls(**recipe.given(), **kw)
+
+    @property
+    def recipe(self) -> Recipe:
+        """The six recipe settings of this config, every one given."""
+        return Recipe(**self.optimiser_fields())
 
     def optimiser_fields(self) -> dict:
         """The settings a search space may fix or sample (the keys of a point that are not the allocation)."""
@@ -203,4 +268,5 @@ class Resources:
 
 __all__ = ["MEMBER_METHODS", "COMBINE_RULES", "SEARCHERS", "OPTIMIZERS", "ENSEMBLE_METRICS", "VAL_PREFIX",
            "SPLIT_METRICS", "CHOICE_METRIC", "RECIPE_FIELDS", "OBJECTIVES", "DEFAULT_OBJECTIVE",
-           "ALLOCATION_COLUMNS", "HEARTBEAT_S", "REDRAWN", "check_rule", "parse_objectives", "TrainConfig", "Resources"]
+           "ALLOCATION_COLUMNS", "HEARTBEAT_S", "REDRAWN", "check_rule", "parse_objectives", "Recipe", "SpaceAxes", "TrainConfig",
+           "Resources"]

@@ -1,10 +1,13 @@
 """Model families. Importing this package registers every built-in family."""
 
+from tuneall.core.architecture import Architecture
 from tuneall.models._registry import (
     ModelFamily,
     add_family,
+    as_architecture,
     check_arch,
     check_family,
+    check_width_scales,
     count_params,
     create_model,
     get_family,
@@ -35,5 +38,8 @@ __all__ = [
     "use_model",
     "add_family",
     "check_family",
+    "check_width_scales",
+    "as_architecture",
+    "Architecture",
     "scaled",
 ]

@@ -7,11 +7,16 @@ input shape per example, so any first layer can be sized. Each has a default dep
 valid and (user families) a width grid. Parameter counts always come from the real module (built on the ``meta``
 device so that counting a 36M-parameter network allocates nothing); a module with lazy parameters is materialised
 once on a dummy input when it is built.
+
+Building, counting and checking take an :class:`~tuneall.core.architecture.Architecture` (family, width, depth and
+the input it is built for); ``create_model`` and ``param_count`` also take the loose form (name, width, depth,
+in_channels, num_classes, spatial_dims, input_shape) their callers have always used.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -19,6 +24,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from tuneall.core.architecture import Architecture
 from tuneall.core.errors import ConfigError
 
 
@@ -79,7 +85,7 @@ def on_family_change(clear) -> None:
 
 
 def _clear_caches() -> None:
-    param_count.cache_clear()
+    _count.cache_clear()
     for clear in _CACHE_HOOKS:
         clear()
 
@@ -214,31 +220,57 @@ def check_arch(name: str, width: float, depth: int | None) -> int:
     return d
 
 
-def create_model(
-    name: str,
+def as_architecture(
+    name: "str | Architecture",
     width: float = 1.0,
     depth: int | None = None,
     in_channels: int = 3,
     num_classes: int = 10,
     spatial_dims: int = 2,
     input_shape: tuple[int, ...] | None = None,
-) -> nn.Module:
-    """Build family ``name`` at width multiplier ``width`` and ``depth`` (family default when None).
+) -> Architecture:
+    """The loose form as an Architecture (an Architecture as itself). Without ``input_shape`` a built-in family gets
+    a nominal input of ``in_channels`` and ``spatial_dims`` (all its builders read); a user family needs the shape."""
+    if isinstance(name, Architecture):
+        return name
+    if input_shape is None:
+        fam = get_family(name)
+        if fam.user:
+            raise ConfigError(f"model family {name!r} ({fam.factory_name}) needs the input shape of the data")
+        input_shape = (in_channels, *(_NOMINAL_SIZE,) * spatial_dims)
+    return Architecture(name, width, depth, tuple(int(v) for v in input_shape), num_classes)
+
+
+_NOMINAL_SIZE = 32  # a built-in family's parameters do not depend on the input's height and width
+
+
+def _loose(fn):
+    """``fn(arch)`` also callable in the loose form :func:`as_architecture` takes (declared once, there)."""
+    @functools.wraps(fn)
+    def call(*args, **kw):
+        return fn(as_architecture(*args, **kw))
+
+    call.__signature__ = inspect.signature(as_architecture).replace(
+        return_annotation=inspect.signature(fn).return_annotation)
+    return call
+
+
+@_loose
+def create_model(arch: Architecture) -> nn.Module:
+    """Build an :class:`Architecture`, or family ``name`` at width multiplier ``width`` and ``depth`` (family default
+    when None).
 
     ``spatial_dims`` is 2 for images (N, C, H, W) and 1 for signals (N, C, L). ``input_shape`` (per example) is what
     a user family's factory receives; built-in families read ``in_channels`` and ``spatial_dims``.
     """
-    d = check_arch(name, width, depth)
-    fam = get_family(name)
+    d = check_arch(arch.family, arch.width, arch.depth)
+    fam = get_family(arch.family)
     if fam.user:
-        if input_shape is None:
-            raise ConfigError(f"model family {name!r} ({fam.factory_name}) needs the input shape of the data")
-        return _build_user(fam, float(width), d, tuple(int(v) for v in input_shape), num_classes)
-    if spatial_dims not in (1, 2):
-        raise ConfigError(f"spatial_dims must be 1 or 2, but got {spatial_dims!r}")
-    return get_family(name).builder(
-        width=float(width), depth=d, in_channels=in_channels, num_classes=num_classes, spatial_dims=spatial_dims
-    )
+        return _build_user(fam, float(arch.width), d, arch.input_shape, arch.num_classes)
+    if arch.spatial_dims not in (1, 2):
+        raise ConfigError(f"spatial_dims must be 1 or 2, but got {arch.spatial_dims!r}")
+    return fam.builder(width=float(arch.width), depth=d, in_channels=arch.in_channels, num_classes=arch.num_classes,
+                       spatial_dims=arch.spatial_dims)
 
 
 def _build_user(fam: ModelFamily, width: float, depth: int, input_shape: tuple[int, ...], num_classes: int):
@@ -272,22 +304,23 @@ def _short(e: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def check_family(name: str, width: float, depth: int | None, input_shape: tuple[int, ...], num_classes: int) -> None:
+def check_family(arch: Architecture) -> None:
     """Build a user family once and run a dummy batch through it (on the meta device: no memory, no compute):
     ConfigError naming the factory when it fails to build, returns a non-module or outputs the wrong shape."""
-    fam = get_family(name)
+    fam = get_family(arch.family)
     if not fam.user:
         return
-    d = check_arch(name, width, depth)
-    where = f"model factory {fam.factory_name} (family {name!r}) at width={width:g}, depth={d}"
+    d = check_arch(arch.family, arch.width, arch.depth)
+    where = f"model factory {fam.factory_name} (family {arch.family!r}) at width={arch.width:g}, depth={d}"
+    batch = (2, *arch.input_shape)
 
     def build_and_run():
-        model = create_model(name, width, d, num_classes=num_classes, input_shape=input_shape)
+        model = create_model(arch)
         try:
             with torch.no_grad():
-                return model, model.eval()(torch.zeros(2, *input_shape))
+                return model, model.eval()(torch.zeros(batch))
         except Exception as e:  # noqa: BLE001
-            raise ConfigError(f"{where}: a forward pass on inputs of shape {(2, *input_shape)} failed: "
+            raise ConfigError(f"{where}: a forward pass on inputs of shape {batch} failed: "
                               f"{type(e).__name__}: {_short(e)}") from None
 
     from tuneall.models.devices import meta_or_cpu
@@ -299,10 +332,22 @@ def check_family(name: str, width: float, depth: int | None, input_shape: tuple[
         raise ConfigError(f"{where} has no trainable parameters ("
                           + ("every parameter is frozen: requires_grad=False" if any(True for _ in model.parameters())
                              else "it holds none") + "); nothing could be trained")
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, arch.num_classes):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ConfigError(f"{where} outputs {got} for a batch of inputs of shape {(2, *input_shape)}; expected "
-                          f"logits of shape (2, {num_classes})")
+        raise ConfigError(f"{where} outputs {got} for a batch of inputs of shape {batch}; expected "
+                          f"logits of shape (2, {arch.num_classes})")
+
+
+def check_width_scales(family: str, width: float, depth: int | None) -> None:
+    """Refuse a width at which a built-in family is the same network as at half that width (one channel per
+    layer): everything below it spends the budget on steps of a network that no longer shrinks. A user factory's
+    shapes are checked on the data instead (:func:`check_family`)."""
+    if get_family(family).user:
+        return
+    p = param_count(family, float(width), depth)
+    if p == param_count(family, float(width) / 2, depth):
+        raise ConfigError(f"width {width:g} collapses {family} to one channel per layer ({p} parameters, the same "
+                          "network as any smaller width); use a larger width")
 
 
 def scaled(channels: int, width: float) -> int:
@@ -316,18 +361,14 @@ def count_params(model: nn.Module) -> int:
 
 
 @functools.lru_cache(maxsize=4096)
-def param_count(
-    name: str,
-    width: float = 1.0,
-    depth: int | None = None,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    spatial_dims: int = 2,
-    input_shape: tuple[int, ...] | None = None,
-) -> int:
-    """P for an architecture, counted on the real module built on the meta device, or the CPU where it cannot be
-    built on meta (cached)."""
+def _count(arch: Architecture) -> int:
     from tuneall.models.devices import meta_or_cpu
 
-    return count_params(meta_or_cpu(lambda: create_model(name, width, depth, in_channels, num_classes,
-                                                         spatial_dims, input_shape)))
+    return count_params(meta_or_cpu(lambda: create_model(arch)))
+
+
+@_loose
+def param_count(arch: Architecture) -> int:
+    """P for an :class:`Architecture` (or the loose form of :func:`create_model`), counted on the real module built
+    on the meta device, or the CPU where it cannot be built on meta (cached per architecture)."""
+    return _count(arch)

@@ -13,23 +13,17 @@ import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from tuneall.core.architecture import Architecture
 from tuneall.models._registry import create_model, on_family_change
 from tuneall.models.devices import meta_or_cpu
 
 
-def _build(name: str, width: float, depth: int | None, input_shape: tuple[int, ...], num_classes: int):
-    return create_model(name, width, depth, input_shape[0], num_classes, spatial_dims=len(input_shape) - 1,
-                        input_shape=input_shape)
-
-
 @functools.lru_cache(maxsize=4096)
-def train_flops_per_step(
-    name: str, width: float, depth: int | None, input_shape: tuple[int, ...], num_classes: int, batch_size: int
-) -> int:
+def train_flops_per_step(arch: Architecture, batch_size: int) -> int:
     """Forward + backward FLOPs of one SGD step of one member at ``batch_size`` (seed 002's unit)."""
     def count() -> int:
-        model = _build(name, width, depth, input_shape, num_classes)
-        x = torch.empty(batch_size, *input_shape)
+        model = create_model(arch)
+        x = torch.empty(batch_size, *arch.input_shape)
         y = torch.zeros(batch_size, dtype=torch.long)
         with FlopCounterMode(display=False) as counter:
             F.cross_entropy(model(x), y).backward()
@@ -39,11 +33,11 @@ def train_flops_per_step(
 
 
 @functools.lru_cache(maxsize=4096)
-def inference_flops(name: str, width: float, depth: int | None, input_shape: tuple[int, ...], num_classes: int) -> int:
+def inference_flops(arch: Architecture) -> int:
     """Forward FLOPs for one input of one member."""
     def count() -> int:
-        model = _build(name, width, depth, input_shape, num_classes).eval()
-        x = torch.empty(1, *input_shape)
+        model = create_model(arch).eval()
+        x = torch.empty(1, *arch.input_shape)
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(x)
         return int(counter.get_total_flops())

@@ -26,10 +26,10 @@ tolerance):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tuneall.core.errors import ConfigError
-from tuneall.models import check_arch, get_family, param_count
+from tuneall.models import Architecture, check_arch, get_family, param_count
 
 CLASS_NAMES = ("single", "deq", "weq")
 
@@ -59,106 +59,64 @@ def _unit(family: str, width_unit: float | None) -> float:
     return float(unit)
 
 
-def single_network(
-    family: str,
-    width: float,
-    depth: int | None = None,
-    *,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    spatial_dims: int = 2,
-) -> DesignClass:
-    """The single network S itself (k = 1); ``depth=None`` takes the family's default depth."""
-    d = check_arch(family, width, depth)
-    p = param_count(family, width, d, in_channels, num_classes, spatial_dims)
-    return DesignClass("single", family, float(width), d, 1, p, p)
+def single_network(arch: Architecture) -> DesignClass:
+    """The single network S itself (k = 1); a depth of None is the family's default depth."""
+    d = check_arch(arch.family, arch.width, arch.depth)
+    p = param_count(replace(arch, depth=d))
+    return DesignClass("single", arch.family, float(arch.width), d, 1, p, p)
 
 
-def depth_equivalent(
-    family: str,
-    width: float,
-    depth: int | None,
-    k: int,
-    *,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    spatial_dims: int = 2,
-    width_unit: float | None = None,
-) -> DesignClass:
+def depth_equivalent(arch: Architecture, k: int, width_unit: float | None = None) -> DesignClass:
     """deq: depth d kept, largest grid width w' with k x |E(w', d)| <= |S|; ConfigError if one grid step is too big."""
     _check_k(k)
-    shape = dict(in_channels=in_channels, num_classes=num_classes, spatial_dims=spatial_dims)
-    s = single_network(family, width, depth, **shape)
-    unit = _unit(family, width_unit)
+    s = single_network(arch)
+    unit = _unit(arch.family, width_unit)
 
     def count(i: int) -> int:
-        return param_count(family, _grid(i, unit), s.depth, in_channels, num_classes, spatial_dims)
+        return param_count(replace(arch, width=_grid(i, unit), depth=s.depth))
 
     def fits(i: int) -> bool:
         return k * count(i) <= s.total_params
 
     if not fits(1):
         raise ConfigError(
-            f"no depth-equivalent ensemble for {family} (width={width:g}, depth={s.depth}, k={k}): even the smallest "
-            f"width {unit:g} has k x |E| = {k * count(1):,} > |S| = {s.total_params:,}"
+            f"no depth-equivalent ensemble for {arch.family} (width={arch.width:g}, depth={s.depth}, k={k}): even the "
+            f"smallest width {unit:g} has k x |E| = {k * count(1):,} > |S| = {s.total_params:,}"
         )
     # Parameter counts never decrease with width, so the widths that fit form a prefix of the grid: bracket the
     # boundary (starting near w, the answer for k = 1) and bisect it.
-    lo, hi = 1, max(2, math.ceil(width / unit))
+    lo, hi = 1, max(2, math.ceil(arch.width / unit))
     while fits(hi):
         lo, hi = hi, 2 * hi
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return DesignClass("deq", family, _grid(lo, unit), s.depth, k, count(lo), k * count(lo))
+    return DesignClass("deq", arch.family, _grid(lo, unit), s.depth, k, count(lo), k * count(lo))
 
 
-def width_equivalent(
-    family: str,
-    width: float,
-    depth: int | None,
-    k: int,
-    *,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    spatial_dims: int = 2,
-) -> DesignClass:
+def width_equivalent(arch: Architecture, k: int) -> DesignClass:
     """weq: width w kept, largest valid depth d' with k x |E(w, d')| <= |S|; ConfigError when no valid depth fits."""
     _check_k(k)
-    shape = dict(in_channels=in_channels, num_classes=num_classes, spatial_dims=spatial_dims)
-    s = single_network(family, width, depth, **shape)
-    fam = get_family(family)
+    s = single_network(arch)
+    fam = get_family(arch.family)
     # Adding layers adds parameters, so no depth above d can fit: walk the valid depths down from d.
     for d in range(s.depth, 0, -1):
         if not fam.valid_depth(d):
             continue
-        p = param_count(family, width, d, in_channels, num_classes, spatial_dims)
+        p = param_count(replace(arch, depth=d))
         if k * p <= s.total_params:
-            return DesignClass("weq", family, float(width), d, k, p, k * p)
+            return DesignClass("weq", arch.family, float(arch.width), d, k, p, k * p)
     raise ConfigError(
-        f"no width-equivalent ensemble for {family} (width={width:g}, depth={s.depth}, k={k}): no valid depth "
-        f"<= {s.depth} ({fam.depth_rule}) has k x |E| <= |S| = {s.total_params:,}"
+        f"no width-equivalent ensemble for {arch.family} (width={arch.width:g}, depth={s.depth}, k={k}): no valid "
+        f"depth <= {s.depth} ({fam.depth_rule}) has k x |E| <= |S| = {s.total_params:,}"
     )
 
 
-def design_classes(
-    family: str,
-    width: float,
-    depth: int | None,
-    k: int,
-    *,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    spatial_dims: int = 2,
-    width_unit: float | None = None,
-) -> tuple[DesignClass, DesignClass, DesignClass]:
-    """(single, deq, weq) for S = (family, width, depth) and k members; ConfigError if deq or weq does not exist."""
-    shape = dict(in_channels=in_channels, num_classes=num_classes, spatial_dims=spatial_dims)
-    return (
-        single_network(family, width, depth, **shape),
-        depth_equivalent(family, width, depth, k, width_unit=width_unit, **shape),
-        width_equivalent(family, width, depth, k, **shape),
-    )
+def design_classes(arch: Architecture, k: int,
+                   width_unit: float | None = None) -> tuple[DesignClass, DesignClass, DesignClass]:
+    """(single, deq, weq) for S = ``arch`` (family, width, depth and the input it is built for) and k members;
+    ConfigError if deq or weq does not exist."""
+    return single_network(arch), depth_equivalent(arch, k, width_unit), width_equivalent(arch, k)
 
 
 def format_design_classes(classes: tuple[DesignClass, ...] | list[DesignClass], budget: int | None = None) -> str:

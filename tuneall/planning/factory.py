@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tuneall.core import budget as B
+from tuneall.core.architecture import Architecture
 from tuneall.data import DatasetInfo, dataset_info
 from tuneall.core.errors import BudgetError, ConfigError
 from tuneall.models import check_arch, param_count
@@ -85,12 +86,10 @@ class TrialPlan:
         }
 
 
-def _member_cost(a: Allocation, depth: int, budget: B.Budget, info: DatasetInfo, train: TrainConfig):
+def _member_cost(arch: Architecture, budget: B.Budget, train: TrainConfig):
     """(P, training FLOPs per step, cost of one step in the budget's unit) of one member."""
-    params = param_count(a.family, a.width, depth, info.in_channels, info.num_classes, info.spatial_dims,
-                         tuple(info.input_shape))
-    step_flops = train_flops_per_step(a.family, a.width, depth, tuple(info.input_shape), info.num_classes,
-                                      train.batch_size)
+    params = param_count(arch)
+    step_flops = train_flops_per_step(arch, train.batch_size)
     return params, step_flops, B.step_cost(budget.unit, params, step_flops)
 
 
@@ -100,7 +99,8 @@ def max_feasible_k(
     """Largest k the budget can train for this architecture (allocation.k is ignored); 0 if none."""
     info = dataset if isinstance(dataset, DatasetInfo) else dataset_info(dataset)
     depth = check_arch(allocation.family, allocation.width, allocation.depth)
-    return B.max_k(budget, _member_cost(allocation, depth, budget, info, train)[2])
+    arch = Architecture.for_data(allocation.family, allocation.width, depth, info)
+    return B.max_k(budget, _member_cost(arch, budget, train)[2])
 
 
 def make_trial_plan(
@@ -121,8 +121,8 @@ def make_trial_plan(
         raise ConfigError(f"data_fraction must be in (0, 1], but got {a.data_fraction!r}")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"repeats (seeds) must be an integer >= 1, but got {repeats!r}")
-    shape = tuple(info.input_shape)
-    params, step_flops, cost = _member_cost(a, depth, budget, info, train)
+    arch = Architecture.for_data(a.family, a.width, depth, info)  # a member's network
+    params, step_flops, cost = _member_cost(arch, budget, train)
     steps = B.steps_per_member(budget, a.k, cost)
     if steps < budget.min_steps:
         need = B.min_feasible_budget(a.k, cost, budget.min_steps)
@@ -146,7 +146,7 @@ def make_trial_plan(
         step_cost=cost,
         steps=steps,
         train_flops=a.k * steps * step_flops,
-        inference_flops=a.k * inference_flops(a.family, a.width, depth, shape, info.num_classes),
+        inference_flops=a.k * inference_flops(arch),
         spent=B.spent(a.k, cost, steps),
         train=train,
         seeds=seeds,

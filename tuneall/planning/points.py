@@ -11,7 +11,7 @@ from tuneall.data import DatasetInfo, dataset_info
 from tuneall.core.errors import BudgetError, ConfigError
 from tuneall.planning.factory import Allocation, Infeasible, TrialPlan, make_trial_plan
 from tuneall.planning.space import AXES, SearchSpace, grid
-from tuneall.core.config import TrainConfig
+from tuneall.core.config import Recipe, TrainConfig
 
 
 def _base(point: dict) -> dict:
@@ -25,13 +25,7 @@ def point_to_allocation(point: dict) -> tuple[Allocation, TrainConfig]:
         family=point["family"], width=float(point["width"]), depth=point.get("depth"), k=int(point["k"]),
         data_fraction=float(point.get("data_fraction", 1.0)), design=point.get("design"),
     )
-    train = TrainConfig(
-        lr=float(point.get("lr", TrainConfig.lr)), momentum=float(point.get("momentum", TrainConfig.momentum)),
-        batch_size=int(point.get("batch_size", TrainConfig.batch_size)),
-        weight_decay=float(point.get("weight_decay", TrainConfig.weight_decay)),
-        optimizer=str(point.get("optimizer", TrainConfig.optimizer)),
-        label_smoothing=float(point.get("label_smoothing", TrainConfig.label_smoothing)),
-    )
+    train = TrainConfig.from_recipe(Recipe.of(point))  # the point's settings, the defaults for the rest
     return alloc, train
 
 
@@ -39,10 +33,10 @@ def resolve_design(alloc: Allocation, info: DatasetInfo) -> Allocation:
     """For a seed-001 point, the members' architecture: the single network itself, or its deq / weq ensemble."""
     if alloc.design in (None, "single"):
         return replace(alloc, k=1) if alloc.design else alloc
+    from tuneall.models import Architecture
     from tuneall.planning.design_classes import design_classes
 
-    classes = design_classes(alloc.family, alloc.width, alloc.depth, alloc.k, in_channels=info.in_channels,
-                             num_classes=info.num_classes, spatial_dims=info.spatial_dims)
+    classes = design_classes(Architecture.for_data(alloc.family, alloc.width, alloc.depth, info), alloc.k)
     member = next(c for c in classes if c.name == alloc.design)
     return replace(alloc, width=member.width, depth=member.depth, k=member.k)
 
@@ -57,14 +51,14 @@ def check_space_families(space: SearchSpace, info: DatasetInfo) -> None:
     """Every user family of ``space`` built once and run on a dummy batch of the data's shape, at each of its grid's
     (width, depth): ConfigError naming the factory before any trial when it fails to build, returns a non-module or
     outputs the wrong shape."""
-    from tuneall.models import check_family, get_family
+    from tuneall.models import Architecture, check_family, get_family
 
     for fam in space.families:
         if not get_family(fam).user:
             continue
         for width in space.axis("width", fam).grid(space.grid_points):
             for depth in space.axis("depth", fam).grid(space.grid_points):
-                check_family(fam, width, depth, tuple(info.input_shape), info.num_classes)
+                check_family(Architecture.for_data(fam, width, depth, info))
 
 
 def plan_space(space: SearchSpace, budget: Budget,

@@ -37,8 +37,9 @@ import yaml
 
 from tuneall.core.errors import ConfigError
 from tuneall.core.imports import is_import_path
-from tuneall.core.config import OPTIMIZERS
-from tuneall.models import get_family, resolve_family
+from tuneall.core.call import space_name
+from tuneall.core.config import OPTIMIZERS, Recipe, SpaceAxes
+from tuneall.models import get_family, resolve_family, use_model
 
 # Package data (found through importlib.resources, so a wheel install has them as an editable one does).
 SPACES_DIR = Path(str(resources.files("tuneall") / "search_spaces"))
@@ -211,7 +212,7 @@ def _check_family_axes(family: str, depth: Axis, width: Axis) -> None:
     """A family must be able to build at least one of its depths, and a built-in family's widths must be real
     networks: a width at which every layer is clamped to one channel (the same network as at half that width) is
     refused."""
-    from tuneall.models import param_count
+    from tuneall.models import check_width_scales
 
     fam = get_family(family)
     depths = depth.grid(64) if isinstance(depth, Range) else list(depth.values)
@@ -222,13 +223,11 @@ def _check_family_axes(family: str, depth: Axis, width: Axis) -> None:
                           f"({fam.depth_rule}; null = its default {fam.default_depth})")
     if fam.user:  # a user factory needs the data's input shape: built and checked on the data before any trial
         return  # (tuneall.planning.points.check_space_families)
-    d = valid[0]
-    widths = [width.low] if isinstance(width, Range) else list(width.values)
-    for w in widths:
-        p = param_count(family, float(w), d)
-        if p == param_count(family, float(w) / 2, d):
-            raise ConfigError(f"search space key 'width': width {w:g} collapses {family} to one channel per layer "
-                              f"({p} parameters, the same network as any smaller width); use a larger width")
+    for w in [width.low] if isinstance(width, Range) else list(width.values):
+        try:
+            check_width_scales(family, float(w), valid[0])
+        except ConfigError as e:
+            raise ConfigError(f"search space key 'width': {e}") from None
 
 
 def load_space(spec: str | Path | None = None) -> SearchSpace:
@@ -267,6 +266,22 @@ def grid(space: SearchSpace) -> list[dict]:
                 if design != "single" or point["k"] == min(axes["k"]):
                     points.append({**point, "design": design, "k": 1 if design == "single" else point["k"]})
     return points
+
+
+def build_space(space: "SearchSpace | str | None" = None, axes: SpaceAxes = SpaceAxes(),
+                recipe: Recipe = Recipe()) -> SearchSpace:
+    """A packaged or YAML space (default ``paper``), or an ad-hoc one from the axes (a family, lists of widths,
+    depths and ensemble sizes), with the recipe's given settings fixed in it (:func:`tuneall.make_space`)."""
+    family = use_model(axes.model)  # a factory function: registered under its name
+    flags = {"width": axes.widths, "depth": axes.depths, "k": axes.k}
+    adhoc = bool(family) or any(v is not None for v in flags.values())
+    if space is not None and adhoc:
+        raise ConfigError("give either space or family/widths/depths/k, not both")
+    if not adhoc:
+        return with_fixed(space if isinstance(space, SearchSpace) else load_space(space), **recipe.given())
+    doc = {"name": space_name(family, flags), "families": [family or "cnn3"], **recipe.given()}
+    doc.update({key: list(v) for key, v in flags.items() if v is not None})
+    return parse_space(doc, source=yaml.safe_dump(doc, sort_keys=False))  # the YAML a resume rebuilds it from
 
 
 def with_fixed(space: SearchSpace, **values: Any) -> SearchSpace:

@@ -29,6 +29,16 @@ def budget_label(unit: str | None) -> str:
 MARKERS = "os^Dv<>ph*"
 
 
+def _budget_axes(ax, unit: str | None, ylabel: str, title: str, ncol: int = 1) -> None:
+    """The axes of a figure against the budget (log scale), as every such figure of a sweep draws them."""
+    ax.set_xscale("log")
+    ax.set_xlabel(budget_label(unit))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=ncol)
+
+
 def crossover_figure(curves: pd.DataFrame, crossings: pd.DataFrame, path: Path, unit: str | None = None) -> Path | None:
     """Test accuracy (mean, std band, worst seed dotted) against C: one line per width (k = 1), one per k at its
     best width, each with its own marker and drawn thinner than the one before, so a line on top of another still
@@ -56,12 +66,8 @@ def crossover_figure(curves: pd.DataFrame, crossings: pd.DataFrame, path: Path, 
                 rotation=90, fontsize=7, va="bottom")
     if crossed.empty:
         ax.text(0.01, 0.02, "no crossover within the budgets run", transform=ax.transAxes, fontsize=8, color="grey")
-    ax.set_xscale("log")
-    ax.set_xlabel(budget_label(unit))
-    ax.set_ylabel("test accuracy (mean ± std;\ndotted: worst seed)")
-    ax.set_title("Size-compute crossover (test split)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    _budget_axes(ax, unit, "test accuracy (mean ± std;\ndotted: worst seed)", "Size-compute crossover (test split)",
+                 ncol=2)
     return _save(fig, path)
 
 
@@ -172,12 +178,7 @@ def frontier_figure(front: pd.DataFrame, extra: pd.DataFrame, hold: pd.DataFrame
     if skipped:
         ax.text(0.01, 0.02, f"fit not drawn for {', '.join(skipped)}: {front['budget'].nunique()} budgets for a "
                 f"{FIT_PARAMS}-parameter law", transform=ax.transAxes, fontsize=7, color="grey")
-    ax.set_xscale("log")
-    ax.set_xlabel(budget_label(unit))
-    ax.set_ylabel("best test accuracy (mean over seeds)")
-    ax.set_title("Compute-optimal frontier (test split)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _budget_axes(ax, unit, "best test accuracy (mean over seeds)", "Compute-optimal frontier (test split)")
     return _save(fig, path)
 
 
@@ -190,10 +191,5 @@ def data_fraction_figure(table: pd.DataFrame, path: Path, unit: str | None = Non
         g = g.sort_values("budget")
         (h,) = ax.plot(g["budget"], g["mean"], marker="o", ms=3, label=f"data fraction {frac:g}")
         ax.fill_between(g["budget"], g["mean"] - g["std"], g["mean"] + g["std"], color=h.get_color(), alpha=0.15)
-    ax.set_xscale("log")
-    ax.set_xlabel(budget_label(unit))
-    ax.set_ylabel("best test accuracy (mean ± std)")
-    ax.set_title("Compute-data trade-off (test split)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _budget_axes(ax, unit, "best test accuracy (mean ± std)", "Compute-data trade-off (test split)")
     return _save(fig, path)

@@ -27,7 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from tuneall.core.config import DIVERGENCE_CHECK_EVERY, TrainConfig
-from tuneall.models import create_model
+from tuneall.models import Architecture, create_model
 
 # How often (in steps) the divergence flag is read back: reading forces a device sync, so not every step on a GPU.
 
@@ -176,8 +176,7 @@ def train_member(
     info = data.info
     device = torch.device(cfg.device)
     torch.manual_seed(seed)
-    model = create_model(family, width, depth, info.in_channels, info.num_classes, info.spatial_dims,
-                         input_shape=tuple(info.input_shape)).to(device)
+    model = create_model(Architecture.for_data(family, width, depth, info)).to(device)
     use_cl = cfg.channels_last and info.spatial_dims == 2 and channels_last_ok(model)
     if use_cl:
         model = model.to(memory_format=torch.channels_last)

@@ -8,19 +8,6 @@ from __future__ import annotations
 from tuneall.core.errors import ConfigError
 
 
-def check_width_scales(family: str, width: float, depth: int | None) -> None:
-    """Refuse a width at which a built-in family is the same network as at half that width (one channel per
-    layer): everything below it spends the budget on steps of a network that no longer shrinks."""
-    from tuneall.models import get_family, param_count
-
-    if get_family(family).user:
-        return  # a user factory's shapes are checked on the data (tuneall.models.check_family)
-    p = param_count(family, float(width), depth)
-    if p == param_count(family, float(width) / 2, depth):
-        raise ConfigError(f"width {width:g} collapses {family} to one channel per layer ({p} parameters, the same "
-                          "network as any smaller width); use a larger width")
-
-
 def check_verbose(verbose) -> None:
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ConfigError(f"verbose must be 0, 1 or 2, but got {verbose!r}")
@@ -34,8 +21,10 @@ def check_val_fraction(name: str, val_fraction: float | None) -> None:
 
 
 def before_training(plan, info, seeds: int, confirm: bool = True, verbose: bool = True) -> None:
-    """``tuneall train``'s checks once its plan is made: the width (:func:`check_width_scales`), then the estimate
-    and the question (:func:`estimate_and_confirm`)."""
+    """``tuneall train``'s checks once its plan is made: the width (:func:`tuneall.models.check_width_scales`, as
+    a search space checks its widths), then the estimate and the question (:func:`estimate_and_confirm`)."""
+    from tuneall.models import check_width_scales
+
     a = plan.allocation
     check_width_scales(a.family, a.width, plan.depth)
     estimate_and_confirm(plan, info, seeds, confirm, verbose)
@@ -73,4 +62,4 @@ def estimate_and_confirm(plan, info, seeds: int, confirm: bool = True, verbose: 
         print(line, flush=True)
 
 
-__all__ = ["check_width_scales", "check_verbose", "check_val_fraction", "before_training", "estimate_and_confirm"]
+__all__ = ["check_verbose", "check_val_fraction", "before_training", "estimate_and_confirm"]

@@ -28,7 +28,7 @@ import torch
 from torch.nn import functional as F
 
 from tuneall.core.config import DIVERGENCE_CHECK_EVERY, MEMBER_METHODS, TrainConfig
-from tuneall.models import create_model
+from tuneall.models import Architecture, create_model
 from tuneall.training.member import (
     BatchSampler,
     Heartbeat,
@@ -46,8 +46,7 @@ MIN_STEPS_TO_PROBE = 300  # steps x repeats below which "auto" does not probe (t
 
 def _build(family, width, depth, info, seed: int, device) -> torch.nn.Module:
     torch.manual_seed(seed)  # exactly train_member's initialisation
-    return create_model(family, width, depth, info.in_channels, info.num_classes, info.spatial_dims,
-                        input_shape=tuple(info.input_shape)).to(device)
+    return create_model(Architecture.for_data(family, width, depth, info)).to(device)
 
 
 def _autocast(device: torch.device, amp: bool):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from tuneall.core.config import ALLOCATION_COLUMNS
+
 
 def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1,
                 started: float | None = None) -> list[dict]:
@@ -69,8 +71,7 @@ def grid_reuse_cost(feasible) -> dict:
     """Member-steps per seed of the feasible grid (a plan table: one row per point, with ``k`` and ``steps``):
     trained fresh per trial, and with member reuse (member j of an architecture trained once to the most steps any
     k > j needs, :mod:`tuneall.store.reuse`)."""
-    arch = [c for c in ("family", "width", "depth", "data_fraction", "design", "lr", "momentum", "batch_size",
-                        "optimizer", "weight_decay", "label_smoothing") if c in feasible]
+    arch = [c for c in ALLOCATION_COLUMNS if c != "k" and c in feasible]  # every field of a point but k
     fresh = int((feasible["k"] * feasible["steps"]).sum())
     reuse = 0
     for _, g in feasible.groupby(arch, dropna=False):
