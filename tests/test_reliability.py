@@ -9,12 +9,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tuneall.rundir import journal
+
+from procs import cli as _cli, kill_tree as _kill_group, wait_for as _wait  # shared with other end-to-end tests
 
 SPACE = """
 name: kill
@@ -23,32 +24,6 @@ width: [0.25, 0.5]
 k: [1, 2, 3]
 batch_size: 32
 """
-
-
-def _cli(args: list[str], tmp: Path, **kw) -> subprocess.Popen:
-    env = {**os.environ, "TUNEALL_NODE_IP": "127.0.0.2", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "tuneall.cli", *args], cwd=tmp, env=env,
-                            stdout=open(tmp / "driver.log", "a"), stderr=subprocess.STDOUT,
-                            start_new_session=True, **kw)
-
-
-def _kill_group(pgid: int) -> None:
-    """SIGKILL every process of the driver's session, Ray's agents included (they ignore SIGTERM)."""
-    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
-        try:
-            if os.getpgid(pid) == pgid:
-                os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _wait(pred, timeout: float, what: str) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.slow

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,8 @@ from tuneall.rundir import journal
 from tuneall.rundir import results as R
 from tuneall.runner import signals
 from tuneall.tuning.halving import read_log
+
+from procs import cli as _cli, descendants as _descendants, kill_tree as _kill_group, wait_for as _wait
 
 
 @pytest.fixture(autouse=True)
@@ -210,30 +210,6 @@ def test_rung_trials_logged_as_they_finish_are_not_logged_twice(tmp_path):
 SPACE = "name: sig\nfamilies: [cnn3]\nwidth: [0.25, 0.5]\nk: [1, 2, 3]\nbatch_size: 32\n"
 
 
-def _cli(args: list[str], tmp: Path) -> subprocess.Popen:
-    env = {**os.environ, "TUNEALL_NODE_IP": "127.0.0.2", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "tuneall.cli", *args], cwd=tmp, env=env,
-                            stdout=open(tmp / "driver.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _kill_group(pgid: int) -> None:
-    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
-        try:
-            if os.getpgid(pid) == pgid:
-                os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _wait(pred, timeout: float, what: str) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 MOMENTS = {  # when the signal is sent: (searcher, condition on (log text, results dir))
     "start": ("random", lambda log, out: "tuneall: searching" in log),
     "mid-trial": ("random", lambda log, out: len(journal.read(out)) >= 1),
@@ -293,22 +269,6 @@ def test_a_signal_stops_cleanly_and_resume_loses_nothing(tmp_path, sig, code, mo
         assert len(log_after) >= rungs
     assert json.loads((out / R.META).read_text())["state"] == "complete"
     assert "disagreed" not in (tmp_path / "driver.log").read_text()
-
-
-def _descendants(pid: int) -> list[int]:
-    kids: dict[int, list[int]] = {}
-    for p in (int(p) for p in os.listdir("/proc") if p.isdigit()):
-        try:
-            ppid = int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        kids.setdefault(ppid, []).append(p)
-    out, todo = [], [pid]
-    while todo:
-        for k in kids.get(todo.pop(), []):
-            out.append(k)
-            todo.append(k)
-    return out
 
 
 @pytest.mark.slow

@@ -1,0 +1,62 @@
+"""Driving the CLI as a person or a job scheduler does, for the end-to-end tests: start it in a session of its own,
+wait for a moment, and clean up every process it started (shared by the signal, kill and storage tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def cli(args: list[str], tmp: Path, **kw) -> subprocess.Popen:
+    """``python -m tuneall.cli ARGS`` in ``tmp``, its output appended to ``tmp/driver.log``, in a new session."""
+    env = {**os.environ, "TUNEALL_NODE_IP": "127.0.0.2", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "tuneall.cli", *args], cwd=tmp, env=env,
+                            stdout=open(tmp / "driver.log", "a"), stderr=subprocess.STDOUT,
+                            start_new_session=True, **kw)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process below ``pid`` (children, theirs, ...), from /proc."""
+    kids: dict[int, list[int]] = {}
+    for p in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            ppid = int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        kids.setdefault(ppid, []).append(p)
+    out, todo = [], [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL the process ``pid`` started with its session, its process group and everything below it: a local
+    Ray's processes sit in process groups of their own (tuneall.runner.cluster), so the group alone misses them."""
+    doomed = set(descendants(pid))
+    for p in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            if os.getpgid(p) == pid:
+                doomed.add(p)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for p in doomed:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def wait_for(pred, timeout: float, what: str) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
