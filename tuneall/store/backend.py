@@ -105,7 +105,9 @@ def choose(results_dir: Path, address: str | None, verbose: int = 1, store=None)
     alive = [n for n in ray.nodes() if n.get("Alive")]
     if not address and len(alive) <= 1 and forced != "service":
         return Storage()  # one machine: the results directory as always
-    shared = store is not None and Path(store) != Path(results_dir) / "member_store"
+    from tuneall.store.records import STORE_DIR
+
+    shared = store is not None and Path(store) != Path(results_dir) / STORE_DIR
     nodes, blind, marker, token = probe(results_dir, store if shared else None)
     if forced != "service" and not blind:
         if verbose:
