@@ -110,7 +110,7 @@ class Record:
     mem_kind: str = ""
     state: dict | None = None  # the member's state at steps_done (tuneall.training.member.member_state), or None
     weights: dict = field(default_factory=dict)  # step -> state dict at the trials' own steps (their saved members)
-    checkpoints: dict = field(default_factory=dict)  # step -> member state on a budget-independent grid (replay.py)
+    checkpoints: dict = field(default_factory=dict)  # step -> packed member state on a fixed grid (replay.py)
 
     def covers(self, steps: int, eval_steps=()) -> bool:
         """Whether a fresh ``steps``-step run evaluated at ``eval_steps`` is answered bit for bit by this record."""
@@ -136,7 +136,7 @@ def ok_through(steps: int, steps_done: int, diverged: bool, evals) -> int:
 
 def record_of(key: dict, result, eval_steps=(), before: Record | None = None) -> Record:
     """A trained MemberResult as a record; ``before``: the record it continued (its times are added)."""
-    from tuneall.store.replay import keep
+    from tuneall.store.replay import keep, pack
     from tuneall.training.member import state_bytes
 
     evals = needed_evals(result.steps, eval_steps)
@@ -152,8 +152,9 @@ def record_of(key: dict, result, eval_steps=(), before: Record | None = None) ->
                   peak_mem_bytes=result.peak_mem_bytes, mem_kind=result.mem_kind,
                   state=state if state_bytes(state) <= STATE_MAX_BYTES else None,
                   weights=weights if state_bytes(weights) <= STATE_MAX_BYTES else {},
-                  checkpoints={} if result.diverged else keep(getattr(result, "checkpoints", None) or {},
-                                                              result.steps_done, state_bytes, STATE_MAX_BYTES))
+                  checkpoints={} if result.diverged else {s: pack(v) for s, v in keep(
+                      getattr(result, "checkpoints", None) or {}, result.steps_done, state_bytes,
+                      STATE_MAX_BYTES).items()})
 
 
 def merge(old: Record | None, new: Record) -> Record:
@@ -315,12 +316,12 @@ def _replayed(store: MemberStore, rq: Request, rec: Record, train: Callable, cou
               evals) -> Record:
     """``rec`` with the evaluations it lacks at or below its last step replayed from its grid states (saved): the
     request's own where the record reaches its steps, else every one the run to ``target`` needs."""
-    from tuneall.store.replay import plan
+    from tuneall.store.replay import plan, unpack
 
     at = int(rec.state["step"]) if rec.state is not None else rec.ok_through
     replays = plan(rec, *((rq.steps, rq.evals) if rq.steps <= at else (target, evals)))
     for start, end, seg in replays:
-        res = train(rq.seed, end, seg, rec.checkpoints[start] if start else None)
+        res = train(rq.seed, end, seg, unpack(rec.checkpoints[start]) if start else None)
         rec = merge(rec, record_of(rq.key, res, seg))
         counts["member_steps_trained"] += res.steps_done - start
         counts["member_steps_replayed"] += res.steps_done - start

@@ -43,6 +43,28 @@ def keep(checkpoints: dict, last: int, state_bytes, budget: int) -> dict:
     return dict(sorted(out.items()))
 
 
+def pack(state: dict):
+    """A member state as one uint8 tensor (its ``torch.save`` bytes): a record holding a dozen states then loads as
+    fast as one holding none (``torch.load(weights_only=True)`` unpickles tensor by tensor; a state is only read
+    back for a replay)."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
+
+
+def unpack(blob) -> dict:
+    """The member state :func:`pack` packed (read with ``weights_only``: no code runs)."""
+    import io
+
+    import torch
+
+    return torch.load(io.BytesIO(blob.numpy().tobytes()), map_location="cpu", weights_only=True)
+
+
 def plan(rec, steps: int, evals) -> list[tuple[int, int, tuple[int, ...]]]:
     """The replays that give ``rec`` every evaluation a ``steps``-step run evaluated at ``evals`` makes at or below
     the record's continuable step (its last state, or for a request inside the run its ok_through): (start, end,
@@ -66,4 +88,4 @@ def plan(rec, steps: int, evals) -> list[tuple[int, int, tuple[int, ...]]]:
     return out
 
 
-__all__ = ["CHECKPOINTS", "GRID", "grid_steps", "keep", "plan"]
+__all__ = ["CHECKPOINTS", "GRID", "grid_steps", "keep", "pack", "unpack", "plan"]
