@@ -63,7 +63,7 @@ def _sweep(budgets, store, name, out, p) -> dict:
             "wall_s": s["wall_time_s"], "cells": cells[["ensemble_acc", "val_ensemble_acc", "ensemble_nll"]]}
 
 
-def _state_cost(store: Path, reps: int = 3) -> dict:
+def _state_cost(store: Path, reps: int = 4) -> dict:
     """Bytes the grid states take in the records, and one member's training time with / without them."""
     import torch
 
@@ -81,8 +81,8 @@ def _state_cost(store: Path, reps: int = 3) -> dict:
     data, cfg, steps = load_dataset("digits"), TrainConfig(batch_size=64), 2000
     torch.set_num_threads(1)
     times = {"with": [], "without": []}
-    for _ in range(reps):  # interleaved: a burst of load from elsewhere hits both
-        for kind in ("without", "with"):
+    for rep in range(reps):  # interleaved, in alternating order: a burst of load from elsewhere hits both
+        for kind in (("without", "with") if rep % 2 == 0 else ("with", "without")):
             t = time.perf_counter()
             train_member("cnn3", 0.5, None, data, steps, 0, cfg, keep_state=True,
                          checkpoint_steps=grid_steps(steps) if kind == "with" else ())

@@ -136,7 +136,8 @@ def test_curve_steps_and_the_state_grid_do_not_depend_on_the_budget():
     assert plan(rec, 2000, (512, 1500)) == []
     assert plan(SimpleNamespace(**{**rec.__dict__, "diverged": True}), 2000, (300,)) == []
     assert plan(SimpleNamespace(**{**rec.__dict__, "state": None}), 2000, (300,)) == []  # nothing to continue
-    assert plan(SimpleNamespace(**{**rec.__dict__, "state": None}), 800, (700,)) == [(640, 700, (700,)), (768, 800, (800,))]
+    no_state = SimpleNamespace(**{**rec.__dict__, "state": None})
+    assert plan(no_state, 800, (700,)) == [(640, 700, (700,)), (768, 800, (800,))]  # inside the run: replays only
 
 
 def _grid(store, budget, data, ks=(1, 2, 4)):

@@ -9,7 +9,8 @@ never evaluated (a sweep's smaller budgets the same). Two things make those eval
   whatever the budget, so only the trials' own T(k, C) are budget-dependent;
 - a member keeps its whole state (weights, optimiser, batch sampler, RNG, loss tail) at up to :data:`CHECKPOINTS`
   steps of the budget-independent grid {4, 5, 6, 7} x 2^i (ratio at most 1.25) below its last step, within
-  :data:`tuneall.store.records.STATE_MAX_BYTES` together. An evaluation at step s that a record lacks is then made by
+  :data:`tuneall.store.records.STATE_MAX_BYTES` together, each packed into one tensor of its ``torch.save`` bytes
+  (:func:`pack`: loading a record stays as fast as without them; unpacked only to replay). An evaluation at step s that a record lacks is then made by
   running the member from the last grid state below s to s (at most s / 5 steps), every such
   *replay* a continuation and so bit for bit the uninterrupted run (:mod:`tuneall.training.member`); the longer run
   then continues from the stored last state as before. Replays whose ranges overlap are one replay.
