@@ -17,7 +17,7 @@ import _common as C
 
 BENCHMARKS = ["cli_startup", "step_efficiency", "step_profile", "vectorized_members", "search_efficiency", "sweep_reuse"]
 # Run on their own (minutes each), listed in the summary when their latest output exists.
-SEPARATE = ["compile_member", "kill_resume", "search_cost", "search_peer"]
+SEPARATE = ["compile_member", "kill_resume", "search_cost", "search_peer", "shared_store"]
 
 
 def main():

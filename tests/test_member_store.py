@@ -113,7 +113,62 @@ def test_a_record_continues_only_where_every_needed_evaluation_was_made(digits, 
     assert rec.state["step"] == t2 and rec.continues_to(2 * t2) and not rec.continues_to(2 * t2, (t2 // 2,))
     S.fetch_or_train(store, [req(2 * t2, (t2 // 2,))], train, MemberResult)  # an evaluation the record lacks
     S.fetch_or_train(store, [req(3 * t2, (t2 // 2,))], train, MemberResult)  # now it has it
-    assert calls == [None, None, 2 * t2]
+    # The missing evaluation is replayed (from step 0: this record kept no grid states), then the run continues
+    # from the stored state; the third request continues at once.
+    assert calls == [None, None, t2, 2 * t2]
+
+
+def test_curve_steps_and_the_state_grid_do_not_depend_on_the_budget():
+    from types import SimpleNamespace
+
+    from tuneall.store.replay import grid_steps, plan
+    from tuneall.training.trial import curve_steps
+
+    assert curve_steps(1000) == (32, 64, 128, 256, 512, 1000) and curve_steps(1024) == (32, 64, 128, 256, 512, 1024)
+    assert curve_steps(3000) == (128, 256, 512, 1024, 2048, 3000) and curve_steps(1) == (1,)
+    assert grid_steps(1000) == (128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896)
+    assert set(grid_steps(3000)) & set(range(1000)) <= set(grid_steps(1000))  # one grid for every budget
+    rec = SimpleNamespace(diverged=False, state={"step": 1000}, ok_through=1000, test={1000: 0, 512: 0},
+                          checkpoints={512: {}, 640: {}, 768: {}})
+    # 300: no state below it, replayed from scratch; 700 and 750 from the state at 640 in one replay; 512 was made;
+    # 1500 and 2000 come after the stored run: the continuation makes them.
+    assert plan(rec, 2000, (300, 512, 700, 750, 1500)) == [(0, 300, (300,)), (640, 750, (700, 750))]
+    assert plan(rec, 2000, (512, 1500)) == []
+    assert plan(SimpleNamespace(**{**rec.__dict__, "diverged": True}), 2000, (300,)) == []
+    assert plan(SimpleNamespace(**{**rec.__dict__, "state": None}), 2000, (300,)) == []  # nothing to continue
+    no_state = SimpleNamespace(**{**rec.__dict__, "state": None})
+    assert plan(no_state, 800, (700,)) == [(640, 700, (700,)), (768, 800, (800,))]  # inside the run: replays only
+
+
+def _grid(store, budget, data, ks=(1, 2, 4)):
+    """A grid search's trials on ``store`` (widest first): plans, {k: trial result}, the summed store counts."""
+    from collections import Counter
+
+    plans = architecture_plans(POINT, ks, budget, data.info, repeats=1)
+    counts, out = Counter(), {}
+    for k in sorted(plans, reverse=True):
+        tr = StoreTrainer(store, S.data_fingerprint(data), torch.get_num_threads(), horizons(k, plans, "grid"))
+        out[k] = run_trial(plans[k], data, trainer=tr)
+        counts.update(tr.counts)
+    return plans, out, counts
+
+
+def test_a_grid_at_3c_after_one_at_c_trains_only_what_the_first_did_not_plus_replays(digits, tmp_path):
+    """Two searches sharing a store: every trial at 3C equals a fresh run bit for bit, and the 3C grid trains the
+    3C grid alone minus everything the C grid trained, plus replays from grid states (member 0 is read at
+    T(4, 3C) < T(1, C), a step no trial at C evaluated)."""
+    c3 = Budget(3 * BUDGET.value, BUDGET.unit, BUDGET.min_steps)
+    shared = S.MemberStore(tmp_path / "shared")
+    first_plans, _, first = _grid(shared, BUDGET, digits)
+    plans, got, later = _grid(shared, c3, digits)
+    _, _, alone = _grid(S.MemberStore(tmp_path / "alone"), c3, digits)
+    for k, res in got.items():
+        _same(res, run_trial(plans[k], digits, trainer=train_sequential))
+    replayed = later["member_steps_replayed"]
+    assert later["member_steps_trained"] - replayed == alone["member_steps_trained"] - first["member_steps_trained"]
+    assert plans[4].steps < first_plans[1].steps  # T(4, 3C) below the first run's horizon for member 0
+    assert 0 < replayed <= plans[4].steps / 5  # from the grid state below T(4, 3C): at most a fifth of it
+    assert first["member_steps_replayed"] == alone["member_steps_replayed"] == 0
 
 
 def test_a_state_over_the_cap_is_not_kept(digits, tmp_path, monkeypatch):

@@ -219,7 +219,7 @@ def search(
     val_fraction: float | None = None,
     time_budget: float | None = None,
     save_members: str = "best",
-    member_store: bool = True,
+    member_store: bool | str = True,
     dry_run: bool = False,
     confirm: bool = True,
     argv: list[str] | None = None,
@@ -237,7 +237,8 @@ def search(
     and (``save_members``: 'best', 'all' or 'none') the members' weights, read back by :func:`load_ensemble`.
     ``time_budget``: seconds of wall clock; no trial is started that would end after it, and the report covers the
     trials that ran. ``member_store``: answer members from the results directory's member store and record what is
-    trained there (exact reuse: a grid trains each member once). ``dry_run``: print the plan and the time estimate and return the feasible allocations, training
+    trained there (exact reuse: a grid trains each member once); a directory: a store shared with other searches and
+    sweeps of the same data and recipe (:mod:`tuneall.store.shared`). ``dry_run``: print the plan and the time estimate and return the feasible allocations, training
     and writing nothing. ``confirm``: ask before a search estimated above an hour when stdin is a terminal (never
     under CI); ``verbose``: 0 errors only, 1 tuneall's lines, 2 also Ray's table of trials, 3 also Ray's results.
     """
@@ -292,7 +293,7 @@ def sweep(
     seeds: int = 3,
     rules: str | Sequence[str] = ("mean",),
     reuse: bool = True,
-    member_store: bool = True,
+    member_store: bool | str = True,
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
     members: str = "sequential",

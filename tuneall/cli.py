@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-member-store", action="store_true",
                    help="train every trial's members afresh (default: members are answered from, and recorded in, "
                         "the results directory's member_store/; exact at a fixed thread count)")
+    g.add_argument("--member-store", default=None, metavar="DIR",
+                   help="a member store shared with other searches and sweeps (same data and recipe: they answer "
+                        "and continue each other's members exactly) instead of the results directory's own")
     p.set_defaults(func=cmd_search)
 
     p = command("resume", "continue an interrupted search from its results directory",
@@ -136,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-member-store", action="store_true",
                    help="train each job's members itself (default: members shared across k and budgets through the "
                         "results directory's member_store/, each trained once; exact at a fixed thread count)")
+    g.add_argument("--member-store", default=None, metavar="DIR",
+                   help="a member store shared with other searches and sweeps instead of the results directory's own")
     g.add_argument("--executor", default="ray", choices=("ray", "local"),
                    help="Ray Tune trials, or one after another in this process (no Ray)")
     p.set_defaults(func=cmd_sweep)

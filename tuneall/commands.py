@@ -149,6 +149,13 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _member_store(args) -> bool | str:
+    """--member-store DIR (a shared store), --no-member-store (none), or the results directory's own."""
+    if args.no_member_store and args.member_store:
+        raise ConfigError("--member-store and --no-member-store contradict each other; give one")
+    return False if args.no_member_store else (args.member_store or True)
+
+
 def cmd_search(args) -> int:
     from tuneall.api import search
 
@@ -161,7 +168,7 @@ def cmd_search(args) -> int:
         dashboard=args.dashboard, seed=args.seed, max_failures=args.max_failures, resume=args.resume,
         study_storage=args.study_storage, val_fraction=args.val_fraction, argv=_argv(), verbose=args.verbose,
         time_budget=args.time_budget, dry_run=args.dry_run, confirm=not args.yes, save_members=args.save_members,
-        member_store=not args.no_member_store,
+        member_store=_member_store(args),
     )
     if front.attrs.get("dry_run"):
         return 0
@@ -231,7 +238,7 @@ def cmd_sweep(args) -> int:
 
     out = sweep(
         args.budgets, dataset=args.dataset, space=_space(args), unit=args.unit, min_steps=args.min_steps,
-        seeds=args.seeds, rules=args.rules, reuse=not args.no_reuse, member_store=not args.no_member_store,
+        seeds=args.seeds, rules=args.rules, reuse=not args.no_reuse, member_store=_member_store(args),
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, members=args.members, amp=args.amp, argv=_argv(),
         verbose=args.verbose, data_dir=args.data_dir, concurrency=args.concurrency, name=args.name,

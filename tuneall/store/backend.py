@@ -61,17 +61,20 @@ def check_env() -> str | None:
     return mode
 
 
-def _reads_marker(path: str, token: str) -> bool:
-    """On a node: whether it reads the driver's marker (reads only: writes nothing on that node)."""
+def _reads_marker(path: str, token: str, store: str | None = None) -> bool:
+    """On a node: whether it reads the driver's marker, and sees the shared member store's folder where the run has
+    one (reads only: writes nothing on that node)."""
     try:
-        return Path(path).read_text() == token
+        return Path(path).read_text() == token and (store is None or Path(store).is_dir())
     except OSError:
         return False
 
 
-def probe(results_dir: Path) -> tuple[list[str], list[str], str, str]:
+def probe(results_dir: Path, store=None) -> tuple[list[str], list[str], str, str]:
     """Write the marker and read it on every alive node: (alive node ids, ids of those that cannot read it, marker
-    path, token). The marker is left in place (a shared-disk run's trials check it)."""
+    path, token). The marker is left in place (a shared-disk run's trials check it). ``store``: a member store
+    outside the results directory, which every node must also see (the driver creates the folder; no marker is
+    written into it)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -81,17 +84,19 @@ def probe(results_dir: Path) -> tuple[list[str], list[str], str, str]:
     marker = Path(results_dir) / MARKER
     marker.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(marker, token)
+    if store is not None:
+        Path(store).mkdir(parents=True, exist_ok=True)
     nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
     task = ray.remote(num_cpus=0, max_retries=0)(_reads_marker)
-    refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote(str(marker), token)
-            for n in nodes]
+    refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote(
+        str(marker), token, None if store is None else str(store)) for n in nodes]
     seen = ray.get(refs, timeout=300)
     return nodes, [n for n, ok in zip(nodes, seen) if not ok], str(marker), token
 
 
-def choose(results_dir: Path, address: str | None, verbose: int = 1) -> Storage:
+def choose(results_dir: Path, address: str | None, verbose: int = 1, store=None) -> Storage:
     """The storage of a run whose driver has joined Ray (see the module docstring); one line says which, on a
-    cluster or where ``TUNEALL_STORE`` chose."""
+    cluster or where ``TUNEALL_STORE`` chose. ``store``: the member store's folder (the service serves it)."""
     import ray
 
     forced = check_env()
@@ -100,7 +105,10 @@ def choose(results_dir: Path, address: str | None, verbose: int = 1) -> Storage:
     alive = [n for n in ray.nodes() if n.get("Alive")]
     if not address and len(alive) <= 1 and forced != "service":
         return Storage()  # one machine: the results directory as always
-    nodes, blind, marker, token = probe(results_dir)
+    from tuneall.store.records import STORE_DIR
+
+    shared = store is not None and Path(store) != Path(results_dir) / STORE_DIR
+    nodes, blind, marker, token = probe(results_dir, store if shared else None)
     if forced != "service" and not blind:
         if verbose:
             print(f"tuneall: storage: all {len(nodes)} node(s) read {results_dir} (a shared disk): trials use it "
@@ -113,7 +121,7 @@ def choose(results_dir: Path, address: str | None, verbose: int = 1) -> Storage:
                           "direct forbids the driver's store service; mount it on every node or unset TUNEALL_STORE")
     from tuneall.store.service import start
 
-    service = start(results_dir)
+    service = start(results_dir, store=store)
     if verbose:
         why = (f"{len(blind)} of {len(nodes)} node(s) cannot read {results_dir} (no shared disk)" if blind
                else "TUNEALL_STORE=service")
@@ -123,10 +131,11 @@ def choose(results_dir: Path, address: str | None, verbose: int = 1) -> Storage:
 
 
 @contextlib.contextmanager
-def serving(results_dir, address: str | None, verbose: int = 1):
+def serving(results_dir, address: str | None, verbose: int = 1, store=None):
     """The run's :class:`Storage` (:func:`current`) for the block; at the end the service's traffic goes to
-    ``store_traffic.json``, the service stops and the marker is removed."""
-    storage = choose(Path(results_dir), address, verbose)
+    ``store_traffic.json`` (in the results directory, never a shared store's folder), the service stops and the
+    marker is removed. ``store``: the run's member store folder (default: the results directory's own)."""
+    storage = choose(Path(results_dir), address, verbose, store)
     _CURRENT.append(storage)
     try:
         yield storage
@@ -180,11 +189,12 @@ def reachable(results_dir, storage: Storage | None) -> bool:
     return bool(results_dir) and (_service(storage) is not None or Path(results_dir).is_dir())
 
 
-def open_store(results_dir, storage: Storage | None):
-    """A trial's member store: the driver's service where the run has one, else the directory on this disk."""
+def open_store(results_dir, storage: Storage | None, root=None):
+    """A trial's member store: the driver's service where the run has one, else the folder on this disk (``root``,
+    a store shared across runs, or the results directory's own)."""
     from tuneall.store import records as S
 
-    root = Path(results_dir) / S.STORE_DIR
+    root = Path(root) if root else Path(results_dir) / S.STORE_DIR
     service = _service(storage)
     if service is None:
         return S.MemberStore(root)

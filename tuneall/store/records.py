@@ -18,7 +18,10 @@ trajectory). A record also keeps the member's state at its last step (weights, o
 STATE_MAX_BYTES), so a request for more steps *continues* the stored run instead of starting over, when every
 evaluation it needs up to the stored step was made: a continued run is bit for bit an uninterrupted one
 (:mod:`tuneall.training.member`), so halving's rungs and a search's later, longer trials pay only the extra steps.
-One lock file per member key makes an in-flight duplicate wait for the first trainer.
+An evaluation another budget needs below the stored step is replayed from a state the record keeps on a
+budget-independent grid of steps (:mod:`tuneall.store.replay`), so runs sharing a store across budgets
+(:mod:`tuneall.store.shared`) continue each other's members too. One lock file per member key makes an in-flight
+duplicate wait for the first trainer.
 
 Files are written atomically and read with ``torch.load(weights_only=True)`` (no code runs). A record is used only
 after its stored key is checked equal to the requested key: a damaged, swapped, foreign (other model code, data or
@@ -107,6 +110,7 @@ class Record:
     mem_kind: str = ""
     state: dict | None = None  # the member's state at steps_done (tuneall.training.member.member_state), or None
     weights: dict = field(default_factory=dict)  # step -> state dict at the trials' own steps (their saved members)
+    checkpoints: dict = field(default_factory=dict)  # step -> packed member state on a fixed grid (replay.py)
 
     def covers(self, steps: int, eval_steps=()) -> bool:
         """Whether a fresh ``steps``-step run evaluated at ``eval_steps`` is answered bit for bit by this record."""
@@ -132,6 +136,7 @@ def ok_through(steps: int, steps_done: int, diverged: bool, evals) -> int:
 
 def record_of(key: dict, result, eval_steps=(), before: Record | None = None) -> Record:
     """A trained MemberResult as a record; ``before``: the record it continued (its times are added)."""
+    from tuneall.store.replay import keep, pack
     from tuneall.training.member import state_bytes
 
     evals = needed_evals(result.steps, eval_steps)
@@ -146,20 +151,28 @@ def record_of(key: dict, result, eval_steps=(), before: Record | None = None) ->
                   eval_time_s=e0 + result.eval_time_s, latency_s_per_image=result.latency_s_per_image,
                   peak_mem_bytes=result.peak_mem_bytes, mem_kind=result.mem_kind,
                   state=state if state_bytes(state) <= STATE_MAX_BYTES else None,
-                  weights=weights if state_bytes(weights) <= STATE_MAX_BYTES else {})
+                  weights=weights if state_bytes(weights) <= STATE_MAX_BYTES else {},
+                  checkpoints={} if result.diverged else {s: pack(v) for s, v in keep(
+                      getattr(result, "checkpoints", None) or {}, result.steps_done, state_bytes,
+                      STATE_MAX_BYTES).items()})
 
 
 def merge(old: Record | None, new: Record) -> Record:
     """Both runs are prefixes of one trajectory: keep the longer one's facts and every evaluation of both (an
     evaluation is kept only below the longer run's ok_through, where both runs agree)."""
+    from tuneall.store.replay import keep
+    from tuneall.training.member import state_bytes
+
     if old is None:
         return new
     long, short = (new, old) if new.ok_through >= old.ok_through else (old, new)
     test = {**{s: v for s, v in short.test.items() if s <= long.ok_through}, **long.test}
     val = {**{s: v for s, v in short.val.items() if s <= long.ok_through}, **long.val}
     weights = {**{s: v for s, v in short.weights.items() if s <= long.ok_through}, **long.weights}
+    states = {**{s: v for s, v in short.checkpoints.items() if s <= long.ok_through}, **long.checkpoints}
     return Record(**{**long.__dict__, "test": dict(sorted(test.items())), "val": dict(sorted(val.items())),
-                     "weights": dict(sorted(weights.items()))})
+                     "weights": dict(sorted(weights.items())),
+                     "checkpoints": keep(states, long.steps_done, state_bytes, STATE_MAX_BYTES)})
 
 
 def view(rec: Record, result_cls, seed: int, steps: int, eval_steps=()):
@@ -261,10 +274,13 @@ def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable,
     a stored state to continue from or None) what it lacks.
 
     Members another process is training right now are left for last (their lock is tried without waiting first),
-    so a trial trains what it can while a duplicate finishes, then waits for it. Returns (results in request order,
-    counts: member-steps trained and reused, members trained and reused)."""
+    so a trial trains what it can while a duplicate finishes, then waits for it. Evaluations a record lacks below
+    its last step (another budget's) are replayed from its grid states first (:mod:`tuneall.store.replay`). Returns
+    (results in request order, counts: member-steps trained (replays included), replayed and reused, members trained
+    and reused)."""
     out: list = [None] * len(requests)
-    counts = {"member_steps_trained": 0, "member_steps_reused": 0, "members_trained": 0, "members_reused": 0}
+    counts = {"member_steps_trained": 0, "member_steps_reused": 0, "members_trained": 0, "members_reused": 0,
+              "member_steps_replayed": 0}
     rejected0 = store.rejected
     pending = list(range(len(requests)))
     for blocking in (False, True):
@@ -277,9 +293,11 @@ def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable,
                     later.append(i)
                     continue
                 rec = store.load(kid, rq.key)
+                target = max(rq.horizon, rq.steps)
+                evals = tuple(sorted(set(rq.horizon_evals) | set(rq.evals) | {rq.steps}))
+                if rec is not None and not rec.covers(rq.steps, rq.evals):
+                    rec = _replayed(store, rq, rec, train, counts, target, evals)
                 if rec is None or not rec.covers(rq.steps, rq.evals):
-                    target = max(rq.horizon, rq.steps)
-                    evals = tuple(sorted(set(rq.horizon_evals) | set(rq.evals) | {rq.steps}))
                     start = rec if rec is not None and rec.continues_to(target, evals) else None
                     s0 = int(start.state["step"]) if start else 0
                     res = train(rq.seed, target, evals, start.state if start else None)
@@ -298,6 +316,24 @@ def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable,
         pending = later
     counts["store_records_rejected"] = store.rejected - rejected0
     return out, counts
+
+
+def _replayed(store: MemberStore, rq: Request, rec: Record, train: Callable, counts: dict, target: int,
+              evals) -> Record:
+    """``rec`` with the evaluations it lacks at or below its last step replayed from its grid states (saved): the
+    request's own where the record reaches its steps, else every one the run to ``target`` needs."""
+    from tuneall.store.replay import plan, unpack
+
+    at = int(rec.state["step"]) if rec.state is not None else rec.ok_through
+    replays = plan(rec, *((rq.steps, rq.evals) if rq.steps <= at else (target, evals)))
+    for start, end, seg in replays:
+        res = train(rq.seed, end, seg, unpack(rec.checkpoints[start]) if start else None)
+        rec = merge(rec, record_of(rq.key, res, seg))
+        counts["member_steps_trained"] += res.steps_done - start
+        counts["member_steps_replayed"] += res.steps_done - start
+    if replays:
+        store.save(rec)
+    return rec
 
 
 __all__ = ["STORE_DIR", "STATE_MAX_BYTES", "MemberStore", "Record", "Request", "member_key", "same_key", "key_id",

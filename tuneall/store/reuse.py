@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tuneall.store import records as S
+from tuneall.store.replay import grid_steps
 
 REUSE_MODES = ("grid", "own")
 
@@ -80,7 +81,7 @@ class StoreTrainer:
         self.models = dict(models or {})
         self.snapshot_steps = tuple(sorted(set(snapshot_steps)))  # trials' own T: their weights kept in the store
         self.counts = {"member_steps_trained": 0, "member_steps_reused": 0, "members_trained": 0,
-                       "members_reused": 0, "store_records_rejected": 0}
+                       "members_reused": 0, "store_records_rejected": 0, "member_steps_replayed": 0}
 
     def key(self, plan, seed: int) -> dict:
         import torch
@@ -105,10 +106,13 @@ class StoreTrainer:
                                           tuple(h_evals) + tuple(eval_steps)))
 
         def train(seed, steps, evals, start=None):
-            # Weights at every trial's T in snapshot_steps (the trial's own among them) are kept on the way.
+            # Weights at every trial's T in snapshot_steps (the trial's own among them) are kept on the way, and
+            # whole states on the budget-independent grid that later runs replay from (tuneall.store.replay).
+            first = int(start["step"]) if start else 0
             return train_member(a.family, a.width, plan.depth, data, steps, seed, plan.train, evals,
                                 start=start, keep_state=True,
-                                snapshot_steps=tuple(t for t in self.snapshot_steps if t <= steps))
+                                snapshot_steps=tuple(t for t in self.snapshot_steps if t <= steps),
+                                checkpoint_steps=tuple(s for s in grid_steps(steps) if s > first))
 
         flat, counts = S.fetch_or_train(self.store, requests, train, MemberResult)
         for k, v in counts.items():
@@ -124,25 +128,26 @@ class StoreTrainer:
 
 
 def store_trainer(results_dir, point: dict, plan, data, threads: int, k_values, mode: str, budget,
-                  repeats: int, base_seed: int, ids: dict | None = None, storage=None) -> StoreTrainer:
+                  repeats: int, base_seed: int, ids: dict | None = None, storage=None, root=None) -> StoreTrainer:
     """The store trainer of one search trial: its members' horizons over the architecture's feasible k (``ids``:
     the run's fingerprints, :func:`tuneall.store.keys.run_ids`; ``storage``: how the trial reaches the results
-    directory, :mod:`tuneall.store.backend`)."""
+    directory, :mod:`tuneall.store.backend`; ``root``: the store's folder, default the results directory's own)."""
     plans = architecture_plans(point, k_values, budget, data.info, repeats, base_seed)
     plans = {k: replace(p, train=plan.train) for k, p in plans.items()}  # the trial's runtime recipe (device)
     plans[plan.k] = plan
     return keyed_trainer(results_dir, data, ids, threads, horizons(plan.k, plans, mode), storage=storage,
-                         snapshot_steps={p.steps for p in plans.values()})
+                         root=root, snapshot_steps={p.steps for p in plans.values()})
 
 
 def keyed_trainer(results_dir, data, ids: dict | None, threads: int, member_horizons=None, storage=None,
-                  **kw) -> StoreTrainer:
-    """A StoreTrainer on ``results_dir``'s store (reached through ``storage``), keyed by the run's fingerprints
-    (``ids``; computed here without them)."""
+                  root=None, **kw) -> StoreTrainer:
+    """A StoreTrainer on ``results_dir``'s store, or the folder ``root`` (a store shared across runs:
+    :mod:`tuneall.store.shared`), reached through ``storage``, keyed by the run's fingerprints (``ids``; computed here
+    without them)."""
     from tuneall.store.backend import open_store
     from tuneall.store.keys import data_id
 
-    return StoreTrainer(open_store(results_dir, storage), data_id(ids, data), threads, member_horizons,
+    return StoreTrainer(open_store(results_dir, storage, root), data_id(ids, data), threads, member_horizons,
                         models=(ids or {}).get("models"), **kw)
 
 
@@ -175,7 +180,8 @@ def for_trial(ctx, point: dict, plan, data) -> StoreTrainer | None:
         return None
     ks = ctx.reuse["ks"].get(arch_key(point)) or ctx.reuse["ks"].get(point["family"]) or [point["k"]]
     return store_trainer(ctx.results_dir, point, plan, data, torch.get_num_threads(), ks, ctx.reuse["mode"],
-                         ctx.budget, ctx.seeds, ctx.seed, ctx.reuse.get("ids"), getattr(ctx, "storage", None))
+                         ctx.budget, ctx.seeds, ctx.seed, ctx.reuse.get("ids"), getattr(ctx, "storage", None),
+                         ctx.reuse.get("store"))
 
 
 def sweep_horizons(point: dict, ks, budgets, unit: str, min_steps: int, info, repeats: int, base_seed: int,
@@ -211,7 +217,8 @@ def sweep_trainer(ctx, point: dict, top, data) -> StoreTrainer | None:
     ids = {**(ctx.reuse.get("ids") or {}), "data": None}
     return keyed_trainer(ctx.results_dir, data, ids, torch.get_num_threads(),
                          sweep_horizons(point, ks, ctx.reuse["budgets"], ctx.unit, ctx.min_steps, data.info,
-                                        ctx.seeds, ctx.seed, top.k), storage=getattr(ctx, "storage", None))
+                                        ctx.seeds, ctx.seed, top.k), storage=getattr(ctx, "storage", None),
+                         root=ctx.reuse.get("store"))
 
 
 __all__ = ["REUSE_MODES", "architecture_plans", "horizons", "StoreTrainer", "store_trainer", "arch_key", "reuse_ks",

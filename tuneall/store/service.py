@@ -45,12 +45,15 @@ class StoreService:
     docstring). Run as a threaded actor (many trials at once): the lock table and counters are guarded by a mutex,
     records are written atomically by the member store."""
 
-    def __init__(self, results_dir: str, lease_s: float = LEASE_S):
+    def __init__(self, results_dir: str, lease_s: float = LEASE_S, store: str | None = None):
         self.results_dir = str(results_dir)
-        self.store = S.MemberStore(Path(results_dir) / S.STORE_DIR)
+        self.store = S.MemberStore(Path(store) if store else Path(results_dir) / S.STORE_DIR)
         self.lease_s = lease_s
         self.mu = threading.Lock()
         self.locks: dict[str, tuple[str, float]] = {}  # key id -> (holder token, lease expiry)
+        # key id -> the descriptor holding the member's lock file while a lease is held: another run (another
+        # driver's service, or trials on a disk) sharing the store folder waits for it as for any trainer.
+        self.files: dict[str, int] = {}
         self.traffic = {"records_read": 0, "record_bytes_read": 0, "records_written": 0, "record_bytes_written": 0,
                         "files_written": 0, "file_bytes_written": 0, "lock_calls": 0, "lookups": 0}
 
@@ -73,8 +76,32 @@ class StoreService:
             held = self.locks.get(kid)
             if held is not None and held[0] != token and held[1] > now:
                 return False
+            if held is None or held[0] != token:  # a new holder (or a lapsed lease): the file lock too
+                self._release(kid)
+                fd = self._flock(kid)
+                if fd is None:
+                    return False
+                self.files[kid] = fd
             self.locks[kid] = (token, now + self.lease_s)
             return True
+
+    def _flock(self, kid: str) -> int | None:
+        """The member's lock file held without waiting (its descriptor), or None where another process holds it."""
+        import fcntl
+
+        self.store.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.store.root / f"{kid}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    def _release(self, kid: str) -> None:
+        fd = self.files.pop(kid, None)
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock
 
     def renew(self, token: str) -> None:
         with self.mu:
@@ -87,6 +114,7 @@ class StoreService:
         with self.mu:
             if self.locks.get(kid, ("",))[0] == token:
                 del self.locks[kid]
+                self._release(kid)
 
     # -- the member store, called by name (whatever arguments MemberStore.load/save take) -------------------------
     def load(self, kid: str, key: dict | None = None):
@@ -206,8 +234,9 @@ class ServiceStore(S.MemberStore):
         return self._call("count")
 
 
-def start(results_dir, lease_s: float = LEASE_S):
-    """The store service of ``results_dir``, started on this (the driver's) node and ready."""
+def start(results_dir, lease_s: float = LEASE_S, store=None):
+    """The store service of ``results_dir`` (its member store in ``store`` where runs share one), started on this
+    (the driver's) node and ready."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -215,7 +244,7 @@ def start(results_dir, lease_s: float = LEASE_S):
     service = ray.remote(StoreService).options(
         num_cpus=0, max_concurrency=64, max_restarts=0, name=f"tuneall-store-{uuid.uuid4().hex[:8]}",
         scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-    ).remote(str(results_dir), lease_s)
+    ).remote(str(results_dir), lease_s, None if store is None else str(store))
     ray.get(service.stats.remote())  # started (and its disk reached) before the first trial needs it
     return service
 

@@ -34,6 +34,7 @@ from tuneall.core.config import check_rule
 from tuneall.planning.factory import Infeasible
 from tuneall.runner import RunOptions, TrialContext
 from tuneall.store.backend import serving
+from tuneall.store.shared import check_member_store, store_root
 from tuneall.planning.space import SearchSpace, grid
 
 
@@ -80,8 +81,9 @@ class SweepConfig(RunOptions):
     rules: tuple[str, ...] = ("mean",)  # the first is the primary rule of the per-budget reports
     reuse: bool = True
     # Members answered from / recorded in the results directory's member_store/ across jobs (each member of an
-    # architecture trained once for the whole sweep: tuneall.store.reuse.sweep_horizons); only with reuse.
-    member_store: bool = True
+    # architecture trained once for the whole sweep: tuneall.store.reuse.sweep_horizons); only with reuse. True: the
+    # results directory's own store; a folder: a store shared across runs (tuneall.store.shared).
+    member_store: bool | str = True
     per_budget_reports: bool = True
     # A data fraction < 1 draws repeat r's subset with its own seed (repeat r's first member seed), so the spread
     # over seeds includes the choice of subset; False: one subset (fraction seed 0) for every repeat.
@@ -90,6 +92,7 @@ class SweepConfig(RunOptions):
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "budgets", parse_budgets(list(self.budgets)))
+        object.__setattr__(self, "member_store", check_member_store(self.member_store))
         for c in self.budgets:
             Budget(c, self.unit, self.min_steps)  # unit and min_steps validated once, with the project's messages
         if (self.space is None) == (self.points is None):
@@ -224,6 +227,7 @@ def run_job(job: dict, ctx: TrialContext, data) -> dict:
                else sum(m.steps_done for m in flat))
     return {"status": "ok", "member_steps": trained,
             "member_steps_reused": sum(t.counts["member_steps_reused"] for t in stores),
+            "member_steps_replayed": sum(t.counts["member_steps_replayed"] for t in stores),
             "store_records_rejected": sum(t.counts["store_records_rejected"] for t in stores),
             "planned_member_steps": len(flat) * top.steps, "trained_steps": top.steps, "budgets_filled": len(plans),
             "train_time_s": sum(m.train_time_s for m in flat), "cells_json": json.dumps(rows, default=str)}
@@ -258,7 +262,8 @@ def run_sweep(cfg: SweepConfig, argv: list[str] | None = None, verbose: int = 1)
     meta = {**R.provenance(cfg.to_json(), argv, kind="sweep"), "data": R.data_facts(data.info),
             "torch_threads_per_trial": cfg.resources.threads}
     with R.owned(out):  # one process per results directory, until the state is written last
-        with ray_session(cfg), serving(out, cfg.address, verbose):  # no Ray (local executor): this disk
+        store = store_root(out, cfg.member_store) if cfg.member_store and cfg.reuse else None
+        with ray_session(cfg), serving(out, cfg.address, verbose, store):  # no Ray (local executor): this disk
             results = _fit(cfg, jobs, data, out, verbose, meta)
         wall = time.perf_counter() - t0
         cells, job_rows = _collect(results)
@@ -298,6 +303,8 @@ def _facts(cfg: SweepConfig, jobs, job_rows, planned, blockers, wall: float) -> 
         "member_store": bool(cfg.member_store and reused),
         "member_steps_trained": int(sum(j.get("member_steps", 0) or 0 for j in job_rows)),
         "member_steps_reused": int(sum(j.get("member_steps_reused", 0) or 0 for j in job_rows)),
+        # trained again from a stored grid state for an evaluation another run never made (tuneall.store.replay)
+        "member_steps_replayed": int(sum(j.get("member_steps_replayed", 0) or 0 for j in job_rows)),
         "member_steps_largest_budget": int(top["member_steps"].sum()),
         "member_steps_without_reuse": int(feas["member_steps"].sum()),
         "wall_time_s": wall, "failed_jobs": int(sum(j["status"] != "ok" for j in job_rows)),
@@ -318,6 +325,7 @@ def _context(cfg: SweepConfig, jobs: list[dict], exact: bool) -> TrialContext:
                         results_dir=str(cfg.results_dir) if store else None,
                         reuse={"mode": "sweep", "ks": reuse_ks([j["point"] for j in jobs]),
                                "budgets": list(cfg.budgets),
+                               "store": str(store_root(cfg.results_dir, cfg.member_store)),
                                # the model code's fingerprints (a job keys its members by the data it trains on)
                                "ids": {"models": {f: family_fingerprint(f) for f in
                                                   sorted({j["point"]["family"] for j in jobs})}}}
@@ -383,8 +391,8 @@ def _collect(results: list[tuple]) -> tuple[pd.DataFrame, list[dict]]:
             continue
         rows += [{**r, "job": tid} for r in json.loads(m["cells_json"])]
         jobs.append({"job": tid, **job["point"], "status": "ok", "budgets": len(job["budgets"]),
-                     **{k: m.get(k) for k in ("member_steps", "member_steps_reused", "planned_member_steps",
-                                              "trained_steps", "train_time_s", "threads")}})
+                     **{k: m.get(k) for k in ("member_steps", "member_steps_reused", "member_steps_replayed",
+                                              "planned_member_steps", "trained_steps", "train_time_s", "threads")}})
     return pd.DataFrame(rows), jobs
 
 

@@ -50,6 +50,7 @@ class MemberResult:
     latency_s_per_image: float = float("nan")  # inference at LATENCY_BATCH inputs per forward
     state: dict | None = None  # with keep_state: what continues this run (see the module docstring), CPU tensors
     weights: dict[int, dict] = field(default_factory=dict)  # step -> CPU state dict, at the run's snapshot_steps
+    checkpoints: dict[int, dict] = field(default_factory=dict)  # step -> member_state, at the run's checkpoint_steps
 
 
 LATENCY_BATCH = 256  # batch size at which inference latency per image is measured
@@ -163,6 +164,7 @@ def train_member(
     start: dict | None = None,
     keep_state: bool = False,
     snapshot_steps: tuple[int, ...] = (),
+    checkpoint_steps: tuple[int, ...] = (),
 ) -> MemberResult:
     """Train one member for ``steps`` SGD steps from ``seed`` (init and data order) and evaluate it on the test set.
 
@@ -171,7 +173,8 @@ def train_member(
     ``start``: a state kept by an earlier run of this member (``keep_state``) to continue from; only evaluations
     after its step are made, and ``train_time_s`` counts only the steps run here. ``snapshot_steps``: steps at which
     the weights are kept (``result.weights``): the member store keeps them so a trial of those steps has its weights
-    without training again.
+    without training again. ``checkpoint_steps``: steps at which the whole state is kept (``result.checkpoints``,
+    each what a run stopped there would keep): the store replays an evaluation another budget needs from them.
     """
     info = data.info
     device = torch.device(cfg.device)
@@ -199,7 +202,7 @@ def train_member(
     with PeakMemory(device) as mem:
         mean_tail_loss = _sgd_loop(model, opt, sampler, x_train, y_train, (x_test, x_val), evals, cfg, result,
                                    use_cl, label=f"{family} w={width:g}", first=first, losses=losses,
-                                   snapshots=frozenset(snapshot_steps))
+                                   snapshots=frozenset(snapshot_steps), checkpoints=frozenset(checkpoint_steps))
     result.peak_mem_bytes, result.mem_kind = int(mem.peak), mem.kind
     result.train_time_s = time.perf_counter() - t0 - result.eval_time_s
     if not result.diverged:
@@ -305,7 +308,7 @@ class Heartbeat:
 
 def _sgd_loop(model, opt, sampler, x_train, y_train, x_eval, evals, cfg, result: MemberResult,
               channels_last: bool = False, label: str = "member", first: int = 1, losses: deque | None = None,
-              snapshots: frozenset = frozenset()) -> float:
+              snapshots: frozenset = frozenset(), checkpoints: frozenset = frozenset()) -> float:
     """Run optimiser steps ``first``..result.steps, evaluating on ``x_eval`` = (test, validation or None) at
     ``evals`` and keeping the weights at ``snapshots``; fills ``result``; returns the mean loss of the last steps.
     ``losses``: the last losses so far (a continued run's), extended in place with this run's last ones."""
@@ -332,6 +335,8 @@ def _sgd_loop(model, opt, sampler, x_train, y_train, x_eval, evals, cfg, result:
             beat(step)
         if step in snapshots:
             result.weights[step] = _cpu(model.state_dict())
+        if step in checkpoints:  # the state a run stopped at this step keeps (evaluating changes none of it)
+            result.checkpoints[step] = member_state(step, model, opt, sampler, losses)
         if step in evals:
             te = time.perf_counter()
             evaluate_into(result, step, lambda x: predict_log_proba(model, x, cfg.eval_batch_size), *x_eval)

@@ -49,8 +49,14 @@ class TrialResult:
 
 
 def curve_steps(steps: int, n: int = CURVE_POINTS) -> tuple[int, ...]:
-    """``n`` log-spaced step counts in [steps / 32, steps], ending at ``steps``."""
-    return tuple(sorted({max(1, round(steps * 2 ** (-5 * i / max(1, n - 1)))) for i in range(n)}))
+    """The anytime curve's steps: the powers of two in [steps / 2^(n - 1), steps), and ``steps`` (``n`` in all).
+
+    Powers of two rather than fractions of ``steps``: the same steps whatever the budget, so a member a run at one
+    budget evaluated along its curve already holds another budget's curve (a member store shared across budgets
+    then replays only the trials' own T: :mod:`tuneall.store.replay`)."""
+    lo = steps / 2 ** max(0, n - 1)
+    return tuple(sorted({1 << e for e in range(max(1, int(steps).bit_length())) if lo <= (1 << e) < steps}
+                        | {int(steps)}))
 
 
 def cost_metrics(plan: TrialPlan, members: list[dict], n_train: int) -> dict[str, float | str]:

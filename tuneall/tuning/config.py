@@ -33,10 +33,15 @@ class SearchConfig(RunOptions):
     study_storage: str | None = None  # Optuna RDB URL (e.g. sqlite:///study.db); default: a journal file in the dir
     time_budget_s: float | None = None  # wall clock: no trial is started that would end after it (None: no limit)
     save_members: str = "best"  # members' weights kept: of every trial, of the chosen allocation, or none
-    member_store: bool = True  # members answered from / recorded in member_store/ (exact reuse, tuneall.store.records)
+    # Members answered from / recorded in a member store (exact reuse, tuneall.store.records): True the results
+    # directory's member_store/, False none, or a folder shared across runs (tuneall.store.shared).
+    member_store: bool | str = True
 
     def __post_init__(self):
         super().__post_init__()
+        from tuneall.store.shared import check_member_store
+
+        object.__setattr__(self, "member_store", check_member_store(self.member_store))
         if self.searcher not in SEARCHERS:
             raise ConfigError(f"unknown searcher {self.searcher!r}; valid: {', '.join(SEARCHERS)}")
         if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:

@@ -59,11 +59,12 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
 
         check(R.read_meta(out), cfg.space, cfg.dataset, data, out)
     from tuneall.store.backend import serving
+    from tuneall.store.shared import store_root
     from tuneall.tuning._optuna import quiet_optuna  # only now: it imports Ray Tune
 
     # One process per results directory, from here to the state written last.
     with R.owned(out, cfg.resume), ray_session(cfg), quiet_optuna(), stops_cleanly(out), \
-            serving(out, cfg.address, verbose):
+            serving(out, cfg.address, verbose, store_root(out, cfg.member_store) if cfg.member_store else None):
         old_meta = check_resumable(cfg, out) if cfg.resume else None  # read again under the lock
         return _fit(cfg, data, feasible, out, argv, verbose, old_meta, storage, pf.mean_trial_s)
 
@@ -80,12 +81,14 @@ def _context(cfg: SearchConfig, out: Path, verbose: int = 1, points=None, ids: d
     from tuneall.runner import ship_families
     from tuneall.store.backend import current
     from tuneall.store.reuse import reuse_ks
+    from tuneall.store.shared import store_root
 
     reuse = None
     if cfg.member_store:
         ks = reuse_ks(points) if points is not None else {f: sorted(_k_values(cfg.space, f)) for f in
                                                          cfg.space.families}
-        reuse = {"mode": "grid" if points is not None else "own", "ks": ks, "ids": ids}
+        reuse = {"mode": "grid" if points is not None else "own", "ks": ks, "ids": ids,
+                 "store": str(store_root(out, cfg.member_store))}
     return TrialContext(job=trial_metrics, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed,
                         rules=(cfg.rule,), objectives=cfg.objectives, budget=cfg.budget, unit=cfg.budget.unit,
                         min_steps=cfg.budget.min_steps, results_dir=str(out), families=ship_families(),
@@ -219,7 +222,9 @@ def _announce(cfg: SearchConfig, total: int, at_once: int, out: Path) -> None:
     from tuneall.tuning.sampling import tpe_startup
 
     startup = f" ({tpe_startup(cfg.trials)} random start-up trials)" if cfg.searcher == "tpe" else ""
-    store = ", member store on" if cfg.member_store else ""
+    from tuneall.store.shared import describe
+
+    store = describe(cfg.member_store)
     print(f"tuneall: searching {cfg.space.name!r} on {cfg.dataset} at C = {cfg.budget}: {cfg.searcher}{startup}, "
           f"{total} trials, {at_once} at a time, {cfg.seeds} seed(s) each{store} -> {R.storage.display(out)}",
           flush=True)

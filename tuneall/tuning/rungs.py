@@ -51,7 +51,7 @@ def rung_job(config: dict, ctx, data) -> dict:
         later.setdefault(plans[k].steps, set()).update(schedule_evals(p.steps, ctx.budget.min_steps))
     trainer = keyed_trainer(ctx.results_dir, data, ctx.reuse.get("ids"), torch.get_num_threads(),
                             horizons(plan.k, plans, "grid", lambda s: tuple(later[s])),
-                            storage=getattr(ctx, "storage", None))
+                            storage=getattr(ctx, "storage", None), root=ctx.reuse.get("store"))
     part = with_fraction(data, plan.allocation.data_fraction)
     # The curve reaches back over the earlier rungs' evaluations too (stored: free), so the fit sees a wider range.
     evals = tuple(sorted(set().union(*(rung_evals(rung_steps(plan.steps, g, ctx.budget.min_steps))

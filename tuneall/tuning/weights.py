@@ -38,7 +38,8 @@ def weights_of_chosen(cfg, data, out: Path, records: list[dict], best_id: str, v
     before = torch.get_num_threads()
     torch.set_num_threads(cfg.resources.threads)
     try:
-        stored = stored_weights(out, plan, data, part, cfg.resources.threads, cfg.rule)
+        stored = stored_weights(out, plan, data, part, cfg.resources.threads, cfg.rule,
+                                (ctx.reuse or {}).get("store"))
         if stored is not None:  # every member's weights at this T were kept when it was trained: no training
             result = stored
         else:
@@ -54,7 +55,7 @@ def weights_of_chosen(cfg, data, out: Path, records: list[dict], best_id: str, v
         torch.set_num_threads(before)
 
 
-def stored_weights(out: Path, plan, data, part, threads: int, rule: str):
+def stored_weights(out: Path, plan, data, part, threads: int, rule: str, root=None):
     """The trial's result (with its members' weights) answered from the member store without training, when every
     member's record holds its weights at the trial's steps (kept while it trained: tuneall.store.reuse); else None."""
     from tuneall.store import records as S
@@ -62,7 +63,7 @@ def stored_weights(out: Path, plan, data, part, threads: int, rule: str):
     from tuneall.training.trial import curve_steps, run_trial
 
     # Keyed as the search's trials key them: the whole data's fingerprint (the key holds the data fraction).
-    trainer = keyed_trainer(out, data, None, threads)
+    trainer = keyed_trainer(out, data, None, threads, root=root)
     for seeds in plan.seeds:
         for seed in seeds:
             key = trainer.key(plan, seed)
