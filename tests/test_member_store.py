@@ -147,10 +147,27 @@ def _grid(store, budget, data, ks=(1, 2, 4)):
     plans = architecture_plans(POINT, ks, budget, data.info, repeats=1)
     counts, out = Counter(), {}
     for k in sorted(plans, reverse=True):
-        tr = StoreTrainer(store, S.data_fingerprint(data), torch.get_num_threads(), horizons(k, plans, "grid"))
+        tr = StoreTrainer(store, S.data_fingerprint(data), torch.get_num_threads(), horizons(k, plans, "grid"),
+                          grid_states=True)  # as on a shared store (--member-store DIR)
         out[k] = run_trial(plans[k], data, trainer=tr)
         counts.update(tr.counts)
     return plans, out, counts
+
+
+def test_grid_states_are_kept_only_in_a_shared_store(digits, tmp_path):
+    """A results directory's own store keeps no replay states (records stay small); a shared one does."""
+    from tuneall.store.reuse import keyed_trainer
+
+    own = keyed_trainer(tmp_path / "run", digits, None, 1)
+    shared = keyed_trainer(tmp_path / "run", digits, None, 1, root=tmp_path / "shared")
+    assert not own.grid_states and shared.grid_states
+    plans = architecture_plans(POINT, (1,), BUDGET, digits.info, repeats=1)
+    states = []
+    for tr in (own, shared):
+        run_trial(plans[1], digits, trainer=tr)
+        (path,) = tr.store.record_files()
+        states.append(torch.load(path, weights_only=True)["record"]["checkpoints"])
+    assert states[0] == {} and len(states[1]) >= 3
 
 
 def test_a_grid_at_3c_after_one_at_c_trains_only_what_the_first_did_not_plus_replays(digits, tmp_path):

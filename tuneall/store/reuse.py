@@ -76,8 +76,11 @@ class StoreTrainer:
     method = "sequential"
 
     def __init__(self, store: S.MemberStore, data_id: str, threads: int, member_horizons=None,
-                 snapshot_steps=(), models: dict | None = None):
+                 snapshot_steps=(), models: dict | None = None, grid_states: bool = False):
         self.store, self.data_id, self.threads, self.member_horizons = store, data_id, threads, member_horizons
+        # Whole states on the budget-independent grid (tuneall.store.replay) make a record about 10x larger; they
+        # pay only where other runs, at other budgets, read the store: a shared one (--member-store DIR).
+        self.grid_states = grid_states
         self.models = dict(models or {})
         self.snapshot_steps = tuple(sorted(set(snapshot_steps)))  # trials' own T: their weights kept in the store
         self.counts = {"member_steps_trained": 0, "member_steps_reused": 0, "members_trained": 0,
@@ -107,12 +110,13 @@ class StoreTrainer:
 
         def train(seed, steps, evals, start=None):
             # Weights at every trial's T in snapshot_steps (the trial's own among them) are kept on the way, and
-            # whole states on the budget-independent grid that later runs replay from (tuneall.store.replay).
+            # (a shared store) whole states on the budget-independent grid that later runs replay from.
             first = int(start["step"]) if start else 0
             return train_member(a.family, a.width, plan.depth, data, steps, seed, plan.train, evals,
                                 start=start, keep_state=True,
                                 snapshot_steps=tuple(t for t in self.snapshot_steps if t <= steps),
-                                checkpoint_steps=tuple(s for s in grid_steps(steps) if s > first))
+                                checkpoint_steps=tuple(s for s in grid_steps(steps) if s > first)
+                                if self.grid_states else ())
 
         flat, counts = S.fetch_or_train(self.store, requests, train, MemberResult)
         for k, v in counts.items():
@@ -148,7 +152,7 @@ def keyed_trainer(results_dir, data, ids: dict | None, threads: int, member_hori
     from tuneall.store.keys import data_id
 
     return StoreTrainer(open_store(results_dir, storage, root), data_id(ids, data), threads, member_horizons,
-                        models=(ids or {}).get("models"), **kw)
+                        models=(ids or {}).get("models"), grid_states=root is not None, **kw)
 
 
 

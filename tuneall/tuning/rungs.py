@@ -83,7 +83,7 @@ def _first_member_curve(trainer: StoreTrainer, plan, data, labels, split: str) -
 
     h_steps, h_evals = trainer.member_horizons[0] if trainer.member_horizons else (plan.steps, ())
     first = StoreTrainer(trainer.store, trainer.data_id, trainer.threads, [(h_steps, tuple(h_evals))],
-                         models=trainer.models)
+                         models=trainer.models, grid_states=trainer.grid_states)
     reps = first(replace(plan, steps=h_steps, seeds=tuple((s[0],) for s in plan.seeds)), data, None, tuple(h_evals))
     for k in ("member_steps_trained", "members_trained", "store_records_rejected"):
         trainer.counts[k] += first.counts[k]
