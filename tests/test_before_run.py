@@ -89,3 +89,16 @@ def test_no_question_without_a_terminal(tmp_path, monkeypatch, capsys):
     assert P.preflight(c, feasible, 2, verbose=0).total_s > 0
     monkeypatch.setattr("sys.stdin", Tty("n\n"))
     P.preflight(c, feasible, 2, verbose=0, confirm=False)  # --yes: not asked
+
+
+@pytest.mark.parametrize("trials, says", [(2, "(all 2 random: TPE models from trial 4 on)"),
+                                          (20, "(5 random start-up trials)")])
+def test_the_start_line_says_how_many_tpe_trials_are_random(tmp_path, capsys, trials, says):
+    from tuneall.core.budget import Budget
+    from tuneall.planning.space import parse_space
+    from tuneall.tuning.driver import SearchConfig, _announce
+
+    c = SearchConfig(budget=Budget(2e6, min_steps=20), space=parse_space(TINY), trials=trials, seeds=1,
+                     storage_path=str(tmp_path))
+    _announce(c, trials, 1, tmp_path / "s")
+    assert f"tpe {says}, {trials} trials" in capsys.readouterr().out

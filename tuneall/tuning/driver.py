@@ -221,7 +221,9 @@ def _trials(cfg: SearchConfig, data, done: list[dict], grid_points, storage, est
 def _announce(cfg: SearchConfig, total: int, at_once: int, out: Path) -> None:
     from tuneall.tuning.sampling import tpe_startup
 
-    startup = f" ({tpe_startup(cfg.trials)} random start-up trials)" if cfg.searcher == "tpe" else ""
+    n = tpe_startup(cfg.trials)
+    startup = ("" if cfg.searcher != "tpe" else f" ({n} random start-up trials)" if n < cfg.trials else
+               f" (all {cfg.trials} random: TPE models from trial {n + 1} on)")
     from tuneall.store.shared import describe
 
     store = describe(cfg.member_store)
