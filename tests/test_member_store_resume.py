@@ -46,7 +46,8 @@ def test_sigkill_then_resume_keeps_stored_members(tmp_path):
     files = _records(store)
     assert len(files) == 2 * 3  # 2 widths x members 0..2 (k <= 3), one seed: one record each
     assert all(files[n] == t for n, t in stored.items())  # no stored member was trained (rewritten) again
-    trained = sum(r["metrics"]["members_trained"] for r in after if "members_trained" in r["metrics"])
+    assert all("members_trained" in r["metrics"] for r in after)  # the store's count, in every trial's row
+    trained = sum(r["metrics"]["members_trained"] for r in after)
     # Each member trained at most once over both runs, except one in flight at the kill (its record never written).
     assert trained <= 6 + 1
     assert json.loads((out / "tuneall.json").read_text())["state"] == "complete"
