@@ -60,3 +60,12 @@ def wait_for(pred, timeout: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def run_to_end(args: list[str], tmp: Path, timeout: float = 400) -> None:
+    """Run the CLI to its end (a resume, say): exit 0 or the driver log's tail; nothing it started is left."""
+    proc = cli(args, tmp)
+    try:
+        assert proc.wait(timeout=timeout) == 0, (tmp / "driver.log").read_text()[-3000:]
+    finally:
+        kill_tree(proc.pid)

@@ -10,6 +10,7 @@ import pytest
 from tuneall.rundir import journal
 from tuneall.store.records import STORE_DIR
 
+from procs import run_to_end
 from test_reliability import SPACE, _cli, _kill_group, _wait
 
 
@@ -36,11 +37,7 @@ def test_sigkill_then_resume_keeps_stored_members(tmp_path):
         proc.wait(timeout=30)
     before = journal.read(out)
     stored = _records(store)
-    proc = _cli(["resume", str(out), "--verbose", "0"], tmp_path)
-    try:
-        assert proc.wait(timeout=400) == 0, (tmp_path / "driver.log").read_text()[-3000:]
-    finally:
-        _kill_group(proc.pid)
+    run_to_end(["resume", str(out), "--verbose", "0"], tmp_path)
     after = journal.read(out)
     assert len(after) == 6 and after[: len(before)] == before  # finished trials kept, never re-run
     files = _records(store)
@@ -70,11 +67,7 @@ def test_sigkill_during_halving_then_resume_keeps_every_finished_rung_trial(tmp_
         _kill_group(proc.pid)
         proc.wait(timeout=30)
     before = (out / HALVING_LOG).read_text().splitlines()
-    proc = _cli(["resume", str(out), "--verbose", "0"], tmp_path)
-    try:
-        assert proc.wait(timeout=400) == 0, (tmp_path / "driver.log").read_text()[-3000:]
-    finally:
-        _kill_group(proc.pid)
+    run_to_end(["resume", str(out), "--verbose", "0"], tmp_path)
     after = read_log(out)
     assert (out / HALVING_LOG).read_text().splitlines()[: len(before)] == before  # kept as written
     keys = [(r["rung"], point_id(r["point"])) for r in after]

@@ -15,7 +15,7 @@ import pytest
 
 from tuneall.rundir import journal
 
-from procs import cli as _cli, kill_tree as _kill_group, wait_for as _wait  # shared with other end-to-end tests
+from procs import cli as _cli, kill_tree as _kill_group, run_to_end, wait_for as _wait  # shared
 
 SPACE = """
 name: kill
@@ -45,11 +45,7 @@ def test_sigkill_then_resume_loses_and_reruns_nothing(tmp_path):
     assert not (out / "summary.md").exists()
 
     # Resume (same command plus --resume): finished trials are kept, the rest run, nothing twice.
-    proc = _cli([*args, "--resume"], tmp_path)
-    try:
-        assert proc.wait(timeout=400) == 0, (tmp_path / "driver.log").read_text()[-3000:]
-    finally:
-        _kill_group(proc.pid)
+    run_to_end([*args, "--resume"], tmp_path)
     after = journal.read(out)
     ids = [r["trial_id"] for r in after]
     assert len(after) == 6 and len(set(ids)) == 6

@@ -17,7 +17,8 @@ from tuneall.rundir import results as R
 from tuneall.runner import signals
 from tuneall.tuning.halving import read_log
 
-from procs import cli as _cli, descendants as _descendants, kill_tree as _kill_group, wait_for as _wait
+from procs import cli as _cli, descendants as _descendants, kill_tree as _kill_group, run_to_end, \
+    wait_for as _wait
 
 
 @pytest.fixture(autouse=True)
@@ -253,11 +254,7 @@ def test_a_signal_stops_cleanly_and_resume_loses_nothing(tmp_path, sig, code, mo
     assert all(r["error"] is None for r in kept)  # trials the signal killed are not recorded as failures
     rungs = len(read_log(out))
 
-    proc = _cli(["resume", str(out), "--verbose", "0"], tmp_path)
-    try:
-        assert proc.wait(timeout=400) == 0, (tmp_path / "driver.log").read_text()[-3000:]
-    finally:
-        _kill_group(proc.pid)
+    run_to_end(["resume", str(out), "--verbose", "0"], tmp_path)
     after = journal.read(out)
     ids = [r["trial_id"] for r in after]
     assert len(ids) == len(set(ids)) and set(ids) >= {r["trial_id"] for r in kept}
