@@ -62,12 +62,27 @@ def run(args, name: str, conf: dict) -> Path:
     out_name = args.name or name + ("-smoke" if args.smoke_test else "-cifar10" if args.cifar else
                                     f"-{conf.get('dataset', 'mnist1d')}")
     target = Path(args.out) / out_name
+    # --overwrite keeps the old directory beside the new run until it finishes: a stopped or failed rerun puts it back
+    # (a SIGKILLed one leaves it as .NAME.old, named on the way in).
+    old = target.with_name(f".{target.name}.old")
     if target.exists() and args.overwrite:
-        shutil.rmtree(target)
-    return sweep(budgets, storage_path=args.out, name=out_name, num_cpus=args.num_cpus, address=args.address,
-                 data_dir=args.data_dir, verbose=args.verbose if not args.smoke_test else 0,
-                 executor="local" if args.local else "ray",
-                 argv=[Path(sys.argv[0]).name, *sys.argv[1:]], **conf)
+        if old.exists():
+            sys.exit(f"{old} is left from an earlier --overwrite: restore it to {target} or delete it first")
+        target.rename(old)
+        print(f"the old {target.name} is kept as {old} until the new run finishes", flush=True)
+    try:
+        out = sweep(budgets, storage_path=args.out, name=out_name, num_cpus=args.num_cpus, address=args.address,
+                    data_dir=args.data_dir, verbose=args.verbose if not args.smoke_test else 0,
+                    executor="local" if args.local else "ray",
+                    argv=[Path(sys.argv[0]).name, *sys.argv[1:]], **conf)
+    except BaseException:
+        if old.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            old.rename(target)
+            print(f"the run did not finish: the old {target.name} is restored", file=sys.stderr, flush=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return out
 
 
 def cell(row, **over) -> dict:
