@@ -26,7 +26,7 @@ SPACE = {"name": "seed003", "families": ["cnn3"], "lr": 0.05, "momentum": 0.9}
 SMOKE = dict(dataset="digits", budgets="2e5:8e5:2", seeds=1, min_steps=10,
              space={**SPACE, "width": [0.25], "k": [1], "data_fraction": [0.25, 1.0], "batch_size": 32})
 # mnist1d has 4000 training signals (31 steps per epoch at batch 128); 0.1 of it is 3 steps per epoch.
-DEFAULT = dict(dataset="mnist1d", budgets="5e5:1.6e7:5", seeds=3,
+DEFAULT = dict(dataset="mnist1d", budgets="5e5:1.6e7:5", seeds=5,
                space={**SPACE, "width": [0.5, 1.0], "k": [1, 2], "data_fraction": [0.1, 0.25, 0.5, 1.0],
                       "batch_size": 128})
 CIFAR = dict(dataset="cifar10", budgets="1e8:3e10:6", seeds=3, gpus_per_trial=0.25,
