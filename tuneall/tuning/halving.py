@@ -122,11 +122,17 @@ def cap_of(n: int, eta: int = ETA, cap: float = CAP) -> int:
 
 
 def rung_steps(full_steps: int, fraction: float, min_steps: int = 1) -> int:
-    """A rung's steps: the fraction of the factory's T, but at least RUNG_MIN_STEPS (or the budget's minimum steps
-    per member, if fewer) and never above T. Not the budget's minimum itself: at 50 steps, say, every allocation
-    with T < 50/fraction would run most of its trial at the first rung, and large models at tight budgets (the ones
+    """A rung's steps: the fraction of the factory's T on the grid {4, 5, 6, 7} x 2^i (the nearest step, ratio at
+    most 1.25 apart: :func:`tuneall.store.replay.nearest_grid_step`), but at least RUNG_MIN_STEPS (or the budget's
+    minimum steps per member, if fewer) and never above T. On the grid, the rungs of every k of an architecture
+    read its members at the same few steps, so a member is evaluated about four times an octave however many k
+    read it (:mod:`tuneall.tuning.rungs`). Not the budget's minimum itself: at 50 steps, say, every allocation with
+    T < 50/fraction would run most of its trial at the first rung, and large models at tight budgets (the ones
     halving should drop cheaply) are exactly those."""
-    return min(full_steps, max(min(min_steps, RUNG_MIN_STEPS), 1, int(round(full_steps * fraction))))
+    from tuneall.store.replay import nearest_grid_step
+
+    return min(full_steps, max(min(min_steps, RUNG_MIN_STEPS), 1,
+                               nearest_grid_step(int(round(full_steps * fraction)))))
 
 
 def read_log(results_dir) -> list[dict]:

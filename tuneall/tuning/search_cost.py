@@ -30,9 +30,8 @@ def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1,
 
     def run_rung(fraction: float, pts: list[dict]) -> list[dict]:
         rctx = replace(ctx, job=rung_job, reuse={**(ctx.reuse or {}), "mode": "grid", "ks": reuse_ks(pts)})
-        configs = [{"point": p, "fraction": fraction} for p in sorted(pts, key=lambda p: -int(p["k"]))]
-        got = {H.point_id(c["point"]): m for c, m in _run(cfg, rctx, data, out, configs, fraction,
-                                                           H.RUNGS.index(fraction))}
+        got = {H.point_id(p): m for p, m in _run(cfg, rctx, data, out, architectures(pts, data.info, ctx.budget),
+                                                 fraction, H.RUNGS.index(fraction))}
         ran.extend(got.values())
         return [got.get(H.point_id(p), {"status": "failed"}) for p in pts]
 
@@ -47,9 +46,33 @@ def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1,
     return alive
 
 
-def _run(cfg, ctx, data, out: Path, configs: list[dict], fraction: float, rung: int) -> list[tuple[dict, dict]]:
-    """(config, metrics) of each config run as a Ray Tune trial of the runner's trainable; each finished one is
-    logged to ``halving.jsonl`` the moment it finishes (a stop mid-rung keeps it)."""
+def architectures(pts: list[dict], info, budget) -> list[list[dict]]:
+    """``pts`` by architecture (every field but k; a design-class point is its own), widest k first; the
+    architectures with the most member-steps x parameters at the full budget first, so the longest trials do not
+    start last (a rung's wall time is its longest trial's when they run side by side)."""
+    from tuneall.planning.points import plan_point
+    from tuneall.store.reuse import arch_key
+    from tuneall.tuning.halving import point_id
+
+    groups: dict[str, list[dict]] = {}
+    for p in sorted(pts, key=lambda p: -int(p["k"])):
+        groups.setdefault(point_id(p) if p.get("design") else arch_key(p), []).append(p)
+
+    def cost(g: list[dict]) -> float:
+        try:
+            plan = plan_point(g[-1], budget, info)  # the narrowest k: the longest member
+        except Exception:  # noqa: BLE001 - ordering only: the trial reports the point's own failure
+            return 0.0
+        return float(plan.params_per_member) * plan.steps * len(g)
+
+    return sorted(groups.values(), key=lambda g: -cost(g))
+
+
+def _run(cfg, ctx, data, out: Path, configs: list[list[dict]], fraction: float,
+         rung: int) -> list[tuple[dict, dict]]:
+    """(point, metrics) of each point of ``configs`` (one list of points per architecture, each run as one Ray Tune
+    trial of the runner's trainable); each finished trial's points are logged to ``halving.jsonl`` the moment it
+    finishes (a stop mid-rung keeps them)."""
     from ray import tune
 
     from tuneall.tuning._callbacks import RungLogCallback
@@ -60,11 +83,16 @@ def _run(cfg, ctx, data, out: Path, configs: list[dict], fraction: float, rung: 
     # verbose=0: Ray prints nothing; the rung's one line is halving's own
     results = run_tune(with_trial_resources(ctx, data, lambda config: res.bundles(1)), name=f"halving-{fraction:.4g}",
                        storage_path=ray_path(out), concurrency=concurrency(cfg, res.cpus), max_failures=cfg.max_failures,
-                       param_space={"point": tune.grid_search([c["point"] for c in configs]), "fraction": fraction},
+                       param_space={"points": tune.grid_search(configs), "fraction": fraction},
                        callbacks=[RungLogCallback(str(out), rung, fraction)])
-    # A trial stopped before it was configured has no point (only after a stop, which raises before this).
-    return [(c, m if not err else {"status": "failed", "error": err}) for _, c, m, err in outcomes(results)
-            if "point" in c]
+    # A trial stopped before it was configured has no points (only after a stop, which raises before this).
+    got = []
+    for _, c, m, err in outcomes(results):
+        if err or not m.get("points"):
+            got += [(p, {"status": "failed", "error": err or "no result"}) for p in c.get("points") or []]
+        else:
+            got += [(e["point"], e["metrics"]) for e in m["points"]]
+    return got
 
 
 def grid_reuse_cost(feasible) -> dict:
