@@ -119,7 +119,8 @@ def test_one_rung_trial_per_architecture_trains_each_member_once_and_full_trials
     full = architecture_plans(point, (1, 2, 4), BUDGET, user["data"].info, repeats=2)
     trained = 0
     for i, ks in enumerate([(1, 2, 4), (1, 4)]):
-        got = rung_job({"points": [{**point, "k": k} for k in ks], "fraction": H.RUNGS[i]}, ctx, user["data"])
+        got = rung_job({"trial": {"points": [{**point, "k": k} for k in ks]}, "fraction": H.RUNGS[i]}, ctx,
+                       user["data"])
         assert [e["point"]["k"] for e in got["points"]] == sorted(ks, reverse=True)
         for e in got["points"]:
             m = e["metrics"]
@@ -147,6 +148,18 @@ def test_one_rung_trial_per_architecture_trains_each_member_once_and_full_trials
         members += tr.counts["members_trained"]
         assert tr.counts["member_steps_replayed"] == 0
     assert members == 2 * 4  # each continued once more, from where the rungs left it
+    # The rung's trial split in two (every other k, as rung_trials splits one to fill idle CPUs): the same
+    # horizons, so the same numbers for every k.
+    first = rung_job({"trial": {"points": [{**point, "k": k} for k in (1, 2, 4)]}, "fraction": H.RUNGS[0]},
+                     _rung_ctx(user, tmp_path / "whole"), user["data"])
+    halves = [rung_job({"trial": {"points": [{**point, "k": k} for k in ks], "arch_ks": [1, 2, 4]},
+                        "fraction": H.RUNGS[0]}, _rung_ctx(user, tmp_path / "split"), user["data"])
+              for ks in ((4, 1), (2,))]
+    split = {e["point"]["k"]: e["metrics"] for h in halves for e in h["points"]}
+    for e in first["points"]:
+        m = split[e["point"]["k"]]
+        assert {c: m[c] for c in ("steps", "rung_steps", "curve", "member_steps_curve", "member_curve")} == {
+            c: e["metrics"][c] for c in ("steps", "rung_steps", "curve", "member_steps_curve", "member_curve")}
     assert trained == 2 * 4 * full[4].steps + 2 * (full[1].steps - full[4].steps)  # each member trained once
 
 
@@ -162,6 +175,19 @@ def test_the_rung_log_gets_one_record_per_point_of_a_finished_architecture_trial
     cb.on_trial_complete(0, [], SimpleNamespace(config={"points": [{"width": 2.0, "k": 1}]}, last_result={}))
     log = H.read_log(tmp_path)  # the second trial stopped before it reported: nothing of it
     assert [(r["rung"], r["point"], r["metrics"]["k"]) for r in log] == [(0, p, p["k"]) for p in pts]
+
+
+def test_a_rung_is_one_trial_per_architecture_split_only_to_fill_idle_slots():
+    from tuneall.tuning.search_cost import rung_trials
+
+    points = [{"width": w, "depth": 1, "k": k} for w in (1.0, 2.0) for k in (1, 2, 3, 4, 6, 8)]
+    one = rung_trials(points, None, None, slots=2)
+    assert len(one) == 2 and all(len(t["points"]) == 6 and t["arch_ks"] == [1, 2, 3, 4, 6, 8] for t in one)
+    assert [p["k"] for p in one[0]["points"]] == [8, 6, 4, 3, 2, 1]  # widest first: it trains every member
+    late = rung_trials(points[6:9], None, None, slots=4)  # one architecture left with three k, four slots
+    assert [[p["k"] for p in t["points"]] for t in late] == [[3], [1], [2]]
+    assert all(t["arch_ks"] == [1, 2, 3] for t in late)  # planned alike: the same horizons in every share
+    assert rung_trials(points[6:9], None, None, slots=1) == [{"points": points[6:9][::-1], "arch_ks": [1, 2, 3]}]
 
 
 def test_a_resume_mid_rung_runs_only_the_architectures_not_logged(tmp_path):

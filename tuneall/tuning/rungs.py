@@ -46,18 +46,22 @@ def member_horizons(full: dict, rung: dict, min_steps: int) -> list[tuple[int, t
 
 
 def rung_job(config: dict, ctx, data) -> dict:
-    """A halving rung's trial for one architecture: ``config["points"]`` (its alive points, every k) trained to
-    ``fraction`` of each point's T through one store trainer, so each member is trained once and read from the
-    trainer's cache by every other k. Returns ``{"status": "ok", "points": [{"point", "metrics"}, ...]}``, each
-    metrics the one halving reads (:func:`tuneall.tuning.halving.select`), with the member-steps trained for it."""
+    """A halving rung's trial for one architecture: ``config["trial"]["points"]`` (its alive points, every k, or a
+    share of them: :func:`tuneall.tuning.search_cost.rung_trials`) trained to ``config["fraction"]`` of each point's
+    T through one store trainer, its members planned over ``config["trial"]["arch_ks"]`` (default: the points' k),
+    so each member is trained once and read from the trainer's cache by every other k. Returns ``{"status": "ok",
+    "points": [{"point", "metrics"}, ...]}``, each metrics the one halving reads
+    (:func:`tuneall.tuning.halving.select`), with the member-steps trained for it."""
     import torch
 
     from tuneall.data import with_fraction
 
-    pts, f = sorted(config["points"], key=lambda p: -int(p["k"])), float(config["fraction"])
+    trial, f = config["trial"], float(config["fraction"])
+    pts = sorted(trial["points"], key=lambda p: -int(p["k"]))
+    ks = {int(k) for k in trial.get("arch_ks") or ()} | {int(p["k"]) for p in pts}
     ms = ctx.budget.min_steps
-    full = architecture_plans(pts[0], [p["k"] for p in pts], ctx.budget, data.info, ctx.seeds, ctx.seed)
-    full = {k: p for k, p in full.items() if k in {int(q["k"]) for q in pts}}
+    full = architecture_plans(pts[0], ks, ctx.budget, data.info, ctx.seeds, ctx.seed)
+    full = {k: p for k, p in full.items() if k in ks}
     train = ctx.train_config(next(iter(full.values())).train)
     plans = {k: replace(p, train=train, steps=rung_steps(p.steps, f, ms)) for k, p in full.items()}
     trainer = keyed_trainer(ctx.results_dir, data, ctx.reuse.get("ids"), torch.get_num_threads(),

@@ -30,8 +30,11 @@ def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1,
 
     def run_rung(fraction: float, pts: list[dict]) -> list[dict]:
         rctx = replace(ctx, job=rung_job, reuse={**(ctx.reuse or {}), "mode": "grid", "ks": reuse_ks(pts)})
-        got = {H.point_id(p): m for p, m in _run(cfg, rctx, data, out, architectures(pts, data.info, ctx.budget),
-                                                 fraction, H.RUNGS.index(fraction))}
+        from tuneall.runner import concurrency
+
+        slots = concurrency(cfg, cfg.resources.cpus)
+        got = {H.point_id(p): m for p, m in _run(cfg, rctx, data, out, rung_trials(pts, data.info, ctx.budget, slots),
+                                                 slots, fraction, H.RUNGS.index(fraction))}
         ran.extend(got.values())
         return [got.get(H.point_id(p), {"status": "failed"}) for p in pts]
 
@@ -68,28 +71,46 @@ def architectures(pts: list[dict], info, budget) -> list[list[dict]]:
     return sorted(groups.values(), key=lambda g: -cost(g))
 
 
-def _run(cfg, ctx, data, out: Path, configs: list[list[dict]], fraction: float,
+def rung_trials(pts: list[dict], info, budget, slots: int = 1) -> list[dict]:
+    """A rung's trials: one per architecture (:func:`architectures`), ``{"points": its points, "arch_ks": its
+    architecture's k at this rung}``. While there are fewer than ``slots`` (trials the cluster runs at once), the
+    trial with the most points is split in two (every other k): both plan the architecture's members alike (from
+    ``arch_ks``: the same horizons, so reuse stays exact) and train them side by side, each skipping a member the
+    other is training (:func:`tuneall.store.records.fetch_or_train`), so one architecture left at a late rung still
+    uses the idle CPUs."""
+    trials = [(g, g) for g in architectures(pts, info, budget)]
+    while len(trials) < slots:
+        i = max(range(len(trials)), key=lambda i: len(trials[i][0]))
+        own, arch = trials[i]
+        if len(own) < 2:
+            break
+        trials[i:i + 1] = [(own[0::2], arch), (own[1::2], arch)]
+    return [{"points": own, "arch_ks": sorted(int(p["k"]) for p in arch)} for own, arch in trials]
+
+
+def _run(cfg, ctx, data, out: Path, configs: list[dict], slots: int, fraction: float,
          rung: int) -> list[tuple[dict, dict]]:
-    """(point, metrics) of each point of ``configs`` (one list of points per architecture, each run as one Ray Tune
-    trial of the runner's trainable); each finished trial's points are logged to ``halving.jsonl`` the moment it
-    finishes (a stop mid-rung keeps them)."""
+    """(point, metrics) of each point of ``configs`` (:func:`rung_trials`, each run as one Ray Tune trial of the
+    runner's trainable); each finished trial's points are logged to ``halving.jsonl`` the moment it finishes (a stop
+    mid-rung keeps them)."""
     from ray import tune
 
     from tuneall.tuning._callbacks import RungLogCallback
     from tuneall.rundir.storage import ray_path
-    from tuneall.runner import concurrency, outcomes, run_tune, with_trial_resources
+    from tuneall.runner import outcomes, run_tune, with_trial_resources
 
     res = cfg.resources
     # verbose=0: Ray prints nothing; the rung's one line is halving's own
     results = run_tune(with_trial_resources(ctx, data, lambda config: res.bundles(1)), name=f"halving-{fraction:.4g}",
-                       storage_path=ray_path(out), concurrency=concurrency(cfg, res.cpus), max_failures=cfg.max_failures,
-                       param_space={"points": tune.grid_search(configs), "fraction": fraction},
+                       storage_path=ray_path(out), concurrency=slots, max_failures=cfg.max_failures,
+                       param_space={"trial": tune.grid_search(configs), "fraction": fraction},
                        callbacks=[RungLogCallback(str(out), rung, fraction)])
     # A trial stopped before it was configured has no points (only after a stop, which raises before this).
     got = []
     for _, c, m, err in outcomes(results):
         if err or not m.get("points"):
-            got += [(p, {"status": "failed", "error": err or "no result"}) for p in c.get("points") or []]
+            got += [(p, {"status": "failed", "error": err or "no result"}) for p in (c.get("trial") or {}).get(
+                "points") or []]
         else:
             got += [(e["point"], e["metrics"]) for e in m["points"]]
     return got
@@ -108,4 +129,4 @@ def grid_reuse_cost(feasible) -> dict:
     return {"fresh": fresh, "reuse": reuse, "points": len(feasible)}
 
 
-__all__ = ["run_halving", "grid_reuse_cost"]
+__all__ = ["run_halving", "architectures", "rung_trials", "grid_reuse_cost"]
