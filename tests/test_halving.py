@@ -190,6 +190,19 @@ def test_a_rung_is_one_trial_per_architecture_split_only_to_fill_idle_slots():
     assert rung_trials(points[6:9], None, None, slots=1) == [{"points": points[6:9][::-1], "arch_ks": [1, 2, 3]}]
 
 
+def test_an_architecture_costing_more_than_a_slots_share_is_split_into_as_many_shares(monkeypatch):
+    from tuneall.tuning import search_cost
+
+    big = [{"width": 1.0, "k": k} for k in (4, 3, 2, 1)]
+    small = [{"width": 2.0, "k": 1}]
+    monkeypatch.setattr(search_cost, "_costed", lambda *a: [(big, 2.0), (small, 1.0)])
+    trials = search_cost.rung_trials(big + small, None, None, slots=2)
+    assert [[p["k"] for p in t["points"]] for t in trials] == [[4, 2], [3, 1], [1]]  # 2/3 of the work: 2 shares
+    assert [t["arch_ks"] for t in trials] == [[1, 2, 3, 4], [1, 2, 3, 4], [1]]
+    monkeypatch.setattr(search_cost, "_costed", lambda *a: [(big, 1.0), (small, 1.0)])
+    assert len(search_cost.rung_trials(big + small, None, None, slots=2)) == 2  # balanced: one trial each
+
+
 def test_a_resume_mid_rung_runs_only_the_architectures_not_logged(tmp_path):
     """A stop mid-rung left one architecture's trial logged: the resume asks for the other architecture only, and
     it is one trial (search_cost.architectures groups a rung's points)."""

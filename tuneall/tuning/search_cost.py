@@ -33,8 +33,9 @@ def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1,
         from tuneall.runner import concurrency
 
         slots = concurrency(cfg, cfg.resources.cpus)
-        got = {H.point_id(p): m for p, m in _run(cfg, rctx, data, out, rung_trials(pts, data.info, ctx.budget, slots),
-                                                 slots, fraction, H.RUNGS.index(fraction))}
+        trials = rung_trials(pts, data.info, ctx.budget, slots, fraction)
+        got = {H.point_id(p): m for p, m in _run(cfg, rctx, data, out, trials, slots, fraction,
+                                                 H.RUNGS.index(fraction))}
         ran.extend(got.values())
         return [got.get(H.point_id(p), {"status": "failed"}) for p in pts]
 
@@ -49,13 +50,17 @@ def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1,
     return alive
 
 
-def architectures(pts: list[dict], info, budget) -> list[list[dict]]:
-    """``pts`` by architecture (every field but k; a design-class point is its own), widest k first; the
-    architectures with the most member-steps x parameters at the full budget first, so the longest trials do not
-    start last (a rung's wall time is its longest trial's when they run side by side)."""
-    from tuneall.planning.points import plan_point
-    from tuneall.store.reuse import arch_key
-    from tuneall.tuning.halving import point_id
+def architectures(pts: list[dict], info, budget, fraction: float | None = None) -> list[list[dict]]:
+    """``pts`` by architecture (every field but k; a design-class point is its own), widest k first, the costliest
+    first (:func:`_costed`), so the longest trials do not start last."""
+    return [g for g, _ in _costed(pts, info, budget, fraction)]
+
+
+def _costed(pts: list[dict], info, budget, fraction: float | None) -> list[tuple[list[dict], float]]:
+    """(an architecture's points, widest k first; its rung's parameter-steps: each member to the longest rung steps
+    of an alive k above it, as the rung trains it), the costliest first; cost 0 where it cannot be planned."""
+    from tuneall.store.reuse import arch_key, architecture_plans
+    from tuneall.tuning.halving import point_id, rung_steps
 
     groups: dict[str, list[dict]] = {}
     for p in sorted(pts, key=lambda p: -int(p["k"])):
@@ -63,22 +68,32 @@ def architectures(pts: list[dict], info, budget) -> list[list[dict]]:
 
     def cost(g: list[dict]) -> float:
         try:
-            plan = plan_point(g[-1], budget, info)  # the narrowest k: the longest member
+            plans = architecture_plans(g[0], [p["k"] for p in g], budget, info)
         except Exception:  # noqa: BLE001 - ordering only: the trial reports the point's own failure
             return 0.0
-        return float(plan.params_per_member) * plan.steps * len(g)
+        steps = {k: rung_steps(p.steps, fraction or 1.0, budget.min_steps) for k, p in plans.items()}
+        per = max((float(p.params_per_member) for p in plans.values()), default=0.0)
+        return per * sum(max(s for k, s in steps.items() if k > j) for j in range(max(steps, default=0)))
 
-    return sorted(groups.values(), key=lambda g: -cost(g))
+    return sorted(((g, cost(g)) for g in groups.values()), key=lambda gc: -gc[1])
 
 
-def rung_trials(pts: list[dict], info, budget, slots: int = 1) -> list[dict]:
+def rung_trials(pts: list[dict], info, budget, slots: int = 1, fraction: float | None = None) -> list[dict]:
     """A rung's trials: one per architecture (:func:`architectures`), ``{"points": its points, "arch_ks": its
-    architecture's k at this rung}``. While there are fewer than ``slots`` (trials the cluster runs at once), the
-    trial with the most points is split in two (every other k): both plan the architecture's members alike (from
-    ``arch_ks``: the same horizons, so reuse stays exact) and train them side by side, each skipping a member the
-    other is training (:func:`tuneall.store.records.fetch_or_train`), so one architecture left at a late rung still
-    uses the idle CPUs."""
-    trials = [(g, g) for g in architectures(pts, info, budget)]
+    architecture's k at this rung}``, except that an architecture costing more than a slot's fair share (``slots``:
+    trials the cluster runs at once) is split into as many shares (every n-th k), and while there are fewer trials
+    than slots the one with the most points is split in two. The shares of an architecture plan its members alike
+    (from ``arch_ks``: the same horizons, so reuse stays exact) and train them side by side, each skipping a member
+    another is training (:func:`tuneall.store.records.fetch_or_train`): an architecture that dominates a rung (often
+    the only one left at a late rung) still uses the idle CPUs."""
+    import math
+
+    costed = _costed(pts, info, budget, fraction)
+    total = sum(c for _, c in costed)
+    trials = []
+    for g, c in costed:
+        n = min(len(g), max(1, math.ceil(slots * c / total - 1e-9))) if total > 0 else 1
+        trials += [(g[i::n], g) for i in range(n)]
     while len(trials) < slots:
         i = max(range(len(trials)), key=lambda i: len(trials[i][0]))
         own, arch = trials[i]
