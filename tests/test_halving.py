@@ -8,6 +8,8 @@ import pytest
 
 from tuneall.tuning import halving as H
 
+from test_store_trust import user  # noqa: F401  (a fixture: a user model file and data loader)
+
 
 def _curve(E, A, alpha, steps, noise=0.0, seed=0):
     rng = np.random.default_rng(seed)
@@ -84,3 +86,143 @@ def test_a_large_k_allocation_still_at_chance_is_judged_by_its_first_members_lon
     assert H.member_floor(m_steps, member, 100) == pytest.approx((0.88, np.std([0.88, 0.87, 0.89], ddof=1) / 3 ** .5))
     # No member curve (an old rung log): the own prediction.
     assert H.predict_with_floor({**m, "member_curve": []}) == H.predict_full(own_steps, own, 153)
+
+
+def _rung_ctx(user, results_dir, seeds=2):
+    from test_store_trust import BUDGET
+
+    from tuneall.core.config import Resources
+    from tuneall.runner import TrialContext
+    from tuneall.store.keys import run_ids
+    from tuneall.tuning.rungs import rung_job
+
+    return TrialContext(job=rung_job, resources=Resources(), seeds=seeds, seed=0, budget=BUDGET, unit=BUDGET.unit,
+                        min_steps=BUDGET.min_steps, results_dir=str(results_dir),
+                        reuse={"mode": "grid", "ks": {}, "ids": run_ids(user["data"], [user["family"]])})
+
+
+def test_one_rung_trial_per_architecture_trains_each_member_once_and_full_trials_stay_exact(user, tmp_path):
+    """Two rungs of one architecture (k = 1, 2, 4, then 1 and 4 promoted), each one job for every alive k, then the
+    promoted points' full trials through the store: every member trained once (continued from rung to rung), every
+    k's metrics in halving's format with its steps and evaluations on the shared grid, and each full trial bit for
+    bit a fresh run."""
+    from test_store_trust import BUDGET
+
+    from tuneall.store.replay import grid_in
+    from tuneall.store.reuse import architecture_plans, horizons, keyed_trainer
+    from tuneall.training.trial import run_trial, train_sequential
+    from tuneall.tuning.rungs import rung_job
+
+    point = {"family": user["family"], "width": 1.0, "depth": 1, "k": 1, "data_fraction": 1.0, "batch_size": 16,
+             "optimizer": "sgd", "lr": 0.05}
+    ctx = _rung_ctx(user, tmp_path)
+    full = architecture_plans(point, (1, 2, 4), BUDGET, user["data"].info, repeats=2)
+    trained = 0
+    for i, ks in enumerate([(1, 2, 4), (1, 4)]):
+        got = rung_job({"trial": {"points": [{**point, "k": k} for k in ks]}, "fraction": H.RUNGS[i]}, ctx,
+                       user["data"])
+        assert [e["point"]["k"] for e in got["points"]] == sorted(ks, reverse=True)
+        for e in got["points"]:
+            m = e["metrics"]
+            assert m["status"] == "ok" and m["full_steps"] == full[e["point"]["k"]].steps
+            assert m["rung_steps"] == H.rung_steps(m["full_steps"], H.RUNGS[i], BUDGET.min_steps)
+            assert m["rung_steps"] in grid_in(1, m["rung_steps"]) and set(m["steps"]) <= set(grid_in(1, 1e9))
+            assert len(m["curve"]) == 2 and all(len(c) == len(m["steps"]) for c in m["curve"])
+            assert len(m["member_curve"]) == 2 and len(m["member_steps_curve"]) >= 3
+            assert H.predict_with_floor(m)[0] > 0
+        counts = [e["metrics"] for e in got["points"]]
+        assert sum(c["members_trained"] for c in counts) == 2 * 4  # members 0..3 of both seeds, once: the widest k's
+        assert all(c["members_trained"] == 0 for c in counts[1:])
+        trained += sum(c["member_steps_trained"] for c in counts)
+    # Member j's horizon at a rung: the longest rung steps of any alive k > j; rung 2 continued each from rung 1.
+    rs = [{k: H.rung_steps(full[k].steps, f, BUDGET.min_steps) for k in ks} for f, ks in zip(H.RUNGS, [(1, 2, 4),
+                                                                                                    (1, 4)])]
+    assert trained == 2 * sum(max(max(r[k] for k in r if k > j) for r in rs) for j in range(4))
+    plans, members = {k: full[k] for k in (1, 4)}, 0
+    for k in (1, 4):
+        tr = keyed_trainer(tmp_path, user["data"], ctx.reuse["ids"], 1, horizons(k, plans, "grid"))
+        got, fresh = run_trial(plans[k], user["data"], trainer=tr), run_trial(plans[k], user["data"],
+                                                                              trainer=train_sequential)
+        assert got.summary == fresh.summary and got.repeats == fresh.repeats and got.curve == fresh.curve
+        trained += tr.counts["member_steps_trained"]
+        members += tr.counts["members_trained"]
+        assert tr.counts["member_steps_replayed"] == 0
+    assert members == 2 * 4  # each continued once more, from where the rungs left it
+    # The rung's trial split in two (every other k, as rung_trials splits one to fill idle CPUs): the same
+    # horizons, so the same numbers for every k.
+    first = rung_job({"trial": {"points": [{**point, "k": k} for k in (1, 2, 4)]}, "fraction": H.RUNGS[0]},
+                     _rung_ctx(user, tmp_path / "whole"), user["data"])
+    halves = [rung_job({"trial": {"points": [{**point, "k": k} for k in ks], "arch_ks": [1, 2, 4]},
+                        "fraction": H.RUNGS[0]}, _rung_ctx(user, tmp_path / "split"), user["data"])
+              for ks in ((4, 1), (2,))]
+    split = {e["point"]["k"]: e["metrics"] for h in halves for e in h["points"]}
+    for e in first["points"]:
+        m = split[e["point"]["k"]]
+        assert {c: m[c] for c in ("steps", "rung_steps", "curve", "member_steps_curve", "member_curve")} == {
+            c: e["metrics"][c] for c in ("steps", "rung_steps", "curve", "member_steps_curve", "member_curve")}
+    assert trained == 2 * 4 * full[4].steps + 2 * (full[1].steps - full[4].steps)  # each member trained once
+
+
+def test_the_rung_log_gets_one_record_per_point_of_a_finished_architecture_trial(tmp_path):
+    from types import SimpleNamespace
+
+    from tuneall.tuning._callbacks import RungLogCallback
+
+    pts = [{"width": 1.0, "k": k} for k in (4, 2, 1)]
+    cb = RungLogCallback(str(tmp_path), 0, H.RUNGS[0])
+    cb.on_trial_complete(0, [], SimpleNamespace(config={"points": pts}, last_result={
+        "status": "ok", "points": [{"point": p, "metrics": {"status": "ok", "k": p["k"]}} for p in pts]}))
+    cb.on_trial_complete(0, [], SimpleNamespace(config={"points": [{"width": 2.0, "k": 1}]}, last_result={}))
+    log = H.read_log(tmp_path)  # the second trial stopped before it reported: nothing of it
+    assert [(r["rung"], r["point"], r["metrics"]["k"]) for r in log] == [(0, p, p["k"]) for p in pts]
+
+
+def test_a_rung_is_one_trial_per_architecture_split_only_to_fill_idle_slots():
+    from tuneall.tuning.search_cost import rung_trials
+
+    points = [{"width": w, "depth": 1, "k": k} for w in (1.0, 2.0) for k in (1, 2, 3, 4, 6, 8)]
+    one = rung_trials(points, None, None, slots=2)
+    assert len(one) == 2 and all(len(t["points"]) == 6 and t["arch_ks"] == [1, 2, 3, 4, 6, 8] for t in one)
+    assert [p["k"] for p in one[0]["points"]] == [8, 6, 4, 3, 2, 1]  # widest first: it trains every member
+    late = rung_trials(points[6:9], None, None, slots=4)  # one architecture left with three k, four slots
+    assert [[p["k"] for p in t["points"]] for t in late] == [[3], [1], [2]]
+    assert all(t["arch_ks"] == [1, 2, 3] for t in late)  # planned alike: the same horizons in every share
+    assert rung_trials(points[6:9], None, None, slots=1) == [{"points": points[6:9][::-1], "arch_ks": [1, 2, 3]}]
+
+
+def test_an_architecture_costing_more_than_a_slots_share_is_split_into_as_many_shares(monkeypatch):
+    from tuneall.tuning import search_cost
+
+    big = [{"width": 1.0, "k": k} for k in (4, 3, 2, 1)]
+    small = [{"width": 2.0, "k": 1}]
+    monkeypatch.setattr(search_cost, "_costed", lambda *a: [(big, 2.0), (small, 1.0)])
+    trials = search_cost.rung_trials(big + small, None, None, slots=2)
+    assert [[p["k"] for p in t["points"]] for t in trials] == [[4, 2], [3, 1], [1]]  # 2/3 of the work: 2 shares
+    assert [t["arch_ks"] for t in trials] == [[1, 2, 3, 4], [1, 2, 3, 4], [1]]
+    monkeypatch.setattr(search_cost, "_costed", lambda *a: [(big, 1.0), (small, 1.0)])
+    assert len(search_cost.rung_trials(big + small, None, None, slots=2)) == 2  # balanced: one trial each
+
+
+def test_a_resume_mid_rung_runs_only_the_architectures_not_logged(tmp_path):
+    """A stop mid-rung left one architecture's trial logged: the resume asks for the other architecture only, and
+    it is one trial (search_cost.architectures groups a rung's points)."""
+    from tuneall.tuning.search_cost import architectures
+
+    points = [{"width": w, "depth": 1, "k": k} for w in (1.0, 2.0) for k in (1, 2, 4)]
+
+    def metrics(p):
+        steps = [10, 20, 40, 80]
+        return {"status": "ok", "steps": steps, "full_steps": 720,
+                "curve": [_curve(0.3 / p["width"], 1.0, 0.5, steps, 0.001, s) for s in range(2)]}
+
+    for p in points[:3]:  # the width-1 trial finished and was logged before the stop
+        H.append_log(tmp_path, {"rung": 0, "fraction": H.RUNGS[0], "point": p, "metrics": metrics(p)})
+    asked = []
+
+    def run_rung(f, pts):
+        asked.append((f, architectures(pts, None, None)))
+        return [metrics(p) for p in pts]
+
+    H.select(points, run_rung, tmp_path, log=lambda *_: None)
+    assert asked[0] == (H.RUNGS[0], [[p for p in points[3:][::-1]]])  # one trial: width 2, widest k first
+    assert len(H.read_log(tmp_path)) == len(points) + sum(len(p) for _, g in asked[1:] for p in g)

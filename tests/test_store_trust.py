@@ -277,7 +277,9 @@ def test_halvings_single_member_floor_reads_a_planned_horizon_not_whatever_is_st
         ctx = TrialContext(job=rung_job, resources=Resources(), seeds=1, seed=0, budget=BUDGET, unit=BUDGET.unit,
                            min_steps=BUDGET.min_steps, results_dir=str(results_dir),
                            reuse={"mode": "grid", "ks": {arch_key(point): [1, 2, 4]}, "ids": ids})
-        return rung_job({"point": point, "fraction": RUNGS[0]}, ctx, user["data"])
+        got = rung_job({"trial": {"points": [{**point, "k": k} for k in (1, 2, 4)]}, "fraction": RUNGS[0]}, ctx,
+                       user["data"])
+        return next(e["metrics"] for e in got["points"] if e["point"]["k"] == 4)
 
     empty = rung(tmp_path / "a")
     assert len(empty["member_steps_curve"]) >= 3  # a real curve: the floor is read from it

@@ -269,7 +269,8 @@ class Request:
     horizon_evals: tuple[int, ...]
 
 
-def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable, result_cls) -> tuple[list, dict]:
+def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable, result_cls,
+                   cache: dict | None = None) -> tuple[list, dict]:
     """Answer every request from the store, training (``train(seed, steps, evals, start) -> MemberResult``, ``start``
     a stored state to continue from or None) what it lacks.
 
@@ -277,7 +278,9 @@ def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable,
     so a trial trains what it can while a duplicate finishes, then waits for it. Evaluations a record lacks below
     its last step (another budget's) are replayed from its grid states first (:mod:`tuneall.store.replay`). Returns
     (results in request order, counts: member-steps trained (replays included), replayed and reused, members trained
-    and reused)."""
+    and reused). ``cache`` (kid -> record without its states, filled here): a record read before answers a request
+    it covers without being read again (checked against its key when read, it stays exact for what it covers); one
+    it does not cover is read again under the lock (another trial may have grown it)."""
     out: list = [None] * len(requests)
     counts = {"member_steps_trained": 0, "member_steps_reused": 0, "members_trained": 0, "members_reused": 0,
               "member_steps_replayed": 0}
@@ -288,6 +291,12 @@ def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable,
         for i in pending:
             rq = requests[i]
             kid = key_id(rq.key)
+            rec = (cache or {}).get(kid)
+            if rec is not None and rec.covers(rq.steps, rq.evals):  # no lock: checked against its key, it stays exact
+                counts["member_steps_reused"] += rq.steps
+                counts["members_reused"] += 1
+                out[i] = view(rec, result_cls, rq.seed, rq.steps, rq.evals)
+                continue
             with store.lock(kid, blocking=blocking) as held:
                 if not held:
                     later.append(i)
@@ -313,9 +322,16 @@ def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable,
                     counts["member_steps_reused"] += rq.steps
                     counts["members_reused"] += 1
                 out[i] = view(rec, result_cls, rq.seed, rq.steps, rq.evals)
+                if cache is not None:
+                    cache[kid] = _light(rec)
         pending = later
     counts["store_records_rejected"] = store.rejected - rejected0
     return out, counts
+
+
+def _light(rec: Record) -> Record:
+    """``rec`` without its member states (what :func:`view` reads; a trial that trains reads the whole record)."""
+    return Record(**{**rec.__dict__, "state": None, "checkpoints": {}})
 
 
 def _replayed(store: MemberStore, rq: Request, rec: Record, train: Callable, counts: dict, target: int,

@@ -32,6 +32,21 @@ def grid_steps(below: int, n: int = CHECKPOINTS) -> tuple[int, ...]:
     return tuple(sorted(steps)[-n:]) if n > 0 else ()
 
 
+def grid_in(lo: float, hi: float) -> tuple[int, ...]:
+    """The steps of the grid {4, 5, 6, 7} x 2^i in [lo, hi] (ascending)."""
+    return tuple(sorted(m << e for e in range(max(1, int(hi).bit_length())) for m in GRID if lo <= (m << e) <= hi))
+
+
+def nearest_grid_step(steps: int) -> int:
+    """The grid step nearest ``steps`` in ratio (the smaller on a tie; ``steps`` itself below the grid's 4)."""
+    import math
+
+    if steps < GRID[0]:
+        return int(steps)
+    near = [m << e for e in range(int(steps).bit_length()) for m in GRID]
+    return min(near, key=lambda g: (abs(math.log(g / steps)), g))
+
+
 def keep(checkpoints: dict, last: int, state_bytes, budget: int) -> dict:
     """The states worth keeping: grid steps below ``last``, the :data:`CHECKPOINTS` largest, within ``budget`` bytes
     together (the largest steps first: they save the most)."""
@@ -89,4 +104,4 @@ def plan(rec, steps: int, evals) -> list[tuple[int, int, tuple[int, ...]]]:
     return out
 
 
-__all__ = ["CHECKPOINTS", "GRID", "grid_steps", "keep", "pack", "unpack", "plan"]
+__all__ = ["CHECKPOINTS", "GRID", "grid_steps", "grid_in", "nearest_grid_step", "keep", "pack", "unpack", "plan"]

@@ -83,6 +83,9 @@ class StoreTrainer:
         self.grid_states = grid_states
         self.models = dict(models or {})
         self.snapshot_steps = tuple(sorted(set(snapshot_steps)))  # trials' own T: their weights kept in the store
+        # kid -> the records this trainer has read or written, without their states: one trial reads each once
+        # (a rung's k of one architecture share members), and a stored record only ever grows.
+        self.cache: dict = {}
         self.counts = {"member_steps_trained": 0, "member_steps_reused": 0, "members_trained": 0,
                        "members_reused": 0, "store_records_rejected": 0, "member_steps_replayed": 0}
 
@@ -118,7 +121,7 @@ class StoreTrainer:
                                 checkpoint_steps=tuple(s for s in grid_steps(steps) if s > first)
                                 if self.grid_states else ())
 
-        flat, counts = S.fetch_or_train(self.store, requests, train, MemberResult)
+        flat, counts = S.fetch_or_train(self.store, requests, train, MemberResult, cache=self.cache)
         for k, v in counts.items():
             self.counts[k] += v
         out, n = [], 0

@@ -41,8 +41,9 @@ class JournalCallback(Callback):
 
 
 class RungLogCallback(Callback):
-    """Appends each finished trial of a halving rung to ``halving.jsonl`` as it finishes, so that a stop mid-rung
-    keeps it (:func:`tuneall.tuning.halving.select` reads them back and runs only the rest)."""
+    """Appends each point of a finished halving rung trial (one architecture, :func:`tuneall.tuning.rungs.rung_job`)
+    to ``halving.jsonl`` as its own record when the trial finishes, so that a stop mid-rung keeps it
+    (:func:`tuneall.tuning.halving.select` reads them back and runs only the architectures not fully logged)."""
 
     def __init__(self, results_dir: str, rung: int, fraction: float):
         self.results_dir, self.rung, self.fraction = results_dir, rung, fraction
@@ -51,10 +52,9 @@ class RungLogCallback(Callback):
         from tuneall.tuning import halving
 
         result = dict(trial.last_result or {})
-        point = (trial.config or {}).get("point")
-        if "status" in result and point is not None:
-            halving.append_log(self.results_dir, {"rung": self.rung, "fraction": self.fraction, "point": point,
-                                                  "metrics": result})
+        for entry in result.get("points") or []:  # none: stopped before it reported, so a resume runs it again
+            halving.append_log(self.results_dir, {"rung": self.rung, "fraction": self.fraction,
+                                                  "point": entry["point"], "metrics": entry["metrics"]})
 
 
 def error_line(trial) -> str:

@@ -1,8 +1,9 @@
 """``--searcher halving``: budget-aware successive halving over the feasible allocations.
 
-Rungs are fractions of each allocation's *own* steps T (the trial factory's, never recomputed): every candidate's
-members are trained to f x T (each member once per rung through the member store, shared across the k of an
-architecture) and evaluated along the way. Comparing allocations at equal spent compute would favour small models
+Rungs are fractions of each allocation's *own* steps T (the trial factory's, never recomputed), snapped to the
+grid {4, 5, 6, 7} x 2^i that every k of an architecture shares: every candidate's members are trained to about
+f x T and evaluated along the way, one Ray trial per architecture per rung training each member once for all its
+alive k (:mod:`tuneall.tuning.rungs`). Comparing allocations at equal spent compute would favour small models
 (the size-compute crossover is exactly that), so each candidate is judged by its *predicted* accuracy at its full T:
 a saturating power law acc(s) = 1 - (E + A s^-alpha) (:mod:`tuneall.reporting.powerlaw`) fitted to its own anytime curve, per
 seed. The uncertainty of a prediction is the standard error over seeds plus an extrapolation term (a share of the
@@ -17,8 +18,9 @@ between rungs exactly: each rung continues the previous rung's members from thei
 (:mod:`tuneall.store.records`), and the last rung runs the promoted points as full trials, continued the same way,
 through the search's ordinary journal and report.
 
-Rung results are appended to ``halving.jsonl`` in the results directory as they finish, so a resume keeps every
-finished rung trial.
+Rung results are appended to ``halving.jsonl`` in the results directory, one record per point, as each
+architecture's trial finishes, so a resume keeps every finished rung trial and reruns only the architectures not
+logged.
 """
 
 from __future__ import annotations
@@ -122,11 +124,17 @@ def cap_of(n: int, eta: int = ETA, cap: float = CAP) -> int:
 
 
 def rung_steps(full_steps: int, fraction: float, min_steps: int = 1) -> int:
-    """A rung's steps: the fraction of the factory's T, but at least RUNG_MIN_STEPS (or the budget's minimum steps
-    per member, if fewer) and never above T. Not the budget's minimum itself: at 50 steps, say, every allocation
-    with T < 50/fraction would run most of its trial at the first rung, and large models at tight budgets (the ones
+    """A rung's steps: the fraction of the factory's T on the grid {4, 5, 6, 7} x 2^i (the nearest step, ratio at
+    most 1.25 apart: :func:`tuneall.store.replay.nearest_grid_step`), but at least RUNG_MIN_STEPS (or the budget's
+    minimum steps per member, if fewer) and never above T. On the grid, the rungs of every k of an architecture
+    read its members at the same few steps, so a member is evaluated about four times an octave however many k
+    read it (:mod:`tuneall.tuning.rungs`). Not the budget's minimum itself: at 50 steps, say, every allocation with
+    T < 50/fraction would run most of its trial at the first rung, and large models at tight budgets (the ones
     halving should drop cheaply) are exactly those."""
-    return min(full_steps, max(min(min_steps, RUNG_MIN_STEPS), 1, int(round(full_steps * fraction))))
+    from tuneall.store.replay import nearest_grid_step
+
+    return min(full_steps, max(min(min_steps, RUNG_MIN_STEPS), 1,
+                               nearest_grid_step(int(round(full_steps * fraction)))))
 
 
 def read_log(results_dir) -> list[dict]:

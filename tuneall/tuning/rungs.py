@@ -1,20 +1,27 @@
-"""Successive halving's rung trials: each point's members trained to a fraction of the factory's T through the member
-store (every member once per rung over the rung's ks of its architecture), evaluated where halving reads the curve
-(:mod:`tuneall.tuning.halving`), so a later rung or the full trial continues each member instead of training it again."""
+"""Successive halving's rung trials: one trial per architecture per rung. It trains each member of the architecture
+once (member j to the longest rung steps of any alive k > j) through the member store, evaluates them where halving
+reads the curves (:mod:`tuneall.tuning.halving`), and returns every alive k's rung metrics; a later rung or the full
+trial continues each member from its stored state instead of training it again.
+
+Rung steps and the rung curves' evaluations lie on the grid {4, 5, 6, 7} x 2^i (:mod:`tuneall.store.replay`), shared
+by every k of the architecture: the curves of all its k read the same steps, so the evaluations a member needs
+(its own rung's curves, and every step a later rung or full trial reads below its horizon, without which that one
+could not continue it) are about four an octave, not four an octave for each k."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from tuneall.store import records as S
-from tuneall.store.reuse import StoreTrainer, arch_key, architecture_plans, horizons, keyed_trainer
+from tuneall.store.replay import grid_in
+from tuneall.store.reuse import StoreTrainer, architecture_plans, keyed_trainer
 from tuneall.tuning.halving import RUNGS, rung_steps
 
 
-def rung_evals(steps: int, n: int = 8) -> tuple[int, ...]:
-    """A rung's evaluations: ``n`` log-spaced steps in [steps / 4, steps], where the curve has left its first
-    transient (the power law of :func:`tuneall.tuning.halving.predict_full` is fitted to these)."""
-    return tuple(sorted({max(1, round(steps * 2 ** (-2 * i / (n - 1)))) for i in range(n)}))
+def rung_evals(steps: int) -> tuple[int, ...]:
+    """A rung's evaluations: the grid steps in [steps / 4, steps] and ``steps``, where the curve has left its first
+    transient (the power law of :func:`tuneall.tuning.halving.predict_full` is fitted to these: eight or nine)."""
+    return tuple(sorted(set(grid_in(steps / 4, steps)) | {int(steps)}))
 
 
 def schedule_evals(full_steps: int, min_steps: int = 1) -> set[int]:
@@ -28,45 +35,73 @@ def schedule_evals(full_steps: int, min_steps: int = 1) -> set[int]:
     return out
 
 
+def member_horizons(full: dict, rung: dict, min_steps: int) -> list[tuple[int, tuple[int, ...]]]:
+    """(steps, evaluations) of members 0..max k - 1 at a rung: member j is trained to the longest rung steps
+    (``rung``: k -> plan) of any k > j and evaluated at every step a rung or the full trial of those k reads
+    (``full``: k -> the factory's plan). The alive k only shrink from rung to rung, so a later rung asks a member
+    for a subset of these below where this one left it: it continues the member."""
+    return [(max(p.steps for k, p in rung.items() if k > j),
+             tuple(sorted(set().union(*(schedule_evals(p.steps, min_steps) for k, p in full.items() if k > j)))))
+            for j in range(max(rung))]
+
+
 def rung_job(config: dict, ctx, data) -> dict:
-    """A halving rung's trial: the point's members trained to ``fraction`` of the factory's T (each member once per
-    rung over the rung's ks of this architecture), the ensemble's accuracy per seed along the way."""
+    """A halving rung's trial for one architecture: ``config["trial"]["points"]`` (its alive points, every k, or a
+    share of them: :func:`tuneall.tuning.search_cost.rung_trials`) trained to ``config["fraction"]`` of each point's
+    T through one store trainer, its members planned over ``config["trial"]["arch_ks"]`` (default: the points' k),
+    so each member is trained once and read from the trainer's cache by every other k. Returns ``{"status": "ok",
+    "points": [{"point", "metrics"}, ...]}``, each metrics the one halving reads
+    (:func:`tuneall.tuning.halving.select`), with the member-steps trained for it."""
     import torch
 
     from tuneall.data import with_fraction
-    from tuneall.planning.points import plan_point
+
+    trial, f = config["trial"], float(config["fraction"])
+    pts = sorted(trial["points"], key=lambda p: -int(p["k"]))
+    ks = {int(k) for k in trial.get("arch_ks") or ()} | {int(p["k"]) for p in pts}
+    ms = ctx.budget.min_steps
+    full = architecture_plans(pts[0], ks, ctx.budget, data.info, ctx.seeds, ctx.seed)
+    full = {k: p for k, p in full.items() if k in ks}
+    train = ctx.train_config(next(iter(full.values())).train)
+    plans = {k: replace(p, train=train, steps=rung_steps(p.steps, f, ms)) for k, p in full.items()}
+    trainer = keyed_trainer(ctx.results_dir, data, ctx.reuse.get("ids"), torch.get_num_threads(),
+                            member_horizons(full, plans, ms), storage=getattr(ctx, "storage", None),
+                            root=ctx.reuse.get("store"))
+    part = with_fraction(data, full[max(full)].allocation.data_fraction)  # the architecture's: the same for every k
+    val = getattr(part, "y_val", None) is not None  # choose on validation where the data has that split
+    split = "val" if val else "test"
+    labels = part.y_val if val else part.y_test
+    out, floor = [], None
+    for p in pts:  # widest first: it trains every member to its horizon, the narrower read them from the cache
+        k = int(p["k"])
+        if k not in plans:
+            out.append({"point": p, "metrics": {"status": "failed", "error": "infeasible at this budget"}})
+            continue
+        before = dict(trainer.counts)
+        if floor is None:  # the same for every k: member 0 at its horizon (its members' counts go to this point)
+            floor = _first_member_curve(trainer, plans[k], part, labels, split)
+        out.append({"point": p, "metrics": _rung_metrics(trainer, plans[k], full[k].steps, f, ms, part, labels,
+                                                         split, ctx.rules[0], floor)})
+        out[-1]["metrics"].update({c: v - before.get(c, 0) for c, v in trainer.counts.items()})
+    return {"status": "ok", "points": out}
+
+
+def _rung_metrics(trainer: StoreTrainer, rplan, full_steps: int, f: float, min_steps: int, part, labels, split: str,
+                  rule, floor) -> dict:
+    """One k's rung metrics: the ensemble's accuracy per seed along its curve, and member 0's floor curve."""
     from tuneall.training.trial import evaluate_members
 
-    point, f = config["point"], float(config["fraction"])
-    plan = plan_point(point, ctx.budget, data.info, repeats=ctx.seeds, base_seed=ctx.seed)
-    train = ctx.train_config(plan.train)
-    ks = ctx.reuse["ks"].get(arch_key(point)) or [point["k"]]
-    full = architecture_plans(point, ks, ctx.budget, data.info, ctx.seeds, ctx.seed)
-    plans = {k: replace(p, train=train, steps=rung_steps(p.steps, f, ctx.budget.min_steps)) for k, p in full.items()}
-    rplan = plans[plan.k]
-    # Each member is evaluated now at every step a later rung or the full trial will read below its horizon, so
-    # those continue it from its stored state instead of training it again.
-    later: dict[int, set] = {}
-    for k, p in full.items():
-        later.setdefault(plans[k].steps, set()).update(schedule_evals(p.steps, ctx.budget.min_steps))
-    trainer = keyed_trainer(ctx.results_dir, data, ctx.reuse.get("ids"), torch.get_num_threads(),
-                            horizons(plan.k, plans, "grid", lambda s: tuple(later[s])),
-                            storage=getattr(ctx, "storage", None), root=ctx.reuse.get("store"))
-    part = with_fraction(data, plan.allocation.data_fraction)
     # The curve reaches back over the earlier rungs' evaluations too (stored: free), so the fit sees a wider range.
-    evals = tuple(sorted(set().union(*(rung_evals(rung_steps(plan.steps, g, ctx.budget.min_steps))
-                                       for g in RUNGS if g <= f)) | set(rung_evals(rplan.steps))))
+    evals = tuple(sorted(set().union(*(rung_evals(rung_steps(full_steps, g, min_steps)) for g in RUNGS if g <= f))
+                         | set(rung_evals(rplan.steps))))
     members = trainer(rplan, part, None, evals)
-    val = getattr(part, "y_val", None) is not None  # choose on validation where the data has that split
-    labels = part.y_val if val else part.y_test
-    curve = [[evaluate_members(rep, labels, part.info.num_classes, s, ctx.rules[0],
-                               **({"split": "val"} if val else {}))[0]["ensemble_acc"] for s in evals]
+    curve = [[evaluate_members(rep, labels, part.info.num_classes, s, rule,
+                               **({"split": "val"} if split == "val" else {}))[0]["ensemble_acc"] for s in evals]
              for rep in members]
     diverged = any(m.diverged or m.steps_done < rplan.steps for rep in members for m in rep)
-    m_steps, m_curve = _first_member_curve(trainer, rplan, part, labels, "val" if val else "test")
-    return {"status": "diverged" if diverged else "ok", "steps": list(evals), "full_steps": plan.steps,
-            "rung_steps": rplan.steps, "curve": curve, "split": "val" if val else "test",
-            "member_steps_curve": m_steps, "member_curve": m_curve, **trainer.counts}
+    return {"status": "diverged" if diverged else "ok", "steps": list(evals), "full_steps": full_steps,
+            "rung_steps": rplan.steps, "curve": curve, "split": split, "member_steps_curve": floor[0],
+            "member_curve": floor[1]}
 
 
 def _first_member_curve(trainer: StoreTrainer, plan, data, labels, split: str) -> tuple[list[int], list[list[float]]]:
@@ -84,6 +119,7 @@ def _first_member_curve(trainer: StoreTrainer, plan, data, labels, split: str) -
     h_steps, h_evals = trainer.member_horizons[0] if trainer.member_horizons else (plan.steps, ())
     first = StoreTrainer(trainer.store, trainer.data_id, trainer.threads, [(h_steps, tuple(h_evals))],
                          models=trainer.models, grid_states=trainer.grid_states)
+    first.cache = trainer.cache  # one trial: the records it has read, read once
     reps = first(replace(plan, steps=h_steps, seeds=tuple((s[0],) for s in plan.seeds)), data, None, tuple(h_evals))
     for k in ("member_steps_trained", "members_trained", "store_records_rejected"):
         trainer.counts[k] += first.counts[k]
@@ -96,4 +132,4 @@ def _first_member_curve(trainer: StoreTrainer, plan, data, labels, split: str) -
     return steps, [[M.accuracy(lp[s], labels) for s in steps] for lp in logp]
 
 
-__all__ = ["rung_evals", "schedule_evals", "rung_job"]
+__all__ = ["rung_evals", "schedule_evals", "member_horizons", "rung_job"]
