@@ -323,3 +323,37 @@ def test_train_flops_per_step_depth2_hand_count():
 def test_flops_scale_with_width():
     # Half width: conv 3 -> 16 channels, head 16 -> 10.
     assert inference_flops(Architecture("cnn3", 0.5, 1, (3, 32, 32), 10)) == CONV1 // 2 + HEAD1 // 2
+
+
+def test_a_trial_process_plans_with_the_drivers_flop_counts_without_counting(tmp_path):
+    """The driver's counts (TrialContext.flops) reach a fresh process, which plans with them and never counts:
+    counting imports torch._dynamo (seconds in every trial process). Registering a family forgets them."""
+    import pickle
+    import subprocess
+    import sys
+
+    from tuneall.models.flops import flop_table
+
+    arch = Architecture("cnn3", 0.5, 3, (1, 40), 10)
+    alloc, budget = Allocation(family="cnn3", width=0.5, k=2), Budget(1e10, unit="flops")
+    plan = make_trial_plan(alloc, budget, "mnist1d", TrainConfig(batch_size=128))
+    assert train_flops_per_step(arch, 128) and inference_flops(arch)
+    (tmp_path / "table.pkl").write_bytes(pickle.dumps(flop_table()))
+    code = f"""
+import pickle, sys
+from tuneall.core.budget import Budget
+from tuneall.models.flops import preload_flops
+from tuneall.planning.factory import Allocation, make_trial_plan
+from tuneall.training.member import TrainConfig
+preload_flops(pickle.loads(open({str(tmp_path / "table.pkl")!r}, "rb").read()))
+plan = make_trial_plan(Allocation(family="cnn3", width=0.5, k=2), Budget(1e10, unit="flops"), "mnist1d",
+                       TrainConfig(batch_size=128))
+print(plan.steps, plan.train_flops, plan.inference_flops, "torch._dynamo" in sys.modules)
+from tuneall.models import register_model
+from tuneall.models.flops import _TRAIN
+import torch
+register_model("tiny_for_the_test", widths=[1.0])(lambda width, depth, input_shape, num_classes: torch.nn.Linear(1, 1))
+print(len(_TRAIN))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(plan.steps), str(plan.train_flops), str(plan.inference_flops), "False", "0"]

@@ -95,6 +95,9 @@ class TrialContext:
     # Model families from user code, pickled by value (tuneall.core.imports): run_job registers them in the trial process
     # before the job, so workers and cluster nodes need neither the user's script nor their package.
     families: bytes = b""
+    # The driver's FLOP counts (tuneall.models.flops.flop_table): a trial process plans with them instead of counting
+    # again (a first count imports torch._dynamo: seconds in every new trial process).
+    flops: tuple = ()
     heartbeat_s: float = HEARTBEAT_S  # seconds between a running trial's progress lines (0: quiet)
     save_members: str = "none"  # 'all' | 'best' | 'none': a search's trials keep their members' weights
     # Member reuse through the results directory's member store (tuneall.store.reuse): None (off), or
@@ -178,6 +181,10 @@ def run_job(config: dict, ctx: TrialContext, data) -> dict:
 
     check_reach(ctx.storage)  # a shared-disk run never writes a private copy on a node without that disk
     install_families(ctx.families)
+    if ctx.flops:
+        from tuneall.models.flops import preload_flops
+
+        preload_flops(ctx.flops)  # after the families: registering one forgets every count
     torch.set_num_threads(ctx.resources.threads)
     return {**ctx.job(config, ctx, data), "threads": torch.get_num_threads()}
 

@@ -316,12 +316,13 @@ def _context(cfg: SweepConfig, jobs: list[dict], exact: bool) -> TrialContext:
     by fingerprints of the model code and the data: tuneall.store.keys)."""
     from tuneall.store.keys import family_fingerprint
     from tuneall.store.reuse import reuse_ks
+    from tuneall.models.flops import flop_table
     from tuneall.runner import ship_families
     from tuneall.store.backend import current
 
     store = cfg.member_store and cfg.reuse and exact
     return TrialContext(job=sweep_job, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed, rules=cfg.rules,
-                        unit=cfg.unit, min_steps=cfg.min_steps, families=ship_families(),
+                        unit=cfg.unit, min_steps=cfg.min_steps, families=ship_families(), flops=flop_table(),
                         results_dir=str(cfg.results_dir) if store else None,
                         reuse={"mode": "sweep", "ks": reuse_ks([j["point"] for j in jobs]),
                                "budgets": list(cfg.budgets),

@@ -78,6 +78,7 @@ def _context(cfg: SearchConfig, out: Path, verbose: int = 1, points=None, ids: d
     """The trials' context; ``points``: the grid's (or the promoted) points, whose members are planned together;
     ``ids``: the run's fingerprints of the data and model code that member keys hold (tuneall.store.keys)."""
     from tuneall.core.config import HEARTBEAT_S
+    from tuneall.models.flops import flop_table
     from tuneall.runner import ship_families
     from tuneall.store.backend import current
     from tuneall.store.reuse import reuse_ks
@@ -92,8 +93,8 @@ def _context(cfg: SearchConfig, out: Path, verbose: int = 1, points=None, ids: d
     return TrialContext(job=trial_metrics, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed,
                         rules=(cfg.rule,), objectives=cfg.objectives, budget=cfg.budget, unit=cfg.budget.unit,
                         min_steps=cfg.budget.min_steps, results_dir=str(out), families=ship_families(),
-                        heartbeat_s=HEARTBEAT_S if verbose > 0 else 0.0, save_members=cfg.save_members, reuse=reuse,
-                        storage=current())
+                        flops=flop_table(), heartbeat_s=HEARTBEAT_S if verbose > 0 else 0.0,
+                        save_members=cfg.save_members, reuse=reuse, storage=current())
 
 
 def _k_values(space: SearchSpace, family: str) -> list[int]:
