@@ -54,3 +54,12 @@ def test_readme_python_snippets_run_in_order(tmp_path, monkeypatch):
     assert ns["ensemble"].evaluate()["ensemble_acc"] == pytest.approx(ns["ensemble"].recorded_accuracy, abs=1e-12)
     assert ns["study"].best_trial.params["k"] == ns["best"].config["k"] == ns["frontier"].iloc[0]["k"]  # one answer
     assert tuneall.load_ensemble is api.load_ensemble
+
+
+def test_every_module_path_the_docs_name_exists():
+    """A restructure moved every module; a doc that names a file that is gone sends the reader nowhere."""
+    root = README.parent
+    missing = [(doc, path) for doc in ("README.md", "docs/design.md", "results/README.md")
+               for path in sorted(set(re.findall(r"\btuneall/[\w/]+\.py\b", (root / doc).read_text())))
+               if not (root / path).exists()]
+    assert not missing, missing
