@@ -9,8 +9,14 @@ time as a multiple of the reference grid's and of its wall time per C x seeds tr
 and whether the chosen allocation lies in the grid's tie set at the same search seed (the seed also sets the member
 seeds; the grid with member reuse gives the grid's cells at every seed). One local Ray serves every search.
 
-    python benchmarks/search_cost.py --quick   # mnist1d at 3e6, digits at 1e7, 3 search seeds
-    python benchmarks/search_cost.py           # two budgets each
+    python benchmarks/search_cost.py --quick     # mnist1d at 3e6, digits at 1e7, 3 search seeds
+    python benchmarks/search_cost.py             # two budgets each
+    python benchmarks/search_cost.py --held-out  # the held-out cases (issue 25): no constant was tuned on them
+
+The held-out cases are narrow where ``paper`` is a plateau: the learning rate, the depth or the data fraction
+matters. Per case the exhaustive grid runs once (its wall per C x seeds is the unit of wall time); the
+grid with member reuse runs at every search seed (its tie set is the plateau), and each run's chosen allocation is
+reported with its P(best) in its own search and whether it lies in that tie set.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,16 +34,27 @@ import _common as C
 SPACE = "paper"  # the packaged space (tuneall/search_spaces/paper.yaml): the issue's case
 CASES = {True: [("mnist1d", 3e6), ("digits", 1e7)],
          False: [("mnist1d", 3e6), ("mnist1d", 1e7), ("digits", 3e6), ("digits", 1e7)]}
-KEY = ["width", "depth", "k", "data_fraction", "optimizer", "weight_decay", "label_smoothing"]
+KEY = ["width", "depth", "k", "data_fraction", "lr", "optimizer", "weight_decay", "label_smoothing"]
 CELLS = ["val_ensemble_acc", "ensemble_acc", "val_ensemble_nll", "ensemble_nll"]  # compared bit for bit
 REUSE_GOAL, HALVING_COST_GOAL, HALVING_HIT_GOAL = 0.45, 3.0, 0.9
+_CNN = {"families": ["cnn3"], "momentum": 0.9, "batch_size": 128}
+# Held out (issue 25): chosen before any run of them and never used to set a constant (RUNGS, ETA, CAP, Z, ...).
+HELD_OUT = [("mnist1d", 3e6, {**_CNN, "name": "held-lr", "width": [0.25, 0.5, 1.0], "k": [1, 2, 4],
+                              "lr": [0.01, 0.05, 0.2]}),
+            ("mnist1d", 1e7, {**_CNN, "name": "held-depth", "width": [0.25, 0.5], "depth": [2, 3, 4, 5],
+                              "k": [1, 2, 4], "lr": 0.05}),
+            ("mnist1d", 3e6, {**_CNN, "name": "held-data", "width": [0.25, 0.5], "k": [1, 2, 4],
+                              "data_fraction": [0.25, 0.5, 1.0], "lr": 0.05})]
+HELD_OUT_GOAL = (2.0, 2.5, 0.9)  # compute <= 2 x C x seeds, wall <= 2.5 units, in the tie set >= 90 %
 
 
-def _search(root: Path, name: str, dataset: str, budget: float, seeds: int, seed: int, **kw):
+def _search(root: Path, name: str, dataset: str, budget: float, seeds: int, seed: int, space=SPACE, **kw):
     import tuneall
+    from tuneall.planning.space import parse_space
 
     t = time.perf_counter()
-    tuneall.search(budget=budget, dataset=dataset, space=SPACE, seeds=seeds, seed=seed, name=name,
+    space = parse_space(space) if isinstance(space, dict) else space
+    tuneall.search(budget=budget, dataset=dataset, space=space, seeds=seeds, seed=seed, name=name,
                    storage_path=str(root), verbose=0, confirm=False, save_members="none", min_steps=50, **kw)
     return root / name, time.perf_counter() - t
 
@@ -71,6 +89,14 @@ def _chosen(out: Path) -> tuple:
     # As the search chooses: on validation (the default objective), test reported beside it.
     s = s[s["status"] == "ok"].sort_values("val_ensemble_acc_mean", ascending=False)
     return tuple(s.iloc[0][KEY].fillna(-1).tolist())
+
+
+def _p_best(out: Path) -> float | None:
+    """P(best) the search itself reports for its answer (the paired bootstrap of :mod:`tuneall.reporting.ties`)."""
+    import pandas as pd
+
+    f = pd.read_csv(out / "frontier.csv")
+    return float(f.iloc[0]["p_best"]) if "p_best" in f and len(f) else None
 
 
 def _tie_keys(out: Path) -> set:
@@ -124,15 +150,89 @@ def summary_rows(agg, cells: tuple[int, int], reuse_steps: dict) -> list[dict]:
     return rows
 
 
+def held_out(args, head: dict) -> None:
+    """The held-out cases: per case and searcher, compute / (C x seeds), wall / (the grid with reuse's wall), P(best)
+    of the chosen allocation and whether it lies in the grid's tie set; every run kept, for or against a searcher."""
+    import pandas as pd
+
+    root = Path(tempfile.mkdtemp(prefix="search_cost_held_"))
+    runs = []
+    try:
+        for dataset, budget, space in [c for c in HELD_OUT if not args.case or c[2]["name"] in args.case]:
+            case, scale = f"{space['name']}: {dataset} C={budget:g}", budget * args.seeds
+            # A unit of wall time, as in the tuning cases: the exhaustive grid's wall per C x seeds it trained.
+            ref, ref_wall = _search(root, f"ref-{space['name']}", dataset, budget, args.seeds, 0, space,
+                                    searcher="grid", member_store=False)
+            unit = ref_wall / (_compute(ref, dataset, budget)[0] / scale)
+            for sd in range(args.search_seeds):
+                name = f"{space['name']}-{sd}"
+                grid, grid_wall = _search(root, f"grid-{name}", dataset, budget, args.seeds, sd, space, searcher="grid")
+                ties = _tie_keys(grid)
+
+                def record(method, out, wall, trials=None):
+                    compute, steps = _compute(out, dataset, budget)
+                    runs.append({"case": case, "method": method, "seed": sd, "compute_x_C_seeds": compute / scale,
+                                 "member_steps": steps, "wall_x_grid": wall / grid_wall, "wall_units": wall / unit,
+                                 "wall_s": wall,
+                                 "p_best": _p_best(out), "in_tie_set": _chosen(out) in ties,
+                                 "tie_set_size": len(ties), "trials": trials})
+                    print(json.dumps(runs[-1]), flush=True)
+
+                record("grid + member reuse", grid, grid_wall)
+                out, wall = _search(root, f"halving-{name}", dataset, budget, args.seeds, sd, space, searcher="halving")
+                record("halving", out, wall)
+                trials = max(2, round(runs[-1]["compute_x_C_seeds"]))  # halving's compute, in trials of C x seeds
+                for label in ("tpe", "random"):
+                    out, wall = _search(root, f"{label}-{name}", dataset, budget, args.seeds, sd, space,
+                                        searcher=label, trials=trials)
+                    record(label, out, wall, trials)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    df = pd.DataFrame(runs)
+    cols = ["compute_x_C_seeds", "wall_x_grid", "wall_units", "p_best", "in_tie_set"]
+    by_case = df.groupby(["case", "method"], sort=False)[cols].mean()
+    agg = df.groupby("method", sort=False)[cols].mean()
+    print(by_case.to_string())
+    print(agg.to_string())
+    cost, wall, hit = HELD_OUT_GOAL
+    # A unit of wall time is the issue's: the reference grid's wall time per C x seeds that it trained.
+    rows = []
+    for method, r in agg.iterrows():
+        n = int((df["method"] == method).sum())
+        rows.append(C.row(f"held-out, {method}: compute / (C x seeds)", float(r["compute_x_C_seeds"]),
+                          "grid + member reuse", float(agg.loc["grid + member reuse", "compute_x_C_seeds"]), "x C",
+                          f"<= {cost:g} x C x seeds, <= {wall:g} units of wall, in the tie set >= {hit:.0%}" if method != "grid + member reuse"
+                          else "", bool(r["compute_x_C_seeds"] <= cost and r["wall_units"] <= wall
+                                        and r["in_tie_set"] >= hit) if method != "grid + member reuse" else None,
+                          f"chosen in the grid's tie set in {r['in_tie_set']:.0%} of {n} runs; mean P(best) of the "
+                          f"choice {r['p_best']:.2f}; wall {r['wall_units']:.2f} units, x{r['wall_x_grid']:.2f} of "
+                          "the grid with reuse"))
+    # A partial run (some cases, fewer search seeds) never replaces the committed full one.
+    C.write_result("search_cost_held_out" + ("_partial" if head["quick"] else ""), {**head, "rows": rows, "runs": runs, "seeds": args.seeds,
+                                            "cases": [dict(space, dataset=d, budget=b) for d, b, space in HELD_OUT],
+                                            "by_case": json.loads(by_case.reset_index().to_json(orient="records")),
+                                            "command": " ".join(["python benchmarks/search_cost.py", *sys.argv[1:]])})
+    C.print_rows(rows)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--held-out", action="store_true", help="the held-out cases (issue 25) instead")
+    p.add_argument("--case", action="append", choices=[c[2]["name"] for c in HELD_OUT],
+                   help="with --held-out: only this case (repeatable)")
     p.add_argument("--search-seeds", type=int, default=3)
     p.add_argument("--seeds", type=int, default=3, help="repeats of each allocation")
     args = p.parse_args()
     import ray
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", configure_logging=False)
+    if args.held_out:
+        try:
+            held_out(args, C.header("search_cost_held_out", bool(args.case) or args.search_seeds < 3))
+        finally:
+            ray.shutdown()
+        return
     head = C.header("search_cost", args.quick)
     root = Path(tempfile.mkdtemp(prefix="search_cost_"))
     runs, cells = [], [0, 0]

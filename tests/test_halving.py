@@ -3,6 +3,8 @@ candidate possibly tied with the leader, and a resume that keeps finished rungs.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -94,7 +96,7 @@ def _rung_ctx(user, results_dir, seeds=2):
     from tuneall.core.config import Resources
     from tuneall.runner import TrialContext
     from tuneall.store.keys import run_ids
-    from tuneall.tuning.rungs import rung_job
+    from tuneall.tuning.rungs import rung_job, rung_points
 
     return TrialContext(job=rung_job, resources=Resources(), seeds=seeds, seed=0, budget=BUDGET, unit=BUDGET.unit,
                         min_steps=BUDGET.min_steps, results_dir=str(results_dir),
@@ -111,7 +113,7 @@ def test_one_rung_trial_per_architecture_trains_each_member_once_and_full_trials
     from tuneall.store.replay import grid_in
     from tuneall.store.reuse import architecture_plans, horizons, keyed_trainer
     from tuneall.training.trial import run_trial, train_sequential
-    from tuneall.tuning.rungs import rung_job
+    from tuneall.tuning.rungs import rung_job, rung_points
 
     point = {"family": user["family"], "width": 1.0, "depth": 1, "k": 1, "data_fraction": 1.0, "batch_size": 16,
              "optimizer": "sgd", "lr": 0.05}
@@ -121,8 +123,8 @@ def test_one_rung_trial_per_architecture_trains_each_member_once_and_full_trials
     for i, ks in enumerate([(1, 2, 4), (1, 4)]):
         got = rung_job({"trial": {"points": [{**point, "k": k} for k in ks]}, "fraction": H.RUNGS[i]}, ctx,
                        user["data"])
-        assert [e["point"]["k"] for e in got["points"]] == sorted(ks, reverse=True)
-        for e in got["points"]:
+        assert [e["point"]["k"] for e in rung_points(got)] == sorted(ks, reverse=True)
+        for e in rung_points(got):
             m = e["metrics"]
             assert m["status"] == "ok" and m["full_steps"] == full[e["point"]["k"]].steps
             assert m["rung_steps"] == H.rung_steps(m["full_steps"], H.RUNGS[i], BUDGET.min_steps)
@@ -130,7 +132,7 @@ def test_one_rung_trial_per_architecture_trains_each_member_once_and_full_trials
             assert len(m["curve"]) == 2 and all(len(c) == len(m["steps"]) for c in m["curve"])
             assert len(m["member_curve"]) == 2 and len(m["member_steps_curve"]) >= 3
             assert H.predict_with_floor(m)[0] > 0
-        counts = [e["metrics"] for e in got["points"]]
+        counts = [e["metrics"] for e in rung_points(got)]
         assert sum(c["members_trained"] for c in counts) == 2 * 4  # members 0..3 of both seeds, once: the widest k's
         assert all(c["members_trained"] == 0 for c in counts[1:])
         trained += sum(c["member_steps_trained"] for c in counts)
@@ -155,8 +157,8 @@ def test_one_rung_trial_per_architecture_trains_each_member_once_and_full_trials
     halves = [rung_job({"trial": {"points": [{**point, "k": k} for k in ks], "arch_ks": [1, 2, 4]},
                         "fraction": H.RUNGS[0]}, _rung_ctx(user, tmp_path / "split"), user["data"])
               for ks in ((4, 1), (2,))]
-    split = {e["point"]["k"]: e["metrics"] for h in halves for e in h["points"]}
-    for e in first["points"]:
+    split = {e["point"]["k"]: e["metrics"] for h in halves for e in rung_points(h)}
+    for e in rung_points(first):
         m = split[e["point"]["k"]]
         assert {c: m[c] for c in ("steps", "rung_steps", "curve", "member_steps_curve", "member_curve")} == {
             c: e["metrics"][c] for c in ("steps", "rung_steps", "curve", "member_steps_curve", "member_curve")}
@@ -171,7 +173,8 @@ def test_the_rung_log_gets_one_record_per_point_of_a_finished_architecture_trial
     pts = [{"width": 1.0, "k": k} for k in (4, 2, 1)]
     cb = RungLogCallback(str(tmp_path), 0, H.RUNGS[0])
     cb.on_trial_complete(0, [], SimpleNamespace(config={"points": pts}, last_result={
-        "status": "ok", "points": [{"point": p, "metrics": {"status": "ok", "k": p["k"]}} for p in pts]}))
+        "status": "ok", "points_json": json.dumps([{"point": p, "metrics": {"status": "ok", "k": p["k"]}}
+                                                   for p in pts])}))
     cb.on_trial_complete(0, [], SimpleNamespace(config={"points": [{"width": 2.0, "k": 1}]}, last_result={}))
     log = H.read_log(tmp_path)  # the second trial stopped before it reported: nothing of it
     assert [(r["rung"], r["point"], r["metrics"]["k"]) for r in log] == [(0, p, p["k"]) for p in pts]

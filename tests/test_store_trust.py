@@ -265,7 +265,7 @@ def test_halvings_single_member_floor_reads_a_planned_horizon_not_whatever_is_st
     from tuneall.core.config import Resources
     from tuneall.runner import TrialContext
     from tuneall.store.reuse import arch_key
-    from tuneall.tuning.rungs import rung_job
+    from tuneall.tuning.rungs import rung_job, rung_points
     from tuneall.tuning.halving import RUNGS
 
     plans = _plans(user, ks=(1, 2, 4))
@@ -279,7 +279,7 @@ def test_halvings_single_member_floor_reads_a_planned_horizon_not_whatever_is_st
                            reuse={"mode": "grid", "ks": {arch_key(point): [1, 2, 4]}, "ids": ids})
         got = rung_job({"trial": {"points": [{**point, "k": k} for k in (1, 2, 4)]}, "fraction": RUNGS[0]}, ctx,
                        user["data"])
-        return next(e["metrics"] for e in got["points"] if e["point"]["k"] == 4)
+        return next(e["metrics"] for e in rung_points(got) if e["point"]["k"] == 4)
 
     empty = rung(tmp_path / "a")
     assert len(empty["member_steps_curve"]) >= 3  # a real curve: the floor is read from it

@@ -52,7 +52,9 @@ class RungLogCallback(Callback):
         from tuneall.tuning import halving
 
         result = dict(trial.last_result or {})
-        for entry in result.get("points") or []:  # none: stopped before it reported, so a resume runs it again
+        from tuneall.tuning.rungs import rung_points
+
+        for entry in rung_points(result):  # none: stopped before it reported, so a resume runs it again
             halving.append_log(self.results_dir, {"rung": self.rung, "fraction": self.fraction,
                                                   "point": entry["point"], "metrics": entry["metrics"]})
 

@@ -10,6 +10,7 @@ could not continue it) are about four an octave, not four an octave for each k."
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from tuneall.store import records as S
@@ -50,7 +51,7 @@ def rung_job(config: dict, ctx, data) -> dict:
     share of them: :func:`tuneall.tuning.search_cost.rung_trials`) trained to ``config["fraction"]`` of each point's
     T through one store trainer, its members planned over ``config["trial"]["arch_ks"]`` (default: the points' k),
     so each member is trained once and read from the trainer's cache by every other k. Returns ``{"status": "ok",
-    "points": [{"point", "metrics"}, ...]}``, each metrics the one halving reads
+    "points_json"}``: ``[{"point", "metrics"}, ...]`` (:func:`rung_points`), each metrics the one halving reads
     (:func:`tuneall.tuning.halving.select`), with the member-steps trained for it."""
     import torch
 
@@ -83,7 +84,14 @@ def rung_job(config: dict, ctx, data) -> dict:
         out.append({"point": p, "metrics": _rung_metrics(trainer, plans[k], full[k].steps, f, ms, part, labels,
                                                          split, ctx.rules[0], floor)})
         out[-1]["metrics"].update({c: v - before.get(c, 0) for c, v in trainer.counts.items()})
-    return {"status": "ok", "points": out}
+    # One JSON string, not a list of dicts: Ray Tune's loggers warn about (and drop) a metric that is not a scalar.
+    return {"status": "ok", "points_json": json.dumps(out)}
+
+
+def rung_points(result: dict) -> list[dict]:
+    """The ``[{"point", "metrics"}, ...]`` of a rung trial's result (:func:`rung_job`); [] when it has none (a trial
+    stopped before it reported)."""
+    return json.loads(result["points_json"]) if result.get("points_json") else []
 
 
 def _rung_metrics(trainer: StoreTrainer, rplan, full_steps: int, f: float, min_steps: int, part, labels, split: str,
@@ -132,4 +140,4 @@ def _first_member_curve(trainer: StoreTrainer, plan, data, labels, split: str) -
     return steps, [[M.accuracy(lp[s], labels) for s in steps] for lp in logp]
 
 
-__all__ = ["rung_evals", "schedule_evals", "member_horizons", "rung_job"]
+__all__ = ["rung_evals", "schedule_evals", "member_horizons", "rung_job", "rung_points"]

@@ -111,6 +111,7 @@ def _run(cfg, ctx, data, out: Path, configs: list[dict], slots: int, fraction: f
     from ray import tune
 
     from tuneall.tuning._callbacks import RungLogCallback
+    from tuneall.tuning.rungs import rung_points
     from tuneall.rundir.storage import ray_path
     from tuneall.runner import outcomes, run_tune, with_trial_resources
 
@@ -123,11 +124,12 @@ def _run(cfg, ctx, data, out: Path, configs: list[dict], slots: int, fraction: f
     # A trial stopped before it was configured has no points (only after a stop, which raises before this).
     got = []
     for _, c, m, err in outcomes(results):
-        if err or not m.get("points"):
+        entries = [] if err else rung_points(m)
+        if not entries:
             got += [(p, {"status": "failed", "error": err or "no result"}) for p in (c.get("trial") or {}).get(
                 "points") or []]
         else:
-            got += [(e["point"], e["metrics"]) for e in m["points"]]
+            got += [(e["point"], e["metrics"]) for e in entries]
     return got
 
 
