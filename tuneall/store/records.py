@@ -36,7 +36,7 @@ import fcntl
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -331,7 +331,7 @@ def fetch_or_train(store: MemberStore, requests: list[Request], train: Callable,
 
 def _light(rec: Record) -> Record:
     """``rec`` without its member states (what :func:`view` reads; a trial that trains reads the whole record)."""
-    return Record(**{**rec.__dict__, "state": None, "checkpoints": {}})
+    return replace(rec, state=None, checkpoints={})
 
 
 def _replayed(store: MemberStore, rq: Request, rec: Record, train: Callable, counts: dict, target: int,

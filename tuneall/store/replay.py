@@ -26,15 +26,20 @@ CHECKPOINTS = 12  # grid states kept per member: 3 octaves below its last step
 GRID = (4, 5, 6, 7)  # x 2^i: the budget-independent steps at which states are kept
 
 
+def _grid(upto: float) -> list[int]:
+    """The grid {4, 5, 6, 7} x 2^i up to the first octave past ``upto`` (ascending): every step the functions below
+    choose from."""
+    return sorted(m << e for e in range(max(1, int(upto).bit_length())) for m in GRID)
+
+
 def grid_steps(below: int, n: int = CHECKPOINTS) -> tuple[int, ...]:
     """The ``n`` largest steps of the grid {4, 5, 6, 7} x 2^i below ``below`` (ascending)."""
-    steps = {m << e for e in range(max(1, int(below).bit_length())) for m in GRID if (m << e) < below}
-    return tuple(sorted(steps)[-n:]) if n > 0 else ()
+    return tuple([s for s in _grid(below) if s < below][-n:]) if n > 0 else ()
 
 
 def grid_in(lo: float, hi: float) -> tuple[int, ...]:
     """The steps of the grid {4, 5, 6, 7} x 2^i in [lo, hi] (ascending)."""
-    return tuple(sorted(m << e for e in range(max(1, int(hi).bit_length())) for m in GRID if lo <= (m << e) <= hi))
+    return tuple(s for s in _grid(hi) if lo <= s <= hi)
 
 
 def nearest_grid_step(steps: int) -> int:
@@ -43,8 +48,7 @@ def nearest_grid_step(steps: int) -> int:
 
     if steps < GRID[0]:
         return int(steps)
-    near = [m << e for e in range(int(steps).bit_length()) for m in GRID]
-    return min(near, key=lambda g: (abs(math.log(g / steps)), g))
+    return min(_grid(steps), key=lambda g: (abs(math.log(g / steps)), g))
 
 
 def keep(checkpoints: dict, last: int, state_bytes, budget: int) -> dict:

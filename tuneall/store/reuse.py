@@ -161,6 +161,12 @@ def keyed_trainer(results_dir, data, ids: dict | None, threads: int, member_hori
 
 
 
+def shared_member_steps(steps: dict[int, int]) -> int:
+    """Member-steps (per seed) of an architecture whose k-member trials train ``steps[k]`` steps each, with member
+    j trained once to the most steps any k > j needs: what the store makes the grid of these k cost."""
+    return sum(max(t for k, t in steps.items() if k > j) for j in range(max(steps, default=0)))
+
+
 def arch_key(point: dict) -> str:
     """An architecture's identity: every field of a point but k (and Optuna's ``*_index`` helpers)."""
     import json
@@ -229,4 +235,4 @@ def sweep_trainer(ctx, point: dict, top, data) -> StoreTrainer | None:
 
 
 __all__ = ["REUSE_MODES", "architecture_plans", "horizons", "StoreTrainer", "store_trainer", "arch_key", "reuse_ks",
-           "for_trial", "sweep_horizons", "sweep_trainer"]
+           "for_trial", "sweep_horizons", "sweep_trainer", "shared_member_steps"]

@@ -59,7 +59,7 @@ def architectures(pts: list[dict], info, budget, fraction: float | None = None) 
 def _costed(pts: list[dict], info, budget, fraction: float | None) -> list[tuple[list[dict], float]]:
     """(an architecture's points, widest k first; its rung's parameter-steps: each member to the longest rung steps
     of an alive k above it, as the rung trains it), the costliest first; cost 0 where it cannot be planned."""
-    from tuneall.store.reuse import arch_key, architecture_plans
+    from tuneall.store.reuse import arch_key, architecture_plans, shared_member_steps
     from tuneall.tuning.halving import point_id, rung_steps
 
     groups: dict[str, list[dict]] = {}
@@ -73,7 +73,7 @@ def _costed(pts: list[dict], info, budget, fraction: float | None) -> list[tuple
             return 0.0
         steps = {k: rung_steps(p.steps, fraction or 1.0, budget.min_steps) for k, p in plans.items()}
         per = max((float(p.params_per_member) for p in plans.values()), default=0.0)
-        return per * sum(max(s for k, s in steps.items() if k > j) for j in range(max(steps, default=0)))
+        return per * shared_member_steps(steps)
 
     return sorted(((g, cost(g)) for g in groups.values()), key=lambda gc: -gc[1])
 
@@ -137,12 +137,13 @@ def grid_reuse_cost(feasible) -> dict:
     """Member-steps per seed of the feasible grid (a plan table: one row per point, with ``k`` and ``steps``):
     trained fresh per trial, and with member reuse (member j of an architecture trained once to the most steps any
     k > j needs, :mod:`tuneall.store.reuse`)."""
+    from tuneall.store.reuse import shared_member_steps
+
     arch = [c for c in ALLOCATION_COLUMNS if c != "k" and c in feasible]  # every field of a point but k
     fresh = int((feasible["k"] * feasible["steps"]).sum())
     reuse = 0
     for _, g in feasible.groupby(arch, dropna=False):
-        steps = dict(zip(g["k"].astype(int), g["steps"].astype(int)))
-        reuse += sum(max(t for k, t in steps.items() if k > j) for j in range(max(steps)))
+        reuse += shared_member_steps(dict(zip(g["k"].astype(int), g["steps"].astype(int))))
     return {"fresh": fresh, "reuse": reuse, "points": len(feasible)}
 
 
