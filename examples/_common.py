@@ -67,7 +67,9 @@ def run(args, name: str, conf: dict) -> Path:
     old = target.with_name(f".{target.name}.old")
     if target.exists() and args.overwrite:
         if old.exists():
-            sys.exit(f"{old} is left from an earlier --overwrite: restore it to {target} or delete it first")
+            print(f"{old} is left from an earlier --overwrite: restore it to {target} or delete it first",
+                  file=sys.stderr)
+            sys.exit(2)  # a user error, as tuneall's own: one line, exit 2, nothing touched
         target.rename(old)
         print(f"the old {target.name} is kept as {old} until the new run finishes", flush=True)
     try:
