@@ -150,44 +150,101 @@ def summary_rows(agg, cells: tuple[int, int], reuse_steps: dict) -> list[dict]:
     return rows
 
 
+RUNS_LOG = C.OUT_DIR / "search_cost_held_out_runs.jsonl"
+REFERENCE = "grid (exhaustive, reference)"
+
+
+def _read_runs(path: Path) -> dict:
+    """(case, method, seed) -> the run's record, from the held-out runs log (a damaged line is skipped)."""
+    done = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[(r["case"], r["method"], r["seed"])] = r
+    return done
+
+
 def held_out(args, head: dict) -> None:
     """The held-out cases: per case and searcher, compute / (C x seeds), wall / (the grid with reuse's wall), P(best)
-    of the chosen allocation and whether it lies in the grid's tie set; every run kept, for or against a searcher."""
+    of the chosen allocation and whether it lies in the grid's tie set; every run kept, for or against a searcher.
+
+    Each finished run is appended to ``--runs`` (a JSON line, with the tie set a grid run found) the moment it ends,
+    and a run found there is not run again: hours of runs survive a stop, and the run continues where it left off
+    (the same machine; the header records its load)."""
     import pandas as pd
 
+    log = Path(args.runs)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    done = _read_runs(log)
     root = Path(tempfile.mkdtemp(prefix="search_cost_held_"))
-    runs = []
+    cases = [c for c in HELD_OUT if not args.case or c[2]["name"] in args.case]
+
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=C.ROOT).stdout.strip() or None
+
+    def record(rec: dict) -> dict:
+        # Each run says which code and how loaded a machine measured it (a log may span sittings).
+        rec = {**rec, "commit": commit, "load_average": C.load_average()}
+        with open(log, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        done[(rec["case"], rec["method"], rec["seed"])] = rec
+        print(json.dumps({k: v for k, v in rec.items() if k != "tie_keys"}), flush=True)
+        return rec
+
     try:
-        for dataset, budget, space in [c for c in HELD_OUT if not args.case or c[2]["name"] in args.case]:
+        for dataset, budget, space in cases:
             case, scale = f"{space['name']}: {dataset} C={budget:g}", budget * args.seeds
-            # A unit of wall time, as in the tuning cases: the exhaustive grid's wall per C x seeds it trained.
-            ref, ref_wall = _search(root, f"ref-{space['name']}", dataset, budget, args.seeds, 0, space,
+
+            def measure(method, out, wall, sd, trials=None, **extra):
+                compute, steps = _compute(out, dataset, budget)
+                return {"case": case, "method": method, "seed": sd, "compute_x_C_seeds": compute / scale,
+                        "member_steps": steps, "wall_s": wall, "p_best": _p_best(out), "chosen": list(_chosen(out)),
+                        "trials": trials, **extra}
+
+            if (case, REFERENCE, 0) not in done:
+                # A unit of wall time, as in the tuning cases: the exhaustive grid's wall per C x seeds it trained.
+                ref, wall = _search(root, f"ref-{space['name']}", dataset, budget, args.seeds, 0, space,
                                     searcher="grid", member_store=False)
-            unit = ref_wall / (_compute(ref, dataset, budget)[0] / scale)
+                rec = measure(REFERENCE, ref, wall, 0)
+                record({**rec, "unit_s": wall / rec["compute_x_C_seeds"]})
+            unit = done[(case, REFERENCE, 0)]["unit_s"]
             for sd in range(args.search_seeds):
                 name = f"{space['name']}-{sd}"
-                grid, grid_wall = _search(root, f"grid-{name}", dataset, budget, args.seeds, sd, space, searcher="grid")
-                ties = _tie_keys(grid)
-
-                def record(method, out, wall, trials=None):
-                    compute, steps = _compute(out, dataset, budget)
-                    runs.append({"case": case, "method": method, "seed": sd, "compute_x_C_seeds": compute / scale,
-                                 "member_steps": steps, "wall_x_grid": wall / grid_wall, "wall_units": wall / unit,
-                                 "wall_s": wall,
-                                 "p_best": _p_best(out), "in_tie_set": _chosen(out) in ties,
-                                 "tie_set_size": len(ties), "trials": trials})
-                    print(json.dumps(runs[-1]), flush=True)
-
-                record("grid + member reuse", grid, grid_wall)
-                out, wall = _search(root, f"halving-{name}", dataset, budget, args.seeds, sd, space, searcher="halving")
-                record("halving", out, wall)
-                trials = max(2, round(runs[-1]["compute_x_C_seeds"]))  # halving's compute, in trials of C x seeds
+                if (case, "grid + member reuse", sd) not in done:
+                    grid, wall = _search(root, f"grid-{name}", dataset, budget, args.seeds, sd, space,
+                                         searcher="grid")
+                    record(measure("grid + member reuse", grid, wall, sd, tie_keys=sorted(_tie_keys(grid))))
+                grid = done[(case, "grid + member reuse", sd)]
+                if (case, "halving", sd) not in done:
+                    out, wall = _search(root, f"halving-{name}", dataset, budget, args.seeds, sd, space,
+                                        searcher="halving")
+                    record(measure("halving", out, wall, sd))
+                # TPE and random at halving's compute: as many trials as it spent budgets (each costs C x seeds).
+                trials = max(2, round(done[(case, "halving", sd)]["compute_x_C_seeds"]))
                 for label in ("tpe", "random"):
-                    out, wall = _search(root, f"{label}-{name}", dataset, budget, args.seeds, sd, space,
-                                        searcher=label, trials=trials)
-                    record(label, out, wall, trials)
+                    if (case, label, sd) not in done:
+                        out, wall = _search(root, f"{label}-{name}", dataset, budget, args.seeds, sd, space,
+                                            searcher=label, trials=trials)
+                        record(measure(label, out, wall, sd, trials))
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    runs = []
+    for dataset, budget, space in cases:
+        case = f"{space['name']}: {dataset} C={budget:g}"
+        unit = done[(case, REFERENCE, 0)]["unit_s"]
+        for sd in range(args.search_seeds):
+            grid = done[(case, "grid + member reuse", sd)]
+            ties = {tuple(k) for k in grid["tie_keys"]}
+            for method in ("grid + member reuse", "halving", "tpe", "random"):
+                r = done[(case, method, sd)]
+                runs.append({**{k: v for k, v in r.items() if k != "tie_keys"},
+                             "wall_x_grid": r["wall_s"] / grid["wall_s"], "wall_units": r["wall_s"] / unit, "in_tie_set": tuple(r["chosen"]) in ties,
+                             "tie_set_size": len(ties)})
     df = pd.DataFrame(runs)
     cols = ["compute_x_C_seeds", "wall_x_grid", "wall_units", "p_best", "in_tie_set"]
     by_case = df.groupby(["case", "method"], sort=False)[cols].mean()
@@ -209,6 +266,7 @@ def held_out(args, head: dict) -> None:
                           "the grid with reuse"))
     # A partial run (some cases, fewer search seeds) never replaces the committed full one.
     C.write_result("search_cost_held_out" + ("_partial" if head["quick"] else ""), {**head, "rows": rows, "runs": runs, "seeds": args.seeds,
+                                            "units": {c: done[(c, REFERENCE, 0)]["unit_s"] for c in df["case"].unique()},
                                             "cases": [dict(space, dataset=d, budget=b) for d, b, space in HELD_OUT],
                                             "by_case": json.loads(by_case.reset_index().to_json(orient="records")),
                                             "command": " ".join(["python benchmarks/search_cost.py", *sys.argv[1:]])})
@@ -223,6 +281,8 @@ def main():
                    help="with --held-out: only this case (repeatable)")
     p.add_argument("--search-seeds", type=int, default=3)
     p.add_argument("--seeds", type=int, default=3, help="repeats of each allocation")
+    p.add_argument("--runs", default=str(RUNS_LOG), help="with --held-out: the log of finished runs (a run found "
+                   "there is not run again; delete it to start over)")
     args = p.parse_args()
     import ray
 

@@ -165,19 +165,60 @@ def test_one_rung_trial_per_architecture_trains_each_member_once_and_full_trials
     assert trained == 2 * 4 * full[4].steps + 2 * (full[1].steps - full[4].steps)  # each member trained once
 
 
-def test_the_rung_log_gets_one_record_per_point_of_a_finished_architecture_trial(tmp_path):
-    from types import SimpleNamespace
+def test_one_searcher_runs_the_rungs_then_the_full_trials_logging_each_rung_trial_as_it_ends(tmp_path):
+    """Halving as one Ray Tune run (tuneall.tuning._searchers.Halving): a rung's trials are suggested together, the
+    next rung's only once all have finished (None meanwhile), each finished trial's points logged as it ends (a
+    trial stopped before it reported: nothing logged, its points failed), then the promoted points as full trials,
+    then FINISHED."""
+    from ray.tune.search import Searcher
 
-    from tuneall.tuning._callbacks import RungLogCallback
+    from tuneall.tuning._searchers import Halving, Points
+    from tuneall.tuning.rungs import rung_points
 
-    pts = [{"width": 1.0, "k": k} for k in (4, 2, 1)]
-    cb = RungLogCallback(str(tmp_path), 0, H.RUNGS[0])
-    cb.on_trial_complete(0, [], SimpleNamespace(config={"points": pts}, last_result={
-        "status": "ok", "points_json": json.dumps([{"point": p, "metrics": {"status": "ok", "k": p["k"]}}
-                                                   for p in pts])}))
-    cb.on_trial_complete(0, [], SimpleNamespace(config={"points": [{"width": 2.0, "k": 1}]}, last_result={}))
-    log = H.read_log(tmp_path)  # the second trial stopped before it reported: nothing of it
-    assert [(r["rung"], r["point"], r["metrics"]["k"]) for r in log] == [(0, p, p["k"]) for p in pts]
+    points = [{"width": w, "depth": 1, "k": k} for w in (1.0, 2.0, 4.0) for k in (1, 2)]
+
+    def metrics(p, seed_noise=0.0):
+        steps = [10, 20, 40, 80]
+        return {"status": "ok", "steps": steps, "full_steps": 720,
+                "curve": [_curve(0.3 / p["width"], 1.0, 0.5, steps, 0.001, s) for s in range(2)]}
+
+    def configs(fraction, pts):  # one trial per architecture, as rung_trials groups them
+        by: dict = {}
+        for q in pts:
+            by.setdefault(q["width"], []).append(q)
+        return [{"trial": {"points": g}, "fraction": fraction} for g in by.values()]
+
+    def result(config, ok=True):
+        pts = config["trial"]["points"]
+        return {"status": "ok", "points_json": json.dumps([{"point": q, "metrics": metrics(q)} for q in pts])}
+
+    promoted = []
+    search = Halving(H.selection(points, tmp_path, log=lambda *_: None),
+                     configs, lambda rung, f, entries: [H.append_log(tmp_path, {"rung": rung, "fraction": f, **e})
+                                                        for e in entries],
+                     lambda alive, rows: promoted.append(alive) or Points(alive))
+    first = [search.suggest(f"t{i}") for i in range(3)]
+    assert [c["fraction"] for c in first] == [H.RUNGS[0]] * 3 and search.suggest("t3") is None
+    search.on_trial_complete("t0", result(first[0]))
+    assert len(H.read_log(tmp_path)) == 2 and search.suggest("t3") is None  # logged at once; the rung still runs
+    search.on_trial_complete("t1", result(first[1]))
+    search.on_trial_complete("t2", None)  # stopped before it reported: its points fail, nothing is logged
+    assert len(H.read_log(tmp_path)) == 4 + 2  # select logs the failed ones (status "failed") itself
+    assert {r["metrics"]["status"] for r in H.read_log(tmp_path)[4:]} == {"failed"}
+    second, n = [], 3
+    while (c := search.suggest(f"t{n}")) is not None and "fraction" in c:
+        second.append((f"t{n}", c))
+        n += 1
+    assert second and all(c["fraction"] == H.RUNGS[1] for _, c in second) and c is None
+    assert all(q["width"] != 4.0 for _, c in second for q in c["trial"]["points"])  # the failed one is out
+    for tid, c in second:
+        search.on_trial_complete(tid, result(c))
+    full = []
+    while isinstance(c := search.suggest(f"t{n}"), dict):
+        full.append(c)
+        n += 1
+    assert c == Searcher.FINISHED and [c["point"] for c in full] == promoted[0] and promoted[0]
+    assert len(rung_points(result(first[0]))) == 2
 
 
 def test_a_rung_is_one_trial_per_architecture_split_only_to_fill_idle_slots():

@@ -19,6 +19,19 @@ def _no_restore_hint(record) -> bool:
 logging.getLogger("ray.tune.tune").addFilter(_no_restore_hint)
 
 
+def _full_trial(trial) -> bool:
+    """Whether a Ray trial is one of the search's trials, not a halving rung's (those go to ``halving.jsonl``:
+    :class:`tuneall.tuning._searchers.Halving`)."""
+    from tuneall.tuning.halving import is_rung
+
+    return not is_rung(trial.config or {})
+
+
+def _config(trial) -> dict:
+    """The trial's config as the journal keeps it: the point, without the k its members were planned with."""
+    return {k: v for k, v in (trial.config or {}).items() if k != "reuse_ks"}
+
+
 class JournalCallback(Callback):
     """Writes each finished or failed trial to the results directory's journal as soon as the driver learns of it."""
 
@@ -26,37 +39,18 @@ class JournalCallback(Callback):
         self.results_dir = results_dir
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        if "status" not in (trial.last_result or {}):
+        if "status" not in (trial.last_result or {}) or not _full_trial(trial):
             return  # stopped before it reported (Ctrl-C): not finished, so a resume runs it again
-        journal.append(self.results_dir, {"trial_id": trial.trial_id, "config": trial.config,
+        journal.append(self.results_dir, {"trial_id": trial.trial_id, "config": _config(trial),
                                           "metrics": dict(trial.last_result or {}), "error": None})
 
     def on_trial_error(self, iteration, trials, trial, **info):
         from tuneall.runner import signals
 
-        if signals.received():  # a process-group signal stopped the trial too: not its failure; a resume reruns it
-            return
-        journal.append(self.results_dir, {"trial_id": trial.trial_id, "config": trial.config, "metrics": {},
+        if signals.received() or not _full_trial(trial):  # a process-group signal stopped the trial too: not its
+            return  # failure, so a resume reruns it (a rung trial's failure is halving.jsonl's)
+        journal.append(self.results_dir, {"trial_id": trial.trial_id, "config": _config(trial), "metrics": {},
                                           "error": error_line(trial)})
-
-
-class RungLogCallback(Callback):
-    """Appends each point of a finished halving rung trial (one architecture, :func:`tuneall.tuning.rungs.rung_job`)
-    to ``halving.jsonl`` as its own record when the trial finishes, so that a stop mid-rung keeps it
-    (:func:`tuneall.tuning.halving.select` reads them back and runs only the architectures not fully logged)."""
-
-    def __init__(self, results_dir: str, rung: int, fraction: float):
-        self.results_dir, self.rung, self.fraction = results_dir, rung, fraction
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        from tuneall.tuning import halving
-
-        result = dict(trial.last_result or {})
-        from tuneall.tuning.rungs import rung_points
-
-        for entry in rung_points(result):  # none: stopped before it reported, so a resume runs it again
-            halving.append_log(self.results_dir, {"rung": self.rung, "fraction": self.fraction,
-                                                  "point": entry["point"], "metrics": entry["metrics"]})
 
 
 def error_line(trial) -> str:
@@ -73,13 +67,14 @@ class ProgressCallback(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
-        if "status" in result:
+        if "status" in result and _full_trial(trial):
             config = trial.config or {}
             self.progress.trial_finished(config.get("point", config), result)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        config = trial.config or {}
-        self.progress.trial_finished(config.get("point", config), {}, error=error_line(trial))
+        if _full_trial(trial):
+            config = trial.config or {}
+            self.progress.trial_finished(config.get("point", config), {}, error=error_line(trial))
 
 
 LIVE_TABLE_EVERY_S = 30.0  # Ray's table of trials at most this often (the per-trial lines carry the news)

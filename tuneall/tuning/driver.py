@@ -75,8 +75,9 @@ def _trials_to_run(cfg: SearchConfig, feasible, out: Path) -> int:
 
 
 def _context(cfg: SearchConfig, out: Path, verbose: int = 1, points=None, ids: dict | None = None) -> TrialContext:
-    """The trials' context; ``points``: the grid's (or the promoted) points, whose members are planned together;
-    ``ids``: the run's fingerprints of the data and model code that member keys hold (tuneall.store.keys)."""
+    """The trials' context; ``points``: the grid's points, whose members are planned together (halving's full trials
+    carry the promoted ones in their config); ``ids``: the run's fingerprints of the data and model code that member
+    keys hold (tuneall.store.keys)."""
     from tuneall.core.config import HEARTBEAT_S
     from tuneall.models.flops import flop_table
     from tuneall.runner import ship_families
@@ -90,9 +91,11 @@ def _context(cfg: SearchConfig, out: Path, verbose: int = 1, points=None, ids: d
                                                          cfg.space.families}
         reuse = {"mode": "grid" if points is not None else "own", "ks": ks, "ids": ids,
                  "store": str(store_root(out, cfg.member_store))}
-    return TrialContext(job=trial_metrics, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed,
-                        rules=(cfg.rule,), objectives=cfg.objectives, budget=cfg.budget, unit=cfg.budget.unit,
-                        min_steps=cfg.budget.min_steps, results_dir=str(out), families=ship_families(),
+    from tuneall.tuning.rungs import halving_job
+
+    job = halving_job if cfg.searcher == "halving" else trial_metrics  # halving: rung and full trials in one run
+    return TrialContext(job=job, resources=cfg.resources, seeds=cfg.seeds, seed=cfg.seed, rules=(cfg.rule,),
+                        objectives=cfg.objectives, budget=cfg.budget, unit=cfg.budget.unit, min_steps=cfg.budget.min_steps, results_dir=str(out), families=ship_families(),
                         flops=flop_table(), heartbeat_s=HEARTBEAT_S if verbose > 0 else 0.0,
                         save_members=cfg.save_members, reuse=reuse, storage=current())
 
@@ -109,7 +112,7 @@ def _k_values(space: SearchSpace, family: str) -> list[int]:
 class _Trials:
     """What Ray Tune is asked to run: a grid's remaining points or a searcher's samples."""
 
-    total: int  # trials the search plans in all (finished ones included)
+    total: int  # trials the search plans in all (finished ones included; halving: its points, until the rungs decide)
     todo: int  # trials still to run
     param_space: dict | None = None
     searcher: object = None  # what Ray Tune drives (possibly wrapped by the time budget)
@@ -131,17 +134,21 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     ids = run_ids(data, cfg.space.families) if cfg.member_store else None  # once per run, carried to the trials
     meta = _start(cfg, data, out, argv, old_meta, ids)
     done = _read_journal(out)
-    grid_points = _grid_points(cfg, data, out, verbose, started, ids)
-    trials = _trials(cfg, data, done, grid_points, storage, est_trial_s, verbose)
+    grid_points = _grid_points(cfg, data)
+    progress = SearchProgress(len(grid_points or ()) or cfg.trials, cfg.objectives, done=len(done))
+    trials = _trials(cfg, data, out, done, grid_points, storage, est_trial_s, verbose, started, progress)
     from tuneall.tuning._searchers import TimeBudget
 
     if isinstance(trials.searcher, TimeBudget):
-        trials.searcher.start = started  # the time budget's clock starts with the search, not after the rungs
-    # With parallel members a trial's placement group has one bundle per member, so it depends on the sampled k.
+        trials.searcher.start = started  # the time budget's clock starts with the search
+    # With parallel members a trial's placement group has one bundle per member, so it depends on the sampled k
+    # (a halving rung trial's members train one after another: one bundle).
     trainable = with_trial_resources(_context(cfg, out, verbose, grid_points, ids), data,
                                      lambda config: res.bundles(int(config.get("point", config).get("k", 1))))
     at_once = concurrency(cfg, sum(b.get("CPU", 0) for b in res.bundles(int(feasible["k"].min()))))
-    progress = SearchProgress(trials.total, cfg.objectives, done=len(done))
+    if cfg.searcher == "halving":  # rung trials hold one bundle whatever their k
+        at_once = max(at_once, concurrency(cfg, cfg.resources.cpus))
+    progress.total = trials.total
     if verbose:
         _announce(cfg, trials.total, at_once, out)
     if trials.todo:
@@ -176,27 +183,36 @@ def _start(cfg: SearchConfig, data, out: Path, argv, old_meta, ids: dict | None)
     return R.write_meta(out, meta, "running")
 
 
-def _grid_points(cfg: SearchConfig, data, out: Path, verbose: int, started: float,
-                 ids: dict | None) -> list[dict] | None:
-    """The feasible grid (after halving's rungs, the promoted points), widest ensembles first; None for samplers."""
+def _grid_points(cfg: SearchConfig, data) -> list[dict] | None:
+    """The feasible grid (halving's candidates), widest ensembles first; None for samplers."""
     if cfg.searcher not in ("grid", "halving"):
         return None
     from tuneall.planning.points import plan_point
     from tuneall.planning.space import grid as space_grid
 
     points = [p for p in space_grid(cfg.space) if is_feasible(p, cfg, data.info, plan_point)]
-    if cfg.searcher == "halving":
-        from tuneall.tuning.search_cost import run_halving
-
-        points = run_halving(cfg, data, out, points, _context(cfg, out, 0, points, ids), verbose, started)
     return sorted(points, key=lambda p: -int(p["k"]))  # widest ensembles first: they train most members at once
 
 
-def _trials(cfg: SearchConfig, data, done: list[dict], grid_points, storage, est_trial_s, verbose) -> _Trials:
-    """The grid's points not in the journal, or the Optuna searcher continued from its study (time budget applied)."""
+def _trials(cfg: SearchConfig, data, out: Path, done: list[dict], grid_points, storage, est_trial_s, verbose,
+            started: float, progress) -> _Trials:
+    """The grid's points not in the journal, halving's rungs and promoted points, or the Optuna searcher continued
+    from its study (time budget applied)."""
     from tuneall.tuning._searchers import Points, TimeBudget
 
     done_keys = {journal.point_key(r["config"]) for r in done}
+    if cfg.searcher == "halving":
+        from tuneall.tuning.search_cost import halving_searcher, most_trials
+
+        trials = _Trials(len(grid_points), most_trials(grid_points))
+
+        def promoted(n: int) -> None:  # the full trials' count is known once the rungs have decided
+            trials.total = progress.total = n
+            progress.start = progress.clock()  # their ETA from their own speed, not the rungs'
+
+        trials.searcher = trials.study_searcher = halving_searcher(
+            cfg, data, out, grid_points, done_keys, bool(cfg.member_store), verbose, started, est_trial_s, promoted)
+        return trials
     if grid_points is not None:
         todo = [p for p in grid_points if journal.point_key(p) not in done_keys]
         if cfg.time_budget_s:  # the time budget needs a searcher to refuse: the same points, one by one
@@ -220,6 +236,7 @@ def _trials(cfg: SearchConfig, data, done: list[dict], grid_points, storage, est
 
 
 def _announce(cfg: SearchConfig, total: int, at_once: int, out: Path) -> None:
+    from tuneall.tuning.halving import RUNGS
     from tuneall.tuning.sampling import tpe_startup
 
     n = tpe_startup(cfg.trials)
@@ -228,8 +245,11 @@ def _announce(cfg: SearchConfig, total: int, at_once: int, out: Path) -> None:
     from tuneall.store.shared import describe
 
     store = describe(cfg.member_store)
+    count = (f"{total} trials" if cfg.searcher != "halving" else
+             f"{total} allocations in {len(RUNGS)} rungs (at " + " and ".join(f"1/{round(1 / f)}" for f in RUNGS)
+             + " of each allocation's steps), the promoted ones then as full trials")
     print(f"tuneall: searching {cfg.space.name!r} on {cfg.dataset} at C = {cfg.budget}: {cfg.searcher}{startup}, "
-          f"{total} trials, {at_once} at a time, {cfg.seeds} seed(s) each{store} -> {R.storage.display(out)}",
+          f"{count}, {at_once} at a time, {cfg.seeds} seed(s) each{store} -> {R.storage.display(out)}",
           flush=True)
 
 
@@ -240,7 +260,8 @@ def _finish(cfg: SearchConfig, data, out: Path, meta: dict, trials: _Trials, ver
     from tuneall.tuning._searchers import TimeBudget
 
     records, total = _read_journal(out, quiet=True), trials.total
-    timed_out = isinstance(trials.searcher, TimeBudget) and trials.searcher.stopped
+    timed_out = bool(getattr(trials.searcher, "stopped", False)) and (
+        isinstance(trials.searcher, TimeBudget) or cfg.searcher == "halving")
     if timed_out:  # an intended end: the report covers exactly the trials that ran, and says so
         meta = R.write_meta(out, {**meta, "time_budget": {"seconds": cfg.time_budget_s, "stopped": True,
                                                           "trials_run": len(records), "trials_planned": total}},

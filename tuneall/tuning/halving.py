@@ -170,18 +170,36 @@ def append_log(results_dir, record: dict) -> None:
         os.close(fd)
 
 
+def is_rung(config: dict) -> bool:
+    """Whether a trial's config is a rung trial's (``{"trial", "fraction"}``), not a full trial's (``{"point"}``)."""
+    return "fraction" in config and "trial" in config
+
+
 def point_id(point: dict) -> str:
     return json.dumps({k: point[k] for k in sorted(point) if not k.endswith("_index")}, sort_keys=True, default=str)
 
 
 def select(points: list[dict], run_rung, results_dir, log=print, rungs=RUNGS,
            out_of_time=lambda: False) -> tuple[list[dict], list[dict]]:
-    """Successive halving over ``points``: returns (the points promoted to full trials, one row per rung trial).
+    """Successive halving over ``points``, each rung run by ``run_rung(fraction, points) -> list of metrics`` (one
+    per point) before the next starts: :func:`selection` driven to its end. Returns what it returns."""
+    steps = selection(points, results_dir, log, rungs, out_of_time)
+    try:
+        _, f, todo = next(steps)
+        while True:
+            _, f, todo = steps.send(run_rung(f, todo))
+    except StopIteration as end:
+        return end.value
 
-    ``run_rung(fraction, points) -> list of metrics`` runs one rung (each metrics: ``steps``, ``full_steps``,
-    ``curve`` = per-seed accuracy lists at ``steps``, and member-step counts); finished rung trials found in
-    ``halving.jsonl`` are not run again. ``out_of_time()`` true before a rung (a time budget spent): no further
-    rung starts, and the candidates left go on best-first."""
+
+def selection(points: list[dict], results_dir, log=print, rungs=RUNGS, out_of_time=lambda: False):
+    """Successive halving over ``points`` as a generator: it yields ``(rung, fraction, todo)`` for each rung with points
+    left to run and is sent their metrics (one per ``todo`` point: ``steps``, ``full_steps``, ``curve`` = per-seed
+    accuracy lists at ``steps``, member-step counts); it returns (the points promoted to full trials, best first;
+    one row per rung trial). A generator, so one Ray Tune run can hold the rungs and the full trials alike
+    (:class:`tuneall.tuning._searchers.Halving`). Finished rung trials found in ``halving.jsonl`` are not asked
+    for again. ``out_of_time()`` true before a rung (a time budget spent): no further rung starts, and the
+    candidates left go on best-first."""
     done = {(r["rung"], point_id(r["point"])): r for r in read_log(results_dir)}
     alive, rows = list(points), []
     for i, f in enumerate(rungs):
@@ -190,7 +208,7 @@ def select(points: list[dict], run_rung, results_dir, log=print, rungs=RUNGS,
             log(f"tuneall: halving rung {i + 1}/{len(rungs) + 1} not started: the time budget is spent; "
                 f"{len(alive)} candidate(s) go on, best first")
             break
-        results = run_rung(f, todo) if todo else []
+        results = (yield i, f, todo) if todo else []
         logged = {(r["rung"], point_id(r["point"])) for r in read_log(results_dir)}  # the runner logs as they end
         for p, m in zip(todo, results):
             rec = {"rung": i, "fraction": f, "point": p, "metrics": m}
@@ -220,4 +238,4 @@ def select(points: list[dict], run_rung, results_dir, log=print, rungs=RUNGS,
 
 
 __all__ = ["RUNGS", "ETA", "CAP", "predict_full", "member_floor", "predict_with_floor", "possibly_tied", "promote",
-           "cap_of", "rung_steps", "select", "read_log", "append_log", "HALVING_LOG"]
+           "cap_of", "rung_steps", "select", "selection", "is_rung", "point_id", "read_log", "append_log", "HALVING_LOG"]

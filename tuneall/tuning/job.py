@@ -24,6 +24,8 @@ def trial_metrics(config: dict, ctx: TrialContext, data) -> dict:
     answer rule's score (:data:`tuneall.core.choice.SCORE`), which Ray and Optuna rank by."""
     from tuneall.core.choice import SCORE, score_metrics
 
+    if config.get("reuse_ks") and ctx.reuse:  # halving's full trials: the promoted k, known only after the rungs
+        ctx = replace(ctx, reuse={**ctx.reuse, "ks": json.loads(config["reuse_ks"])})
     out = _trial_metrics(config, ctx, data)
     return {**out, SCORE: score_metrics(out, ctx.objectives)}
 

@@ -88,6 +88,21 @@ def rung_job(config: dict, ctx, data) -> dict:
     return {"status": "ok", "points_json": json.dumps(out)}
 
 
+def halving_job(config: dict, ctx, data) -> dict:
+    """A halving search's job: a rung trial (:func:`rung_job`) or a promoted point's full trial
+    (:func:`tuneall.tuning.job.trial_metrics`), both in the search's one Ray Tune run. A rung trial ranks below
+    every allocation on the answer rule's score (Ray's ``get_best_result()`` never names one)."""
+    from tuneall.core.choice import SCORE
+    from tuneall.tuning.halving import is_rung
+    from tuneall.tuning.job import trial_metrics
+
+    if not is_rung(config):
+        return trial_metrics(config, ctx, data)
+    # Finite: Ray's TensorBoard logger warns on every infinite value (and float32 holds 1e30).
+    worst = -1e30 if (ctx.objectives[0][1] if ctx.objectives else "max") == "max" else 1e30
+    return {**rung_job(config, ctx, data), SCORE: worst}
+
+
 def rung_points(result: dict) -> list[dict]:
     """The ``[{"point", "metrics"}, ...]`` of a rung trial's result (:func:`rung_job`); [] when it has none (a trial
     stopped before it reported)."""
@@ -140,4 +155,4 @@ def _first_member_curve(trainer: StoreTrainer, plan, data, labels, split: str) -
     return steps, [[M.accuracy(lp[s], labels) for s in steps] for lp in logp]
 
 
-__all__ = ["rung_evals", "schedule_evals", "member_horizons", "rung_job", "rung_points"]
+__all__ = ["rung_evals", "schedule_evals", "member_horizons", "rung_job", "halving_job", "rung_points"]

@@ -1,53 +1,76 @@
 """What a search costs and how it saves: the halving searcher's rungs on the runner, and the grid-with-reuse cost
 that ``tuneall plan`` quotes.
 
-The rungs' trials are Ray Tune trials of the one runner trainable (job :func:`tuneall.tuning.rungs.rung_job`);
-their results go to ``halving.jsonl`` as they finish (:mod:`tuneall.tuning.halving`), and the promoted points come back
-to :mod:`tuneall.tuning.driver`, which runs them as full trials through the journal and the report.
+The rungs' trials and the promoted points' full trials are trials of one Ray Tune run of the runner's trainable
+(job :func:`tuneall.tuning.rungs.halving_job`), suggested by :class:`tuneall.tuning._searchers.Halving`: rung
+results go to ``halving.jsonl`` as each trial finishes (:mod:`tuneall.tuning.halving`), full trials to the journal and
+the report, as every search's do.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
 from pathlib import Path
 
 from tuneall.core.config import ALLOCATION_COLUMNS
 
 
-def run_halving(cfg, data, out: Path, points: list[dict], ctx, verbose: int = 1,
-                started: float | None = None) -> list[dict]:
-    """Successive halving over ``points`` (feasible grid points); returns the points promoted to full trials.
-    With a time budget (counted from ``started``, a ``time.monotonic()``), no rung starts once it is spent."""
+def halving_searcher(cfg, data, out: Path, points: list[dict], done_keys: set, reuse: bool, verbose: int = 1,
+                     started: float | None = None, expected_trial_s: float | None = None, on_promoted=None):
+    """Successive halving over ``points`` (feasible grid points, widest k first) as the Ray Tune searcher of the
+    search's one run (:class:`tuneall.tuning._searchers.Halving`): the rungs' trials, then the promoted points not
+    in the journal (``done_keys``) as full trials, each carrying the k whose members are planned together
+    (``reuse``: the member store is on). With a time budget (counted from ``started``, a ``time.monotonic()``), no
+    rung starts once it is spent and the full trials stop as a grid's do. ``on_promoted(n)``: told how many full
+    trials the search has in all (finished ones included) once the rungs have decided."""
     import time
 
-    from tuneall.tuning import halving as H
-    from tuneall.rundir.fsio import atomic_write_frame
+    from tuneall.rundir import journal
     from tuneall.store.keys import warn_rejected
     from tuneall.store.reuse import reuse_ks
-    from tuneall.tuning.rungs import rung_job
+    from tuneall.tuning import halving as H
+    from tuneall.tuning._searchers import Halving, Points, TimeBudget
+    from tuneall.runner import concurrency
 
     ran: list[dict] = []  # this run's rung metrics: refused store records are reported once, at the end
+    slots = concurrency(cfg, cfg.resources.cpus)
 
-    def run_rung(fraction: float, pts: list[dict]) -> list[dict]:
-        rctx = replace(ctx, job=rung_job, reuse={**(ctx.reuse or {}), "mode": "grid", "ks": reuse_ks(pts)})
-        from tuneall.runner import concurrency
+    def rung_configs(fraction: float, pts: list[dict]) -> list[dict]:
+        return [{"trial": t, "fraction": fraction} for t in rung_trials(pts, data.info, cfg.budget, slots, fraction)]
 
-        slots = concurrency(cfg, cfg.resources.cpus)
-        trials = rung_trials(pts, data.info, ctx.budget, slots, fraction)
-        got = {H.point_id(p): m for p, m in _run(cfg, rctx, data, out, trials, slots, fraction,
-                                                 H.RUNGS.index(fraction))}
-        ran.extend(got.values())
-        return [got.get(H.point_id(p), {"status": "failed"}) for p in pts]
+    def log_points(rung: int, fraction: float, entries: list[dict]) -> None:
+        for e in entries:
+            ran.append(e["metrics"])
+            H.append_log(out, {"rung": rung, "fraction": fraction, "point": e["point"], "metrics": e["metrics"]})
 
-    import pandas as pd
+    def full(alive: list[dict], rows: list[dict]):
+        import pandas as pd
+
+        from tuneall.rundir.fsio import atomic_write_frame
+
+        warn_rejected(ran)
+        atomic_write_frame(pd.DataFrame(rows), out / "halving.csv")
+        alive = sorted(alive, key=lambda p: -int(p["k"]))  # widest ensembles first: they train most members at once
+        if on_promoted:
+            on_promoted(len(alive))
+        todo = [p for p in alive if journal.point_key(p) not in done_keys]
+        # The promoted k are known only now: the full trials plan their members over them (tuneall.store.reuse).
+        inner = Points(todo, extra={"reuse_ks": json.dumps(reuse_ks(alive))} if reuse else None)
+        return TimeBudget(inner, cfg.time_budget_s, expected_trial_s, start=started) if cfg.time_budget_s else inner
 
     t0 = time.monotonic() if started is None else started
     out_of_time = (lambda: time.monotonic() - t0 >= cfg.time_budget_s) if cfg.time_budget_s else (lambda: False)
-    alive, rows = H.select(points, run_rung, out, log=(lambda m: print(m, flush=True)) if verbose else
-                           (lambda m: None), out_of_time=out_of_time)
-    warn_rejected(ran)
-    atomic_write_frame(pd.DataFrame(rows), out / "halving.csv")
-    return alive
+    steps = H.selection(points, out, log=(lambda m: print(m, flush=True)) if verbose else (lambda m: None),
+                        out_of_time=out_of_time)
+    return Halving(steps, rung_configs, log_points, full)
+
+
+def most_trials(points: list[dict]) -> int:
+    """An upper bound on the trials of a halving search over ``points``: at most one per point at each rung
+    (:func:`rung_trials` never gives a trial no point) and one full trial per point."""
+    from tuneall.tuning.halving import RUNGS
+
+    return len(points) * (len(RUNGS) + 1)
 
 
 def architectures(pts: list[dict], info, budget, fraction: float | None = None) -> list[list[dict]]:
@@ -103,36 +126,6 @@ def rung_trials(pts: list[dict], info, budget, slots: int = 1, fraction: float |
     return [{"points": own, "arch_ks": sorted(int(p["k"]) for p in arch)} for own, arch in trials]
 
 
-def _run(cfg, ctx, data, out: Path, configs: list[dict], slots: int, fraction: float,
-         rung: int) -> list[tuple[dict, dict]]:
-    """(point, metrics) of each point of ``configs`` (:func:`rung_trials`, each run as one Ray Tune trial of the
-    runner's trainable); each finished trial's points are logged to ``halving.jsonl`` the moment it finishes (a stop
-    mid-rung keeps them)."""
-    from ray import tune
-
-    from tuneall.tuning._callbacks import RungLogCallback
-    from tuneall.tuning.rungs import rung_points
-    from tuneall.rundir.storage import ray_path
-    from tuneall.runner import outcomes, run_tune, with_trial_resources
-
-    res = cfg.resources
-    # verbose=0: Ray prints nothing; the rung's one line is halving's own
-    results = run_tune(with_trial_resources(ctx, data, lambda config: res.bundles(1)), name=f"halving-{fraction:.4g}",
-                       storage_path=ray_path(out), concurrency=slots, max_failures=cfg.max_failures,
-                       param_space={"trial": tune.grid_search(configs), "fraction": fraction},
-                       callbacks=[RungLogCallback(str(out), rung, fraction)])
-    # A trial stopped before it was configured has no points (only after a stop, which raises before this).
-    got = []
-    for _, c, m, err in outcomes(results):
-        entries = [] if err else rung_points(m)
-        if not entries:
-            got += [(p, {"status": "failed", "error": err or "no result"}) for p in (c.get("trial") or {}).get(
-                "points") or []]
-        else:
-            got += [(e["point"], e["metrics"]) for e in entries]
-    return got
-
-
 def grid_reuse_cost(feasible) -> dict:
     """Member-steps per seed of the feasible grid (a plan table: one row per point, with ``k`` and ``steps``):
     trained fresh per trial, and with member reuse (member j of an architecture trained once to the most steps any
@@ -147,4 +140,4 @@ def grid_reuse_cost(feasible) -> dict:
     return {"fresh": fresh, "reuse": reuse, "points": len(feasible)}
 
 
-__all__ = ["run_halving", "architectures", "rung_trials", "grid_reuse_cost"]
+__all__ = ["halving_searcher", "most_trials", "architectures", "rung_trials", "grid_reuse_cost"]
