@@ -14,6 +14,7 @@ from tuneall.core.errors import ConfigError
 from tuneall.planning.space import SearchSpace
 from tuneall.rundir import results as R
 from tuneall.runner import RunOptions
+from tuneall.tuning.auto import AUTO
 
 # Fields that say where and how fast a search runs, not what its trials compute: a resume may change them.
 OPERATIONAL = ("name", "storage_path", "address", "num_cpus", "dashboard", "max_failures", "concurrency", "trials",
@@ -42,8 +43,14 @@ class SearchConfig(RunOptions):
         from tuneall.store.shared import check_member_store
 
         object.__setattr__(self, "member_store", check_member_store(self.member_store))
+        if self.searcher == AUTO:  # resolved once, here: the directory records (and a resume runs) what it chose
+            from tuneall.tuning.auto import choose
+
+            searcher, reason = choose(self.space, self.objectives)
+            object.__setattr__(self, "searcher", searcher)
+            object.__setattr__(self, "auto_reason", reason)  # not a field: printed at the start by run_search
         if self.searcher not in SEARCHERS:
-            raise ConfigError(f"unknown searcher {self.searcher!r}; valid: {', '.join(SEARCHERS)}")
+            raise ConfigError(f"unknown searcher {self.searcher!r}; valid: {', '.join((*SEARCHERS, AUTO))}")
         if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:
             raise ConfigError(f"trials must be an integer >= 1, but got {self.trials!r}")
         check_rule(self.rule)

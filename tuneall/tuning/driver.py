@@ -35,6 +35,8 @@ def run_search(cfg: SearchConfig, argv: list[str] | None = None, verbose: int = 
     from tuneall.tuning.interrupt import stops_cleanly
 
     check_verbose(verbose)  # before anything is created or Ray starts
+    if verbose and getattr(cfg, "auto_reason", None):
+        print(f"tuneall: --searcher auto chose {cfg.searcher}: {cfg.auto_reason}", flush=True)
     out = cfg.results_dir
     # Everything a user can get wrong is checked before Ray starts or anything is written.
     R.check_storage(cfg.storage_path)
