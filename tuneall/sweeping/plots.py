@@ -78,7 +78,7 @@ def switchover_figure(smap: pd.DataFrame, est: pd.DataFrame, path: Path) -> Path
         return None
     panels = list(smap.groupby(["k", "design"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
-    lim = max(1e-3, float(np.nanmax(np.abs(smap["margin"]))))
+    lim = max(0.1, 100 * float(np.nanmax(np.abs(smap["margin"]))))  # in points, as the tiles print it
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim)
     cmap = plt.get_cmap("RdBu")
     lp_all = np.log10(np.sort(smap["total_params"].unique()))
@@ -88,7 +88,7 @@ def switchover_figure(smap: pd.DataFrame, est: pd.DataFrame, path: Path) -> Path
         dy = np.min(np.diff(lt)) if len(lt) > 1 else 0.3  # at one P, steps are spaced like the budgets
         for _, r in m.iterrows():
             x, y = np.log10(r["total_params"]), np.log10(r["steps"])
-            ax.add_patch(Rectangle((x - dx / 2, y - dy / 2), dx, dy, color=cmap(norm(r["margin"]))))
+            ax.add_patch(Rectangle((x - dx / 2, y - dy / 2), dx, dy, color=cmap(norm(100 * r["margin"]))))
             ax.text(x, y, f"{100 * r['margin']:+.1f}", ha="center", va="center", fontsize=6)
         e = est[(est["k"] == k) & (est["design"] == design) & (est["axis"] == "steps at params")] \
             if not est.empty else est
@@ -110,7 +110,7 @@ def switchover_figure(smap: pd.DataFrame, est: pd.DataFrame, path: Path) -> Path
             ax.set_ylabel("log10 steps per member (SGD steps)")
         ax.set_title(f"k = {k} ({design}; test split)", fontsize=10)
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(),
-                 label="ensemble − single test accuracy (tiles: points)")
+                 label="ensemble − single test accuracy (points)")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
