@@ -154,6 +154,11 @@ RUNS_LOG = C.OUT_DIR / "search_cost_held_out_runs.jsonl"
 REFERENCE = "grid (exhaustive, reference)"
 
 
+def _plain(o):
+    """A numpy scalar as the Python number it holds (JSON's default)."""
+    return o.item() if hasattr(o, "item") else str(o)
+
+
 def _read_runs(path: Path) -> dict:
     """(case, method, seed) -> the run's record, from the held-out runs log (a damaged line is skipped)."""
     done = {}
@@ -190,61 +195,74 @@ def held_out(args, head: dict) -> None:
     def record(rec: dict) -> dict:
         # Each run says which code and how loaded a machine measured it (a log may span sittings).
         rec = {**rec, "commit": commit, "load_average": C.load_average()}
+        rec = json.loads(json.dumps(rec, default=_plain))  # numpy scalars as numbers, as a reader gets them back
         with open(log, "a") as f:
             f.write(json.dumps(rec) + "\n")
         done[(rec["case"], rec["method"], rec["seed"])] = rec
         print(json.dumps({k: v for k, v in rec.items() if k != "tie_keys"}), flush=True)
         return rec
 
+    def label(space, dataset, budget) -> str:
+        return f"{space['name']}: {dataset} C={budget:g}"
+
+    def measure(method, out, wall, sd, dataset, budget, space, trials=None, **extra):
+        compute, steps = _compute(out, dataset, budget)
+        return {"case": label(space, dataset, budget), "method": method, "seed": sd,
+                "compute_x_C_seeds": compute / (budget * args.seeds), "member_steps": steps, "wall_s": wall,
+                "p_best": _p_best(out), "chosen": list(_chosen(out)), "trials": trials, **extra}
+
+    # Every case's reference first, then search seed by search seed over all cases: a run stopped midway leaves
+    # whole seeds of every case, not every seed of some.
     try:
-        for dataset, budget, space in cases:
-            case, scale = f"{space['name']}: {dataset} C={budget:g}", budget * args.seeds
-
-            def measure(method, out, wall, sd, trials=None, **extra):
-                compute, steps = _compute(out, dataset, budget)
-                return {"case": case, "method": method, "seed": sd, "compute_x_C_seeds": compute / scale,
-                        "member_steps": steps, "wall_s": wall, "p_best": _p_best(out), "chosen": list(_chosen(out)),
-                        "trials": trials, **extra}
-
-            if (case, REFERENCE, 0) not in done:
+        for dataset, budget, space in ([] if args.summarize else cases):
+            if (label(space, dataset, budget), REFERENCE, 0) not in done:
                 # A unit of wall time, as in the tuning cases: the exhaustive grid's wall per C x seeds it trained.
                 ref, wall = _search(root, f"ref-{space['name']}", dataset, budget, args.seeds, 0, space,
                                     searcher="grid", member_store=False)
-                rec = measure(REFERENCE, ref, wall, 0)
+                rec = measure(REFERENCE, ref, wall, 0, dataset, budget, space)
                 record({**rec, "unit_s": wall / rec["compute_x_C_seeds"]})
-            unit = done[(case, REFERENCE, 0)]["unit_s"]
-            for sd in range(args.search_seeds):
-                name = f"{space['name']}-{sd}"
+        for sd in range(0 if args.summarize else args.search_seeds):
+            for dataset, budget, space in cases:
+                case, name, at = label(space, dataset, budget), f"{space['name']}-{sd}", (dataset, budget, space)
                 if (case, "grid + member reuse", sd) not in done:
                     grid, wall = _search(root, f"grid-{name}", dataset, budget, args.seeds, sd, space,
                                          searcher="grid")
-                    record(measure("grid + member reuse", grid, wall, sd, tie_keys=sorted(_tie_keys(grid))))
-                grid = done[(case, "grid + member reuse", sd)]
+                    record(measure("grid + member reuse", grid, wall, sd, *at,
+                                   tie_keys=sorted(_tie_keys(grid), key=str)))
                 if (case, "halving", sd) not in done:
                     out, wall = _search(root, f"halving-{name}", dataset, budget, args.seeds, sd, space,
                                         searcher="halving")
-                    record(measure("halving", out, wall, sd))
+                    record(measure("halving", out, wall, sd, *at))
                 # TPE and random at halving's compute: as many trials as it spent budgets (each costs C x seeds).
                 trials = max(2, round(done[(case, "halving", sd)]["compute_x_C_seeds"]))
-                for label in ("tpe", "random"):
-                    if (case, label, sd) not in done:
-                        out, wall = _search(root, f"{label}-{name}", dataset, budget, args.seeds, sd, space,
-                                            searcher=label, trials=trials)
-                        record(measure(label, out, wall, sd, trials))
+                for method in ("tpe", "random"):
+                    if (case, method, sd) not in done:
+                        out, wall = _search(root, f"{method}-{name}", dataset, budget, args.seeds, sd, space,
+                                            searcher=method, trials=trials)
+                        record(measure(method, out, wall, sd, *at, trials))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    runs = []
+    runs, missing = [], 0
+    methods = ("grid + member reuse", "halving", "tpe", "random")
     for dataset, budget, space in cases:
         case = f"{space['name']}: {dataset} C={budget:g}"
-        unit = done[(case, REFERENCE, 0)]["unit_s"]
         for sd in range(args.search_seeds):
+            if any((case, m, sd) not in done for m in methods) or (case, REFERENCE, 0) not in done:
+                missing += 1  # --summarize of a run stopped midway: whole (case, seed) groups only
+                continue
+            unit = done[(case, REFERENCE, 0)]["unit_s"]
             grid = done[(case, "grid + member reuse", sd)]
             ties = {tuple(k) for k in grid["tie_keys"]}
-            for method in ("grid + member reuse", "halving", "tpe", "random"):
+            for method in methods:
                 r = done[(case, method, sd)]
                 runs.append({**{k: v for k, v in r.items() if k != "tie_keys"},
-                             "wall_x_grid": r["wall_s"] / grid["wall_s"], "wall_units": r["wall_s"] / unit, "in_tie_set": tuple(r["chosen"]) in ties,
-                             "tie_set_size": len(ties)})
+                             "wall_x_grid": r["wall_s"] / grid["wall_s"], "wall_units": r["wall_s"] / unit,
+                             "in_tie_set": tuple(r["chosen"]) in ties, "tie_set_size": len(ties)})
+    if not runs:
+        print(f"no complete (case, search seed) in {log}")
+        return
+    if missing:
+        print(f"{missing} (case, search seed) group(s) not complete in {log}: left out (a partial result)")
     df = pd.DataFrame(runs)
     cols = ["compute_x_C_seeds", "wall_x_grid", "wall_units", "p_best", "in_tie_set"]
     by_case = df.groupby(["case", "method"], sort=False)[cols].mean()
@@ -265,7 +283,7 @@ def held_out(args, head: dict) -> None:
                           f"choice {r['p_best']:.2f}; wall {r['wall_units']:.2f} units, x{r['wall_x_grid']:.2f} of "
                           "the grid with reuse"))
     # A partial run (some cases, fewer search seeds) never replaces the committed full one.
-    C.write_result("search_cost_held_out" + ("_partial" if head["quick"] else ""), {**head, "rows": rows, "runs": runs, "seeds": args.seeds,
+    C.write_result("search_cost_held_out" + ("_partial" if head["quick"] or missing else ""), {**head, "rows": rows, "runs": runs, "seeds": args.seeds,
                                             "units": {c: done[(c, REFERENCE, 0)]["unit_s"] for c in df["case"].unique()},
                                             "cases": [dict(space, dataset=d, budget=b) for d, b, space in HELD_OUT],
                                             "by_case": json.loads(by_case.reset_index().to_json(orient="records")),
@@ -281,6 +299,8 @@ def main():
                    help="with --held-out: only this case (repeatable)")
     p.add_argument("--search-seeds", type=int, default=3)
     p.add_argument("--seeds", type=int, default=3, help="repeats of each allocation")
+    p.add_argument("--summarize", action="store_true", help="with --held-out: write the result from the runs "
+                   "log alone (whole case-and-seed groups), running nothing")
     p.add_argument("--runs", default=str(RUNS_LOG), help="with --held-out: the log of finished runs (a run found "
                    "there is not run again; delete it to start over)")
     args = p.parse_args()
