@@ -219,6 +219,14 @@ def test_one_searcher_runs_the_rungs_then_the_full_trials_logging_each_rung_tria
         n += 1
     assert c == Searcher.FINISHED and [c["point"] for c in full] == promoted[0] and promoted[0]
     assert len(rung_points(result(first[0]))) == 2
+    # Ray Tune pickles its searcher into the experiment for Tuner.restore: the generator and closures stay out, and
+    # a restored copy suggests nothing (a resume is tuneall's, from halving.jsonl and the journal).
+    import pickle
+
+    from ray import cloudpickle
+
+    restored = pickle.loads(cloudpickle.dumps(search))
+    assert restored.suggest("again") == Searcher.FINISHED and not restored.stopped
 
 
 def test_a_rung_is_one_trial_per_architecture_split_only_to_fill_idle_slots():
