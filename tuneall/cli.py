@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "  tuneall search --dataset cifar10 --budget 1e10 --trials 40 --gpus-per-trial 0.25",
                 [_parent(_budget_opts), data, _parent(_space_opts), recipe, run])
     g = p.add_argument_group("search")
-    g.add_argument("--searcher", default="tpe", choices=(*SEARCHERS, "auto"), help="Optuna sampler (grid: every feasible point, each member trained once; halving: successive halving on predicted accuracy at the full budget; auto: halving for a grid ranked by validation accuracy, else tpe, the reason printed at the start)")
+    g.add_argument("--searcher", default="tpe", choices=(*SEARCHERS, "auto"), help="Optuna sampler (grid: every feasible point, each member trained once; halving: successive halving on predicted accuracy at the full budget; auto: what benchmarks/search_cost.py --held-out supports (today tpe), the reason printed at the start)")
     g.add_argument("--trials", type=int, default=20, help="number of trials (ignored by grid)")
     g.add_argument("--rule", default="mean", choices=COMBINE_RULES, help="ensemble combination")
     g.add_argument("--objectives", default=DEFAULT_OBJECTIVE,
