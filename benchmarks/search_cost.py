@@ -159,8 +159,9 @@ def _plain(o):
     return o.item() if hasattr(o, "item") else str(o)
 
 
-def _read_runs(path: Path) -> dict:
-    """(case, method, seed) -> the run's record, from the held-out runs log (a damaged line is skipped)."""
+def _read_runs(path: Path, seeds: int) -> dict:
+    """(case, method, seed) -> the run's record, from the held-out runs log: only runs made with ``seeds`` repeats
+    per allocation (another count measures another search); a damaged line is skipped."""
     done = {}
     if path.exists():
         for line in path.read_text().splitlines():
@@ -168,7 +169,8 @@ def _read_runs(path: Path) -> dict:
                 r = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            done[(r["case"], r["method"], r["seed"])] = r
+            if r.get("seeds") == seeds:
+                done[(r["case"], r["method"], r["seed"])] = r
     return done
 
 
@@ -183,7 +185,7 @@ def held_out(args, head: dict) -> None:
 
     log = Path(args.runs)
     log.parent.mkdir(parents=True, exist_ok=True)
-    done = _read_runs(log)
+    done = _read_runs(log, args.seeds)
     root = Path(tempfile.mkdtemp(prefix="search_cost_held_"))
     cases = [c for c in HELD_OUT if not args.case or c[2]["name"] in args.case]
 
@@ -194,7 +196,7 @@ def held_out(args, head: dict) -> None:
 
     def record(rec: dict) -> dict:
         # Each run says which code and how loaded a machine measured it (a log may span sittings).
-        rec = {**rec, "commit": commit, "load_average": C.load_average()}
+        rec = {**rec, "seeds": args.seeds, "commit": commit, "load_average": C.load_average()}
         rec = json.loads(json.dumps(rec, default=_plain))  # numpy scalars as numbers, as a reader gets them back
         with open(log, "a") as f:
             f.write(json.dumps(rec) + "\n")

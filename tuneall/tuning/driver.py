@@ -259,11 +259,9 @@ def _finish(cfg: SearchConfig, data, out: Path, meta: dict, trials: _Trials, ver
     """The report, the chosen ensemble's weights and, last, the state: a complete directory has its report."""
     from tuneall.reporting.search_report import build_report
     from tuneall.training import ensemble as ensemble_io
-    from tuneall.tuning._searchers import TimeBudget
 
     records, total = _read_journal(out, quiet=True), trials.total
-    timed_out = bool(getattr(trials.searcher, "stopped", False)) and (
-        isinstance(trials.searcher, TimeBudget) or cfg.searcher == "halving")
+    timed_out = bool(getattr(trials.searcher, "stopped", False))  # TimeBudget's, or Halving's full trials
     if timed_out:  # an intended end: the report covers exactly the trials that ran, and says so
         meta = R.write_meta(out, {**meta, "time_budget": {"seconds": cfg.time_budget_s, "stopped": True,
                                                           "trials_run": len(records), "trials_planned": total}},
