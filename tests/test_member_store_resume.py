@@ -41,9 +41,13 @@ def test_sigkill_then_resume_keeps_stored_members(tmp_path):
     after = journal.read(out)
     assert len(after) == 6 and after[: len(before)] == before  # finished trials kept, never re-run
     files = _records(store)
-    assert len(files) == 2 * 3  # 2 widths x members 0..2 (k <= 3), one seed: one record each
-    assert all(files[n] == t for n, t in stored.items())  # no stored member was trained (rewritten) again
-    assert all("members_trained" in r["metrics"] for r in after)  # the store's count, in every trial's row
+    # What each trial trained and read, and which records existed when: a failure here names its case.
+    why = (f"at the kill {sorted(stored)}, at the end {sorted(files)}; trials (width, k, status, trained, reused): "
+           + str([(r["config"]["point"]["width"], r["config"]["point"]["k"], r["metrics"].get("status"),
+                   r["metrics"].get("members_trained"), r["metrics"].get("members_reused")) for r in after]))
+    assert len(files) == 2 * 3, why  # 2 widths x members 0..2 (k <= 3), one seed: one record each
+    assert all(files[n] == t for n, t in stored.items()), why  # no stored member was trained (rewritten) again
+    assert all("members_trained" in r["metrics"] for r in after), why  # the store's count, in every trial's row
     trained = sum(r["metrics"]["members_trained"] for r in after)
     # Each member trained at most once over both runs, except one in flight at the kill (its record never written).
     assert trained <= 6 + 1
