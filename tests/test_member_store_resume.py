@@ -42,9 +42,11 @@ def test_sigkill_then_resume_keeps_stored_members(tmp_path):
     assert len(after) == 6 and after[: len(before)] == before  # finished trials kept, never re-run
     files = _records(store)
     # What each trial trained and read, and which records existed when: a failure here names its case.
-    why = (f"at the kill {sorted(stored)}, at the end {sorted(files)}; trials (width, k, status, trained, reused): "
-           + str([(r["config"]["point"]["width"], r["config"]["point"]["k"], r["metrics"].get("status"),
-                   r["metrics"].get("members_trained"), r["metrics"].get("members_reused")) for r in after]))
+    why = (f"at the kill {sorted(stored)}, at the end {sorted(files)}; trials (width, k, status, trained, reused, "
+           "error): " + str([(r["config"]["point"]["width"], r["config"]["point"]["k"], r["metrics"].get("status"),
+                              r["metrics"].get("members_trained"), r["metrics"].get("members_reused"),
+                              (r.get("error") or "")[:300]) for r in after]))
+    assert all(r.get("error") is None for r in after), why + (tmp_path / "driver.log").read_text()[-3000:]
     assert len(files) == 2 * 3, why  # 2 widths x members 0..2 (k <= 3), one seed: one record each
     assert all(files[n] == t for n, t in stored.items()), why  # no stored member was trained (rewritten) again
     assert all("members_trained" in r["metrics"] for r in after), why  # the store's count, in every trial's row
