@@ -49,6 +49,46 @@ def test_best_tied_allocations_named_with_the_test(tmp_path):
     assert "w=2" not in md.split("## Pareto")[0]  # the separated one is not named as tied
 
 
+def test_allocations_that_differ_only_in_a_sampled_recipe_field_never_read_alike(tmp_path, capsys):
+    """A space that samples lr: the best line, every tied allocation and the tables name lr. Unnamed, the two tied
+    points read as one allocation (the CLI listed it once, or not at all where it read as the best's own name)."""
+    from tuneall.commands import _print_outcome
+    from tuneall.reporting.search_report import build_report
+
+    recs = [record("best", 0.5, 4, [0.95, 0.96, 0.97]), record("other-lr", 0.5, 4, [0.96, 0.95, 0.965]),
+            record("far", 2.0, 1, [0.80, 0.81, 0.805])]
+    for r, lr in zip(recs, (0.2, 0.05, 0.05)):
+        r["config"]["point"]["lr"] = r["metrics"]["lr"] = lr
+    s, md = make(tmp_path, recs)
+    assert s["tied_with_best"].to_dict() == {"best": True, "other-lr": True, "far": False}
+    assert "**cnn3 width 0.5, depth 3, k = 4** (data fraction 1, lr=0.2)" in md
+    assert "not separated from it" in md and "cnn3 w=0.5, depth 3, k = 4, lr=0.05 (0.9583" in md
+    assert "| family | width | depth | k | lr | data_fraction |" in md
+    front = build_report(tmp_path)
+    assert front.attrs["tied"] == ["cnn3 w=0.5, depth 3, k = 4, lr=0.05"] and front.attrs["axes"] == ["lr"]
+    _print_outcome(tmp_path, front)
+    out = capsys.readouterr().out
+    assert "Best allocation: cnn3 width 0.5 depth 3 k=4 lr=0.2 (100 steps per member)" in out
+    assert "Tied with it (" in out and "): cnn3 w=0.5, depth 3, k = 4, lr=0.05" in out
+
+
+def test_a_search_names_the_recipe_fields_its_space_samples_in_every_trial_line():
+    from tuneall.core.progress import SearchProgress, allocation_label
+    from tuneall.planning.space import parse_space
+
+    space = parse_space({"name": "s", "families": ["cnn3"], "width": [0.5], "k": [1, 2], "lr": [0.01, 0.2],
+                         "batch_size": 128, "weight_decay": {"low": 1e-5, "high": 1e-3, "log": True}})
+    assert space.varying_recipe() == ("lr", "weight_decay")
+    assert parse_space({"name": "f", "families": ["cnn3"], "lr": 0.05}).varying_recipe() == ()
+    point = {"family": "cnn3", "width": 0.5, "depth": 3, "k": 2, "lr": 0.2, "weight_decay": 1e-4, "batch_size": 128}
+    assert allocation_label(point) == "cnn3 w=0.5 d=3 k=2"
+    assert allocation_label(point, space.varying_recipe()) == "cnn3 w=0.5 d=3 k=2 lr=0.2 weight_decay=0.0001"
+    lines = []
+    p = SearchProgress(2, [("val_ensemble_acc_mean", "max")], out=lines.append, axes=space.varying_recipe())
+    p.trial_finished(point, {"status": "ok", "val_ensemble_acc_mean": 0.9})
+    assert "cnn3 w=0.5 d=3 k=2 lr=0.2 weight_decay=0.0001" in lines[0]
+
+
 def test_best_separated_from_everything(tmp_path):
     s, md = make(tmp_path, [record("best", 0.5, 4, [0.95, 0.96, 0.97]), record("far", 2.0, 1, [0.80, 0.81, 0.805])])
     assert s["tied_with_best"].to_dict() == {"best": True, "far": False}

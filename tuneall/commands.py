@@ -196,7 +196,10 @@ def _print_outcome(results_dir, front) -> None:
         val = b.get("val_ensemble_acc_mean")
         chosen = (f"validation accuracy {val:.4f} ± {b['val_ensemble_acc_std']:.4f} (chosen on validation), test "
                   if val is not None and val == val else "(chosen on test) ")
-        print(f"\nBest allocation: {b['family']} width {b['width']:g} depth {int(b['depth'])} k={int(b['k'])} "
+        from tuneall.core.progress import axes_text
+
+        recipe = "".join(f" {t}" for t in axes_text(b, front.attrs.get("axes") or ()))  # lr etc. where they varied
+        print(f"\nBest allocation: {b['family']} width {b['width']:g} depth {int(b['depth'])} k={int(b['k'])}{recipe} "
               f"({int(b['steps'])} steps per member): {chosen}ensemble accuracy {b['ensemble_acc_mean']:.4f} "
               f"± {b['ensemble_acc_std']:.4f}")
         tied = front.attrs.get("tied") or []

@@ -50,8 +50,31 @@ def _num(v) -> str:
     return str(v)
 
 
-def allocation_label(point: dict) -> str:
-    """``cnn3 w=0.5 d=3 k=4`` (+ data fraction, design, lr and batch size where the point has them)."""
+def varying_axes(rows) -> tuple[str, ...]:
+    """The recipe fields (lr, batch size, ...) on which ``rows`` (a DataFrame, or dicts) differ: an allocation's label
+    names them, so two allocations of a search never print alike."""
+    from tuneall.core.config import RECIPE_FIELDS
+
+    if hasattr(rows, "columns"):  # a DataFrame (pandas is the caller's, never imported here)
+        return tuple(f for f in RECIPE_FIELDS if f in rows.columns and rows[f].dropna().nunique() > 1)
+    rows = list(rows)
+    return tuple(f for f in RECIPE_FIELDS
+                 if len({str(r.get(f)) for r in rows if r.get(f) is not None and r.get(f) == r.get(f)}) > 1)
+
+
+def axes_text(point, axes) -> list[str]:
+    """``["lr=0.05", "batch_size=128"]``: ``point``'s values on ``axes`` (:func:`varying_axes`), in that order."""
+    out = []
+    for f in axes:
+        v = point.get(f)
+        if v is not None and v == v:
+            out.append(f"{f}={v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else f"{f}={v}")
+    return out
+
+
+def allocation_label(point: dict, axes=()) -> str:
+    """``cnn3 w=0.5 d=3 k=4`` (+ data fraction and design where the point has them, and its values on ``axes``:
+    the recipe fields the search varies, :func:`varying_axes`)."""
     parts = [str(point.get("family", "?"))]
     if point.get("width") is not None:
         parts.append(f"w={float(point['width']):g}")
@@ -63,7 +86,7 @@ def allocation_label(point: dict) -> str:
         parts.append(f"data={float(point['data_fraction']):g}")
     if point.get("design"):
         parts.append(str(point["design"]))
-    return " ".join(parts)
+    return " ".join(parts + axes_text(point, axes))
 
 
 class SearchProgress:
@@ -76,8 +99,9 @@ class SearchProgress:
     """
 
     def __init__(self, total: int, objectives, done: int = 0, out: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, axes=()):
         self.total, self.objectives = total, tuple(tuple(o) for o in objectives)
+        self.axes = tuple(axes)  # the recipe fields the space varies: named in every line
         self.done, self.done_before, self.clock = done, done, clock
         self.start = clock()
         self.best: tuple[float, str, float] | None = None  # (rule's score, label, objective)
@@ -97,7 +121,8 @@ class SearchProgress:
     def trial_line(self, point: dict, metrics: dict, error: str | None = None) -> str:
         """Record a finished trial and return its line."""
         self.done += 1
-        label = allocation_label({**point, **{k: metrics[k] for k in ("depth", "k") if metrics.get(k) is not None}})
+        label = allocation_label({**point, **{k: metrics[k] for k in ("depth", "k") if metrics.get(k) is not None}},
+                                 self.axes)
         status = "failed" if error else metrics.get("status", "ok")
         if error:
             body = f"FAILED: {error.strip().splitlines()[-1][:160] if error.strip() else 'no result'}"
@@ -261,5 +286,5 @@ def confirm(question: str, stdin: TextIO | None = None, out: TextIO | None = Non
 
 
 __all__ = ["ray_verbosity", "SearchProgress", "TrialBeat", "trial_heartbeat", "active_trial", "heartbeat_seconds",
-           "confirm",
-           "interactive", "fmt_duration", "allocation_label", "std_name", "CONFIRM_ABOVE_S"]
+           "confirm", "interactive", "fmt_duration", "allocation_label", "varying_axes", "axes_text", "std_name",
+           "CONFIRM_ABOVE_S"]

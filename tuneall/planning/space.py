@@ -95,6 +95,17 @@ class SearchSpace:
     def axis(self, name: str, family: str) -> Axis:
         return self.per_family.get(family, {}).get(name, self.axes[name])
 
+    def varying_recipe(self) -> tuple[str, ...]:
+        """The recipe fields (lr, batch size, ...) that some family samples from more than one value: what a
+        trial's line names besides its architecture (:func:`tuneall.core.progress.allocation_label`)."""
+        from tuneall.core.config import RECIPE_FIELDS
+
+        def varies(a: Axis) -> bool:
+            return isinstance(a, Range) or len(set(map(str, a.values))) > 1
+
+        return tuple(f for f in RECIPE_FIELDS if f in self.axes and any(varies(self.axis(f, fam))
+                                                                          for fam in self.families))
+
 
 _DEFAULTS: dict[str, Any] = {
     "width": 1.0, "depth": None, "k": 1, "data_fraction": 1.0, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,

@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 
 from tuneall.reporting.frontier import FRONTIER_OBJECTIVES, resolve_metric  # noqa: E402
 from tuneall.core.config import REDRAWN  # noqa: E402
+from tuneall.core.progress import axes_text, varying_axes  # noqa: E402
 
 
 # Axis words for the columns a figure plots: the split named, the unit given (no raw column names).
@@ -43,9 +44,10 @@ def budget_text(summary: pd.DataFrame) -> str:
     return f"C = {b.iloc[0]:.3g} {UNITS.get(str(unit), str(unit))}".rstrip()
 
 
-def _chosen_label(best) -> str:
+def _chosen_label(best, axes=()) -> str:
     depth = "" if pd.isna(best.get("depth")) else f" d={int(best['depth'])}"
-    return f"chosen: {best['family']} w={float(best['width']):g}{depth} k={int(best['k'])}"
+    return " ".join([f"chosen: {best['family']} w={float(best['width']):g}{depth} k={int(best['k'])}",
+                     *axes_text(best, axes)])
 
 
 def accuracy_vs_k(summary: pd.DataFrame, path: Path, best=None) -> Path:
@@ -63,7 +65,7 @@ def accuracy_vs_k(summary: pd.DataFrame, path: Path, best=None) -> Path:
     if best is not None and pd.notna(best.get("ensemble_acc_mean")):
         at = best["k"] + nudge.get((best["family"], best["width"]), 0.0)  # on its series' nudged point
         ax.scatter([at], [best["ensemble_acc_mean"]], marker="*", s=260, facecolors="none", edgecolors="red",
-                   linewidths=1.5, zorder=5, label=_chosen_label(best) + " (on validation)")
+                   linewidths=1.5, zorder=5, label=_chosen_label(best, varying_axes(ok)) + " (on validation)")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # k is a count: no 1.5 ticks
     ax.set_xlabel("ensemble size k (members)")
     ax.set_ylabel("test ensemble accuracy\n(mean ± std over seeds)")
@@ -114,7 +116,7 @@ def pareto_scatter(summary: pd.DataFrame, front: pd.DataFrame, path: Path, objec
                    label=f"frontier ({n} objectives)" if n > 2 else "frontier point")
     if best is not None and pd.notna(best.get(y)) and pd.notna(best.get(x)):
         # smaller than the frontier's ring, which stays visible around it
-        ax.scatter([best[x]], [best[y]], marker="*", s=120, color="red", zorder=5, label=_chosen_label(best))
+        ax.scatter([best[x]], [best[y]], marker="*", s=120, color="red", zorder=5, label=_chosen_label(best, varying_axes(ok)))
     _log_ticks(ax, ok[x])
     ax.set_xlabel(label(x) + ", lower is better")
     ax.set_ylabel(label(y) + (", higher is better" if ymode == "max" else ", lower is better"), fontsize=9)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +27,8 @@ from tuneall.reporting.frontier import (
 from tuneall.core.bitvec import CORRECT_COLUMN
 from tuneall.reporting.tie_lines import tie_lines
 from tuneall.core.config import SPLIT_METRICS
+from tuneall.core.progress import axes_text, varying_axes
+from tuneall.reporting.markdown import COSTS, SHOW, alloc_name, md_table, with_axes
 
 # Per trial: member-steps it trained, and member-steps answered from the member store instead (search cost).
 MEMBER_STEPS = ["member_steps_trained", "member_steps_reused"]
@@ -177,38 +178,6 @@ def _previous_ids(out: Path) -> set | None:
         return None
 
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        if math.isnan(v):
-            return ""
-        if v.is_integer() and abs(v) < 1e15:  # counts held in float columns (NaN elsewhere in the column)
-            return str(int(v))
-        return f"{v:.4g}"
-    return str(v)
-
-
-def _md_table(df: pd.DataFrame, cols: list[str]) -> str:
-    cols = [c for c in cols if c in df]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df[cols].itertuples(index=False)]
-    return "\n".join(lines)
-
-
-SHOW = ["family", "width", "depth", "k", "data_fraction", "optimizer", "params_per_member", "total_params", "steps",
-        "val_ensemble_acc_mean", "val_ensemble_acc_std", "p_best", "ensemble_acc_mean", "ensemble_acc_std",
-        "ensemble_acc_worst", "member_acc_mean_mean", "ensemble_nll_mean", "inference_flops", "train_time_s"]
-COSTS = ["family", "width", "depth", "k", "val_ensemble_acc_mean", "ensemble_acc_mean", "time_per_step_s",
-         "time_per_epoch_s",
-         "time_to_target_s", "latency_ms_per_image", "peak_mem_mb", "inference_flops"]
-
-
-def _alloc(row) -> str:
-    depth = "" if pd.isna(row.get("depth")) else f", depth {_fmt(row['depth'])}"
-    frac = "" if pd.isna(row.get("data_fraction")) or row.get("data_fraction") == 1 else \
-        f", data {_fmt(row['data_fraction'])}"
-    return f"{row['family']} w={_fmt(row['width'])}{depth}, k = {_fmt(row['k'])}{frac}"
-
-
 def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict,
                       objectives=None) -> tuple[pd.DataFrame, list[str]]:
     """Add ``degenerate`` (ensemble accuracy at or below chance, :func:`tuneall.reporting.ties.degenerate_mask`) and
@@ -220,6 +189,11 @@ def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict,
     from tuneall.reporting.ties import chance_threshold, degenerate_mask, tie_set
 
     out, lines = summary.copy(), []
+    axes = varying_axes(out)
+
+    def alloc(row) -> str:
+        return alloc_name(row, axes)
+
     metric = choice_metric(out) if "ensemble_acc_mean" in out else "ensemble_acc_mean"
     try:
         facts = meta.get("data") or {}  # the data's sizes as the run recorded them (user data too)
@@ -239,11 +213,11 @@ def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict,
     out.attrs["determined"] = bool(ties.attrs.get("determined", False))
     if len(ties):
         chosen = best_allocation(out, objectives=objectives)  # the answer (reporting/choice.py), not the top mean
-        lines += tie_lines(out, ties, test, None if chosen is None else str(chosen["trial_id"]), _alloc)
+        lines += tie_lines(out, ties, test, None if chosen is None else str(chosen["trial_id"]), alloc)
     bad = out[out["degenerate"]]
     if len(bad):
         lines += [f"Degenerate (ensemble accuracy at or below chance plus noise, {line:.4f}; never presented as best): "
-                  + "; ".join(f"{_alloc(r)} ({r[metric]:.4f})" for _, r in bad.iterrows()) + ".", ""]
+                  + "; ".join(f"{alloc(r)} ({r[metric]:.4f})" for _, r in bad.iterrows()) + ".", ""]
     return out, lines
 
 
@@ -279,6 +253,8 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     tie_test = summary.attrs.get("tie_test", "")
     # A point the sampler proposed again is the same allocation: listed in the trials tables, counted once here.
     distinct = summary[summary["repeat_of"].isna()] if "repeat_of" in summary else summary
+    axes = varying_axes(distinct)  # the recipe fields the search varied: every label and table names them
+    show, costs = with_axes(SHOW, axes), with_axes(COSTS, axes)
     front = frontier(distinct, objectives)
     per_k = best_per(distinct, "k", objectives=objectives)
     per_width = best_per(distinct, "width", objectives=objectives)
@@ -348,6 +324,7 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
         val = (f"validation accuracy {best['val_ensemble_acc_mean']:.4f} ± {best['val_ensemble_acc_std']:.4f}; "
                if split == "validation" else "")
         opt = f", {best['optimizer']}" if isinstance(best.get("optimizer"), str) else ""
+        opt += "".join(f", {a}" for a in axes_text(best, [a for a in axes if a != "optimizer"]))
         lines += ["## Best allocation", "",
                   f"**{best['family']} width {best['width']:g}, depth {int(best['depth'])}, k = {int(best['k'])}** "
                   f"(data fraction {best['data_fraction']:g}{opt}): {int(best['steps'])} steps per member, "
@@ -361,22 +338,23 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     shown = [(resolve_metric(distinct, m), d) for m, d in objectives]  # tables made before validation: test twins
     lines += ["## Pareto frontier", "", "Not beaten at once on " + ", ".join(
               f"{m} ({'up' if d == 'max' else 'down'})" for m, d in shown) + "; training time is reported, not an "
-              "objective unless the search names it.", "", _md_table(front, SHOW), "",
-              "## Best allocation per ensemble size k", "", _md_table(per_k, SHOW), "",
-              "## Best allocation per width", "", _md_table(per_width, SHOW), ""]
+              "objective unless the search names it.", "", md_table(front, show), "",
+              "## Best allocation per ensemble size k", "", md_table(per_k, show), "",
+              "## Best allocation per width", "", md_table(per_width, show), ""]
     ok = distinct[distinct["status"] == "ok"]
     if "design" in ok and ok["design"].notna().any():
         per_design = best_per(distinct, "design", objectives=objectives)
         atomic_write_frame(per_design, out / "best_per_design.csv")
         lines += ["## Best allocation per design class (question Q1)", "",
-                  _md_table(per_design, ["design", *COSTS[:5], "ensemble_acc_std", *COSTS[5:]]), ""]
+                  md_table(per_design, ["design", *costs[:5 + len(axes)], "ensemble_acc_std",
+                                         *costs[5 + len(axes):]]), ""]
     if "time_per_step_s" in ok and len(ok):
         kind = ok["mem_kind"].dropna().iloc[0] if "mem_kind" in ok and ok["mem_kind"].notna().any() else "?"
         lines += ["## Costs (question Q1)", "",
                   "Training time per step and per epoch (all members, one after another); time to reach the best "
                   "single model's accuracy at this budget (from the anytime curve; blank if never reached); inference "
                   f"latency per image at batch 256 (members one after another); peak training memory ({kind}).", "",
-                  _md_table(ok.sort_values(choice_metric(ok), ascending=False), COSTS), ""]
+                  md_table(ok.sort_values(choice_metric(ok), ascending=False), costs), ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures] + [""]
     lines += ["Files: `trials.csv` / `trials.parquet` (one row per trial and repeat), `trials_summary.csv`, "
@@ -387,8 +365,10 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
     tied = distinct.iloc[:0]
     if best is not None and "tied_with_best" in distinct:
         tied = distinct[distinct["tied_with_best"].astype(bool) & (distinct["trial_id"] != best["trial_id"])]
-    best_alloc = None if best is None else _alloc(best)
-    front.attrs["tied"] = list(dict.fromkeys(a for a in (_alloc(r) for _, r in tied.iterrows()) if a != best_alloc))
+    best_alloc = None if best is None else alloc_name(best, axes)
+    front.attrs["tied"] = list(dict.fromkeys(a for a in (alloc_name(r, axes) for _, r in tied.iterrows())
+                                             if a != best_alloc))
+    front.attrs["axes"] = list(axes)
     front.attrs["tie_test"] = tie_test
     front.attrs["determined"] = bool(summary.attrs.get("determined", False))
     front.attrs["p_best"] = None if best is None else best.get("p_best")

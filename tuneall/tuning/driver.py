@@ -137,7 +137,8 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
     meta = _start(cfg, data, out, argv, old_meta, ids)
     done = _read_journal(out)
     grid_points = _grid_points(cfg, data)
-    progress = SearchProgress(len(grid_points or ()) or cfg.trials, cfg.objectives, done=len(done))
+    progress = SearchProgress(len(grid_points or ()) or cfg.trials, cfg.objectives, done=len(done),
+                              axes=cfg.space.varying_recipe())
     trials = _trials(cfg, data, out, done, grid_points, storage, est_trial_s, verbose, started, progress)
     from tuneall.tuning._searchers import TimeBudget
 
