@@ -313,3 +313,55 @@ def test_auto_says_what_it_chose_before_the_plan(capsys):
     assert rc == 0, err
     first = out.splitlines()[0]
     assert first.startswith("tuneall: --searcher auto chose tpe: every axis of 'paper' is a list"), out
+
+
+@pytest.mark.slow
+def test_trial_processes_idle_at_a_rung_barrier_are_kept_for_the_next_rung(tmp_path):
+    """A searcher with nothing to suggest while a rung finishes (halving's barrier): Ray Tune alone stops all but one
+    idle trial process there, and the next rung's two trials then ran one after the other in the one left (seen:
+    pids [a, b, a, a]); run_tune keeps them (runner/trials.py), so the second rung runs side by side in the first's
+    two processes."""
+    from ray.tune.search import Searcher
+
+    from tuneall.runner.cluster import ray_session
+    from tuneall.runner.context import RunOptions
+    from tuneall.runner.trials import run_tune
+
+    def job(config):  # local: pickled by value (a worker cannot import the tests)
+        import os
+        import time
+
+        from ray import tune
+
+        start = time.time()
+        time.sleep(config["sleep"])
+        tune.report({"pid": os.getpid(), "start": start, "end": time.time(), "rung": config["rung"], "score": 0.0})
+
+    class TwoRungs(Searcher):
+        def __init__(self):
+            super().__init__(metric="score", mode="max")
+            self.rungs = [[{"sleep": 3.0, "rung": 0}, {"sleep": 6.0, "rung": 0}],
+                          [{"sleep": 3.0, "rung": 1}, {"sleep": 3.0, "rung": 1}]]
+            self.running = 0
+
+        def suggest(self, trial_id):
+            if not self.rungs[0]:
+                if self.running:
+                    return None  # the barrier: the first rung's slow trial still runs
+                self.rungs.pop(0)
+                if not self.rungs:
+                    return Searcher.FINISHED
+            self.running += 1
+            return self.rungs[0].pop(0)
+
+        def on_trial_complete(self, trial_id, result=None, error=False):
+            self.running -= 1
+
+    with ray_session(RunOptions(num_cpus=2)):
+        grid = run_tune(job, name="pids", storage_path=str(tmp_path), concurrency=2, search_alg=TwoRungs(),
+                        num_samples=-1, metric="score", mode="max")
+    rungs = [[r.metrics for r in grid if r.metrics["rung"] == i] for i in (0, 1)]
+    first, second = ({m["pid"] for m in rung} for rung in rungs)
+    assert len(first) == 2 and second == first, rungs  # rung 2 in rung 1's processes, none started afresh
+    a, b = rungs[1]
+    assert a["start"] < b["end"] and b["start"] < a["end"], rungs  # and side by side, not one after the other

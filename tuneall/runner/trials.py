@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from tuneall.core.config import Resources
 from tuneall.runner.context import TrialContext, install_families, run_job, trainable
@@ -54,8 +55,42 @@ def run_tune(trainable, *, name: str, storage_path: str, concurrency: int, max_f
                                 progress_reporter=progress_reporter, callbacks=callbacks)
     # legacy_output: the engine that takes tuneall's progress reporter (verbose=0: it prints nothing); deferred: a
     # stop signal is raised at the loop's next step (the callback below), never inside a library's critical section.
-    with legacy_output(), signals.deferred():
+    with legacy_output(), signals.deferred(), idle_processes_kept(concurrency):
         return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
+
+
+@contextmanager
+def idle_processes_kept(n: int) -> Iterator[None]:
+    """While a searcher has nothing to suggest (halving between rungs) Ray Tune keeps one idle trial process and
+    stops the rest (``_ObjectCache(may_keep_one=True)``), so the next rung starts processes afresh (imports, data: a
+    few seconds each). For one ``fit()``: keep up to ``n`` idle ones while no trial waits for resources; where one
+    waits (for any resources) or the search is over, Ray's own rule applies, so a kept process never holds what a
+    trial needs. Ray's private name: where it is missing, nothing changes."""
+    from ray.tune.execution import tune_controller as tc
+
+    base = getattr(tc, "_ObjectCache", None)
+    if base is None or n <= 1:
+        yield
+        return
+
+    class KeepIdle(base):
+        def cache_object(self, key, obj) -> bool:
+            if self.total_max_objects == 0 and self.num_cached_objects < n:  # nothing staged: keep it for later
+                self._cached_objects[key].append(obj)
+                self._num_cached_objects += 1
+                return True
+            return super().cache_object(key, obj)
+
+        def flush_cached_objects(self, force_all: bool = False):
+            if not force_all and self.total_max_objects == 0 and self.num_cached_objects <= n:
+                return iter(())
+            return super().flush_cached_objects(force_all=force_all)
+
+    tc._ObjectCache = KeepIdle
+    try:
+        yield
+    finally:
+        tc._ObjectCache = base
 
 
 def _stop_on_signal():
