@@ -116,7 +116,8 @@ def pareto_scatter(summary: pd.DataFrame, front: pd.DataFrame, path: Path, objec
                    label=f"frontier ({n} objectives)" if n > 2 else "frontier point")
     if best is not None and pd.notna(best.get(y)) and pd.notna(best.get(x)):
         # smaller than the frontier's ring, which stays visible around it
-        ax.scatter([best[x]], [best[y]], marker="*", s=120, color="red", zorder=5, label=_chosen_label(best, varying_axes(ok)))
+        ax.scatter([best[x]], [best[y]], marker="*", s=120, color="red", zorder=5,
+                   label=_chosen_label(best, varying_axes(ok)))
     _log_ticks(ax, ok[x])
     ax.set_xlabel(label(x) + ", lower is better")
     ax.set_ylabel(label(y) + (", higher is better" if ymode == "max" else ", lower is better"), fontsize=9)
