@@ -14,14 +14,15 @@ class SweepLines:
     """``tuneall: sweep trial 3/12 cnn3 w=1 k=2: 4 budget(s), 12,000 member-steps, 35 s | 3/12 done, 9 left, ETA``"""
 
     def __init__(self, total: int, out: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, axes=()):
         self.total, self.done, self.clock = total, 0, clock
+        self.axes = tuple(axes)  # the recipe fields the sweep's points vary (lr, ...): named in every line
         self.start = clock()
         self.out = out or (lambda line: print(line, flush=True))
 
     def line(self, job: dict, metrics: dict, error: str | None = None) -> str:
         self.done += 1
-        label = allocation_label(job.get("point", {}))
+        label = allocation_label(job.get("point", {}), self.axes)
         if error:
             body = f"FAILED ({error})"
         else:
