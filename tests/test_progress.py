@@ -111,13 +111,12 @@ def test_confirm_only_on_a_tty_outside_ci(monkeypatch):
 
 
 def test_a_sweep_line_names_the_recipe_fields_its_points_vary():
-    from tuneall.core.progress import varying_axes
     from tuneall.sweeping.progress import SweepLines
 
     jobs = [{"point": {"family": "cnn3", "width": 1.0, "depth": 3, "k": 2, "lr": lr, "batch_size": 128},
              "budgets": [1e6]} for lr in (0.05, 0.2)]
     lines = []
-    p = SweepLines(2, out=lines.append, clock=Clock(), axes=varying_axes(j["point"] for j in jobs))
+    p = SweepLines(2, out=lines.append, clock=Clock(), points=[j["point"] for j in jobs])
     for j in jobs:
         p.finished(j, {}, error="x")
     assert [line.split(": FAILED")[0] for line in lines] == ["tuneall: sweep trial 1/2 cnn3 w=1 d=3 k=2 lr=0.05",

@@ -353,7 +353,7 @@ def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta
         return [(tid, c["job"], m, err) for tid, c, m, err in run_local(ctx, configs, data)]
     from ray import tune
 
-    from tuneall.core.progress import ray_verbosity, varying_axes
+    from tuneall.core.progress import ray_verbosity
     from tuneall.sweeping.progress import SweepLines, callback
 
     # The parallel-members option is a search's; a sweep job trains its members in its own process.
@@ -361,8 +361,7 @@ def _fit(cfg: SweepConfig, jobs: list[dict], data, out: Path, verbose: int, meta
                        storage_path=R.storage.ray_storage_path(out), concurrency=at_once,
                        max_failures=cfg.max_failures, verbose=ray_verbosity(verbose),
                        param_space={"job": tune.grid_search(jobs)},
-                       callbacks=[callback(SweepLines(len(jobs), axes=varying_axes(j["point"] for j in jobs)))]
-                       if verbose > 0 else [])
+                       callbacks=[callback(SweepLines.of(jobs))] if verbose > 0 else [])
     return [(tid, c.get("job", {}), m, err) for tid, c, m, err in outcomes(results)]
 
 

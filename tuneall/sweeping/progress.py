@@ -7,18 +7,23 @@ import json
 import time
 from typing import Callable
 
-from tuneall.core.progress import allocation_label, fmt_duration
+from tuneall.core.progress import allocation_label, fmt_duration, varying_axes
 
 
 class SweepLines:
     """``tuneall: sweep trial 3/12 cnn3 w=1 k=2: 4 budget(s), 12,000 member-steps, 35 s | 3/12 done, 9 left, ETA``"""
 
     def __init__(self, total: int, out: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic, axes=()):
+                 clock: Callable[[], float] = time.monotonic, points=()):
         self.total, self.done, self.clock = total, 0, clock
-        self.axes = tuple(axes)  # the recipe fields the sweep's points vary (lr, ...): named in every line
+        self.axes = varying_axes(points)  # the recipe fields the sweep's points vary (lr, ...): named in every line
         self.start = clock()
         self.out = out or (lambda line: print(line, flush=True))
+
+    @classmethod
+    def of(cls, jobs: list[dict]) -> "SweepLines":
+        """The lines of a sweep of ``jobs`` (each with its ``point``)."""
+        return cls(len(jobs), points=[j.get("point", {}) for j in jobs])
 
     def line(self, job: dict, metrics: dict, error: str | None = None) -> str:
         self.done += 1
