@@ -179,7 +179,7 @@ def _previous_ids(out: Path) -> set | None:
 
 
 def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict,
-                      objectives=None) -> tuple[pd.DataFrame, list[str]]:
+                      objectives=None, axes=()) -> tuple[pd.DataFrame, list[str]]:
     """Add ``degenerate`` (ensemble accuracy at or below chance, :func:`tuneall.reporting.ties.degenerate_mask`) and
     ``tied_with_best`` (:func:`tuneall.reporting.ties.tie_set`) to the per-trial summary; return it with the summary.md lines
     that name the tied and the degenerate allocations. Both read the metric that chooses: validation accuracy
@@ -189,9 +189,8 @@ def add_trust_columns(summary: pd.DataFrame, trials: pd.DataFrame, meta: dict,
     from tuneall.reporting.ties import chance_threshold, degenerate_mask, tie_set
 
     out, lines = summary.copy(), []
-    axes = varying_axes(out)
 
-    def alloc(row) -> str:
+    def alloc(row) -> str:  # named by the recipe fields the search varied (``axes``) too
         return alloc_name(row, axes)
 
     metric = choice_metric(out) if "ensemble_acc_mean" in out else "ensemble_acc_mean"
@@ -249,11 +248,12 @@ def build_report(results_dir: str | Path, state: str | None = None) -> pd.DataFr
         print(f"tuneall: warning: {note}", file=sys.stderr, flush=True)
     state = state or meta.get("state")
     objectives = frontier_objectives(meta.get("config", {}).get("objectives"))
-    summary, trust_lines = add_trust_columns(summarize_trials(trials), trials, meta, objectives)
+    table = summarize_trials(trials)
+    axes = varying_axes(table)  # the recipe fields the search varied: every label and table names them
+    summary, trust_lines = add_trust_columns(table, trials, meta, objectives, axes)
     tie_test = summary.attrs.get("tie_test", "")
     # A point the sampler proposed again is the same allocation: listed in the trials tables, counted once here.
     distinct = summary[summary["repeat_of"].isna()] if "repeat_of" in summary else summary
-    axes = varying_axes(distinct)  # the recipe fields the search varied: every label and table names them
     show, costs = with_axes(SHOW, axes), with_axes(COSTS, axes)
     front = frontier(distinct, objectives)
     per_k = best_per(distinct, "k", objectives=objectives)

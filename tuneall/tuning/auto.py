@@ -14,8 +14,8 @@ from __future__ import annotations
 AUTO = "auto"
 
 
-def choose(space, objectives=()) -> tuple[str, str]:
-    """(searcher, reason) for a search over ``space`` ranking by ``objectives`` ((metric, mode) pairs)."""
+def choose(space) -> tuple[str, str]:
+    """(searcher, reason) for a search over ``space``."""
     from tuneall.planning.space import AXES, Range
 
     ranges = sorted({name for fam in space.families for name in AXES if isinstance(space.axis(name, fam), Range)})

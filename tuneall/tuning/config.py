@@ -46,7 +46,7 @@ class SearchConfig(RunOptions):
         if self.searcher == AUTO:  # resolved once, here: the directory records (and a resume runs) what it chose
             from tuneall.tuning.auto import choose
 
-            searcher, reason = choose(self.space, self.objectives)
+            searcher, reason = choose(self.space)
             object.__setattr__(self, "searcher", searcher)
             object.__setattr__(self, "auto_reason", reason)  # not a field: printed at the start by run_search
         if self.searcher not in SEARCHERS:
