@@ -74,3 +74,52 @@ def test_recipe_axes_are_part_of_the_architecture():
     assert arch_key(base) == arch_key({**base, "k": 4})
     for field, v in (("optimizer", "adamw"), ("weight_decay", 1e-4), ("label_smoothing", 0.1)):
         assert arch_key({**base, field: v}) != arch_key(base)
+
+
+def test_a_learning_rate_range_leaves_the_architectures_restricted_to_the_feasible_ones():
+    """The `tuned` space samples lr from a range: the range changes no step's cost, so the architectures stay
+    restricted to the trainable ones (at 3e6 on digits only width 0.5 is: widths 1 and 2 need more than C at k=1)
+    and lr is still drawn from its range. Before, a continuous lr unrestricted the whole family and a 3-trial
+    search spent two trials on cnn3 w=1 k=8 (infeasible)."""
+    from tuneall.planning.factory import max_feasible_k
+    from tuneall.planning.points import point_to_allocation
+    from tuneall.tuning.define_by_run import DefineByRun
+
+    space, budget, info = load_space("tuned"), Budget(3e6), dataset_info("digits")
+    fc = restrict(space, budget, info)["cnn3"]
+    assert fc.values["width"] == (0.5,) and "lr" not in fc.axes and "batch_size" in fc.axes
+    run = DefineByRun(space, budget, info)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=3))
+    lrs = set()
+    for i in range(20):
+        t = study.ask()
+        p = run(t)
+        alloc, train = point_to_allocation(p)
+        assert max_feasible_k(alloc, budget, info, train) >= p["k"] >= 1, p
+        assert 0.005 <= p["lr"] <= 0.5 and t.params["lr"] == p["lr"]
+        lrs.add(p["lr"])
+        study.tell(t, float(p["lr"]))
+    assert len(lrs) == 20
+
+
+def test_only_the_step_cost_recipe_fields_change_what_a_budget_trains():
+    """STEP_COST_RECIPE_FIELDS is what the factory's step cost reads, in both units: every other recipe field leaves
+    the largest feasible k alone, and the batch size moves it in FLOPs (what lets a sampler leave them out of the
+    feasibility enumeration)."""
+    from tuneall.core.config import RECIPE_FIELDS, STEP_COST_RECIPE_FIELDS, TrainConfig
+    from tuneall.planning.factory import Allocation, max_feasible_k
+
+    alloc, info = Allocation(width=0.5), dataset_info("digits")
+    other = {"optimizer": "adamw", "lr": 0.3, "momentum": 0.5, "weight_decay": 1e-3, "batch_size": 256,
+             "label_smoothing": 0.1}
+    assert set(other) == set(RECIPE_FIELDS)
+    for unit, value in (("param-steps", 3e6), ("flops", 3e11)):
+        budget = Budget(value, unit)
+        base = max_feasible_k(alloc, budget, info, TrainConfig())
+        assert base > 1
+        for field, v in other.items():
+            k = max_feasible_k(alloc, budget, info, TrainConfig(**{field: v}))
+            if field in STEP_COST_RECIPE_FIELDS and unit == "flops":
+                assert k != base, field
+            else:
+                assert k == base, (unit, field)

@@ -46,6 +46,9 @@ DEFAULT_OBJECTIVE = "val_ensemble_acc_mean"
 
 # The training recipe's fields a point may fix or sample (search-space axes): the fields of Recipe, in its order.
 RECIPE_FIELDS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "label_smoothing")
+# The recipe fields a member step's cost reads (tuneall.planning.factory._member_cost: FLOPs at the batch size); the
+# others never change which allocations a budget can train.
+STEP_COST_RECIPE_FIELDS = ("batch_size",)
 # The columns that identify an allocation in every table (plan, trials, frontier, sweep cells).
 ALLOCATION_COLUMNS = ["family", "width", "depth", "k", "data_fraction", "design", *RECIPE_FIELDS]
 

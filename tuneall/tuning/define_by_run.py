@@ -103,7 +103,7 @@ class DefineByRun:
 
         def as_is(key, fam):  # sampled under its own name: not constant, not as an index
             fc = self.choices.get(fam)
-            if fc is not None and key != "k":
+            if fc is not None and key in fc.axes:
                 return key not in fc.indexed and len(fc.values[key]) > 1
             return not _constant(space.axis(key, fam)) and not (key == "k" and isinstance(space.axis(key, fam),
                                                                                           Choice))  # k: as k_index
@@ -122,8 +122,8 @@ class DefineByRun:
         fam = _suggest(trial, "family", Choice(tuple(self.choices) or space.families))
         point = {"family": fam}
         fc = self.choices.get(fam)
-        for key in AXES:
-            if key == "k" or fc is not None:
+        for key in AXES:  # without restricted choices every axis; with them, the free ones (a learning-rate range)
+            if key == "k" or (fc is not None and key in fc.axes):
                 continue
             name = f"{key}_{fam}" if multi and key in space.per_family.get(fam, {}) else key
             point[key] = _suggest(trial, name, space.axis(key, fam))

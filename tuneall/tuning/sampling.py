@@ -7,8 +7,11 @@ step cost). Where a family's axes are all discrete, :func:`restrict` enumerates 
 values that occur in some feasible architecture: the *static* choices, fixed for the whole study, so Optuna's
 distributions never change. Where feasibility is joint (width 4 feasible only at depth 1, say), a later axis is
 sampled as ``<axis>_index``, the position among the values feasible given the axes already drawn, exactly as k is
-sampled as ``k_index`` among the feasible ensemble sizes; the value itself is recorded under its own name. A family
-with a continuous architecture axis is sampled as before (its infeasible draws reach Optuna as infeasible trials).
+sampled as ``k_index`` among the feasible ensemble sizes; the value itself is recorded under its own name. A
+continuous recipe axis that no step cost reads (a learning-rate range, say: ``STEP_COST_RECIPE_FIELDS``) cannot make
+an architecture infeasible: it is left out of the enumeration and sampled as is beside the restricted choices. A family
+with any other continuous axis (width, depth, batch size, data fraction) is sampled as before (its infeasible draws
+reach Optuna as infeasible trials).
 """
 
 from __future__ import annotations
@@ -47,8 +50,17 @@ def _order(v):
     return (v is not None, v if v is not None else 0)
 
 
+def free_axis(name: str, axis) -> bool:
+    """Whether an axis is sampled apart from the feasible architectures: a continuous range of a recipe field that no
+    step cost reads (it changes no allocation's feasibility, and a range cannot be enumerated)."""
+    from tuneall.core.config import RECIPE_FIELDS, STEP_COST_RECIPE_FIELDS
+
+    return not isinstance(axis, Choice) and name in RECIPE_FIELDS and name not in STEP_COST_RECIPE_FIELDS
+
+
 def _arch_axes(space: SearchSpace, fam: str) -> list[str]:
-    return [a for a in AXES if a != "k"]
+    """The axes that decide a family's feasible architectures (every one but k and the free ones)."""
+    return [a for a in AXES if a != "k" and not free_axis(a, space.axis(a, fam))]
 
 
 def restrict(space: SearchSpace, budget, info, feasible_fn=None) -> dict[str, FamilyChoices | None]:
@@ -118,4 +130,4 @@ def sample(trial, fc: FamilyChoices, name_of) -> dict:
     return point
 
 
-__all__ = ["tpe_startup", "FamilyChoices", "restrict", "sample", "MAX_ENUMERATED"]
+__all__ = ["tpe_startup", "FamilyChoices", "restrict", "sample", "free_axis", "MAX_ENUMERATED"]
