@@ -76,6 +76,29 @@ def test_ensemble_vs_single_crossover_and_optimal_k():
     assert got == {1e6: 1, 1e7: 2, 1e8: 2}
 
 
+def test_the_best_k_per_budget_names_every_other_field_the_sweep_varies():
+    """A sweep over two learning rates: the best cell at each budget reads with its lr (optimal_k's column and the
+    sweep's answer line), not as a bare "k = 2, width 0.5" that no single cell of the sweep is. Before, the lr of
+    the best cell was dropped, and a sweep that varies nothing else keeps the table as it was."""
+    from tuneall.sweeping.progress import answer_lines
+
+    budgets = [1e6, 1e7]
+    spec = [(1.0, 1, c, [a] * 2) for c, a in zip(budgets, [0.80, 0.85])]
+    spec += [(0.5, 2, c, [a] * 2) for c, a in zip(budgets, [0.70, 0.90])]
+    slow = cells_table(spec).assign(lr=0.01, ensemble_acc=lambda d: d["ensemble_acc"] - 0.05)
+    cells = pd.concat([cells_table(spec).assign(lr=0.2), slow], ignore_index=True)
+    best = A.optimal_k(A.summarize_cells(cells))
+    assert best[["budget", "best_k", "best_width", "lr"]].values.tolist() == [[1e6, 1, 1.0, 0.2],
+                                                                              [1e7, 2, 0.5, 0.2]]
+    assert "family" not in best and "depth" not in best  # one value in the whole sweep: not a column
+    assert answer_lines({"optimal_k": best}, "param-steps") == [
+        "tuneall: answer (mean rule) at the largest budget C = 1e+07 param-steps: k = 2, width 0.5, lr=0.2 (test "
+        "accuracy 0.9000; best single network 0.8500); per budget: optimal_k.csv"]
+    plain = A.optimal_k(A.summarize_cells(cells_table(spec)))
+    assert list(plain.columns) == ["rule", "budget", "best_k", "best_width", "train_flops", "mean", "std", "worst",
+                                   "best_single"]
+
+
 def _design_summary(k, wins) -> pd.DataFrame:
     """Singles at three parameter counts, a k-member ensemble of 90% of each single's parameters; ``wins(P, T)``
     says where the ensemble is better."""

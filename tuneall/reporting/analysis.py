@@ -223,12 +223,13 @@ def _first_of_winning_suffix(wins: np.ndarray) -> int | None:
 
 
 def flops_curves(summary: pd.DataFrame) -> pd.DataFrame:
-    """Seed 002: per rule and k, accuracy against training FLOPs (best width at each budget) and against inference
-    FLOPs (every width at the largest budget)."""
+    """Seed 002: per rule and k, accuracy against training FLOPs (the best cell at each budget: its width and every
+    other field the sweep varies, :func:`varied_fields`) and against inference FLOPs (every cell at the largest
+    budget)."""
     s = summary
     if "data_fraction" in s:
         s = s[s["data_fraction"] == s["data_fraction"].max()]
-    cols = ["rule", "k", "width", "budget", "train_flops", "inference_flops", "mean", "std", "worst"]
+    cols = ["rule", "k", "width", *varied_fields(s), "budget", "train_flops", "inference_flops", "mean", "std", "worst"]
     train = s.loc[s.groupby(["rule", "k", "budget"])["mean"].idxmax()].assign(axis="train")
     top = s[s["budget"] == s["budget"].max()].assign(axis="inference")
     return pd.concat([train, top])[["axis", *cols]].sort_values(["axis", "rule", "k", "budget", "width"],
@@ -236,15 +237,23 @@ def flops_curves(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def optimal_k(summary: pd.DataFrame) -> pd.DataFrame:
-    """The best ensemble size at each budget, per combination rule (seed 002: 2-4 on CIFAR-10)."""
+    """The best ensemble size at each budget, per combination rule (seed 002: 2-4 on CIFAR-10), with every other
+    field the sweep varies (family, depth, design, lr, ...: :func:`varied_fields`), so the best cell reads as what
+    it is."""
     s = summary
     if "data_fraction" in s:
         s = s[s["data_fraction"] == s["data_fraction"].max()]
     best = s.loc[s.groupby(["rule", "budget"])["mean"].idxmax()]
-    out = best[["rule", "budget", "k", "width", "train_flops", "mean", "std", "worst"]].rename(
+    out = best[["rule", "budget", "k", "width", *varied_fields(s), "train_flops", "mean", "std", "worst"]].rename(
         columns={"k": "best_k", "width": "best_width"})
     singles = s[s["k"] == 1].groupby(["rule", "budget"])["mean"].max().rename("best_single")
     return out.join(singles, on=["rule", "budget"]).reset_index(drop=True)
+
+
+def varied_fields(summary: pd.DataFrame) -> list[str]:
+    """The allocation fields besides k, width and data fraction on which ``summary``'s cells differ."""
+    return [c for c in _keys(summary) if c not in ("k", "width", "data_fraction")
+            and summary[c].astype(str).nunique() > 1]
 
 
 def data_fraction_table(summary: pd.DataFrame, rule: str = "mean") -> pd.DataFrame:

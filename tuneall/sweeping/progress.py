@@ -67,12 +67,21 @@ def answer_lines(tables: dict, unit: str) -> list[str]:
     ok = tables.get("optimal_k")
     if ok is None or ok.empty:
         return ["tuneall: no answer: no cell trained successfully (see cells.csv and jobs.csv)"]
+    from tuneall.core.config import RECIPE_FIELDS
+    from tuneall.core.progress import axes_text
+
+    # The other fields the sweep varies (optimal_k keeps them: tuneall.reporting.analysis.varied_fields).
+    named = [c for c in ("family", "depth", "design") if c in ok]
+    recipe = [c for c in RECIPE_FIELDS if c in ok]
     out = []
     for rule, g in ok.groupby("rule", sort=False):
         top = g.loc[g["budget"].idxmax()]
         single = top.get("best_single")
+        more = [f"{c} {top[c]:g}" if isinstance(top[c], float) else f"{c} {top[c]}" for c in named
+                if top[c] == top[c] and top[c] not in ("", None)] + axes_text(top, recipe)
         out.append(f"tuneall: answer ({rule} rule) at the largest budget C = {top['budget']:.3g} {unit}: k = "
-                   f"{int(top['best_k'])}, width {float(top['best_width']):g} (test accuracy {top['mean']:.4f}"
+                   f"{int(top['best_k'])}, width {float(top['best_width']):g}" + "".join(f", {m}" for m in more)
+                   + f" (test accuracy {top['mean']:.4f}"
                    + (f"; best single network {single:.4f}" if single == single and single is not None else "")
                    + "); per budget: optimal_k.csv")
     return out

@@ -12,6 +12,7 @@ import pandas as pd
 from tuneall.reporting import analysis as A
 from tuneall.rundir.fsio import atomic_write_frame, atomic_write_text
 from tuneall.rundir import results as R
+from tuneall.core.config import ALLOCATION_COLUMNS
 from tuneall.core.errors import ConfigError
 from tuneall.reporting.powerlaw import choice_statement, frontier_study, holdout_statement
 
@@ -160,7 +161,9 @@ def _summary(out: Path, meta: dict, t: dict, figs: list[Path]) -> str:
     else:
         lines += ["(no single/ensemble pairs of comparable parameters in this sweep)", ""]
     lines += ["## Accuracy vs FLOPs per ensemble size (question Q2)", "",
-              md_table(t["optimal_k"], ["rule", "budget", "best_k", "best_width", "mean", "best_single"]), ""]
+              md_table(t["optimal_k"], ["rule", "budget", "best_k", "best_width",
+                                        *[c for c in ALLOCATION_COLUMNS if c in t["optimal_k"]], "mean",
+                                        "best_single"]), ""]
     if "data_fraction" in t:
         lines += ["## Data fraction vs budget (question Q3)", "",
                   md_table(t["data_fraction"], ["budget", "data_fraction", "width", "k", "epochs", "mean", "std",
