@@ -88,3 +88,38 @@ def test_multi_family_width_recorded_under_its_own_name(tmp_path):
     for cfg, t in _runs(configs, study):
         assert t.params["k"] == cfg["k"]
         assert t.params.get("width", t.user_attrs.get("width")) == cfg["width"]
+
+
+def test_a_tpe_repeat_is_redrawn_at_random_and_every_trial_trains_a_new_point():
+    """TPE that has found a clear best keeps proposing it; a failed redraw teaches it nothing. The redraw comes from
+    a seeded RandomSampler instead, so a 6-point space is covered in 6 trials with one failed redraw per repeat
+    at most, and the same seed redraws the same points. Before, TPE redrew the best point MAX_REDRAWS times and let
+    the repeat through (a trial spent on a journal answer)."""
+    from collections import Counter
+
+    from tuneall.tuning._optuna import ConstrainedOptunaSearch, DRAWN_BY
+
+    space = DefineByRun(parse_space({"families": ["cnn3"], "width": [0.25, 0.5, 1.0], "k": [1, 2], "lr": 0.05}),
+                        Budget(1e7, min_steps=20), "digits")
+
+    def run():
+        s = ConstrainedOptunaSearch(space=space, metric="acc", mode="max",
+                                    sampler=optuna.samplers.TPESampler(seed=3, n_startup_trials=2))
+        points = []
+        for i in range(6):
+            cfg = s.suggest(f"t{i}")
+            points.append((cfg["width"], cfg["k"]))
+            # width 1, k 1 is far the best: TPE's proposals keep coming back to it
+            acc = 0.99 if (cfg["width"], cfg["k"]) == (1.0, 1) else 0.5
+            s.on_trial_complete(f"t{i}", result={"acc": acc, "status": "ok", "constraint": 0.0,
+                                                 "trial_id": f"t{i}"})
+        return points, s._ot_study.trials, s.redrawn
+
+    points, trials, redrawn = run()
+    assert len(set(points)) == 6, points  # every trial a new point: the space covered, nothing answered twice
+    states = Counter(t.state.name for t in trials)
+    assert states["COMPLETE"] == 6 and states["FAIL"] == redrawn
+    assert redrawn <= 12, redrawn  # a handful of failed draws, not MAX_REDRAWS per trial
+    assert redrawn >= 1  # TPE did propose the best again (the case this guards)
+    assert any(t.user_attrs.get(DRAWN_BY) == "random" for t in trials if t.state.name == "COMPLETE")
+    assert run()[0] == points  # seeded: the same search redraws the same points
