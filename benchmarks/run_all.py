@@ -17,7 +17,8 @@ import _common as C
 
 BENCHMARKS = ["cli_startup", "step_efficiency", "step_profile", "vectorized_members", "search_efficiency", "sweep_reuse"]
 # Run on their own (minutes each), listed in the summary when their latest output exists.
-SEPARATE = ["compile_member", "kill_resume", "search_cost", "search_peer", "shared_store"]
+SEPARATE = ["compile_member", "kill_resume", "search_cost", "search_cost_held_out", "halving_barrier", "search_peer",
+            "shared_store", "store_cluster"]
 
 
 def main():
@@ -51,7 +52,8 @@ def write_summary():
             continue
         d = json.loads(path.read_text())
         machine = machine or d.get("machine")
-        how = "" if name in BENCHMARKS else f" (not part of run_all: `python benchmarks/{name}.py`)"
+        how = "" if name in BENCHMARKS else \
+            f" (not part of run_all: `{d.get('command') or f'python benchmarks/{name}.py'}`)"
         lines += [f"## {name}{how}", "", f"Run {d.get('started')} (load average at start {d.get('load_average_at_start')})"
                   f"{', decision: ' + d['decision'] if d.get('decision') else ''}.", "",
                   "| figure | value | baseline | baseline value | ratio | goal | met | note |",
