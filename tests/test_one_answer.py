@@ -130,3 +130,31 @@ def test_every_reader_names_the_same_allocation(tmp_path):
         assert key(grid.get_best_result().config.get("point", grid.get_best_result().config)) == alloc
     finally:
         ray.shutdown()
+
+
+def test_exact_ties_go_to_the_trial_suggested_first_whatever_its_random_ray_id():
+    """Ray 2.60's trial ids are 8 random hex digits (``Trial.generate_id``), so "the earlier trial" read from the
+    id ordered exact ties by chance: two runs of `--space tuned --trials 3` on digits named different answers among
+    allocations tied at validation 1.0 and equal inference cost. The journal now records each trial's suggestion
+    order (Ray's trial counter after the records of earlier runs) and the rule breaks such ties by it."""
+    from types import SimpleNamespace
+
+    from tuneall.reporting.choice import order
+    from tuneall.reporting.search_report import trial_rows
+    from tuneall.tuning._callbacks import ORDER_STRIDE, trial_order
+
+    def trial(tag):
+        return SimpleNamespace(experiment_tag=tag)
+
+    assert trial_order(0, trial("3_batch_size=64,lr=0.06")) == 3
+    assert trial_order(5, trial("1_lr=0.1")) == 5 * ORDER_STRIDE + 1  # a resumed run: after every earlier record
+    assert trial_order(0, trial("")) is None and trial_order(0, SimpleNamespace()) is None
+    tied = {"status": "ok", "m": 1.0, "inference_flops": 314624.0}
+    rows = [*trial_rows("1d6af6e5", {"lr": 0.0979}, tied, None, 2), *trial_rows("f01802e6", {"lr": 0.0626}, tied,
+                                                                                 None, 1)]
+    assert [r["trial_order"] for r in rows] == [2, 1]
+    table = pd.DataFrame(rows).assign(m=1.0, inference_flops=314624.0)
+    assert list(order(table, "m")["trial_id"]) == ["f01802e6", "1d6af6e5"]  # suggested first, not the lower hex id
+    assert list(order(table.iloc[::-1], "m")["trial_id"]) == ["f01802e6", "1d6af6e5"]  # nor the first row
+    # What the rule did before (no suggestion order): the lower random id won.
+    assert list(order(table.drop(columns="trial_order"), "m")["trial_id"]) == ["1d6af6e5", "f01802e6"]

@@ -3,7 +3,8 @@
 Rule: the answer is the eligible trial (trained, above chance, not a repeat) best on the search's first objective
 (validation accuracy by default); exact ties on it go to the cheaper allocation on the frontier's cost (inference
 FLOPs by default), so the answer is on its own Pareto frontier and is the frontier table's first row; what is still
-tied goes to the earlier trial (Ray's trial order, which is also Optuna's trial-number order).
+tied goes to the earlier trial (the order the search suggested them: the journal's ``trial_order``, which is Ray's
+trial creation order and Optuna's trial-number order; where a table has none, the number ending a trial id).
 
 Every reader follows it: the final line, summary.md, ``frontier.csv`` row 0 (``tuneall.search(...).iloc[0]``), the
 saved ensemble, and, through the score of :mod:`tuneall.core.choice` that every trial reports, Optuna's
@@ -37,7 +38,11 @@ def order(table, metric: str, mode: str = "max", cost: str | None = "inference_f
     keys = [score(v, None if costs is None else costs.iloc[i], mode) for i, v in enumerate(vals)]
     keys = [(-k if mode == "max" else k) if math.isfinite(k) else math.inf for k in keys]
     ids = table["trial_id"] if "trial_id" in table else pd.Series(range(len(table)), index=table.index)
-    rank = sorted(range(len(table)), key=lambda i: (keys[i], _trial_order(ids.iloc[i]), i))
+    suggested = (pd.to_numeric(table["trial_order"], errors="coerce") if "trial_order" in table
+                 else pd.Series(math.nan, index=table.index))
+    rank = sorted(range(len(table)), key=lambda i: (
+        keys[i], *((0, float(suggested.iloc[i])) if suggested.iloc[i] == suggested.iloc[i] else (1, 0.0)),
+        _trial_order(ids.iloc[i]), i))
     return table.iloc[rank]
 
 

@@ -59,7 +59,7 @@ def summarize_trials(trials: pd.DataFrame) -> pd.DataFrame:
     first = trials.groupby("trial_id", sort=False).first()
     keep = [c for c in ["status", "reason", "error", *ALLOCATION_COLUMNS, *PLAN_COLUMNS, *COST_COLUMNS,
                         "n_diverged", "train_time_s", "wall_time_s", "member_steps_trained", "member_steps_reused",
-                        "curve_json", "repeat_of"] if c in first]
+                        "curve_json", "repeat_of", "trial_order"] if c in first]
     out = first[keep].copy()
     g = trials.groupby("trial_id", sort=False)
     for name, better in SPLIT_METRICS.items():

@@ -34,13 +34,15 @@ from tuneall.reporting.markdown import COSTS, SHOW, alloc_name, md_table, with_a
 MEMBER_STEPS = ["member_steps_trained", "member_steps_reused"]
 TRIAL_COLUMNS = ["trial_id", "repeat", "status", *ALLOCATION_COLUMNS, *PLAN_COLUMNS, *SPLIT_METRICS,
                  *COST_COLUMNS, "n_diverged", "train_time_s", "wall_time_s", *MEMBER_STEPS, "curve_json", "node_id",
-                 "repeat_of", "reason", "error", CORRECT_COLUMN]
+                 "repeat_of", "reason", "error", CORRECT_COLUMN, "trial_order"]
 
 
-def trial_rows(trial_id: str, config: dict, metrics: dict, error: str | None) -> list[dict]:
-    """Rows of the trials table for one trial: one per repeat (one row with no repeat if it never trained)."""
+def trial_rows(trial_id: str, config: dict, metrics: dict, error: str | None, order: int | None = None) -> list[dict]:
+    """Rows of the trials table for one trial: one per repeat (one row with no repeat if it never trained).
+    ``order``: its suggestion order (the journal's, :func:`tuneall.tuning._callbacks.trial_order`)."""
     point = config.get("point", config)
-    base = {"trial_id": trial_id, **{c: point.get(c) for c in ALLOCATION_COLUMNS}}
+    base = {"trial_id": trial_id, "trial_order": order if isinstance(order, int) and not isinstance(order, bool)
+            else None, **{c: point.get(c) for c in ALLOCATION_COLUMNS}}
     base.update({c: metrics[c] for c in (*ALLOCATION_COLUMNS, *PLAN_COLUMNS) if c in metrics})
     if error is not None or not metrics:
         return [{**base, "status": "failed", "error": (error or "no result reported").splitlines()[0]}]
@@ -65,7 +67,8 @@ def _table(records: list[dict]) -> tuple[pd.DataFrame, list[str]]:
     rows, problems = [], []
     for rec in records:
         try:
-            rows += trial_rows(rec["trial_id"], rec.get("config") or {}, rec.get("metrics") or {}, rec.get("error"))
+            rows += trial_rows(rec["trial_id"], rec.get("config") or {}, rec.get("metrics") or {}, rec.get("error"),
+                               rec.get("order"))
         except (TypeError, ValueError, AttributeError, KeyError) as e:
             problems.append(f"trial {str(rec.get('trial_id'))[:40]!r}: {type(e).__name__}")
     return _numeric(pd.DataFrame(rows, columns=TRIAL_COLUMNS)), problems

@@ -32,17 +32,34 @@ def _config(trial) -> dict:
     return {k: v for k, v in (trial.config or {}).items() if k != "reuse_ks"}
 
 
+def trial_order(base: int, trial) -> int | None:
+    """A trial's place in the order its search suggested it: Ray's trial counter (the number its ``experiment_tag``
+    starts with: creation order, which is the searcher's suggestion order and Optuna's trial-number order) after
+    ``base``, the journal's records when this run started (a resumed run's counter starts at 1 again). Not Ray's
+    trial id: in Ray 2.60 that is 8 random hex digits, so ordering by it broke exact ties differently in every run."""
+    try:
+        return base * ORDER_STRIDE + int(str(trial.experiment_tag).split("_", 1)[0])
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+ORDER_STRIDE = 1_000_000  # more trials than one run ever creates
+
+
 class JournalCallback(Callback):
-    """Writes each finished or failed trial to the results directory's journal as soon as the driver learns of it."""
+    """Writes each finished or failed trial to the results directory's journal as soon as the driver learns of it,
+    with its suggestion order (:func:`trial_order`: what breaks the answer rule's exact ties)."""
 
     def __init__(self, results_dir: str):
         self.results_dir = results_dir
+        self.base = len(journal.read_checked(results_dir).records)  # the driver warns of damaged lines itself
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if "status" not in (trial.last_result or {}) or not _full_trial(trial):
             return  # stopped before it reported (Ctrl-C): not finished, so a resume runs it again
         journal.append(self.results_dir, {"trial_id": trial.trial_id, "config": _config(trial),
-                                          "metrics": dict(trial.last_result or {}), "error": None})
+                                          "metrics": dict(trial.last_result or {}), "error": None,
+                                          "order": trial_order(self.base, trial)})
 
     def on_trial_error(self, iteration, trials, trial, **info):
         from tuneall.runner import signals
@@ -50,7 +67,7 @@ class JournalCallback(Callback):
         if signals.received() or not _full_trial(trial):  # a process-group signal stopped the trial too: not its
             return  # failure, so a resume reruns it (a rung trial's failure is halving.jsonl's)
         journal.append(self.results_dir, {"trial_id": trial.trial_id, "config": _config(trial), "metrics": {},
-                                          "error": error_line(trial)})
+                                          "error": error_line(trial), "order": trial_order(self.base, trial)})
 
 
 def error_line(trial) -> str:
