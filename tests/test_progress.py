@@ -152,3 +152,18 @@ def test_ray_prints_its_tables_only_at_a_higher_verbosity():
     from tuneall.core.progress import ray_verbosity
 
     assert [ray_verbosity(v) for v in (0, 1, 2, 3, 4, 9)] == [0, 0, 1, 2, 3, 3]
+
+
+def test_the_live_best_breaks_exact_ties_as_the_answer_rule_does():
+    """Two allocations tied on the score: the live "best" names the one suggested first (the final answer's rule),
+    whichever finished first; a strictly better score still wins at once, and without an order the first stays."""
+    from tuneall.core.progress import SearchProgress
+
+    lines = []
+    p = SearchProgress(3, [("val_ensemble_acc_mean", "max")], out=lines.append, clock=Clock())
+    tied = {"status": "ok", "val_ensemble_acc_mean": 1.0, "inference_flops": 314624}
+    p.trial_finished({"family": "cnn3", "width": 0.5, "k": 1, "lr": 0.0979}, tied, order=2)
+    p.trial_finished({"family": "cnn3", "width": 0.25, "k": 1, "lr": 0.0626}, tied, order=1)
+    assert "| best 1.0000 (cnn3 w=0.25 k=1) |" in lines[-1]
+    p.trial_finished({"family": "cnn3", "width": 1.0, "k": 1}, tied)  # no order known: the best stays
+    assert "| best 1.0000 (cnn3 w=0.25 k=1) |" in lines[-1]

@@ -104,12 +104,17 @@ class SearchProgress:
         self.axes = tuple(axes)  # the recipe fields the space varies: named in every line
         self.done, self.done_before, self.clock = done, done, clock
         self.start = clock()
-        self.best: tuple[float, str, float] | None = None  # (rule's score, label, objective)
+        self.best: tuple | None = None  # (rule's score, label, objective, suggestion order or None)
         self.out = out or (lambda line: print(line, flush=True))
 
-    def _better(self, value: float) -> bool:
-        mode = self.objectives[0][1]
-        return self.best is None or (value > self.best[0] if mode == "max" else value < self.best[0])
+    def _better(self, value: float, order: int | None) -> bool:
+        """Whether a score beats the best so far by the answer rule: a higher (lower) score, or an exact tie and an
+        earlier suggestion (:func:`tuneall.reporting.choice.order`), not whichever finished first."""
+        if self.best is None:
+            return True
+        if value == self.best[0]:
+            return order is not None and self.best[3] is not None and order < self.best[3]
+        return value > self.best[0] if self.objectives[0][1] == "max" else value < self.best[0]
 
     def eta_s(self) -> float:
         ran = self.done - self.done_before
@@ -118,8 +123,8 @@ class SearchProgress:
             return 0.0
         return (self.clock() - self.start) / ran * left if ran > 0 else float("nan")
 
-    def trial_line(self, point: dict, metrics: dict, error: str | None = None) -> str:
-        """Record a finished trial and return its line."""
+    def trial_line(self, point: dict, metrics: dict, error: str | None = None, order: int | None = None) -> str:
+        """Record a finished trial and return its line (``order``: its suggestion order, which breaks exact ties)."""
         self.done += 1
         label = allocation_label({**point, **{k: metrics[k] for k in ("depth", "k") if metrics.get(k) is not None}},
                                  self.axes)
@@ -148,16 +153,16 @@ class SearchProgress:
             first, _ = self.objectives[0]
             v = metrics.get(first)
             key = score_metrics(metrics, self.objectives)  # the answer rule's order (what Ray's "best" reads)
-            if status == "ok" and isinstance(v, (int, float)) and math.isfinite(v) and self._better(key):
-                self.best = (key, label, float(v))
+            if status == "ok" and isinstance(v, (int, float)) and math.isfinite(v) and self._better(key, order):
+                self.best = (key, label, float(v), order)
         best = f"best {_num(self.best[2])} ({self.best[1]})" if self.best else "best: none yet"
         left = max(0, self.total - self.done)
         eta = self.eta_s()
         tail = f"{self.done}/{self.total} done, {left} left" + (f", ETA {fmt_duration(eta)}" if left else "")
         return f"tuneall: trial {self.done}/{self.total} {label}: {body} | {best} | {tail}"
 
-    def trial_finished(self, point: dict, metrics: dict, error: str | None = None) -> None:
-        self.out(self.trial_line(point, metrics, error))
+    def trial_finished(self, point: dict, metrics: dict, error: str | None = None, order: int | None = None) -> None:
+        self.out(self.trial_line(point, metrics, error, order))
 
 
 class TrialBeat:

@@ -79,14 +79,14 @@ class ProgressCallback(Callback):
     """One line per finished trial (see :class:`tuneall.core.progress.SearchProgress`): allocation, objective mean ± std,
     best so far, trials done / left and the search's ETA from measured speed."""
 
-    def __init__(self, progress: SearchProgress):
-        self.progress = progress
+    def __init__(self, progress: SearchProgress, base: int = 0):
+        self.progress, self.base = progress, base  # base: the journal's records at the start (trial_order)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
         if "status" in result and _full_trial(trial):
             config = trial.config or {}
-            self.progress.trial_finished(config.get("point", config), result)
+            self.progress.trial_finished(config.get("point", config), result, order=trial_order(self.base, trial))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         if _full_trial(trial):
