@@ -38,11 +38,10 @@ def order(table, metric: str, mode: str = "max", cost: str | None = "inference_f
     keys = [score(v, None if costs is None else costs.iloc[i], mode) for i, v in enumerate(vals)]
     keys = [(-k if mode == "max" else k) if math.isfinite(k) else math.inf for k in keys]
     ids = table["trial_id"] if "trial_id" in table else pd.Series(range(len(table)), index=table.index)
-    suggested = (pd.to_numeric(table["trial_order"], errors="coerce") if "trial_order" in table
-                 else pd.Series(math.nan, index=table.index))
-    rank = sorted(range(len(table)), key=lambda i: (
-        keys[i], *((0, float(suggested.iloc[i])) if suggested.iloc[i] == suggested.iloc[i] else (1, 0.0)),
-        _trial_order(ids.iloc[i]), i))
+    # The search's suggestion order where the table has it (the journal's); a trial without one comes after.
+    suggested = (pd.to_numeric(table["trial_order"], errors="coerce").fillna(math.inf).tolist()
+                 if "trial_order" in table else [math.inf] * len(table))
+    rank = sorted(range(len(table)), key=lambda i: (keys[i], suggested[i], _trial_order(ids.iloc[i]), i))
     return table.iloc[rank]
 
 

@@ -50,9 +50,8 @@ class JournalCallback(Callback):
     """Writes each finished or failed trial to the results directory's journal as soon as the driver learns of it,
     with its suggestion order (:func:`trial_order`: what breaks the answer rule's exact ties)."""
 
-    def __init__(self, results_dir: str):
-        self.results_dir = results_dir
-        self.base = len(journal.read_checked(results_dir).records)  # the driver warns of damaged lines itself
+    def __init__(self, results_dir: str, base: int = 0):
+        self.results_dir, self.base = results_dir, base  # base: the journal's usable records at the start
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if "status" not in (trial.last_result or {}) or not _full_trial(trial):

@@ -5,9 +5,8 @@ tuned on, ``results/benchmarks/search_cost_held_out.json``) ran successive halvi
 learning rate, the depth or the data fraction matters, five cases of three search seeds. TPE and random with as many
 trials as halving spent budgets chose inside the grid's tie set in 14 and 15 of 15 runs, halving in 15 of 15, in
 about 1.7 x their wall time (a rung waits for its slowest architecture): one run apart, which fifteen runs cannot
-tell from noise. So auto chooses
-TPE for a grid too; it chooses halving nowhere until a case shows halving ahead, and ``--searcher halving`` stays
-available.
+tell from noise. So auto chooses TPE for a grid too; it chooses halving nowhere until a case shows halving ahead,
+and ``--searcher halving`` stays available.
 """
 
 from __future__ import annotations

@@ -161,7 +161,7 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         # Ray ranks by the first objective with the answer rule's tie-break folded in (reporting/choice.py), so
         # get_best_result() and its live "Current best trial" name the allocation tuneall names. Ray's table of
         # trials only at --verbose 2 and above: tuneall's own lines carry the news.
-        journal_cb = JournalCallback(str(out))
+        journal_cb = JournalCallback(str(out), base=len(done))  # the records read above: trial_order's base
         run_tune(trainable, name=cfg.run_name, storage_path=R.storage.ray_storage_path(out), concurrency=at_once,
                  max_failures=cfg.max_failures, verbose=ray_verbosity(verbose), param_space=trials.param_space,
                  search_alg=trials.searcher, num_samples=1 if trials.param_space else max(1, trials.todo),
