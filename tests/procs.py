@@ -69,3 +69,30 @@ def run_to_end(args: list[str], tmp: Path, timeout: float = 400) -> None:
         assert proc.wait(timeout=timeout) == 0, (tmp / "driver.log").read_text()[-3000:]
     finally:
         kill_tree(proc.pid)
+
+
+# Ray's C++ gRPC servers bind every interface whatever the node address (Ray 2.60 has no option to bind them to
+# loopback); they require Ray's auth token, on by default for a new local Ray. Every other listener must be loopback.
+WILDCARD_OK = ("gcs_server", "raylet", "ray::", "tuneall.cli", "default_worker.py")
+
+
+def listeners(root_pid: int) -> set[tuple[str, str, int]]:
+    """(command line, address, port) of every socket that ``root_pid`` or a process below it listens on."""
+    import ray  # noqa: F401  (puts Ray's bundled psutil on the path)
+    import psutil
+
+    out = set()
+    try:
+        procs = [psutil.Process(root_pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.Error:
+        return out
+    for p in procs:
+        try:
+            name = " ".join(p.cmdline())[:160] or p.name()  # an exiting process has no command line left
+            for c in p.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN:
+                    out.add((name, c.laddr.ip, c.laddr.port))
+        except psutil.Error:
+            pass
+    return out

@@ -174,9 +174,10 @@ def test_a_grid_at_3c_after_one_at_c_trains_only_what_the_first_did_not_plus_rep
     """Two searches sharing a store: every trial at 3C equals a fresh run bit for bit, and the 3C grid trains the
     3C grid alone minus everything the C grid trained, plus replays from grid states (member 0 is read at
     T(4, 3C) < T(1, C), a step no trial at C evaluated)."""
-    c3 = Budget(3 * BUDGET.value, BUDGET.unit, BUDGET.min_steps)
+    c = Budget(1e5, BUDGET.unit, BUDGET.min_steps)  # a third of BUDGET: the same structure, a ninth of the steps
+    c3 = Budget(3 * c.value, c.unit, c.min_steps)
     shared = S.MemberStore(tmp_path / "shared")
-    first_plans, _, first = _grid(shared, BUDGET, digits)
+    first_plans, _, first = _grid(shared, c, digits)
     plans, got, later = _grid(shared, c3, digits)
     _, _, alone = _grid(S.MemberStore(tmp_path / "alone"), c3, digits)
     for k, res in got.items():

@@ -10,14 +10,15 @@ import signal
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tuneall.rundir import journal
 from tuneall.rundir import results as R
 from tuneall.runner import signals
-from tuneall.tuning.halving import read_log
+from tuneall.tuning.halving import RUNGS, read_log
 
-from procs import cli as _cli, descendants as _descendants, kill_tree as _kill_group, run_to_end, \
+from procs import WILDCARD_OK, cli as _cli, descendants as _descendants, kill_tree as _kill_group, listeners, \
     wait_for as _wait
 
 
@@ -206,69 +207,139 @@ def test_rung_trials_logged_as_they_finish_are_not_logged_twice(tmp_path):
     assert len(log) == len({(r["rung"], H.point_id(r["point"])) for r in log})
 
 
-# --- end to end: a real search, a signal, a resume --------------------------------------------------------------
+# --- end to end: a real search, signals, resumes -----------------------------------------------------------------
 
-SPACE = "name: sig\nfamilies: [cnn3]\nwidth: [0.25, 0.5]\nk: [1, 2, 3]\nbatch_size: 32\n"
+# 12 feasible points at 3e6 (widths 0.25 and 0.5, k 1-6): enough that the random chain's 10 trials are all distinct
+# and that a run stopped after a new trial still has trials left to stop in.
+SPACE = "name: sig\nfamilies: [cnn3]\nwidth: [0.25, 0.5]\nk: [1, 2, 3, 4, 5, 6]\nbatch_size: 32\n"
+TRIALS = 10
 
 
-MOMENTS = {  # when the signal is sent: (searcher, condition on (log text, results dir))
-    "start": ("random", lambda log, out: "tuneall: searching" in log),
-    "mid-trial": ("random", lambda log, out: len(journal.read(out)) >= 1),
-    "mid-rung": ("halving", lambda log, out: (out / "halving.jsonl").exists()),
+def _ready(moment: str, log: str, out: Path, before: int) -> bool:
+    """When the signal is sent: the run's search has begun; or a trial, or a halving rung trial, finished in it."""
+    if moment == "start":
+        return "tuneall: searching" in log
+    if moment == "mid-trial":
+        return (out / R.JOURNAL).exists() and len(journal.read(out)) > before
+    return len(read_log(out)) > before  # mid-rung
+
+
+def _finished(moment: str, out: Path) -> int:
+    return len(read_log(out)) if moment == "mid-rung" else len(journal.read(out)) if (out / R.JOURNAL).exists() \
+        else 0
+
+
+# Each chain is one search stopped again and again, each stop resumed by the next run (a resumed run is stopped as
+# cleanly as a first one). Both signals mid-trial (the moment a group signal also reaches Ray's processes' parent),
+# both targets, and the other moments once each: the handler is one code path for both signals, only the exit code
+# differs (the unit tests above check both). A group SIGTERM reaches the driver only: a local Ray's processes sit in
+# process groups of their own (runner/cluster.py, _own_process_groups), so they cannot die under the driver first.
+CHAINS = {
+    "random": [(signal.SIGINT, 130, "start", "group"), (signal.SIGTERM, 143, "mid-trial", "group"),
+               (signal.SIGINT, 130, "mid-trial", "group"),
+               (signal.SIGTERM, 143, "mid-trial", "driver")],  # a scheduler that signals the driver's pid only
+    "halving": [(signal.SIGTERM, 143, "mid-rung", "group"),
+                (signal.SIGKILL, -9, "mid-rung", "group"),  # no clean-up at all: the state stays "running"
+                (signal.SIGINT, 130, "mid-rung", "driver")],
 }
 
 
-# Both signals mid-trial (the moment a group signal also reaches Ray's processes' parent), one each at the other
-# moments: the handler is one code path for both, only the exit code differs (the unit tests above check both).
-CASES = [(signal.SIGTERM, 143, "mid-trial", "group"), (signal.SIGINT, 130, "mid-trial", "group"),
-         (signal.SIGINT, 130, "start", "group"), (signal.SIGTERM, 143, "mid-rung", "group"),
-         (signal.SIGINT, 130, "mid-rung", "driver")]
-CASES.append((signal.SIGTERM, 143, "mid-trial", "driver"))  # a scheduler that signals the driver's pid only
-# A group SIGTERM reaches the driver only: a local Ray's processes sit in process groups of their own
-# (runner/cluster.py, _own_process_groups), so they cannot die under the driver before its handler runs.
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("sig, code, moment, target", CASES,
-                         ids=[f"{signal.Signals(c[0]).name}-{c[2]}-{c[3]}" for c in CASES])
-def test_a_signal_stops_cleanly_and_resume_loses_nothing(tmp_path, sig, code, moment, target):
-    searcher, ready = MOMENTS[moment]
+@pytest.mark.parametrize("searcher", list(CHAINS))
+def test_signals_stop_cleanly_and_each_resume_loses_nothing(tmp_path, searcher):
     (tmp_path / "sig.yaml").write_text(SPACE)
     out = tmp_path / "results" / "s"
-    args = ["search", "--dataset", "digits", "--budget", "3e6", "--space", "sig.yaml", "--trials", "4", "--seeds",
-            "1", "--min-steps", "20", "--name", "s", "--searcher", searcher]
-    proc = _cli(args, tmp_path)
-    try:
-        _wait(lambda: ready((tmp_path / "driver.log").read_text(), out), 300, moment)
+    first = ["search", "--dataset", "digits", "--budget", "3e6", "--space", "sig.yaml", "--trials", str(TRIALS),
+             "--seeds", "1", "--min-steps", "20", "--name", "s", "--searcher", searcher]
+    driver_log = tmp_path / "driver.log"
+    for n, (sig, code, moment, target) in enumerate(CHAINS[searcher]):
+        case = f"stop {n + 1} ({signal.Signals(sig).name} {moment} to the {target})"
+        offset = driver_log.stat().st_size if driver_log.exists() else 0
+        run_log = lambda: driver_log.read_text()[offset:]  # noqa: E731  (this run's lines only)
+        before_n = _finished(moment, out)
         before = {r["trial_id"]: r for r in journal.read(out)} if (out / R.JOURNAL).exists() else {}
-        # The whole process group, as a terminal's Ctrl-C or a scheduler does, or the driver alone.
-        (os.killpg if target == "group" else os.kill)(proc.pid, sig)
-        rc = proc.wait(timeout=120)
-    finally:
-        _kill_group(proc.pid)
-    log = (tmp_path / "driver.log").read_text()
-    assert rc == code, log[-3000:]
-    assert "Traceback" not in log and "SIGTERM received" not in log and "Tuner.restore" not in log, log[-3000:]
-    stops = [line for line in log.splitlines() if line.startswith("tuneall: stopped by")]
-    assert len(stops) == 1 and signal.Signals(sig).name in stops[0] and f"tuneall resume {out}" in stops[0], log
-    assert json.loads((out / R.META).read_text())["state"] == "interrupted"
-    kept = journal.read(out)
-    assert {r["trial_id"] for r in kept} >= set(before)  # what had finished is kept
-    assert all(r["error"] is None for r in kept)  # trials the signal killed are not recorded as failures
-    rungs = len(read_log(out))
-
-    run_to_end(["resume", str(out), "--verbose", "0"], tmp_path)
+        rungs_before = read_log(out)
+        proc = _cli(first if n == 0 else ["resume", str(out)], tmp_path)
+        try:
+            _wait(lambda: _ready(moment, run_log(), out, before_n), 300, case)
+            # The whole process group, as a terminal's Ctrl-C or a scheduler does, or the driver alone; SIGKILL
+            # reaches every process the run started (Ray's too), as when its machine is lost.
+            if sig == signal.SIGKILL:
+                _kill_group(proc.pid)
+            else:
+                (os.killpg if target == "group" else os.kill)(proc.pid, sig)
+            rc = proc.wait(timeout=120)
+        finally:
+            _kill_group(proc.pid)
+        log = run_log()
+        assert rc == code, (case, log[-3000:])
+        if sig == signal.SIGKILL:  # nothing ran after the kill: what was written stays, as written
+            assert "tuneall: stopped by" not in log and R.read_meta(out)["state"] == "running", case
+            assert journal.read(out)[: len(before)] == list(before.values()), case
+            assert read_log(out)[:before_n] == rungs_before, case
+            continue
+        assert "Traceback" not in log and "SIGTERM received" not in log and "Tuner.restore" not in log, \
+            (case, log[-3000:])
+        stops = [line for line in log.splitlines() if line.startswith("tuneall: stopped by")]
+        assert len(stops) == 1 and signal.Signals(sig).name in stops[0] and f"tuneall resume {out}" in stops[0], \
+            (case, log)
+        assert json.loads((out / R.META).read_text())["state"] == "interrupted", case
+        kept = journal.read(out)
+        assert {r["trial_id"] for r in kept} >= set(before), case  # what had finished is kept
+        assert all(r["error"] is None for r in kept), case  # trials the signal killed are not recorded as failures
+        if kept:  # the report of what finished, marked as such (no report at all before the first trial)
+            assert "INCOMPLETE" in (out / R.SUMMARY).read_text(), case
+            assert len(set(pd.read_csv(out / "trials.csv")["trial_id"])) == len(kept), case
+        else:
+            assert R.SUMMARY not in {p.name for p in out.iterdir()}, case
+        rungs = read_log(out)
+        assert len(rungs) == len({(r["rung"], json.dumps(r["point"], sort_keys=True)) for r in rungs}), case
+        assert len(rungs) >= (before_n if moment == "mid-rung" else 0), case  # finished rung trials kept
+    _resume_to_the_end_on_loopback_alone(out, tmp_path)
     after = journal.read(out)
     ids = [r["trial_id"] for r in after]
-    assert len(ids) == len(set(ids)) and set(ids) >= {r["trial_id"] for r in kept}
+    assert len(ids) == len(set(ids)) and all(r["error"] is None for r in after)
     if searcher == "random":
-        assert len(after) == 4
-    else:  # every rung trial finished before the stop was kept, not run again
-        log_after = read_log(out)
-        assert len(log_after) == len({(r["rung"], json.dumps(r["point"], sort_keys=True)) for r in log_after})
-        assert len(log_after) >= rungs
+        assert len(after) == TRIALS
+    else:  # every rung trial finished before a stop was kept, not run again
+        rungs = read_log(out)
+        assert len(rungs) == len({(r["rung"], json.dumps(r["point"], sort_keys=True)) for r in rungs})
+        assert {r["rung"] for r in rungs} == set(range(len(RUNGS))) and len([r for r in rungs if r["rung"] == 0]) == 12
+        assert after and all(r["metrics"]["status"] == "ok" for r in after)
     assert json.loads((out / R.META).read_text())["state"] == "complete"
-    assert "disagreed" not in (tmp_path / "driver.log").read_text()
+    assert "INCOMPLETE" not in (out / R.SUMMARY).read_text()
+    assert "disagreed" not in driver_log.read_text()
+
+
+def _resume_to_the_end_on_loopback_alone(out: Path, tmp_path: Path) -> None:
+    """The last resume, with the default node address as a user runs it: a second run on the same directory is
+    refused in one line naming the owner's pid, and none of the run's processes listens beyond loopback (Ray's
+    token-authenticated C++ gRPC servers aside: procs.WILDCARD_OK)."""
+    import ipaddress
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TUNEALL_NODE_IP"}
+    args = [sys.executable, "-m", "tuneall.cli", "resume", str(out), "--verbose", "0"]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=open(tmp_path / "driver.log", "a"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait(lambda: f'"pid": {proc.pid},' in (out / "tuneall.lock").read_text(), 120,
+              "the resume to own its directory")  # the lock file names its holder while held
+        second = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and f"pid {proc.pid}" in second.stderr, second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+        seen: set = set()
+        while proc.poll() is None:
+            seen |= listeners(proc.pid)
+            time.sleep(0.5)
+        assert proc.returncode == 0, (tmp_path / "driver.log").read_text()[-3000:]
+    finally:
+        _kill_group(proc.pid)
+    assert seen, "no listener seen: the check did not look at the run's processes"
+    exposed = [(name, ip, port) for name, ip, port in seen if not ipaddress.ip_address(ip).is_loopback
+               and not (ipaddress.ip_address(ip).is_unspecified and any(w in name for w in WILDCARD_OK))]
+    assert not exposed, exposed
 
 
 @pytest.mark.slow

@@ -303,7 +303,7 @@ def _journal_at(fs, path: str) -> list[dict]:
 
 @pytest.mark.slow
 def test_search_at_s3_survives_sigkill_and_reads_back(s3, tmp_path, monkeypatch):
-    from test_reliability import _kill_group, _wait
+    from procs import kill_tree as _kill_group, wait_for as _wait
 
     import tuneall
     from tuneall.rundir.journal import point_key
