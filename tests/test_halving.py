@@ -284,7 +284,7 @@ def test_a_resume_mid_rung_runs_only_the_architectures_not_logged(tmp_path):
 
 def test_auto_chooses_what_the_held_out_benchmark_supports_and_says_why():
     """TPE for a grid (the held-out cases: TPE at halving's compute in the tie set one run in fifteen less often, in
-    about 0.6 x its wall time) and for continuous axes; the directory records the searcher chosen."""
+    about two thirds of its wall time) and for continuous axes; the directory records the searcher chosen."""
     from tuneall.core.budget import Budget
     from tuneall.core.errors import ConfigError
     from tuneall.planning.space import load_space

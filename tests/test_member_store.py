@@ -15,7 +15,7 @@ from tuneall.store.reuse import StoreTrainer, architecture_plans, horizons
 from tuneall.training.trial import run_trial, train_sequential
 
 POINT = {"family": "cnn3", "width": 0.25, "depth": 1, "k": 1, "data_fraction": 1.0, "batch_size": 32}
-BUDGET = Budget(3e5, "param-steps", 10)
+BUDGET = Budget(1e5, "param-steps", 10)  # T(1) = 537 steps of a 186-parameter member: seconds per trial
 
 
 @pytest.fixture(scope="module")
@@ -174,10 +174,9 @@ def test_a_grid_at_3c_after_one_at_c_trains_only_what_the_first_did_not_plus_rep
     """Two searches sharing a store: every trial at 3C equals a fresh run bit for bit, and the 3C grid trains the
     3C grid alone minus everything the C grid trained, plus replays from grid states (member 0 is read at
     T(4, 3C) < T(1, C), a step no trial at C evaluated)."""
-    c = Budget(1e5, BUDGET.unit, BUDGET.min_steps)  # a third of BUDGET: the same structure, a ninth of the steps
-    c3 = Budget(3 * c.value, c.unit, c.min_steps)
+    c3 = Budget(3 * BUDGET.value, BUDGET.unit, BUDGET.min_steps)
     shared = S.MemberStore(tmp_path / "shared")
-    first_plans, _, first = _grid(shared, c, digits)
+    first_plans, _, first = _grid(shared, BUDGET, digits)
     plans, got, later = _grid(shared, c3, digits)
     _, _, alone = _grid(S.MemberStore(tmp_path / "alone"), c3, digits)
     for k, res in got.items():

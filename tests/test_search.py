@@ -95,14 +95,9 @@ def test_grid_search_visits_exactly_the_feasible_points(ray_local, tmp_path):
     ran = sorted(zip(trials["width"], trials["k"]))
     assert ran == sorted(zip(feasible["width"], feasible["k"]))
     assert (trials["status"] == "ok").all()
-
-    # Determinism: the same search again gives the same trials table, metric for metric (CPU).
-    tuneall.search(budget=2e6, dataset="digits", space=space, searcher="grid", seeds=1, min_steps=20,
-                   storage_path=str(tmp_path), name="grid2", verbose=0)
-    again = pd.read_csv(tmp_path / "grid2" / "trials.csv")
-    cols = ["width", "k", "steps", "ensemble_acc", "ensemble_nll", "ensemble_ece", "disagreement"]
-    a, b = (t[cols].sort_values(["width", "k"], ignore_index=True) for t in (trials, again))
-    pd.testing.assert_frame_equal(a, b)
+    # Determinism (the same allocation gives the same numbers in another run and process) is checked where it is
+    # most at risk: tests/test_one_number.py (a search against `tuneall train`) and tests/test_store_cluster.py (every
+    # searcher on a two-node cluster against one machine).
 
 
 def _searcher(space_doc, budget):
