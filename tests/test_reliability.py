@@ -1,7 +1,6 @@
 """Nothing lost: a driver killed with SIGKILL mid-search resumes without re-running finished trials or stored
-members. Signals (SIGTERM, Ctrl-C) and the
-loopback-only listeners of a local search: tests/test_signals.py; trials spread over a two-node cluster:
-tests/test_user.py and tests/test_store_cluster.py."""
+members. Signals (SIGTERM, Ctrl-C) and a local search's loopback-only listeners: tests/test_signals.py; trials
+spread over a two-node cluster: tests/test_user.py and tests/test_store_cluster.py."""
 
 from __future__ import annotations
 
