@@ -215,20 +215,16 @@ SPACE = "name: sig\nfamilies: [cnn3]\nwidth: [0.25, 0.5]\nk: [1, 2, 3, 4, 5, 6]\
 TRIALS = 10
 
 
-def _ready(moment: str, log: str, out: Path, before: int) -> bool:
-    """When the signal is sent: the run's search has begun; or a trial, or a halving rung trial, finished in it."""
-    if moment == "start":
-        return "tuneall: searching" in log
-    if moment == "mid-trial":
-        return (out / R.JOURNAL).exists() and len(journal.read(out)) > before
-    return len(read_log(out)) > before  # mid-rung
-
-
 def _finished(moment: str, out: Path) -> int:
     """What :func:`_ready` counts: rung trials logged (mid-rung) or trials journalled."""
     if moment == "mid-rung":
         return len(read_log(out))
     return len(journal.read(out)) if (out / R.JOURNAL).exists() else 0
+
+
+def _ready(moment: str, log: str, out: Path, before: int) -> bool:
+    """When the signal is sent: the run's search has begun; or a trial, or a halving rung trial, finished in it."""
+    return "tuneall: searching" in log if moment == "start" else _finished(moment, out) > before
 
 
 # Each chain is one search stopped again and again, each stop resumed by the next run (a resumed run is stopped as

@@ -32,6 +32,9 @@ def _config(trial) -> dict:
     return {k: v for k, v in (trial.config or {}).items() if k != "reuse_ks"}
 
 
+ORDER_STRIDE = 1_000_000  # more trials than one run ever creates
+
+
 def trial_order(base: int, trial) -> int | None:
     """A trial's place in the order its search suggested it: Ray's trial counter (the number its ``experiment_tag``
     starts with: creation order, which is the searcher's suggestion order and Optuna's trial-number order) after
@@ -41,9 +44,6 @@ def trial_order(base: int, trial) -> int | None:
         return base * ORDER_STRIDE + int(str(trial.experiment_tag).split("_", 1)[0])
     except (TypeError, ValueError, AttributeError):
         return None
-
-
-ORDER_STRIDE = 1_000_000  # more trials than one run ever creates
 
 
 class JournalCallback(Callback):

@@ -161,13 +161,14 @@ def _fit(cfg: SearchConfig, data, feasible, out: Path, argv, verbose, old_meta, 
         # Ray ranks by the first objective with the answer rule's tie-break folded in (reporting/choice.py), so
         # get_best_result() and its live "Current best trial" name the allocation tuneall names. Ray's table of
         # trials only at --verbose 2 and above: tuneall's own lines carry the news.
-        journal_cb = JournalCallback(str(out), base=len(done))  # the records read above: trial_order's base
+        base = len(done)  # the records read above: trial_order's base for this run's trials
         run_tune(trainable, name=cfg.run_name, storage_path=R.storage.ray_storage_path(out), concurrency=at_once,
                  max_failures=cfg.max_failures, verbose=ray_verbosity(verbose), param_space=trials.param_space,
                  search_alg=trials.searcher, num_samples=1 if trials.param_space else max(1, trials.todo),
                  metric=SCORE, mode=cfg.mode[0],
                  progress_reporter=live_table(cfg.objectives, grid_points is not None) if verbose >= 2 else None,
-                 callbacks=[journal_cb, *([ProgressCallback(progress, journal_cb.base)] if verbose > 0 else [])])
+                 callbacks=[JournalCallback(str(out), base),
+                            *([ProgressCallback(progress, base)] if verbose > 0 else [])])
     warn_rejected([r.get("metrics") for r in _read_journal(out, quiet=True)[len(done):]])  # once, not per trial
     return _finish(cfg, data, out, meta, trials, verbose)
 
